@@ -1,0 +1,15 @@
+//! Pakaura's default mapper component: the event catalogue of SPEC §4.
+//!
+//! # Layout
+//!
+//! - [`types`]: plain Rust mirrors of the WIT records (`wit/events.wit`).
+//! - [`catalogue`]: the mapping itself, over those types; it builds and tests natively, and
+//!   the host's benchmark links it to compare the component with native code.
+//! - `component` (wasm32 only): the wit-bindgen glue that exports the catalogue as the
+//!   `pakaura:events/mapper` world.
+
+pub mod catalogue;
+pub mod types;
+
+#[cfg(target_arch = "wasm32")]
+mod component;

@@ -1,0 +1,178 @@
+{{/*
+Names, labels and the derived settings every template shares.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "pakaura.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The release's full name: fullnameOverride, else "<release>-<chart>" (just the release name
+when it already contains the chart name). Truncated to 63 characters (DNS label).
+*/}}
+{{- define "pakaura.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "<chart>-<version>", as the helm.sh/chart label. */}}
+{{- define "pakaura.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every object. */}}
+{{- define "pakaura.labels" -}}
+helm.sh/chart: {{ include "pakaura.chart" . }}
+{{ include "pakaura.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: pakaura
+{{- end }}
+
+{{/* Labels that select the pods (immutable in a Deployment: never add to them). */}}
+{{- define "pakaura.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "pakaura.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The service account the pods run as. */}}
+{{- define "pakaura.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "pakaura.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The container image reference. */}}
+{{- define "pakaura.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/* The Dapr app id. */}}
+{{- define "pakaura.daprAppId" -}}
+{{- default (include "pakaura.fullname" .) .Values.dapr.appId }}
+{{- end }}
+
+{{/* The folder of the writable data volume (the SQLite file in sqlite mode). */}}
+{{- define "pakaura.dataDir" -}}
+/var/lib/pakaura
+{{- end }}
+
+{{/* Where the mapper settings file is mounted (MAPPER_SETTINGS_FILE). */}}
+{{- define "pakaura.mapperSettingsDir" -}}
+/etc/pakaura/settings
+{{- end }}
+
+{{/* True (non-empty) when DATABASE_URL is a SQLite file in the data volume. */}}
+{{- define "pakaura.sqlite" -}}
+{{- if eq .Values.database.mode "sqlite" }}true{{ end }}
+{{- end }}
+
+{{/*
+The Secret holding DATABASE_URL, JWT_SECRET and ADMIN_TOKEN: the operator's existing one, the
+chart's own when inline values are given, or none.
+*/}}
+{{- define "pakaura.secretName" -}}
+{{- if .Values.secrets.existingSecret }}
+{{- .Values.secrets.existingSecret }}
+{{- else if include "pakaura.createSecret" . }}
+{{- include "pakaura.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{/* True (non-empty) when the chart creates the Secret from inline values. */}}
+{{- define "pakaura.createSecret" -}}
+{{- $s := .Values.secrets }}
+{{- if and (not $s.existingSecret) (or (and $s.databaseUrl (not (include "pakaura.sqlite" .))) $s.jwtSecret $s.adminToken) }}true{{ end }}
+{{- end }}
+
+{{/* The Secret (key `token`) with the Dapr API token, or nothing. */}}
+{{- define "pakaura.daprTokenSecretName" -}}
+{{- if .Values.dapr.enabled }}
+{{- if .Values.dapr.apiToken.existingSecret }}
+{{- .Values.dapr.apiToken.existingSecret }}
+{{- else if .Values.dapr.apiToken.value }}
+{{- printf "%s-dapr-api-token" (include "pakaura.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The name of the ConfigMap the chart creates from mappers.files. */}}
+{{- define "pakaura.mappersConfigMapName" -}}
+{{- printf "%s-mappers" (include "pakaura.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The name of the ConfigMap holding the mapper settings file. */}}
+{{- define "pakaura.mapperSettingsConfigMapName" -}}
+{{- printf "%s-mapper-settings" (include "pakaura.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The volume that provides mappers.dir, as a pod volume source, or nothing (the image's own empty
+folder). See mappers.* in values.yaml for the order.
+*/}}
+{{- define "pakaura.mappersVolumeSource" -}}
+{{- $m := .Values.mappers }}
+{{- if $m.existingConfigMap }}
+configMap:
+  name: {{ $m.existingConfigMap }}
+{{- else if $m.existingClaim }}
+persistentVolumeClaim:
+  claimName: {{ $m.existingClaim }}
+  readOnly: true
+{{- else if $m.image.reference }}
+image:
+  reference: {{ $m.image.reference }}
+  pullPolicy: {{ $m.image.pullPolicy }}
+{{- else if $m.files }}
+configMap:
+  name: {{ include "pakaura.mappersConfigMapName" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Refuses values that would deploy a broken release, with one line naming the value to fix.
+*/}}
+{{- define "pakaura.validate" -}}
+{{- $v := .Values }}
+{{- if not (has $v.database.mode (list "external" "sqlite")) }}
+{{- fail (printf "database.mode must be external or sqlite, not %q" $v.database.mode) }}
+{{- end }}
+{{- if and (include "pakaura.sqlite" .) (gt (int $v.replicaCount) 1) }}
+{{- fail "database.mode=sqlite allows one replica only: set replicaCount=1 or use PostgreSQL (database.mode=external)" }}
+{{- end }}
+{{- if and (not (include "pakaura.sqlite" .)) (not $v.secrets.existingSecret) (not $v.secrets.databaseUrl) }}
+{{- fail "database.mode=external needs DATABASE_URL: set secrets.existingSecret (with the key secrets.keys.databaseUrl) or secrets.databaseUrl" }}
+{{- end }}
+{{- if and $v.secrets.databaseUrl (not $v.secrets.existingSecret) (not (include "pakaura.sqlite" .)) (not (regexMatch "^postgres(ql)?://" $v.secrets.databaseUrl)) }}
+{{- fail "secrets.databaseUrl must be a postgres:// URL (database.mode=sqlite uses the data volume)" }}
+{{- end }}
+{{- if and (gt (int $v.replicaCount) 1) (not $v.secrets.existingSecret) (not $v.secrets.jwtSecret) }}
+{{- fail "more than one replica needs a shared JWT_SECRET: set secrets.existingSecret or secrets.jwtSecret" }}
+{{- end }}
+{{- if and $v.secrets.jwtSecret (lt (len $v.secrets.jwtSecret) 32) }}
+{{- fail "secrets.jwtSecret must be at least 32 bytes" }}
+{{- end }}
+{{- if and $v.secrets.adminToken (lt (len $v.secrets.adminToken) 16) }}
+{{- fail "secrets.adminToken must be at least 16 characters" }}
+{{- end }}
+{{- $managed := list "BIND_ADDR" "DATABASE_URL" "JWT_SECRET" "ADMIN_TOKEN" "DAPR_ENABLED" "DAPR_HTTP_PORT" "DAPR_PUBSUB_NAME" "DAPR_API_TOKEN" "MAPPERS_DIR" "MAPPER_BUILTIN" "MAPPER_SETTINGS_FILE" }}
+{{- range $key, $_ := $v.env }}
+{{- if has $key $managed }}
+{{- fail (printf "env.%s is set by the chart from other values; see the comment above env in values.yaml" $key) }}
+{{- end }}
+{{- end }}
+{{- if and $v.dapr.enabled $v.dapr.pubsub.create (not $v.dapr.pubsub.brokers) }}
+{{- fail "dapr.pubsub.create needs dapr.pubsub.brokers" }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,168 @@
+//! `pakaura mapper`: the platform teams' tool to check a mapper component against
+//! the contract and to run it on a mutation, without starting the service.
+//!
+//! `FILE` is a path to a `.wasm` component or `builtin:default` (the embedded
+//! default mapper). Failures print one line on stderr and exit with status 1.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+
+use crate::domain::Mutation;
+use crate::events::build_envelope;
+use crate::mapper::settings::Settings;
+use crate::mapper::{
+    Limits, LoadedMapper, MapperConfig, MapperListing, MapperRuntime, MapperSettings, MapperSource,
+};
+
+/// The mapper tool's commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum MapperCommand {
+    /// Load a component, call `describe` and check it against the contract;
+    /// print its name, version, topics, file and SHA-256.
+    Check {
+        /// The component: a `.wasm` path or `builtin:default`.
+        file: String,
+        /// Print one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a component on one mutation and print the envelopes it yields, one
+    /// JSON object per line.
+    Run {
+        /// The component: a `.wasm` path or `builtin:default`.
+        file: String,
+        /// The mutation as JSON (the outbox form), from a file or `-` for stdin.
+        #[arg(long, default_value = "-", value_name = "PATH|-")]
+        mutation: String,
+        /// A setting the mapper reads with `host.config`, as KEY=VALUE; repeatable.
+        /// Overrides MAPPER_SETTINGS_FILE and MAPPER__<NAME>__<KEY> variables.
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_setting)]
+        config: Vec<(String, String)>,
+        /// The CloudEvents `source` of the envelopes.
+        #[arg(long, env = "EVENT_SOURCE", default_value = "pakaura/api")]
+        source: String,
+        /// The W3C `traceparent` of the causing request, to continue its trace.
+        #[arg(long)]
+        traceparent: Option<String>,
+    },
+}
+
+fn parse_setting(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got `{raw}`")),
+    }
+}
+
+/// Runs `cmd` with the mapper settings `cfg`. Errors are meant to be printed as
+/// one line (`{e:#}`) with exit status 1.
+///
+/// The work runs on its own thread, outside any async runtime, so this may be
+/// called from anywhere.
+pub fn execute(cmd: MapperCommand, cfg: &MapperConfig) -> anyhow::Result<ExitCode> {
+    init_logging();
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || match cmd {
+                MapperCommand::Check { file, json } => check(&file, json, cfg),
+                MapperCommand::Run {
+                    file,
+                    mutation,
+                    config,
+                    source,
+                    traceparent,
+                } => run(&file, &mutation, config, &source, traceparent.as_deref(), cfg),
+            })
+            .join()
+            .map_err(|_| anyhow!("the mapper tool panicked"))?
+    })
+    .map(|()| ExitCode::SUCCESS)
+}
+
+/// Shows the mapper's `host.log` lines on stderr (level from RUST_LOG, default info)
+/// unless the caller already installed a subscriber.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+fn load(file: &str, cfg: &MapperConfig, overrides: &Settings) -> anyhow::Result<LoadedMapper> {
+    let runtime = MapperRuntime::new()?;
+    let settings = MapperSettings::load(cfg)?;
+    let limits = Limits::from_config(cfg);
+    Ok(LoadedMapper::load(&runtime, MapperSource::parse(file), &limits, &settings, overrides)?)
+}
+
+fn check(file: &str, json: bool, cfg: &MapperConfig) -> anyhow::Result<()> {
+    let mapper = load(file, cfg, &Settings::new())?;
+    let listing = MapperListing::of(&mapper);
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &listing)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "ok: {} implements pakaura:events/mapper@1", listing.file)?;
+        writeln!(out, "name:    {}", listing.name)?;
+        writeln!(out, "version: {}", listing.version)?;
+        writeln!(out, "topics:  {}", listing.topics.join(", "))?;
+        writeln!(out, "file:    {}", listing.file)?;
+        writeln!(out, "sha256:  {}", listing.sha256)?;
+    }
+    Ok(())
+}
+
+fn run(
+    file: &str,
+    mutation_path: &str,
+    config: Vec<(String, String)>,
+    source: &str,
+    traceparent: Option<&str>,
+    cfg: &MapperConfig,
+) -> anyhow::Result<()> {
+    let mutation = read_mutation(mutation_path)?;
+    let mapper = load(file, cfg, &config.into_iter().collect())?;
+    let events = mapper.map(&mutation)?;
+    let mut out = std::io::stdout().lock();
+    for ev in &events {
+        let envelope = build_envelope(&mutation, ev, source, traceparent);
+        serde_json::to_writer(&mut out, &envelope)?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn read_mutation(path: &str) -> anyhow::Result<Mutation> {
+    let (text, from) = if path == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the mutation from stdin")?;
+        (text, "stdin".to_owned())
+    } else {
+        let text = std::fs::read_to_string(Path::new(path))
+            .with_context(|| format!("reading the mutation file {path}"))?;
+        (text, path.to_owned())
+    };
+    serde_json::from_str(&text).with_context(|| format!("mutation JSON from {from} is not a valid mutation"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_key_value_pairs() {
+        assert_eq!(parse_setting("mode=loop"), Ok(("mode".into(), "loop".into())));
+        assert_eq!(parse_setting("k=a=b"), Ok(("k".into(), "a=b".into())));
+        assert!(parse_setting("novalue").is_err());
+        assert!(parse_setting("=x").is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! The `pakaura` command line: `serve` (the default), `token` and the `mapper` tool.
+
+pub mod mapper;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Secret, ServeConfig};
+use crate::mapper::MapperConfig;
+
+/// Pakaura event host: task API, transactional outbox, WebAssembly mappers, Dapr publishing.
+#[derive(Debug, Parser)]
+#[command(name = "pakaura", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API and run the outbox relay (the default).
+    Serve(Box<ServeConfig>),
+    /// Print a bearer token for a user, signed with JWT_SECRET.
+    Token(TokenArgs),
+    /// Check or run a mapper component without starting the service.
+    Mapper {
+        #[command(subcommand)]
+        command: mapper::MapperCommand,
+        #[command(flatten)]
+        config: Box<MapperConfig>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The user id (`sub`).
+    #[arg(long)]
+    pub user: String,
+    /// How long the token is valid, e.g. 1h, 30m, 7d.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// The signing secret (the server's JWT_SECRET).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret::new(s))
+    }
+}

@@ -1,0 +1,161 @@
+//! Typed configuration of `pakaura serve`, read from flags and the environment.
+//!
+//! Every setting has a flag and an environment variable; secrets are never shown
+//! in `--help` values or `Debug` output.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::auth::MIN_SECRET_BYTES;
+use crate::mapper::MapperConfig;
+
+/// A secret value: usable, never printed.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+fn parse_jwt_secret(raw: &str) -> Result<Secret, String> {
+    if raw.len() < MIN_SECRET_BYTES {
+        return Err(format!("must be at least {MIN_SECRET_BYTES} bytes (HS256 needs a 256-bit key)"));
+    }
+    Ok(Secret(raw.to_owned()))
+}
+
+fn parse_admin_token(raw: &str) -> Result<Secret, String> {
+    if raw.len() < 16 {
+        return Err("must be at least 16 characters".into());
+    }
+    Ok(Secret(raw.to_owned()))
+}
+
+fn parse_token(raw: &str) -> Result<Secret, String> {
+    if raw.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(Secret(raw.to_owned()))
+}
+
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw).map_err(|e| format!("{e} (use e.g. 500ms, 2s, 7d)"))
+}
+
+fn parse_source(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    if raw.is_empty() || raw.chars().any(char::is_control) {
+        return Err("must be a non-empty URI-reference".into());
+    }
+    Ok(raw.to_owned())
+}
+
+/// Everything `pakaura serve` needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeConfig {
+    /// Database: `sqlite:PATH` (created if missing) or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:pakaura.db", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind_addr: SocketAddr,
+
+    /// HS256 secret that signs user JWTs (at least 32 bytes). Unset: a secret is
+    /// made for this process and a demo token printed (local use only).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, value_parser = parse_jwt_secret)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Bearer token of the admin API (at least 16 characters). Unset: admin API off.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
+    pub admin_token: Option<Secret>,
+
+    /// CloudEvents `source` of every envelope.
+    #[arg(long, env = "EVENT_SOURCE", default_value = "pakaura/api", value_parser = parse_source)]
+    pub event_source: String,
+
+    #[command(flatten)]
+    pub dapr: DaprConfig,
+
+    #[command(flatten)]
+    pub relay: RelayConfig,
+
+    #[command(flatten)]
+    pub mappers: MapperConfig,
+}
+
+/// How envelopes reach the Dapr sidecar.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaprConfig {
+    /// Publish through the Dapr sidecar (true/false). Off: envelopes are built and
+    /// kept as `skipped`, nothing is sent.
+    #[arg(long, env = "DAPR_ENABLED", default_value = "false", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub dapr_enabled: bool,
+
+    /// The sidecar's HTTP port (Dapr injects DAPR_HTTP_PORT).
+    #[arg(long, env = "DAPR_HTTP_PORT", default_value_t = 3500)]
+    pub dapr_http_port: u16,
+
+    /// The sidecar's host.
+    #[arg(long, env = "DAPR_HOST", default_value = "127.0.0.1")]
+    pub dapr_host: String,
+
+    /// Name of the Dapr pub/sub component.
+    #[arg(long, env = "DAPR_PUBSUB_NAME", default_value = "pubsub-kafka")]
+    pub dapr_pubsub_name: String,
+
+    /// Timeout of one publish request, e.g. 2s.
+    #[arg(long, env = "DAPR_PUBLISH_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub dapr_publish_timeout: Duration,
+
+    /// Sent as `dapr-api-token` when set.
+    #[arg(long, env = "DAPR_API_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    pub dapr_api_token: Option<Secret>,
+}
+
+/// How the outbox relay runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayConfig {
+    /// Most mutations claimed per batch.
+    #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub relay_batch_size: u32,
+
+    /// Most publish requests in flight at once (different tasks publish concurrently).
+    #[arg(long, env = "RELAY_MAX_IN_FLIGHT", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=1_024))]
+    pub relay_max_in_flight: u32,
+
+    /// How often the relay looks for work when nothing wakes it.
+    #[arg(long, env = "RELAY_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub relay_poll_interval: Duration,
+
+    /// First retry delay after a failed publish; doubles per attempt, with jitter.
+    #[arg(long, env = "RELAY_RETRY_BASE", default_value = "200ms", value_parser = parse_duration)]
+    pub relay_retry_base: Duration,
+
+    /// Longest retry delay.
+    #[arg(long, env = "RELAY_RETRY_MAX", default_value = "30s", value_parser = parse_duration)]
+    pub relay_retry_max: Duration,
+
+    /// How long a claimed batch stays leased to one relay before another may take it.
+    #[arg(long, env = "RELAY_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub relay_lease: Duration,
+
+    /// How long published and skipped envelopes are kept before pruning.
+    #[arg(long, env = "ENVELOPE_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub envelope_retention: Duration,
+}

@@ -1,0 +1,63 @@
+//! Request authentication: the user's bearer JWT and the operator's admin token.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The authenticated user (the token's `sub`).
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub String);
+
+/// An authenticated operator, for `/admin` routes.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".into()))?
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(token.trim())
+        }
+        _ => Err(ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())),
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        let user = state
+            .jwt
+            .verify(token)
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        tracing::Span::current().record("user_id", user.as_str());
+        Ok(AuthUser(user))
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = state.admin_token.as_deref() else {
+            return Err(ApiError::NotFound(
+                "the admin API is disabled: set ADMIN_TOKEN to enable it".into(),
+            ));
+        };
+        let token = bearer(parts)?;
+        if expected.matches(token) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Forbidden("the bearer token is not the admin token".into()))
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The HTTP surface: one typed state, one router per resource.
+//!
+//! Layout: `tasks` (REST API), `ops` (health, readiness, metrics), `admin`
+//! (mappers, dead letters, envelopes), `openapi` (the generated document);
+//! `auth`, `context`, `error` and `extract` are shared plumbing.
+
+pub mod admin;
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod extract;
+mod openapi;
+mod ops;
+pub mod tasks;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+use crate::auth::{AdminToken, JwtKeys};
+use crate::mapper::MapperRegistry;
+use crate::relay::Relay;
+use crate::store::Db;
+use context::RequestContext;
+use error::ApiError;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub jwt: Arc<JwtKeys>,
+    /// `None` disables the admin API.
+    pub admin_token: Option<Arc<AdminToken>>,
+    pub mappers: MapperRegistry,
+    pub relay: Relay,
+    /// CloudEvents `source` (for replays built in the admin API).
+    pub event_source: String,
+    /// Whether envelopes are published (else stored as `skipped`).
+    pub dapr_enabled: bool,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(tasks::router())
+        .merge(ops::router())
+        .merge(admin::router())
+        .merge(openapi::router())
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn(context::establish))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .with_state(state)
+}
+
+/// Runs the request inside a span carrying its correlation id, logs its outcome and
+/// records HTTP metrics.
+async fn observe(request: Request, next: Next) -> Response {
+    let correlation_id = request
+        .extensions()
+        .get::<RequestContext>()
+        .map(|c| c.correlation_id.clone())
+        .unwrap_or_default();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        correlation_id = %correlation_id,
+        user_id = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished");
+    });
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    response
+}

@@ -1,0 +1,26 @@
+//! Pakaura event host: a task (to-do) REST API whose every mutation is recorded in a
+//! transactional outbox, mapped to events by sandboxed WebAssembly components and
+//! published as CloudEvents through the Dapr sidecar.
+//!
+//! # Layout
+//!
+//! - [`domain`]: tasks, mutations and their validated parts.
+//! - [`store`]: SQLite/PostgreSQL storage of tasks and the outbox.
+//! - [`http`]: the REST API, operations and admin surfaces.
+//! - [`auth`]: bearer JWTs and the admin token.
+//! - [`mapper`]: the WebAssembly mapper runtime (wasmtime, WIT `pakaura:events`).
+//! - [`events`]: CloudEvents envelopes.
+//! - [`relay`]: the outbox relay and the Dapr publisher.
+//! - [`config`], [`startup`], [`telemetry`], [`cli`]: process plumbing.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod http;
+pub mod mapper;
+pub mod relay;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

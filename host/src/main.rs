@@ -1,0 +1,78 @@
+//! The `pakaura` binary: parses the command line and runs the chosen command.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use pakaura_host::auth::{JwtKeys, MIN_SECRET_BYTES};
+use pakaura_host::cli::{Cli, Command, TokenArgs, mapper};
+use pakaura_host::config::ServeConfig;
+use pakaura_host::startup::Application;
+use pakaura_host::telemetry;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Token(args)) => token(args).map(|()| ExitCode::SUCCESS),
+        Some(Command::Mapper { command, config }) => mapper::execute(command, &config),
+        Some(Command::Serve(config)) => serve(*config).map(|()| ExitCode::SUCCESS),
+        None => {
+            // `pakaura` alone serves with flags taken from the environment.
+            let config = <ServeConfigOnly as Parser>::parse_from(["pakaura"]).config;
+            serve(config).map(|()| ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Parses only the serve settings (for `pakaura` with no subcommand).
+#[derive(Parser)]
+struct ServeConfigOnly {
+    #[command(flatten)]
+    config: ServeConfig,
+}
+
+fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    telemetry::init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let (app, demo) = Application::build(config).await?;
+        if let Some(demo) = demo {
+            tracing::warn!(
+                user = %demo.user,
+                "JWT_SECRET is not set: using a secret made for this process; tokens stop working at restart. Set JWT_SECRET in production."
+            );
+            eprintln!(
+                "\nDemo bearer token for user `{}` (valid 24h, this process only):\n\n  {}\n",
+                demo.user, demo.token
+            );
+        }
+        tracing::info!(addr = %app.addr(), database = app.db().kind(), "pakaura listening");
+        app.run_until_stopped().await
+    })
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let Some(secret) = args.jwt_secret else {
+        bail!("JWT_SECRET is not set: a token must be signed with the server's secret");
+    };
+    if secret.expose().len() < MIN_SECRET_BYTES {
+        bail!("JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes");
+    }
+    if args.user.trim().is_empty() {
+        bail!("--user must not be empty");
+    }
+    if args.ttl < Duration::from_secs(1) {
+        bail!("--ttl must be at least 1s");
+    }
+    let token = JwtKeys::new(secret.expose().as_bytes())?.issue(args.user.trim(), args.ttl)?;
+    println!("{token}");
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! [`LoadedMapper`]: one component, compiled, linked, described and checked, ready
+//! to map mutations.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+
+use super::bindings::MapperPre;
+use super::builtin::{BUILTIN_DEFAULT, DEFAULT_MAPPER_WASM};
+use super::call::CallContext;
+use super::convert::to_wit;
+use super::error::{LoadError, MapError, Refusal};
+use super::event::MappedEvent;
+use super::imports::SandboxState;
+use super::inspect::{check_contract, check_header};
+use super::limits::Limits;
+use super::runtime::MapperRuntime;
+use super::settings::{MapperSettings, Settings};
+use super::topic::TopicName;
+use super::validate::{Producer, check_text, validate};
+use crate::domain::Mutation;
+
+/// Where a mapper's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapperSource {
+    /// The default mapper embedded in the host (`builtin:default`).
+    BuiltinDefault,
+    /// A `.wasm` file.
+    File(PathBuf),
+}
+
+impl MapperSource {
+    /// Parses a command-line argument: `builtin:default` or a path.
+    pub fn parse(arg: &str) -> Self {
+        if arg == BUILTIN_DEFAULT {
+            Self::BuiltinDefault
+        } else {
+            Self::File(arg.into())
+        }
+    }
+
+    /// The name whose settings `describe` sees: `default` for the built-in
+    /// mapper, the file stem otherwise.
+    fn settings_key(&self) -> String {
+        match self {
+            Self::BuiltinDefault => "default".to_owned(),
+            Self::File(p) => p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        }
+    }
+
+    fn read(&self) -> Result<Cow<'static, [u8]>, Refusal> {
+        match self {
+            Self::BuiltinDefault => Ok(Cow::Borrowed(DEFAULT_MAPPER_WASM)),
+            Self::File(path) => std::fs::read(path).map(Cow::Owned).map_err(Refusal::Read),
+        }
+    }
+}
+
+impl fmt::Display for MapperSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BuiltinDefault => f.write_str(BUILTIN_DEFAULT),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A loaded mapper. Mapping is synchronous: see [`super`] for the calling convention.
+pub struct LoadedMapper {
+    name: Arc<str>,
+    version: String,
+    topics: BTreeSet<TopicName>,
+    source: MapperSource,
+    sha256: String,
+    loaded_at: DateTime<Utc>,
+    settings: Arc<Settings>,
+    limits: Limits,
+    runtime: MapperRuntime,
+    pre: MapperPre<SandboxState>,
+}
+
+impl fmt::Debug for LoadedMapper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedMapper")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedMapper {
+    /// Loads one component: reads and compiles it, checks it against the world,
+    /// calls `describe` under the limits and checks what it declares.
+    ///
+    /// `host.config` answers from `settings`: during `describe`, those of the file
+    /// stem (`default` for the built-in); afterwards those of the described name
+    /// layered over them. `overrides` win over both.
+    pub fn load(
+        runtime: &MapperRuntime,
+        source: MapperSource,
+        limits: &Limits,
+        settings: &MapperSettings,
+        overrides: &Settings,
+    ) -> Result<Self, LoadError> {
+        let file = source.to_string();
+        Self::load_inner(runtime, source, limits, settings, overrides)
+            .map_err(|reason| LoadError::Refused { file, reason })
+    }
+
+    fn load_inner(
+        runtime: &MapperRuntime,
+        source: MapperSource,
+        limits: &Limits,
+        settings: &MapperSettings,
+        overrides: &Settings,
+    ) -> Result<Self, Refusal> {
+        let bytes = source.read()?;
+        check_header(&bytes)?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let component = Component::new(runtime.engine(), &bytes)
+            .map_err(|e| Refusal::Invalid(format!("{e:#}")))?;
+        check_contract(runtime.engine(), &component)?;
+        let pre = runtime
+            .linker()
+            .instantiate_pre(&component)
+            .and_then(MapperPre::new)
+            .map_err(|e| Refusal::WrongSignature(format!("{e:#}")))?;
+
+        let stem = source.settings_key();
+        let mut describe_settings = (*settings.for_mapper(&stem)).clone();
+        describe_settings.extend(overrides.clone());
+        let info = CallContext {
+            runtime,
+            pre: &pre,
+            tag: source.to_string().into(),
+            settings: Arc::new(describe_settings.clone()),
+            limits,
+        }
+        .describe()
+        .map_err(Refusal::Describe)?;
+
+        check_name(&info.name)?;
+        check_text("version", &info.version, 64).map_err(Refusal::BadVersion)?;
+        let mut topics = BTreeSet::new();
+        for topic in &info.topics {
+            let topic = TopicName::parse(topic).map_err(|e| Refusal::InvalidTopic {
+                topic: e.topic,
+                reason: e.reason,
+            })?;
+            if !limits.allowed_topics.contains(&topic) {
+                return Err(Refusal::TopicNotAllowed {
+                    topic: topic.to_string(),
+                    allowed: limits.allowed_list(),
+                });
+            }
+            topics.insert(topic);
+        }
+        let mut call_settings = describe_settings;
+        call_settings.extend((*settings.for_mapper(&info.name)).clone());
+        call_settings.extend(overrides.clone());
+        Ok(Self {
+            name: info.name.into(),
+            version: info.version,
+            topics,
+            source,
+            sha256,
+            loaded_at: Utc::now(),
+            settings: Arc::new(call_settings),
+            limits: limits.clone(),
+            runtime: runtime.clone(),
+            pre,
+        })
+    }
+
+    /// Maps one mutation through this mapper alone and validates the output.
+    pub fn map(&self, mutation: &Mutation) -> Result<Vec<MappedEvent>, MapError> {
+        let fail = |kind| MapError {
+            mapper: self.name.to_string(),
+            kind,
+        };
+        let events = CallContext {
+            runtime: &self.runtime,
+            pre: &self.pre,
+            tag: self.name.clone(),
+            settings: self.settings.clone(),
+            limits: &self.limits,
+        }
+        .map_mutation(&to_wit(mutation))
+        .map_err(fail)?;
+        let producer = Producer {
+            name: &self.name,
+            version: &self.version,
+            topics: &self.topics,
+        };
+        validate(&producer, &self.limits, events).map_err(fail)
+    }
+
+    /// The name from `describe`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The version from `describe`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The declared topics, sorted.
+    pub fn topics(&self) -> impl Iterator<Item = &TopicName> {
+        self.topics.iter()
+    }
+
+    /// Where the component came from.
+    pub fn source(&self) -> &MapperSource {
+        &self.source
+    }
+
+    /// SHA-256 of the component's bytes, lower-case hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// When the component was loaded.
+    pub fn loaded_at(&self) -> DateTime<Utc> {
+        self.loaded_at
+    }
+}
+
+/// Mapper names appear in logs, metrics, envelope ids and setting names: 1 to 64
+/// characters of `a-z A-Z 0-9 . _ -`.
+fn check_name(name: &str) -> Result<(), Refusal> {
+    let valid = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Refusal::BadName(format!(
+            "`{}` must be 1 to 64 characters of a-z, A-Z, 0-9, `.`, `_` and `-`",
+            name.chars().take(80).collect::<String>().escape_debug()
+        )))
+    }
+}

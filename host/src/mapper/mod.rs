@@ -1,0 +1,59 @@
+//! The mapper runtime: loads WebAssembly mapper components, runs them in a sandbox
+//! and validates what they return (SPEC §3).
+//!
+//! A mapper is a component implementing the WIT world `pakaura:events/mapper@1.0.0`
+//! (`wit/events.wit`). The host compiles each component once, asks it to
+//! `describe` itself, and then calls `map-mutation` once per committed mutation in
+//! a fresh, empty sandbox with a CPU deadline and a memory cap.
+//!
+//! # Layout
+//!
+//! - [`settings`]: [`MapperConfig`] (the operator's settings) and per-mapper
+//!   settings read by `host.config`.
+//! - [`topic`]: [`TopicName`], a validated Kafka topic name.
+//! - `bindings`: the one `bindgen!` of the WIT world.
+//! - `runtime`, `limits`, `imports`, `stdio`: the engine and its epoch ticker, the
+//!   per-call store with its resource limiter, the host side of the `host`
+//!   interface, and captured guest stdout/stderr.
+//! - `inspect`, `load`: checking a component against the contract and loading it.
+//! - `call`, `convert`, `validate`, [`event`]: one `map-mutation` call, the domain/WIT
+//!   conversion and the output rules.
+//! - [`set`], [`registry`]: the ordered set of loaded mappers and the
+//!   hot-swappable registry that holds the current set.
+//! - [`error`]: [`LoadError`], [`MapError`] and their reasons.
+//!
+//! # Calling convention
+//!
+//! Mapping is synchronous and CPU-bound (at most one deadline per mapper). Call
+//! [`MapperSet::map`] from a blocking thread (`tokio::task::spawn_blocking`), never
+//! directly on an async worker thread: WASI host calls may enter the Tokio runtime.
+
+mod bindings;
+mod builtin;
+mod call;
+mod clock;
+mod convert;
+pub mod event;
+pub mod error;
+mod imports;
+mod inspect;
+mod limits;
+mod load;
+pub mod registry;
+mod runtime;
+pub mod set;
+pub mod settings;
+mod stdio;
+pub mod topic;
+mod validate;
+
+pub use builtin::{BUILTIN_DEFAULT, DEFAULT_MAPPER_WASM};
+pub use error::{LoadError, MapError, MapFailure, Refusal};
+pub use limits::Limits;
+pub use load::{LoadedMapper, MapperSource};
+pub use registry::{MapperListing, MapperRegistry, ReloadReport};
+pub use runtime::MapperRuntime;
+pub use event::MappedEvent;
+pub use set::MapperSet;
+pub use settings::{MapperConfig, MapperSettings, SettingsError};
+pub use topic::TopicName;

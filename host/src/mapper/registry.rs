@@ -1,0 +1,156 @@
+//! [`MapperRegistry`]: the current [`MapperSet`], swappable while the host runs.
+//!
+//! A reload builds a whole new set on a blocking thread and swaps it in only if
+//! every component loads; calls in flight finish on the set they started with.
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::error::LoadError;
+use super::load::LoadedMapper;
+use super::runtime::MapperRuntime;
+use super::set::MapperSet;
+use super::settings::MapperConfig;
+
+/// One loaded mapper, as `GET /admin/mappers` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct MapperListing {
+    /// The name from `describe`.
+    pub name: String,
+    /// The version from `describe`.
+    pub version: String,
+    /// The declared topics, sorted.
+    pub topics: Vec<String>,
+    /// The file it was loaded from, or `builtin:default`.
+    pub file: String,
+    /// SHA-256 of the component, lower-case hex.
+    pub sha256: String,
+    /// When it was loaded (RFC 3339 UTC).
+    #[serde(with = "crate::domain::task::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub loaded_at: DateTime<Utc>,
+}
+
+impl MapperListing {
+    pub(crate) fn of(m: &LoadedMapper) -> Self {
+        Self {
+            name: m.name().to_owned(),
+            version: m.version().to_owned(),
+            topics: m.topics().map(ToString::to_string).collect(),
+            file: m.source().to_string(),
+            sha256: m.sha256().to_owned(),
+            loaded_at: m.loaded_at(),
+        }
+    }
+}
+
+/// The outcome of a successful reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReloadReport {
+    /// When the new set was assembled (RFC 3339 UTC).
+    #[serde(with = "crate::domain::task::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub loaded_at: DateTime<Utc>,
+    /// The new set, in order.
+    pub mappers: Vec<MapperListing>,
+}
+
+/// Holds the current mapper set. Cheap to clone; `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct MapperRegistry {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    runtime: MapperRuntime,
+    config: MapperConfig,
+    current: RwLock<Arc<MapperSet>>,
+    /// Serialises reloads so two concurrent ones cannot interleave.
+    reloading: Mutex<()>,
+}
+
+impl MapperRegistry {
+    /// Creates the process's [`MapperRuntime`] and loads the configured set on a
+    /// blocking thread.
+    pub async fn load(config: MapperConfig) -> Result<Self, LoadError> {
+        tokio::task::spawn_blocking(move || Self::load_blocking(MapperRuntime::new()?, config))
+            .await
+            .map_err(|e| LoadError::Engine(format!("the loading task failed: {e}")))?
+    }
+
+    /// Loads the configured set with `runtime` on the current thread (compiles
+    /// components: call it from a blocking thread).
+    pub fn load_blocking(runtime: MapperRuntime, config: MapperConfig) -> Result<Self, LoadError> {
+        let set = MapperSet::load(&runtime, &config)?;
+        Ok(Self::with_set(runtime, config, set))
+    }
+
+    /// A registry whose current set is `set`; reloads use `config`.
+    pub fn with_set(runtime: MapperRuntime, config: MapperConfig, set: MapperSet) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                runtime,
+                config,
+                current: RwLock::new(Arc::new(set)),
+                reloading: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The current set; hold the `Arc` for the duration of one mutation.
+    pub fn current(&self) -> Arc<MapperSet> {
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The current mappers, in order.
+    pub fn list(&self) -> Vec<MapperListing> {
+        self.current().listing()
+    }
+
+    /// The runtime every set of this registry is loaded with.
+    pub fn runtime(&self) -> &MapperRuntime {
+        &self.inner.runtime
+    }
+
+    /// When the current set was assembled.
+    pub fn loaded_at(&self) -> DateTime<Utc> {
+        self.current().loaded_at()
+    }
+
+    /// Reloads the set from the configuration (re-reading `MAPPERS_DIR` and
+    /// `MAPPER_SETTINGS_FILE`) on a blocking thread. On error the current set stays.
+    pub async fn reload(&self) -> Result<ReloadReport, LoadError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.reload_blocking())
+            .await
+            .map_err(|e| LoadError::Engine(format!("the reload task failed: {e}")))?
+    }
+
+    /// [`Self::reload`] on the current thread.
+    pub fn reload_blocking(&self) -> Result<ReloadReport, LoadError> {
+        let _one_at_a_time = self
+            .inner
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let set = Arc::new(MapperSet::load(&self.inner.runtime, &self.inner.config)?);
+        let report = ReloadReport {
+            loaded_at: set.loaded_at(),
+            mappers: set.listing(),
+        };
+        *self
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = set;
+        tracing::info!(mappers = report.mappers.len(), "mapper set reloaded");
+        Ok(report)
+    }
+}

@@ -1,0 +1,171 @@
+//! [`MapperRuntime`]: the process's one `wasmtime` engine, its epoch ticker and the
+//! linker shared by every mapper, and the per-call sandboxed `Store`.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, OptLevel, Store};
+
+use super::bindings::Mapper;
+use super::clock::confine_waits;
+use super::error::LoadError;
+use super::imports::SandboxState;
+use super::limits::Limits;
+use super::settings::Settings;
+
+/// How often the epoch advances; deadlines are measured in these ticks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The engine, linker and epoch ticker shared by all mappers. Cheap to clone.
+///
+/// Create one per process and hand it to every [`super::MapperRegistry`] or
+/// [`super::LoadedMapper`]. The epoch ticker thread stops when the last clone (and
+/// the last mapper loaded with it) is dropped.
+#[derive(Clone)]
+pub struct MapperRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<SandboxState>,
+    _ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for MapperRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapperRuntime").finish_non_exhaustive()
+    }
+}
+
+impl MapperRuntime {
+    /// Creates the engine (component model, epoch interruption, Cranelift at
+    /// `speed`), the linker (WASI p2 denying everything, plus the `host`
+    /// interface) and starts the epoch ticker.
+    pub fn new() -> Result<Self, LoadError> {
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .cranelift_opt_level(OptLevel::Speed);
+        let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let linker = build_linker(&engine).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone())?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<SandboxState> {
+        &self.inner.linker
+    }
+
+    /// A fresh store for one call: empty WASI context, memory cap, epoch deadline.
+    pub(crate) fn new_store(
+        &self,
+        mapper: Arc<str>,
+        settings: Arc<Settings>,
+        limits: &Limits,
+    ) -> Store<SandboxState> {
+        let mut store = Store::new(
+            &self.inner.engine,
+            SandboxState::new(mapper, settings, limits),
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(deadline_ticks(limits.deadline));
+        store.epoch_deadline_trap();
+        store
+    }
+}
+
+/// Ticks for `deadline`, rounded up, plus one for the partly elapsed current tick.
+fn deadline_ticks(deadline: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos();
+    u64::try_from(deadline.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX / 2) + 1
+}
+
+fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<SandboxState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    confine_waits(&mut linker)?;
+    Mapper::add_to_linker::<SandboxState, HasSelf<SandboxState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// A thread that advances the engine's epoch every [`EPOCH_TICK`]; dropping it
+/// stops and joins the thread.
+struct EpochTicker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Result<Self, LoadError> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("mapper-epoch".to_owned())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        // Dropping the sender disconnects the channel and ends the loop.
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapper::clock::MONOTONIC_CLOCK;
+
+    #[test]
+    fn deadline_ticks_round_up_and_add_one() {
+        assert_eq!(deadline_ticks(Duration::from_millis(100)), 21);
+        assert_eq!(deadline_ticks(Duration::from_millis(1)), 2);
+    }
+
+    #[test]
+    fn the_clock_override_targets_the_wasi_instance() {
+        // Re-opening the instance and defining `now` again must fail: the instance
+        // we shadowed is the one WASI defined, not a fresh empty one.
+        let runtime = MapperRuntime::new().unwrap();
+        let mut linker = runtime.linker().clone();
+        let mut clock = linker.instance(MONOTONIC_CLOCK).unwrap();
+        let redefined = clock.func_wrap("now", |_, (): ()| Ok((0u64,)));
+        assert!(redefined.is_err(), "WASI's monotonic-clock instance not found");
+    }
+
+    #[test]
+    fn the_ticker_stops_when_dropped() {
+        let engine = Engine::new(Config::new().epoch_interruption(true)).unwrap();
+        let ticker = EpochTicker::start(engine).unwrap();
+        std::thread::sleep(EPOCH_TICK * 2);
+        // Returns (rather than hanging the test) because the thread ends.
+        drop(ticker);
+    }
+}

@@ -1,0 +1,177 @@
+//! Building and running the application: what `pakaura serve` and the tests start.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::{AdminToken, JwtKeys};
+use crate::config::ServeConfig;
+use crate::http::{self, AppState};
+use crate::mapper::MapperRegistry;
+use crate::relay::{Relay, RelayContext};
+use crate::store::Db;
+
+/// A built application: bound, migrated, mappers loaded, not yet serving.
+pub struct Application {
+    addr: SocketAddr,
+    listener: TcpListener,
+    state: AppState,
+    relay: RelayContext,
+    stop: watch::Sender<bool>,
+}
+
+/// Stops a running [`Application`] gracefully.
+#[derive(Clone, Debug)]
+pub struct StopHandle(watch::Sender<bool>);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// What `build` hands back besides the application when no JWT secret was set.
+#[derive(Debug)]
+pub struct DemoCredentials {
+    pub user: String,
+    pub token: String,
+}
+
+impl Application {
+    /// Connects and migrates the database, loads the mappers and binds the listener.
+    pub async fn build(config: ServeConfig) -> anyhow::Result<(Self, Option<DemoCredentials>)> {
+        let db = Db::connect(&config.database_url)
+            .await
+            .context("connecting to the database (DATABASE_URL)")?;
+        db.migrate().await.context("migrating the database")?;
+
+        let (jwt, demo) = match &config.jwt_secret {
+            Some(secret) => (JwtKeys::new(secret.expose().as_bytes())?, None),
+            None => {
+                let secret: [u8; 32] = rand::random();
+                let keys = JwtKeys::new(&secret)?;
+                let user = "demo".to_owned();
+                let token = keys.issue(&user, Duration::from_secs(24 * 3600))?;
+                (keys, Some(DemoCredentials { user, token }))
+            }
+        };
+
+        let mappers = MapperRegistry::load(config.mappers.clone())
+            .await
+            .context("loading mappers")?;
+
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .with_context(|| format!("binding BIND_ADDR {}", config.bind_addr))?;
+        let addr = listener.local_addr()?;
+
+        let relay = RelayContext::new(
+            db.clone(),
+            mappers.clone(),
+            &config.dapr,
+            config.relay.clone(),
+            config.event_source.clone(),
+        )
+        .context("setting up the Dapr publisher")?;
+
+        let (stop, _) = watch::channel(false);
+        let state = AppState {
+            db,
+            jwt: Arc::new(jwt),
+            admin_token: config.admin_token.as_ref().map(|t| Arc::new(AdminToken::new(t.expose()))),
+            mappers,
+            relay: Relay::default(),
+            event_source: config.event_source.clone(),
+            dapr_enabled: config.dapr.dapr_enabled,
+            metrics: crate::telemetry::metrics_handle(),
+        };
+        Ok((Self { addr, listener, state, relay, stop }, demo))
+    }
+
+    /// The bound address (its port is the real one when BIND_ADDR said 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The database the application uses.
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    /// A handle that stops the application gracefully.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.stop.clone())
+    }
+
+    /// Serves and relays until SIGTERM, Ctrl-C or the stop handle; reloads mappers
+    /// on SIGHUP.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { listener, state, relay, stop, .. } = self;
+        let mut stopped = stop.subscribe();
+        let relay_task = state.relay.spawn(relay, stop.subscribe());
+        let reload = tokio::spawn(reload_on_sighup(state.mappers.clone()));
+        let db = state.db.clone();
+        let router = http::router(state);
+        let shutdown = async move {
+            tokio::select! {
+                _ = stopped.wait_for(|s| *s) => {}
+                () = terminate_signal() => tracing::info!("shutdown signal received"),
+            }
+        };
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        reload.abort();
+        let _ = stop.send(true);
+        if let Err(e) = relay_task.await {
+            tracing::error!(error = %e, "relay task failed");
+        }
+        db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn terminate_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Reloads the mapper folder on every SIGHUP (as `POST /admin/mappers/reload` does).
+async fn reload_on_sighup(mappers: MapperRegistry) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match mappers.reload().await {
+                Ok(report) => tracing::info!(?report, "mappers reloaded on SIGHUP"),
+                Err(e) => tracing::error!(error = %e, "mapper reload on SIGHUP refused; the previous set stays live"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = mappers;
+}

@@ -1,0 +1,99 @@
+//! The transactional outbox: one row per committed mutation, written by the same
+//! transaction as the task change (see [`insert`]).
+
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, Executor, IntoArguments, Type};
+use uuid::Uuid;
+
+use super::{Db, StoreError, on_pool};
+use crate::domain::{Action, FieldChange, Mutation, Origin, Task};
+
+/// Who asked for a mutation, carried into the outbox row.
+#[derive(Debug, Clone)]
+pub struct MutationContext {
+    pub origin: Origin,
+    pub correlation_id: String,
+    /// The request's W3C `traceparent`, when it carried a valid one.
+    pub traceparent: Option<String>,
+}
+
+/// An outbox row as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub id: Uuid,
+    pub task_id: Uuid,
+    pub user_id: String,
+    pub action: String,
+    /// The [`Mutation`] as JSON.
+    pub mutation: String,
+    pub traceparent: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl OutboxRow {
+    /// The mutation this row holds.
+    pub fn decode(&self) -> Result<Mutation, serde_json::Error> {
+        serde_json::from_str(&self.mutation)
+    }
+}
+
+/// Writes the outbox row of one mutation inside the caller's transaction.
+pub(super) async fn insert<'c, DB, E>(
+    conn: E,
+    action: Action,
+    task: &Task,
+    changes: Vec<FieldChange>,
+    ctx: &MutationContext,
+    occurred_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    let mutation = Mutation {
+        id: Uuid::new_v4(),
+        action,
+        task: task.clone(),
+        changes,
+        origin: ctx.origin,
+        correlation_id: ctx.correlation_id.clone(),
+        occurred_at,
+    };
+    let json = serde_json::to_string(&mutation).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO outbox (id, task_id, user_id, action, mutation, traceparent, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(mutation.id)
+    .bind(task.id)
+    .bind(task.user_id.clone())
+    .bind(action.as_str().to_owned())
+    .bind(json)
+    .bind(ctx.traceparent.clone())
+    .bind(occurred_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl Db {
+    /// Outbox rows in commit order, optionally only those of one task.
+    pub async fn outbox_rows(&self, task: Option<Uuid>) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT seq, id, task_id, user_id, action, mutation, traceparent, created_at \
+                 FROM outbox WHERE ($1 IS NULL OR task_id = $1) ORDER BY seq",
+            )
+            .bind(task)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real host on port 0 with its own database (each test runs
+//! on SQLite and on PostgreSQL), real mapper components and a recording Dapr sidecar.
+
+mod helpers;
+
+mod auth;
+mod ops;
+mod outbox;
+mod tasks;

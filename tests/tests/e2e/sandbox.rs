@@ -1,0 +1,194 @@
+//! The mapper sandbox against real hostile components: every way the `misbehave`
+//! guest breaks the rules ends in the right typed failure, in bounded time, and
+//! never harms the host or the next call.
+//!
+//! These tests call the mapper runtime directly (no HTTP, no database).
+
+mod loading;
+
+use std::collections::BTreeMap;
+use std::sync::{OnceLock, mpsc};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use pakaura_host::domain::{Action, Mutation, Origin, Task};
+use pakaura_host::mapper::{
+    Limits, LoadError, LoadedMapper, MapError, MapFailure, MapperRuntime, MapperSettings,
+    MapperSource,
+};
+use pakaura_tests::guests;
+use uuid::Uuid;
+
+/// One runtime (engine + epoch ticker) for the whole test binary, as in the host.
+pub(crate) fn runtime() -> &'static MapperRuntime {
+    static RUNTIME: OnceLock<MapperRuntime> = OnceLock::new();
+    RUNTIME.get_or_init(|| MapperRuntime::new().expect("the mapper runtime starts"))
+}
+
+/// Runs `f` on its own thread and fails the test if it takes longer than a
+/// generous bound: a hang is a failure, but timings are never asserted.
+pub(crate) fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the mapper call returned (no hang, no panic)")
+}
+
+/// Loads a component with settings given as overrides (seen by `describe` too).
+pub(crate) fn load_with(
+    path: &str,
+    settings: &[(&str, &str)],
+    limits: Limits,
+) -> Result<LoadedMapper, LoadError> {
+    let overrides: BTreeMap<String, String> = settings
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let source = MapperSource::File(path.into());
+    bounded(move || {
+        LoadedMapper::load(runtime(), source, &limits, &MapperSettings::default(), &overrides)
+    })
+}
+
+/// The misbehave guest in `mode`, with the default limits.
+fn misbehave(mode: &str) -> LoadedMapper {
+    load_with(guests::MISBEHAVE, &[("mode", mode)], Limits::default())
+        .expect("the misbehave guest loads")
+}
+
+/// A fixed mutation: a created task.
+pub(crate) fn mutation() -> Mutation {
+    let at = Utc.with_ymd_and_hms(2026, 2, 9, 14, 30, 0).unwrap();
+    Mutation {
+        id: Uuid::from_u128(0x5a4d_b0c5),
+        action: Action::Created,
+        task: Task {
+            id: Uuid::from_u128(0x7a5c),
+            user_id: "user-1".into(),
+            title: "Buy milk".into(),
+            description: None,
+            completed: false,
+            due_date: None,
+            created_at: at,
+            updated_at: at,
+        },
+        changes: vec![],
+        origin: Origin::Rest,
+        correlation_id: "9876fedc-ba98-4654-b210-0123456789ab".into(),
+        occurred_at: at,
+    }
+}
+
+/// Maps the fixed mutation with `mapper` on its own thread, bounded.
+pub(crate) fn map(mapper: LoadedMapper) -> (LoadedMapper, Result<usize, MapError>) {
+    bounded(move || {
+        let result = mapper.map(&mutation()).map(|events| events.len());
+        (mapper, result)
+    })
+}
+
+fn failure(mode: &str) -> MapFailure {
+    let (_, result) = map(misbehave(mode));
+    let err = result.expect_err(mode);
+    assert_eq!(err.mapper, "misbehave");
+    err.kind
+}
+
+#[test]
+fn a_well_behaved_call_returns_its_event() {
+    assert_eq!(map(misbehave("ok")).1, Ok(1));
+}
+
+#[test]
+fn a_spinning_mapper_hits_its_deadline() {
+    assert_eq!(failure("loop"), MapFailure::Deadline { limit: Duration::from_millis(100) });
+}
+
+#[test]
+fn the_deadline_is_configurable() {
+    let limits = Limits { deadline: Duration::from_millis(20), ..Limits::default() };
+    let mapper = load_with(guests::MISBEHAVE, &[("mode", "loop")], limits).unwrap();
+    let err = map(mapper).1.unwrap_err();
+    assert_eq!(err.kind, MapFailure::Deadline { limit: Duration::from_millis(20) });
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_limit() {
+    assert_eq!(failure("membomb"), MapFailure::MemoryLimit { limit: 64 << 20 });
+}
+
+#[test]
+fn a_panic_is_a_trap_carrying_the_panic_message() {
+    let MapFailure::Trap(reason) = failure("panic") else { panic!("expected a trap") };
+    assert!(reason.contains("map-mutation panics on purpose"), "{reason}");
+}
+
+#[test]
+fn an_err_is_a_rejection_with_the_mappers_message() {
+    assert_eq!(failure("err"), MapFailure::Rejected("refused on purpose".into()));
+}
+
+#[test]
+fn output_rules_are_enforced_and_named() {
+    for (mode, expected) in [
+        ("undeclared-topic", "event 0: topic `reminders` was not declared by the mapper"),
+        ("disallowed-topic", "event 0: topic `secrets` is not in ALLOWED_TOPICS"),
+        ("bad-json", "event 0: data is not valid JSON"),
+        ("bad-extension", "event 0: extension name `Bad-Name` must be 1 to 20 characters"),
+        ("shadow-extension", "event 0: extension `id` would shadow the CloudEvents attribute"),
+        ("empty-type", "event 0: event-type must not be empty"),
+    ] {
+        match failure(mode) {
+            MapFailure::InvalidOutput(msg) => assert!(msg.starts_with(expected), "{mode}: {msg}"),
+            other => panic!("{mode}: expected invalid output, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn too_many_events_are_refused() {
+    assert_eq!(failure("too-many-events"), MapFailure::TooManyEvents { count: 10_000, max: 64 });
+}
+
+#[test]
+fn an_oversized_event_is_refused() {
+    assert_eq!(
+        failure("oversized"),
+        MapFailure::EventTooLarge { index: 0, bytes: 4 << 20, max: 256 << 10 }
+    );
+}
+
+#[test]
+fn the_sandbox_denies_every_escape() {
+    let mapper = misbehave("escape");
+    let events = bounded(move || mapper.map(&mutation())).expect("the escape probe reports");
+    let report = &events[0].data;
+    for probe in ["fs_read", "fs_list", "tcp"] {
+        let outcome = report[probe].as_str().unwrap_or_default();
+        assert!(outcome.starts_with("denied"), "{probe}: {outcome}");
+    }
+    assert_eq!(report["env_vars"], 0);
+    assert_eq!(report["args"], 0);
+}
+
+#[test]
+fn a_failing_mapper_does_not_poison_the_next_call() {
+    for mode in ["loop", "membomb", "panic"] {
+        let (mapper, first) = map(misbehave(mode));
+        assert!(first.is_err(), "{mode}");
+        // The same loaded mapper fails the same way again, no worse...
+        let (_, again) = map(mapper);
+        assert_eq!(again.unwrap_err().kind.code(), first.unwrap_err().kind.code());
+        // ...and a healthy mapper on the same runtime is unaffected.
+        assert_eq!(map(misbehave("ok")).1, Ok(1), "after {mode}");
+    }
+}
+
+#[test]
+fn settings_reach_the_guest_through_host_config() {
+    let mapper = load_with(guests::MISBEHAVE, &[("name", "renamed")], Limits::default()).unwrap();
+    assert_eq!(mapper.name(), "renamed");
+    assert_eq!(mapper.version(), "0.0.1");
+}
