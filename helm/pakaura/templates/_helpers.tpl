@@ -176,3 +176,49 @@ Refuses values that would deploy a broken release, with one line naming the valu
 {{- fail "dapr.pubsub.create needs dapr.pubsub.brokers" }}
 {{- end }}
 {{- end }}
+
+{{/*
+The container's env entries (a YAML list, unindented): the Secret-backed settings, the Dapr API
+token and extraEnv. Empty when there are none.
+*/}}
+{{- define "pakaura.env" -}}
+{{- $secretName := include "pakaura.secretName" . }}
+{{- $daprTokenSecret := include "pakaura.daprTokenSecretName" . }}
+{{- if $secretName }}
+{{- if not (include "pakaura.sqlite" .) }}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secretName }}
+      key: {{ .Values.secrets.keys.databaseUrl }}
+{{- end }}
+{{- if or .Values.secrets.existingSecret .Values.secrets.jwtSecret }}
+- name: JWT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secretName }}
+      key: {{ .Values.secrets.keys.jwtSecret }}
+{{- end }}
+{{- if or .Values.secrets.existingSecret .Values.secrets.adminToken }}
+- name: ADMIN_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secretName }}
+      key: {{ .Values.secrets.keys.adminToken }}
+      # No admin API when the key is absent.
+      optional: true
+{{- end }}
+{{- end }}
+{{- if $daprTokenSecret }}
+# The same Secret key the sidecar enforces (dapr.io/api-token-secret), so every
+# publish carries a matching `dapr-api-token` header.
+- name: DAPR_API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $daprTokenSecret }}
+      key: token
+{{- end }}
+{{- with .Values.extraEnv }}
+{{- toYaml . | nindent 0 }}
+{{- end }}
+{{- end }}

@@ -60,6 +60,7 @@ pub async fn map_row(set: std::sync::Arc<MapperSet>, row: &OutboxRow, source: &s
             topic: event.topic.clone(),
             event_type: event.event_type.clone(),
             partition_key: event.partition_key_for(&mutation),
+            traceparent: body["traceparent"].as_str().map(str::to_owned),
             body: body.to_string(),
         });
     }

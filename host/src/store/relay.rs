@@ -50,6 +50,9 @@ pub struct NewEnvelope {
     pub partition_key: String,
     /// The CloudEvents JSON document.
     pub body: String,
+    /// The envelope's W3C `traceparent`, also sent as the HTTP header so the
+    /// sidecar's span joins the trace.
+    pub traceparent: Option<String>,
 }
 
 /// An envelope claimed for publishing.
@@ -158,7 +161,7 @@ impl Db {
                 .bind(&e.event_type)
                 .bind(&e.partition_key)
                 .bind(&e.body)
-                .bind(&row.traceparent)
+                .bind(&e.traceparent)
                 .bind(correlation_id)
                 .bind(state.as_str())
                 .bind(now)

@@ -58,8 +58,11 @@ pub(crate) struct TestDatabase {
 }
 
 enum Cleanup {
+    /// Removed with the folder.
     Dir(#[allow(dead_code)] tempfile::TempDir),
     Postgres { name: String },
+    /// Owned by another handle.
+    None,
 }
 
 impl TestDatabase {
@@ -85,6 +88,14 @@ impl TestDatabase {
                 Self { url: format!("{base}/{name}"), cleanup: Cleanup::Postgres { name } }
             }
         }
+    }
+}
+
+impl TestDatabase {
+    /// Another handle on a database made by [`TestDatabase::create`]; it does not
+    /// drop the database when it ends.
+    pub(crate) fn existing(url: &str) -> Self {
+        Self { url: url.to_owned(), cleanup: Cleanup::None }
     }
 }
 

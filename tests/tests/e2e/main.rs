@@ -2,8 +2,13 @@
 //! on SQLite and on PostgreSQL), real mapper components and a recording Dapr sidecar.
 
 mod helpers;
+mod sink;
 
 mod auth;
+mod golden;
 mod ops;
 mod outbox;
+mod pipeline;
+mod replay;
+mod sandbox;
 mod tasks;
