@@ -48,7 +48,8 @@ impl std::fmt::Debug for JwtKeys {
 impl JwtKeys {
     /// Keys for `secret`; an empty secret is refused.
     pub fn new(secret: &[u8]) -> Result<Self, AuthError> {
-        let invalid = |e: jsonwebtoken::errors::Error| AuthError::Invalid(format!("unusable secret: {e}"));
+        let invalid =
+            |e: jsonwebtoken::errors::Error| AuthError::Invalid(format!("unusable secret: {e}"));
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
@@ -77,15 +78,18 @@ impl JwtKeys {
     /// The user id of a valid token.
     pub fn verify(&self, token: &str) -> Result<String, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(
-            |e| match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::InvalidSignature => AuthError::Invalid("signature does not verify".into()),
+                ErrorKind::InvalidSignature => {
+                    AuthError::Invalid("signature does not verify".into())
+                }
                 ErrorKind::InvalidAlgorithm => AuthError::Invalid("only HS256 is accepted".into()),
-                ErrorKind::MissingRequiredClaim(c) => AuthError::Invalid(format!("missing claim `{c}`")),
+                ErrorKind::MissingRequiredClaim(c) => {
+                    AuthError::Invalid(format!("missing claim `{c}`"))
+                }
                 _ => AuthError::Invalid("malformed token".into()),
-            },
-        )?;
+            })?;
         let sub = data.claims.sub.trim();
         if sub.is_empty() {
             return Err(AuthError::NoSubject);
@@ -111,7 +115,11 @@ impl AdminToken {
     /// Whether `candidate` is the admin token.
     pub fn matches(&self, candidate: &str) -> bool {
         let digest: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
-        digest.iter().zip(self.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        digest
+            .iter()
+            .zip(self.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }
 
@@ -128,8 +136,14 @@ mod tests {
 
     #[test]
     fn tokens_signed_with_another_secret_are_refused() {
-        let token = JwtKeys::new(&[1u8; 32]).unwrap().issue("alice", Duration::from_secs(60)).unwrap();
-        assert!(matches!(JwtKeys::new(&[2u8; 32]).unwrap().verify(&token), Err(AuthError::Invalid(_))));
+        let token = JwtKeys::new(&[1u8; 32])
+            .unwrap()
+            .issue("alice", Duration::from_secs(60))
+            .unwrap();
+        assert!(matches!(
+            JwtKeys::new(&[2u8; 32]).unwrap().verify(&token),
+            Err(AuthError::Invalid(_))
+        ));
     }
 
     #[test]

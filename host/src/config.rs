@@ -29,25 +29,12 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-fn parse_jwt_secret(raw: &str) -> Result<Secret, String> {
-    if raw.len() < MIN_SECRET_BYTES {
-        return Err(format!("must be at least {MIN_SECRET_BYTES} bytes (HS256 needs a 256-bit key)"));
-    }
-    Ok(Secret(raw.to_owned()))
-}
-
-fn parse_admin_token(raw: &str) -> Result<Secret, String> {
-    if raw.len() < 16 {
-        return Err("must be at least 16 characters".into());
-    }
-    Ok(Secret(raw.to_owned()))
-}
-
-fn parse_token(raw: &str) -> Result<Secret, String> {
-    if raw.trim().is_empty() {
-        return Err("must not be empty".into());
-    }
-    Ok(Secret(raw.to_owned()))
+/// A setting that is invalid; names the setting, never echoes a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub message: String,
 }
 
 fn parse_duration(raw: &str) -> Result<Duration, String> {
@@ -66,7 +53,12 @@ fn parse_source(raw: &str) -> Result<String, String> {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeConfig {
     /// Database: `sqlite:PATH` (created if missing) or `postgres://user@host/db`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:pakaura.db", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite:pakaura.db",
+        hide_env_values = true
+    )]
     pub database_url: String,
 
     /// Address to listen on; port 0 picks a free port.
@@ -75,11 +67,11 @@ pub struct ServeConfig {
 
     /// HS256 secret that signs user JWTs (at least 32 bytes). Unset: a secret is
     /// made for this process and a demo token printed (local use only).
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true, value_parser = parse_jwt_secret)]
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
 
     /// Bearer token of the admin API (at least 16 characters). Unset: admin API off.
-    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
 
     /// CloudEvents `source` of every envelope.
@@ -94,6 +86,57 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub mappers: MapperConfig,
+}
+
+impl ServeConfig {
+    /// Checks the settings clap cannot check without echoing them (secrets).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(secret) = &self.jwt_secret
+            && secret.expose().len() < MIN_SECRET_BYTES
+        {
+            return Err(ConfigError {
+                setting: "JWT_SECRET",
+                message: format!(
+                    "must be at least {MIN_SECRET_BYTES} bytes (HS256 needs a 256-bit key)"
+                ),
+            });
+        }
+        if let Some(token) = &self.admin_token
+            && token.expose().len() < 16
+        {
+            return Err(ConfigError {
+                setting: "ADMIN_TOKEN",
+                message: "must be at least 16 characters".into(),
+            });
+        }
+        if let Some(token) = &self.dapr.dapr_api_token
+            && token.expose().trim().is_empty()
+        {
+            return Err(ConfigError {
+                setting: "DAPR_API_TOKEN",
+                message: "must not be empty when set".into(),
+            });
+        }
+        if self.dapr.dapr_pubsub_name.trim().is_empty() {
+            return Err(ConfigError {
+                setting: "DAPR_PUBSUB_NAME",
+                message: "must not be empty".into(),
+            });
+        }
+        if self.dapr.dapr_publish_timeout.is_zero() {
+            return Err(ConfigError {
+                setting: "DAPR_PUBLISH_TIMEOUT",
+                message: "must be greater than zero".into(),
+            });
+        }
+        if self.relay.relay_retry_base > self.relay.relay_retry_max {
+            return Err(ConfigError {
+                setting: "RELAY_RETRY_BASE",
+                message: "must not exceed RELAY_RETRY_MAX".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// How envelopes reach the Dapr sidecar.
@@ -122,7 +165,7 @@ pub struct DaprConfig {
     pub dapr_publish_timeout: Duration,
 
     /// Sent as `dapr-api-token` when set.
-    #[arg(long, env = "DAPR_API_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    #[arg(long, env = "DAPR_API_TOKEN", hide_env_values = true)]
     pub dapr_api_token: Option<Secret>,
 }
 

@@ -44,6 +44,7 @@ pub struct DemoCredentials {
 impl Application {
     /// Connects and migrates the database, loads the mappers and binds the listener.
     pub async fn build(config: ServeConfig) -> anyhow::Result<(Self, Option<DemoCredentials>)> {
+        config.validate()?;
         let db = Db::connect(&config.database_url)
             .await
             .context("connecting to the database (DATABASE_URL)")?;
@@ -82,14 +83,26 @@ impl Application {
         let state = AppState {
             db,
             jwt: Arc::new(jwt),
-            admin_token: config.admin_token.as_ref().map(|t| Arc::new(AdminToken::new(t.expose()))),
+            admin_token: config
+                .admin_token
+                .as_ref()
+                .map(|t| Arc::new(AdminToken::new(t.expose()))),
             mappers,
             relay: Relay::default(),
             event_source: config.event_source.clone(),
             dapr_enabled: config.dapr.dapr_enabled,
             metrics: crate::telemetry::metrics_handle(),
         };
-        Ok((Self { addr, listener, state, relay, stop }, demo))
+        Ok((
+            Self {
+                addr,
+                listener,
+                state,
+                relay,
+                stop,
+            },
+            demo,
+        ))
     }
 
     /// The bound address (its port is the real one when BIND_ADDR said 0).
@@ -110,7 +123,13 @@ impl Application {
     /// Serves and relays until SIGTERM, Ctrl-C or the stop handle; reloads mappers
     /// on SIGHUP.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, state, relay, stop, .. } = self;
+        let Self {
+            listener,
+            state,
+            relay,
+            stop,
+            ..
+        } = self;
         let mut stopped = stop.subscribe();
         let relay_task = state.relay.spawn(relay, stop.subscribe());
         let reload = tokio::spawn(reload_on_sighup(state.mappers.clone()));
@@ -162,13 +181,17 @@ async fn terminate_signal() {
 async fn reload_on_sighup(mappers: MapperRegistry) {
     #[cfg(unix)]
     {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
             return;
         };
         while hup.recv().await.is_some() {
             match mappers.reload().await {
                 Ok(report) => tracing::info!(?report, "mappers reloaded on SIGHUP"),
-                Err(e) => tracing::error!(error = %e, "mapper reload on SIGHUP refused; the previous set stays live"),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "mapper reload on SIGHUP refused; the previous set stays live"
+                ),
             }
         }
     }

@@ -74,7 +74,14 @@ pub fn execute(cmd: MapperCommand, cfg: &MapperConfig) -> anyhow::Result<ExitCod
                     config,
                     source,
                     traceparent,
-                } => run(&file, &mutation, config, &source, traceparent.as_deref(), cfg),
+                } => run(
+                    &file,
+                    &mutation,
+                    config,
+                    &source,
+                    traceparent.as_deref(),
+                    cfg,
+                ),
             })
             .join()
             .map_err(|_| anyhow!("the mapper tool panicked"))?
@@ -97,7 +104,13 @@ fn load(file: &str, cfg: &MapperConfig, overrides: &Settings) -> anyhow::Result<
     let runtime = MapperRuntime::new()?;
     let settings = MapperSettings::load(cfg)?;
     let limits = Limits::from_config(cfg);
-    Ok(LoadedMapper::load(&runtime, MapperSource::parse(file), &limits, &settings, overrides)?)
+    Ok(LoadedMapper::load(
+        &runtime,
+        MapperSource::parse(file),
+        &limits,
+        &settings,
+        overrides,
+    )?)
 }
 
 fn check(file: &str, json: bool, cfg: &MapperConfig) -> anyhow::Result<()> {
@@ -108,7 +121,11 @@ fn check(file: &str, json: bool, cfg: &MapperConfig) -> anyhow::Result<()> {
         serde_json::to_writer(&mut out, &listing)?;
         writeln!(out)?;
     } else {
-        writeln!(out, "ok: {} implements pakaura:events/mapper@1", listing.file)?;
+        writeln!(
+            out,
+            "ok: {} implements pakaura:events/mapper@1",
+            listing.file
+        )?;
         writeln!(out, "name:    {}", listing.name)?;
         writeln!(out, "version: {}", listing.version)?;
         writeln!(out, "topics:  {}", listing.topics.join(", "))?;
@@ -151,7 +168,8 @@ fn read_mutation(path: &str) -> anyhow::Result<Mutation> {
             .with_context(|| format!("reading the mutation file {path}"))?;
         (text, path.to_owned())
     };
-    serde_json::from_str(&text).with_context(|| format!("mutation JSON from {from} is not a valid mutation"))
+    serde_json::from_str(&text)
+        .with_context(|| format!("mutation JSON from {from} is not a valid mutation"))
 }
 
 #[cfg(test)]
@@ -160,7 +178,10 @@ mod tests {
 
     #[test]
     fn settings_are_key_value_pairs() {
-        assert_eq!(parse_setting("mode=loop"), Ok(("mode".into(), "loop".into())));
+        assert_eq!(
+            parse_setting("mode=loop"),
+            Ok(("mode".into(), "loop".into()))
+        );
         assert_eq!(parse_setting("k=a=b"), Ok(("k".into(), "a=b".into())));
         assert!(parse_setting("novalue").is_err());
         assert!(parse_setting("=x").is_err());

@@ -68,7 +68,10 @@ impl TaskTitle {
         if chars > Self::MAX_CHARS {
             return Err(ValidationError::new(
                 "title",
-                format!("must be at most {} characters, got {chars}", Self::MAX_CHARS),
+                format!(
+                    "must be at most {} characters, got {chars}",
+                    Self::MAX_CHARS
+                ),
             ));
         }
         Ok(Self(trimmed.to_owned()))
@@ -134,7 +137,10 @@ pub mod rfc3339 {
         use chrono::{DateTime, Utc};
         use serde::{Deserialize, Deserializer, Serializer};
 
-        pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match t {
                 Some(t) => super::serialize(t, s),
                 None => s.serialize_none(),
@@ -161,7 +167,10 @@ mod tests {
 
     #[test]
     fn title_is_trimmed_and_bounded() {
-        assert_eq!(TaskTitle::parse("  buy milk ").unwrap().into_inner(), "buy milk");
+        assert_eq!(
+            TaskTitle::parse("  buy milk ").unwrap().into_inner(),
+            "buy milk"
+        );
         assert_eq!(TaskTitle::parse("   ").unwrap_err().field, "title");
         assert!(TaskTitle::parse(&"é".repeat(500)).is_ok());
         assert!(TaskTitle::parse(&"é".repeat(501)).is_err());
@@ -169,7 +178,9 @@ mod tests {
 
     #[test]
     fn due_date_accepts_offsets_and_normalises_to_utc() {
-        let d = DueDate::parse("2026-03-01T10:00:00+01:00").unwrap().into_inner();
+        let d = DueDate::parse("2026-03-01T10:00:00+01:00")
+            .unwrap()
+            .into_inner();
         assert_eq!(format_time(&d), "2026-03-01T09:00:00.000Z");
         assert_eq!(DueDate::parse("tomorrow").unwrap_err().field, "due_date");
         assert!(DueDate::parse("2026-03-01").is_err());

@@ -92,7 +92,11 @@ impl TraceParent {
         let trace_id = hex_lower::<16>(trace).filter(|t| t.iter().any(|&b| b != 0))?;
         let span_id = hex_lower::<8>(span).filter(|s| s.iter().any(|&b| b != 0))?;
         let [flags] = hex_lower::<1>(flags)?;
-        Some(Self { trace_id, span_id, flags })
+        Some(Self {
+            trace_id,
+            span_id,
+            flags,
+        })
     }
 
     /// The trace context of an envelope: the trace id of a valid incoming

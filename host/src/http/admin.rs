@@ -36,11 +36,16 @@ async fn reload_mappers(_: Admin, State(state): State<AppState>) -> Result<Json<
     match state.mappers.reload().await {
         Ok(report) => {
             tracing::info!(?report, "mappers reloaded through the admin API");
-            Ok(Json(json!({ "reloaded": true, "report": report, "mappers": state.mappers.list() })))
+            Ok(Json(
+                json!({ "reloaded": true, "report": report, "mappers": state.mappers.list() }),
+            ))
         }
         Err(e) => {
             tracing::error!(error = %e, "mapper reload refused; the previous set stays live");
-            Err(ApiError::invalid("mappers", format!("reload refused, the previous set stays live: {e}")))
+            Err(ApiError::invalid(
+                "mappers",
+                format!("reload refused, the previous set stays live: {e}"),
+            ))
         }
     }
 }
@@ -68,7 +73,10 @@ async fn dead_letters(
     ApiQuery(q): ApiQuery<Limit>,
 ) -> Result<Json<Value>, ApiError> {
     if q.state.is_some() {
-        return Err(ApiError::param("state", "dead letters have no state filter"));
+        return Err(ApiError::param(
+            "state",
+            "dead letters have no state filter",
+        ));
     }
     let letters = state.db.dead_letters(limit(q.limit)?).await?;
     Ok(Json(json!({ "dead_letters": letters })))
@@ -82,19 +90,29 @@ async fn replay(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::param("id", format!("`{id}` is not a UUID")))?;
+    let id =
+        Uuid::parse_str(&id).map_err(|_| ApiError::param("id", format!("`{id}` is not a UUID")))?;
     let (letter, row) = state
         .db
         .dead_letter(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no dead letter {id}")))?;
     if letter.resolved_at.is_some() {
-        return Err(ApiError::Conflict(format!("dead letter {id} was already replayed")));
+        return Err(ApiError::Conflict(format!(
+            "dead letter {id} was already replayed"
+        )));
     }
     let source = state.event_source.clone();
     match map_row(state.mappers.current(), &row, &source).await {
-        MapOutcome::Mapped { correlation_id, envelopes } => {
-            let kept = if state.dapr_enabled { EnvelopeState::Pending } else { EnvelopeState::Skipped };
+        MapOutcome::Mapped {
+            correlation_id,
+            envelopes,
+        } => {
+            let kept = if state.dapr_enabled {
+                EnvelopeState::Pending
+            } else {
+                EnvelopeState::Skipped
+            };
             state
                 .db
                 .replay_succeeded(&letter, &row, &correlation_id, &envelopes, kept, now())
@@ -102,13 +120,18 @@ async fn replay(
             state.relay.notify();
             tracing::info!(dead_letter = %id, mutation_id = %row.id, "dead letter replayed");
             let ids: Vec<&str> = envelopes.iter().map(|e| e.id.as_str()).collect();
-            Ok(Json(json!({ "replayed": true, "mutation_id": row.id, "envelopes": ids })))
+            Ok(Json(
+                json!({ "replayed": true, "mutation_id": row.id, "envelopes": ids }),
+            ))
         }
         MapOutcome::Failed { mapper, reason } => {
             state.db.replay_failed(id, &reason).await?;
             Err(ApiError::invalid(
                 "mappers",
-                format!("replay failed again ({}): {reason}", mapper.as_deref().unwrap_or("host")),
+                format!(
+                    "replay failed again ({}): {reason}",
+                    mapper.as_deref().unwrap_or("host")
+                ),
             ))
         }
     }
@@ -124,8 +147,9 @@ async fn envelopes(
         .state
         .as_deref()
         .map(|s| {
-            EnvelopeState::parse(s)
-                .ok_or_else(|| ApiError::param("state", "must be pending, published, skipped or dead"))
+            EnvelopeState::parse(s).ok_or_else(|| {
+                ApiError::param("state", "must be pending, published, skipped or dead")
+            })
         })
         .transpose()?;
     let records = state.db.recent_envelopes(filter, limit(q.limit)?).await?;

@@ -19,14 +19,20 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts
         .headers
         .get(AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".into()))?
+        .ok_or_else(|| {
+            ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".into())
+        })?
         .to_str()
         .map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text".into()))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(token.trim())
         }
-        _ => Err(ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())),
+        _ => Err(ApiError::Unauthorized(
+            "the Authorization header must be `Bearer <token>`".into(),
+        )),
     }
 }
 
@@ -57,7 +63,9 @@ impl FromRequestParts<AppState> for Admin {
         if expected.matches(token) {
             Ok(Admin)
         } else {
-            Err(ApiError::Forbidden("the bearer token is not the admin token".into()))
+            Err(ApiError::Forbidden(
+                "the bearer token is not the admin token".into(),
+            ))
         }
     }
 }

@@ -124,7 +124,8 @@ impl IntoResponse for ApiError {
             ApiError::Internal(cause) => {
                 // Logged here, inside the request span, so the correlation id is attached.
                 tracing::error!(error = format!("{cause:#}"), "request failed");
-                "an internal error occurred; the correlation id identifies it in the logs".to_owned()
+                "an internal error occurred; the correlation id identifies it in the logs"
+                    .to_owned()
             }
             other => other.to_string(),
         };

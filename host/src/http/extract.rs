@@ -49,7 +49,13 @@ impl From<QueryRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        ApiError::param("id", format!("invalid path parameter: {}", strip_prefix(&rejection.body_text())))
+        ApiError::param(
+            "id",
+            format!(
+                "invalid path parameter: {}",
+                strip_prefix(&rejection.body_text())
+            ),
+        )
     }
 }
 
@@ -97,7 +103,9 @@ mod tests {
         );
         assert_eq!(f, "colour");
         assert!(m.starts_with("unknown field"));
-        let (f, _) = split_serde_message("Failed to deserialize query string: limit: invalid digit found in string");
+        let (f, _) = split_serde_message(
+            "Failed to deserialize query string: limit: invalid digit found in string",
+        );
         assert_eq!(f, "limit");
     }
 }

@@ -27,7 +27,11 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     };
     let mappers = state.mappers.current().len();
     let ready = database == "ok" && mappers > 0;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(json!({

@@ -14,11 +14,11 @@ use super::context::RequestContext;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::domain::task::{parse_description, rfc3339};
-use chrono::{DateTime, Utc};
 use crate::domain::{DueDate, Origin, Task, TaskTitle};
 use crate::store::{ListOrder, NewTask, PageRequest, TaskPatch};
 use axum::Json;
 use axum::extract::State;
+use chrono::{DateTime, Utc};
 
 /// The largest page `GET /tasks` returns.
 pub const MAX_PAGE: u32 = 100;
@@ -66,7 +66,9 @@ pub struct UpdateTask {
 }
 
 /// Distinguishes a field given as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -169,9 +171,17 @@ pub(super) async fn create(
     let new = NewTask {
         title: TaskTitle::parse(&body.title)?.into_inner(),
         description: parse_description(body.description.as_deref())?,
-        due_date: body.due_date.as_deref().map(DueDate::parse).transpose()?.map(DueDate::into_inner),
+        due_date: body
+            .due_date
+            .as_deref()
+            .map(DueDate::parse)
+            .transpose()?
+            .map(DueDate::into_inner),
     };
-    let task = state.db.create_task(&user, new, &ctx.mutation(Origin::Rest)).await?;
+    let task = state
+        .db
+        .create_task(&user, new, &ctx.mutation(Origin::Rest))
+        .await?;
     state.relay.notify();
     Ok((StatusCode::CREATED, view(task)).into_response())
 }
@@ -186,13 +196,19 @@ pub(super) async fn list(
 ) -> Result<Json<TaskPage>, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::param("limit", format!("must be between 1 and {MAX_PAGE}")));
+        return Err(ApiError::param(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
     }
     let order = match params.order.as_deref() {
         None | Some("newest") => ListOrder::NewestFirst,
         Some("oldest") => ListOrder::OldestFirst,
         Some(other) => {
-            return Err(ApiError::param("order", format!("must be `newest` or `oldest`, got `{other}`")));
+            return Err(ApiError::param(
+                "order",
+                format!("must be `newest` or `oldest`, got `{other}`"),
+            ));
         }
     };
     let after = params
@@ -203,7 +219,15 @@ pub(super) async fn list(
         .transpose()?;
     let page = state
         .db
-        .list_tasks(&user, &PageRequest { completed: params.completed, limit, after, order })
+        .list_tasks(
+            &user,
+            &PageRequest {
+                completed: params.completed,
+                limit,
+                after,
+                order,
+            },
+        )
         .await?;
     Ok(Json(TaskPage {
         items: page.items.into_iter().map(TaskView::from).collect(),
@@ -220,7 +244,12 @@ pub(super) async fn read(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TaskView>, ApiError> {
     let id = parse_id(&id)?;
-    state.db.get_task(&user, id).await?.map(view).ok_or_else(|| not_found(id))
+    state
+        .db
+        .get_task(&user, id)
+        .await?
+        .map(view)
+        .ok_or_else(|| not_found(id))
 }
 
 /// Changes title, description or due date; `null` clears description and due date.
@@ -242,16 +271,30 @@ pub(super) async fn update(
             Some(None) => return Err(ApiError::invalid("title", "title: cannot be null")),
             None => None,
         },
-        description: body.description.map(|d| parse_description(d.as_deref())).transpose()?,
+        description: body
+            .description
+            .map(|d| parse_description(d.as_deref()))
+            .transpose()?,
         due_date: body
             .due_date
-            .map(|d| d.as_deref().map(DueDate::parse).transpose().map(|d| d.map(DueDate::into_inner)))
+            .map(|d| {
+                d.as_deref()
+                    .map(DueDate::parse)
+                    .transpose()
+                    .map(|d| d.map(DueDate::into_inner))
+            })
             .transpose()?,
     };
     if patch.title.is_none() && patch.description.is_none() && patch.due_date.is_none() {
-        return Err(ApiError::invalid("body", "give at least one of title, description, due_date"));
+        return Err(ApiError::invalid(
+            "body",
+            "give at least one of title, description, due_date",
+        ));
     }
-    let task = state.db.update_task(&user, id, patch, &ctx.mutation(Origin::Rest)).await?;
+    let task = state
+        .db
+        .update_task(&user, id, patch, &ctx.mutation(Origin::Rest))
+        .await?;
     state.relay.notify();
     task.map(view).ok_or_else(|| not_found(id))
 }
@@ -266,7 +309,11 @@ pub(super) async fn remove(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
-    if state.db.delete_task(&user, id, &ctx.mutation(Origin::Rest)).await? {
+    if state
+        .db
+        .delete_task(&user, id, &ctx.mutation(Origin::Rest))
+        .await?
+    {
         state.relay.notify();
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -329,7 +376,10 @@ pub(super) async fn clear_completed(
             "bulk deletion needs `completed=true`: only completed tasks can be cleared",
         ));
     }
-    let deleted = state.db.clear_completed(&user, &ctx.mutation(Origin::Rest)).await?;
+    let deleted = state
+        .db
+        .clear_completed(&user, &ctx.mutation(Origin::Rest))
+        .await?;
     if deleted > 0 {
         state.relay.notify();
     }

@@ -43,9 +43,9 @@ impl CallContext<'_> {
         &self,
         call: impl FnOnce(&Mapper, &mut Store<SandboxState>) -> wasmtime::Result<R>,
     ) -> Result<R, MapFailure> {
-        let mut store = self
-            .runtime
-            .new_store(self.tag.clone(), self.settings.clone(), self.limits);
+        let mut store =
+            self.runtime
+                .new_store(self.tag.clone(), self.settings.clone(), self.limits);
         let result = self
             .pre
             .instantiate(&mut store)
@@ -57,7 +57,12 @@ impl CallContext<'_> {
 
 /// Names a failed call: memory cap, deadline, or a trap with its reason and the
 /// tail of the guest's stderr (where a Rust guest's panic message goes).
-fn classify(e: &wasmtime::Error, state: &SandboxState, limits: &Limits, stderr: &str) -> MapFailure {
+fn classify(
+    e: &wasmtime::Error,
+    state: &SandboxState,
+    limits: &Limits,
+    stderr: &str,
+) -> MapFailure {
     if state.limiter.memory_refused || e.downcast_ref::<MemoryLimitHit>().is_some() {
         return MapFailure::MemoryLimit {
             limit: limits.memory_bytes,

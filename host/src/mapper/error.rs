@@ -72,7 +72,9 @@ pub enum Refusal {
         found: String,
     },
     /// The component imports an interface the host does not provide.
-    #[error("imports `{0}`, which this host does not provide (mappers may import pakaura:events/host and WASI 0.2)")]
+    #[error(
+        "imports `{0}`, which this host does not provide (mappers may import pakaura:events/host and WASI 0.2)"
+    )]
     UnknownImport(String),
     /// The component lacks an export of the `mapper` world.
     #[error("does not implement the world pakaura:events/mapper: no export `{0}`")]
@@ -151,7 +153,9 @@ pub enum MapFailure {
         max: usize,
     },
     /// One event's `data` exceeds `MAPPER_MAX_EVENT_BYTES`.
-    #[error("returned event {index} with {bytes} bytes of data; the limit is {max} (MAPPER_MAX_EVENT_BYTES)")]
+    #[error(
+        "returned event {index} with {bytes} bytes of data; the limit is {max} (MAPPER_MAX_EVENT_BYTES)"
+    )]
     EventTooLarge {
         /// The event's index in the mapper's output.
         index: usize,

@@ -89,7 +89,9 @@ impl SandboxState {
     pub(crate) fn drain_stdio(&self) -> String {
         let (out, out_dropped) = self.stdout.take();
         let (err, err_dropped) = self.stderr.take();
-        for (stream, text, dropped) in [("stdout", &out, out_dropped), ("stderr", &err, err_dropped)] {
+        for (stream, text, dropped) in
+            [("stdout", &out, out_dropped), ("stderr", &err, err_dropped)]
+        {
             if !text.is_empty() {
                 tracing::debug!(mapper = %self.mapper, stream, dropped_bytes = dropped, "{text}");
             }
@@ -143,7 +145,10 @@ pub(crate) fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if text.len() <= max {
         return text.into();
     }
-    let end = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let end = (0..=max)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
     format!("{}… ({} bytes cut)", &text[..end], text.len() - end).into()
 }
 
@@ -163,7 +168,10 @@ mod tests {
     fn config_reads_this_mappers_settings() {
         let settings = Arc::new(Settings::from([("mode".to_owned(), "ok".to_owned())]));
         let mut state = SandboxState::new("m".into(), settings, &Limits::default());
-        assert_eq!(host::Host::config(&mut state, "mode".into()).as_deref(), Some("ok"));
+        assert_eq!(
+            host::Host::config(&mut state, "mode".into()).as_deref(),
+            Some("ok")
+        );
         assert_eq!(host::Host::config(&mut state, "other".into()), None);
     }
 }

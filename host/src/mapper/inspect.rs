@@ -80,8 +80,14 @@ mod tests {
 
     #[test]
     fn headers_tell_modules_from_components() {
-        assert!(matches!(check_header(b"hello world"), Err(Refusal::NotWasm)));
-        assert!(matches!(check_header(b"\0asm\x01\0\0\0"), Err(Refusal::CoreModule)));
+        assert!(matches!(
+            check_header(b"hello world"),
+            Err(Refusal::NotWasm)
+        ));
+        assert!(matches!(
+            check_header(b"\0asm\x01\0\0\0"),
+            Err(Refusal::CoreModule)
+        ));
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
     }
 

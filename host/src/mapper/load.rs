@@ -50,7 +50,10 @@ impl MapperSource {
     fn settings_key(&self) -> String {
         match self {
             Self::BuiltinDefault => "default".to_owned(),
-            Self::File(p) => p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            Self::File(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         }
     }
 
@@ -237,7 +240,9 @@ impl LoadedMapper {
 /// characters of `a-z A-Z 0-9 . _ -`.
 fn check_name(name: &str) -> Result<(), Refusal> {
     let valid = (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if valid {
         Ok(())
     } else {

@@ -1,8 +1,8 @@
 //! [`MapperRuntime`]: the process's one `wasmtime` engine, its epoch ticker and the
 //! linker shared by every mapper, and the per-call sandboxed `Store`.
 
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -157,7 +157,10 @@ mod tests {
         let mut linker = runtime.linker().clone();
         let mut clock = linker.instance(MONOTONIC_CLOCK).unwrap();
         let redefined = clock.func_wrap("now", |_, (): ()| Ok((0u64,)));
-        assert!(redefined.is_err(), "WASI's monotonic-clock instance not found");
+        assert!(
+            redefined.is_err(),
+            "WASI's monotonic-clock instance not found"
+        );
     }
 
     #[test]

@@ -123,7 +123,8 @@ fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("wasm"));
         // `metadata` follows symlinks, as Kubernetes ConfigMap and Secret mounts use them.
-        if is_wasm && !name.starts_with('.') && std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+        if is_wasm && !name.starts_with('.') && std::fs::metadata(&path).is_ok_and(|m| m.is_file())
+        {
             files.push(path);
         }
     }
@@ -153,6 +154,9 @@ mod tests {
     #[test]
     fn a_missing_folder_names_the_setting() {
         let err = wasm_files(Path::new("/nonexistent/mappers")).unwrap_err();
-        assert!(err.to_string().starts_with("MAPPERS_DIR /nonexistent/mappers"));
+        assert!(
+            err.to_string()
+                .starts_with("MAPPERS_DIR /nonexistent/mappers")
+        );
     }
 }

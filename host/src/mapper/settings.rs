@@ -146,7 +146,9 @@ pub enum SettingsError {
         error: std::io::Error,
     },
     /// The settings file is not `{"<mapper>": {"<key>": "<string>"}}`.
-    #[error("MAPPER_SETTINGS_FILE {path}: expected {{\"<mapper>\": {{\"<key>\": \"<value>\"}}}} ({error})")]
+    #[error(
+        "MAPPER_SETTINGS_FILE {path}: expected {{\"<mapper>\": {{\"<key>\": \"<value>\"}}}} ({error})"
+    )]
     Parse {
         /// The file named by the setting.
         path: PathBuf,
@@ -186,9 +188,10 @@ impl MapperSettings {
             Some(path) => Self::from_file(path)?,
             None => Self::default(),
         };
-        settings.apply_env(std::env::vars_os().filter_map(|(k, v)| {
-            Some((k.into_string().ok()?, v.into_string().ok()?))
-        }))?;
+        settings.apply_env(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )?;
         Ok(settings)
     }
 
@@ -205,7 +208,11 @@ impl MapperSettings {
             })?;
         let mut settings = Self::default();
         for (name, values) in raw {
-            settings.by_mapper.entry(name_key(&name)).or_default().extend(values);
+            settings
+                .by_mapper
+                .entry(name_key(&name))
+                .or_default()
+                .extend(values);
         }
         Ok(settings)
     }
@@ -216,7 +223,9 @@ impl MapperSettings {
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), SettingsError> {
         for (var, value) in vars {
-            let Some(rest) = var.strip_prefix("MAPPER__") else { continue };
+            let Some(rest) = var.strip_prefix("MAPPER__") else {
+                continue;
+            };
             let Some((name, key)) = rest.split_once("__") else {
                 return Err(SettingsError::BadVariable { var });
             };
@@ -238,7 +247,12 @@ impl MapperSettings {
 
     /// The settings of the mapper called `name` (empty if none).
     pub fn for_mapper(&self, name: &str) -> Arc<Settings> {
-        Arc::new(self.by_mapper.get(&name_key(name)).cloned().unwrap_or_default())
+        Arc::new(
+            self.by_mapper
+                .get(&name_key(name))
+                .cloned()
+                .unwrap_or_default(),
+        )
     }
 }
 

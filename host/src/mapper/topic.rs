@@ -88,13 +88,24 @@ mod tests {
 
     #[test]
     fn refuses_names_kafka_refuses() {
-        for bad in ["", ".", "..", "with space", "slash/es", "ünï", &"x".repeat(250)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "with space",
+            "slash/es",
+            "ünï",
+            &"x".repeat(250),
+        ] {
             assert!(TopicName::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
 
     #[test]
     fn from_str_trims_list_items() {
-        assert_eq!(" reminders ".parse::<TopicName>().unwrap().as_str(), "reminders");
+        assert_eq!(
+            " reminders ".parse::<TopicName>().unwrap().as_str(),
+            "reminders"
+        );
     }
 }

@@ -23,12 +23,26 @@ const MAX_EXTENSION_VALUE: usize = 4096;
 
 /// CloudEvents core attributes an extension may not shadow.
 const CORE_ATTRIBUTES: [&str; 10] = [
-    "specversion", "id", "source", "type", "datacontenttype", "dataschema", "subject", "time",
-    "data", "data_base64",
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "datacontenttype",
+    "dataschema",
+    "subject",
+    "time",
+    "data",
+    "data_base64",
 ];
 /// Attributes the host or Dapr set, which an extension may not shadow either.
 const HOST_ATTRIBUTES: [&str; 7] = [
-    "traceid", "traceparent", "tracestate", "mappername", "mapperversion", "topic", "pubsubname",
+    "traceid",
+    "traceparent",
+    "tracestate",
+    "mappername",
+    "mapperversion",
+    "topic",
+    "pubsubname",
 ];
 
 /// What a mapper is, for validating its output.
@@ -82,8 +96,14 @@ fn one(
             check_text(field, value, max).map_err(invalid)?;
         }
     }
-    if ev.data_schema.as_deref().is_some_and(|s| s.contains(char::is_whitespace)) {
-        return Err(invalid("data-schema must be a URI without spaces".to_owned()));
+    if ev
+        .data_schema
+        .as_deref()
+        .is_some_and(|s| s.contains(char::is_whitespace))
+    {
+        return Err(invalid(
+            "data-schema must be a URI without spaces".to_owned(),
+        ));
     }
     check_extensions(&ev.extensions).map_err(invalid)?;
     let data = serde_json::from_str(&ev.data)
@@ -126,10 +146,16 @@ pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<(), Str
         return Err(format!("{field} must not be empty"));
     }
     if value.len() > max {
-        return Err(format!("{field} is {} bytes; at most {max} are allowed", value.len()));
+        return Err(format!(
+            "{field} is {} bytes; at most {max} are allowed",
+            value.len()
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(format!("{field} `{}` contains control characters", shorten(value).escape_debug()));
+        return Err(format!(
+            "{field} `{}` contains control characters",
+            shorten(value).escape_debug()
+        ));
     }
     Ok(())
 }
@@ -144,7 +170,9 @@ fn check_extensions(extensions: &[(String, String)]) -> Result<(), String> {
     let mut seen = BTreeSet::new();
     for (name, value) in extensions {
         let valid = (1..=20).contains(&name.len())
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if !valid {
             return Err(format!(
                 "extension name `{}` must be 1 to 20 characters of a-z and 0-9",
@@ -152,10 +180,14 @@ fn check_extensions(extensions: &[(String, String)]) -> Result<(), String> {
             ));
         }
         if CORE_ATTRIBUTES.contains(&name.as_str()) {
-            return Err(format!("extension `{name}` would shadow the CloudEvents attribute `{name}`"));
+            return Err(format!(
+                "extension `{name}` would shadow the CloudEvents attribute `{name}`"
+            ));
         }
         if HOST_ATTRIBUTES.contains(&name.as_str()) {
-            return Err(format!("extension `{name}` would shadow the host-set attribute `{name}`"));
+            return Err(format!(
+                "extension `{name}` would shadow the host-set attribute `{name}`"
+            ));
         }
         if !seen.insert(name.as_str()) {
             return Err(format!("extension `{name}` is given twice"));

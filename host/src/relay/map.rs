@@ -14,9 +14,15 @@ use crate::store::{EnvelopeState, NewEnvelope, OutboxRow};
 #[derive(Debug)]
 pub enum MapOutcome {
     /// The envelopes to store, in publish order, and the request's correlation id.
-    Mapped { correlation_id: String, envelopes: Vec<NewEnvelope> },
+    Mapped {
+        correlation_id: String,
+        envelopes: Vec<NewEnvelope>,
+    },
     /// The mutation cannot be mapped: the failing mapper (if one) and the reason.
-    Failed { mapper: Option<String>, reason: String },
+    Failed {
+        mapper: Option<String>,
+        reason: String,
+    },
 }
 
 /// Maps one stored mutation with `set` (on a blocking thread: mapping is CPU work
@@ -25,7 +31,10 @@ pub async fn map_row(set: std::sync::Arc<MapperSet>, row: &OutboxRow, source: &s
     let mutation = match row.decode() {
         Ok(m) => m,
         Err(e) => {
-            return MapOutcome::Failed { mapper: None, reason: format!("stored mutation is unreadable: {e}") };
+            return MapOutcome::Failed {
+                mapper: None,
+                reason: format!("stored mutation is unreadable: {e}"),
+            };
         }
     };
     let started = Instant::now();
@@ -36,7 +45,12 @@ pub async fn map_row(set: std::sync::Arc<MapperSet>, row: &OutboxRow, source: &s
     .await
     {
         Ok(done) => done,
-        Err(e) => return MapOutcome::Failed { mapper: None, reason: format!("mapping task failed: {e}") },
+        Err(e) => {
+            return MapOutcome::Failed {
+                mapper: None,
+                reason: format!("mapping task failed: {e}"),
+            };
+        }
     };
     metrics::histogram!("mapper_chain_duration_seconds").record(started.elapsed().as_secs_f64());
     let events = match result {
@@ -44,14 +58,20 @@ pub async fn map_row(set: std::sync::Arc<MapperSet>, row: &OutboxRow, source: &s
         Err(e) => {
             metrics::counter!("mapper_failures_total", "mapper" => e.mapper.clone(), "reason" => e.kind.code())
                 .increment(1);
-            return MapOutcome::Failed { mapper: Some(e.mapper.clone()), reason: e.to_string() };
+            return MapOutcome::Failed {
+                mapper: Some(e.mapper.clone()),
+                reason: e.to_string(),
+            };
         }
     };
     let mut envelopes = Vec::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
         let body = envelope::build_envelope(&mutation, event, source, row.traceparent.as_deref());
         let Ok(index) = i32::try_from(index) else {
-            return MapOutcome::Failed { mapper: Some(event.mapper.clone()), reason: "too many events".into() };
+            return MapOutcome::Failed {
+                mapper: Some(event.mapper.clone()),
+                reason: "too many events".into(),
+            };
         };
         envelopes.push(NewEnvelope {
             id: body["id"].as_str().unwrap_or_default().to_owned(),
@@ -64,16 +84,25 @@ pub async fn map_row(set: std::sync::Arc<MapperSet>, row: &OutboxRow, source: &s
             body: body.to_string(),
         });
     }
-    MapOutcome::Mapped { correlation_id: mutation.correlation_id, envelopes }
+    MapOutcome::Mapped {
+        correlation_id: mutation.correlation_id,
+        envelopes,
+    }
 }
 
 /// Leases and maps one batch; returns how many rows it handled.
 pub(super) async fn run(ctx: &RelayContext) -> usize {
     let started = now();
-    let lease = ChronoDuration::from_std(ctx.config.relay_lease).unwrap_or(ChronoDuration::seconds(30));
+    let lease =
+        ChronoDuration::from_std(ctx.config.relay_lease).unwrap_or(ChronoDuration::seconds(30));
     let rows = match ctx
         .db
-        .claim_mutations(&ctx.id, started, started + lease, i64::from(ctx.config.relay_batch_size))
+        .claim_mutations(
+            &ctx.id,
+            started,
+            started + lease,
+            i64::from(ctx.config.relay_batch_size),
+        )
         .await
     {
         Ok(rows) => rows,
@@ -82,12 +111,19 @@ pub(super) async fn run(ctx: &RelayContext) -> usize {
             return 0;
         }
     };
-    let state = if ctx.publisher.is_some() { EnvelopeState::Pending } else { EnvelopeState::Skipped };
+    let state = if ctx.publisher.is_some() {
+        EnvelopeState::Pending
+    } else {
+        EnvelopeState::Skipped
+    };
     for row in &rows {
         let set = ctx.mappers.current();
         let outcome = map_row(set, row, &ctx.source).await;
         let stored = match outcome {
-            MapOutcome::Mapped { correlation_id, envelopes } => {
+            MapOutcome::Mapped {
+                correlation_id,
+                envelopes,
+            } => {
                 for e in &envelopes {
                     if state == EnvelopeState::Skipped {
                         tracing::debug!(
@@ -98,7 +134,9 @@ pub(super) async fn run(ctx: &RelayContext) -> usize {
                     }
                 }
                 metrics::counter!("relay_envelopes_built_total").increment(envelopes.len() as u64);
-                ctx.db.record_mapped(row, &correlation_id, &envelopes, state, now()).await
+                ctx.db
+                    .record_mapped(row, &correlation_id, &envelopes, state, now())
+                    .await
             }
             MapOutcome::Failed { mapper, reason } => {
                 tracing::error!(
@@ -107,7 +145,10 @@ pub(super) async fn run(ctx: &RelayContext) -> usize {
                     "mutation could not be mapped; parked as a dead letter"
                 );
                 metrics::counter!("dead_letters_total", "kind" => "mapping").increment(1);
-                ctx.db.record_mapping_failure(row, mapper.as_deref(), &reason, now()).await.map(|_| ())
+                ctx.db
+                    .record_mapping_failure(row, mapper.as_deref(), &reason, now())
+                    .await
+                    .map(|_| ())
             }
         };
         if let Err(e) = stored {

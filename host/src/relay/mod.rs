@@ -13,8 +13,8 @@
 
 mod backoff;
 mod map;
-pub mod publisher;
 mod publish;
+pub mod publisher;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,7 +65,10 @@ impl RelayContext {
         config: RelayConfig,
         source: String,
     ) -> Result<Self, reqwest::Error> {
-        let publisher = dapr.dapr_enabled.then(|| Publisher::new(dapr)).transpose()?;
+        let publisher = dapr
+            .dapr_enabled
+            .then(|| Publisher::new(dapr))
+            .transpose()?;
         Ok(Self {
             db,
             mappers,
@@ -79,11 +82,18 @@ impl RelayContext {
 
 impl Relay {
     /// Runs the relay until `stop` turns true.
-    pub fn spawn(&self, ctx: RelayContext, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn(
+        &self,
+        ctx: RelayContext,
+        mut stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let wake = self.wake.clone();
         tokio::spawn(async move {
             let sidecar_ready = Arc::new(AtomicBool::new(false));
-            let waiter = ctx.publisher.clone().map(|p| tokio::spawn(wait_for_sidecar(p, sidecar_ready.clone())));
+            let waiter = ctx
+                .publisher
+                .clone()
+                .map(|p| tokio::spawn(wait_for_sidecar(p, sidecar_ready.clone())));
             let mut last_prune = Instant::now() - Duration::from_secs(3600);
             tracing::info!(relay = %ctx.id, dapr = ctx.publisher.is_some(), "relay started");
             loop {
@@ -124,7 +134,9 @@ async fn wait_for_sidecar(publisher: Publisher, ready: Arc<AtomicBool>) {
     let started = Instant::now();
     while !publisher.sidecar_ready().await {
         if !warned && started.elapsed() > Duration::from_secs(10) {
-            tracing::warn!("Dapr sidecar not ready yet (GET /v1.0/healthz/outbound); events wait in the outbox");
+            tracing::warn!(
+                "Dapr sidecar not ready yet (GET /v1.0/healthz/outbound); events wait in the outbox"
+            );
             warned = true;
         }
         tokio::time::sleep(delay).await;
@@ -141,7 +153,10 @@ async fn prune(ctx: &RelayContext) {
     let before = crate::domain::task::now() - retention;
     match ctx.db.prune(before).await {
         Ok(0) => {}
-        Ok(n) => tracing::info!(rows = n, "pruned finished relay rows past ENVELOPE_RETENTION"),
+        Ok(n) => tracing::info!(
+            rows = n,
+            "pruned finished relay rows past ENVELOPE_RETENTION"
+        ),
         Err(e) => tracing::warn!(error = %e, "pruning relay rows failed; will try again"),
     }
 }

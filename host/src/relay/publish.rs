@@ -10,12 +10,20 @@ use crate::store::ClaimedEnvelope;
 
 /// Leases and publishes one round of envelopes; returns how many it handled.
 pub(super) async fn run(ctx: &RelayContext) -> usize {
-    let Some(publisher) = &ctx.publisher else { return 0 };
+    let Some(publisher) = &ctx.publisher else {
+        return 0;
+    };
     let started = now();
-    let lease = ChronoDuration::from_std(ctx.config.relay_lease).unwrap_or(ChronoDuration::seconds(30));
+    let lease =
+        ChronoDuration::from_std(ctx.config.relay_lease).unwrap_or(ChronoDuration::seconds(30));
     let claimed = match ctx
         .db
-        .claim_envelopes(&ctx.id, started, started + lease, i64::from(ctx.config.relay_max_in_flight))
+        .claim_envelopes(
+            &ctx.id,
+            started,
+            started + lease,
+            i64::from(ctx.config.relay_max_in_flight),
+        )
         .await
     {
         Ok(c) => c,
@@ -26,16 +34,24 @@ pub(super) async fn run(ctx: &RelayContext) -> usize {
     };
     let count = claimed.len();
     futures::stream::iter(claimed)
-        .for_each_concurrent(ctx.config.relay_max_in_flight as usize, |envelope| async move {
-            publish_one(ctx, publisher, envelope).await;
-        })
+        .for_each_concurrent(
+            ctx.config.relay_max_in_flight as usize,
+            |envelope| async move {
+                publish_one(ctx, publisher, envelope).await;
+            },
+        )
         .await;
     count
 }
 
 async fn publish_one(ctx: &RelayContext, publisher: &Publisher, e: ClaimedEnvelope) {
     let outcome = publisher
-        .publish(&e.topic, &e.partition_key, e.body.clone(), e.traceparent.as_deref())
+        .publish(
+            &e.topic,
+            &e.partition_key,
+            e.body.clone(),
+            e.traceparent.as_deref(),
+        )
         .await;
     let stored = match &outcome {
         Outcome::Published(status) => {
@@ -48,14 +64,20 @@ async fn publish_one(ctx: &RelayContext, publisher: &Publisher, e: ClaimedEnvelo
         }
         Outcome::Retry { status, reason } => {
             let attempt = u32::try_from(e.attempts + 1).unwrap_or(u32::MAX);
-            let delay = backoff::delay(attempt, ctx.config.relay_retry_base, ctx.config.relay_retry_max);
+            let delay = backoff::delay(
+                attempt,
+                ctx.config.relay_retry_base,
+                ctx.config.relay_retry_max,
+            );
             tracing::warn!(
                 event_type = %e.event_type, topic = %e.topic, task_id = %e.task_id, user_id = %e.user_id,
                 correlation_id = %e.correlation_id, dapr_status = status.map(i64::from), envelope_id = %e.id,
                 attempt, retry_in_ms = delay.as_millis() as u64, reason = %reason, "publish failed; will retry"
             );
-            metrics::counter!("relay_publish_retries_total", "topic" => e.topic.clone()).increment(1);
-            let retry_at = now() + ChronoDuration::from_std(delay).unwrap_or(ChronoDuration::seconds(1));
+            metrics::counter!("relay_publish_retries_total", "topic" => e.topic.clone())
+                .increment(1);
+            let retry_at =
+                now() + ChronoDuration::from_std(delay).unwrap_or(ChronoDuration::seconds(1));
             ctx.db.mark_retry(e.seq, *status, reason, retry_at).await
         }
         Outcome::Refused { status, reason } => {

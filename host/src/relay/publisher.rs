@@ -48,7 +48,10 @@ impl Publisher {
             client,
             base: format!("http://{}:{}", config.dapr_host, config.dapr_http_port),
             pubsub: config.dapr_pubsub_name.clone(),
-            token: config.dapr_api_token.as_ref().map(|t| t.expose().to_owned()),
+            token: config
+                .dapr_api_token
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
         })
     }
 
@@ -65,7 +68,10 @@ impl Publisher {
             .client
             .post(url)
             .query(&[("metadata.partitionKey", partition_key)])
-            .header(reqwest::header::CONTENT_TYPE, "application/cloudevents+json")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/cloudevents+json",
+            )
             .body(body);
         if let Some(token) = &self.token {
             request = request.header("dapr-api-token", token);
@@ -76,12 +82,23 @@ impl Publisher {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => {
-                return Outcome::Retry { status: None, reason: "publish timed out (DAPR_PUBLISH_TIMEOUT)".into() };
+                return Outcome::Retry {
+                    status: None,
+                    reason: "publish timed out (DAPR_PUBLISH_TIMEOUT)".into(),
+                };
             }
             Err(e) if e.is_connect() => {
-                return Outcome::Retry { status: None, reason: "Dapr sidecar unreachable (connection failed)".into() };
+                return Outcome::Retry {
+                    status: None,
+                    reason: "Dapr sidecar unreachable (connection failed)".into(),
+                };
             }
-            Err(e) => return Outcome::Retry { status: None, reason: format!("publish failed: {e}") },
+            Err(e) => {
+                return Outcome::Retry {
+                    status: None,
+                    reason: format!("publish failed: {e}"),
+                };
+            }
         };
         let status = response.status();
         if status.is_success() {
@@ -89,10 +106,19 @@ impl Publisher {
         }
         let text = response.text().await.unwrap_or_default();
         let reason = describe_error(status, &text);
-        if status.is_client_error() && status != StatusCode::REQUEST_TIMEOUT && status != StatusCode::TOO_MANY_REQUESTS {
-            Outcome::Refused { status: status.as_u16(), reason }
+        if status.is_client_error()
+            && status != StatusCode::REQUEST_TIMEOUT
+            && status != StatusCode::TOO_MANY_REQUESTS
+        {
+            Outcome::Refused {
+                status: status.as_u16(),
+                reason,
+            }
         } else {
-            Outcome::Retry { status: Some(status.as_u16()), reason }
+            Outcome::Retry {
+                status: Some(status.as_u16()),
+                reason,
+            }
         }
     }
 
@@ -109,7 +135,10 @@ impl Publisher {
 /// "HTTP 403 ERR_PUBSUB_FORBIDDEN: topic … is not allowed" from Dapr's error body.
 fn describe_error(status: StatusCode, body: &str) -> String {
     match serde_json::from_str::<DaprError>(body) {
-        Ok(DaprError { error_code, message }) => format!(
+        Ok(DaprError {
+            error_code,
+            message,
+        }) => format!(
             "HTTP {} {}: {}",
             status.as_u16(),
             error_code.as_deref().unwrap_or("(no errorCode)"),
@@ -132,7 +161,13 @@ mod tests {
             StatusCode::FORBIDDEN,
             r#"{"errorCode":"ERR_PUBSUB_FORBIDDEN","message":"topic reminders is not allowed for app id pakaura"}"#,
         );
-        assert_eq!(text, "HTTP 403 ERR_PUBSUB_FORBIDDEN: topic reminders is not allowed for app id pakaura");
-        assert_eq!(describe_error(StatusCode::BAD_GATEWAY, "oops"), "HTTP 502: oops");
+        assert_eq!(
+            text,
+            "HTTP 403 ERR_PUBSUB_FORBIDDEN: topic reminders is not allowed for app id pakaura"
+        );
+        assert_eq!(
+            describe_error(StatusCode::BAD_GATEWAY, "oops"),
+            "HTTP 502: oops"
+        );
     }
 }

@@ -239,7 +239,12 @@ impl Db {
     }
 
     /// Records Dapr's acceptance.
-    pub async fn mark_published(&self, seq: i64, status: u16, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn mark_published(
+        &self,
+        seq: i64,
+        status: u16,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE envelopes SET state = 'published', attempts = attempts + 1, dapr_status = $1, \
@@ -382,7 +387,10 @@ impl Db {
     }
 
     /// One dead letter and the outbox row of its mutation.
-    pub async fn dead_letter(&self, id: Uuid) -> Result<Option<(DeadLetter, OutboxRow)>, StoreError> {
+    pub async fn dead_letter(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(DeadLetter, OutboxRow)>, StoreError> {
         let letter: Option<DeadLetter> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, resolved_at \
@@ -392,7 +400,9 @@ impl Db {
             .fetch_optional(pool)
             .await?
         });
-        let Some(letter) = letter else { return Ok(None) };
+        let Some(letter) = letter else {
+            return Ok(None);
+        };
         let row: Option<OutboxRow> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT seq, id, task_id, user_id, action, mutation, traceparent, created_at \
@@ -408,11 +418,13 @@ impl Db {
     /// Records a replay that failed again.
     pub async fn replay_failed(&self, id: Uuid, reason: &str) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
-            sqlx::query("UPDATE dead_letters SET attempts = attempts + 1, reason = $1 WHERE id = $2")
-                .bind(reason)
-                .bind(id)
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "UPDATE dead_letters SET attempts = attempts + 1, reason = $1 WHERE id = $2",
+            )
+            .bind(reason)
+            .bind(id)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }
@@ -434,13 +446,16 @@ impl Db {
                 .bind(row.id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE dead_letters SET resolved_at = $1, attempts = attempts + 1 WHERE id = $2")
-                .bind(now)
-                .bind(letter.id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE dead_letters SET resolved_at = $1, attempts = attempts + 1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(letter.id)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
         });
-        self.record_mapped(row, correlation_id, envelopes, state, now).await
+        self.record_mapped(row, correlation_id, envelopes, state, now)
+            .await
     }
 }

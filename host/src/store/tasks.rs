@@ -206,7 +206,15 @@ impl Db {
             .bind(after.id)
             .execute(&mut *tx)
             .await?;
-            outbox::insert(&mut *tx, Action::Updated, &after, changes, ctx, after.updated_at).await?;
+            outbox::insert(
+                &mut *tx,
+                Action::Updated,
+                &after,
+                changes,
+                ctx,
+                after.updated_at,
+            )
+            .await?;
             tx.commit().await?;
             Ok(Some(after))
         })
@@ -242,7 +250,11 @@ impl Db {
                 .bind(task.id)
                 .execute(&mut *tx)
                 .await?;
-            let action = if completed { Action::Completed } else { Action::Uncompleted };
+            let action = if completed {
+                Action::Completed
+            } else {
+                Action::Uncompleted
+            };
             outbox::insert(&mut *tx, action, &task, Vec::new(), ctx, task.updated_at).await?;
             tx.commit().await?;
             Ok(Some(task))
@@ -279,7 +291,11 @@ impl Db {
 
     /// Deletes all of `user`'s completed tasks, one `deleted` mutation each, and
     /// returns how many went.
-    pub async fn clear_completed(&self, user: &str, ctx: &MutationContext) -> Result<u64, StoreError> {
+    pub async fn clear_completed(
+        &self,
+        user: &str,
+        ctx: &MutationContext,
+    ) -> Result<u64, StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let mut rows: Vec<TaskRow> = sqlx::query_as(
@@ -292,7 +308,15 @@ impl Db {
             rows.sort_by_key(|r| r.seq);
             let at = now();
             for row in &rows {
-                outbox::insert(&mut *tx, Action::Deleted, &Task::from(row.clone()), Vec::new(), ctx, at).await?;
+                outbox::insert(
+                    &mut *tx,
+                    Action::Deleted,
+                    &Task::from(row.clone()),
+                    Vec::new(),
+                    ctx,
+                    at,
+                )
+                .await?;
             }
             tx.commit().await?;
             Ok(rows.len() as u64)
@@ -313,14 +337,22 @@ fn apply_patch(before: &Task, patch: TaskPatch) -> (Task, Vec<FieldChange>) {
     if let Some(description) = patch.description
         && description != before.description
     {
-        changes.push(FieldChange::new("description", &before.description, &description));
+        changes.push(FieldChange::new(
+            "description",
+            &before.description,
+            &description,
+        ));
         after.description = description;
     }
     if let Some(due_date) = patch.due_date
         && due_date != before.due_date
     {
         let text = |d: &Option<DateTime<Utc>>| d.as_ref().map(format_time);
-        changes.push(FieldChange::new("due_date", &text(&before.due_date), &text(&due_date)));
+        changes.push(FieldChange::new(
+            "due_date",
+            &text(&before.due_date),
+            &text(&due_date),
+        ));
         after.due_date = due_date;
     }
     if !changes.is_empty() {

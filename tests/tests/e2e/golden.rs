@@ -64,15 +64,34 @@ fn cases() -> Vec<(&'static str, Mutation)> {
     use Action::*;
     let title = FieldChange::new("title", &"Write the report", &"Write the quarterly report");
     let due_change = |old: Option<DateTime<Utc>>, new: Option<DateTime<Utc>>| {
-        let text = |d: Option<DateTime<Utc>>| d.map(|d| pakaura_host::domain::task::format_time(&d));
+        let text =
+            |d: Option<DateTime<Utc>>| d.map(|d| pakaura_host::domain::task::format_time(&d));
         FieldChange::new("due_date", &text(old), &text(new))
     };
     vec![
         case("created", Created, false, None, vec![]),
-        case("created_with_due_date", Created, false, Some(due(1)), vec![]),
+        case(
+            "created_with_due_date",
+            Created,
+            false,
+            Some(due(1)),
+            vec![],
+        ),
         case("updated_title", Updated, false, None, vec![title.clone()]),
-        case("updated_title_with_due_date", Updated, false, Some(due(1)), vec![title]),
-        case("updated_due_date_set", Updated, false, Some(due(1)), vec![due_change(None, Some(due(1)))]),
+        case(
+            "updated_title_with_due_date",
+            Updated,
+            false,
+            Some(due(1)),
+            vec![title],
+        ),
+        case(
+            "updated_due_date_set",
+            Updated,
+            false,
+            Some(due(1)),
+            vec![due_change(None, Some(due(1)))],
+        ),
         case(
             "updated_due_date_changed",
             Updated,
@@ -80,13 +99,37 @@ fn cases() -> Vec<(&'static str, Mutation)> {
             Some(due(2)),
             vec![due_change(Some(due(1)), Some(due(2)))],
         ),
-        case("updated_due_date_removed", Updated, false, None, vec![due_change(Some(due(1)), None)]),
+        case(
+            "updated_due_date_removed",
+            Updated,
+            false,
+            None,
+            vec![due_change(Some(due(1)), None)],
+        ),
         case("completed", Completed, true, None, vec![]),
-        case("completed_with_due_date", Completed, true, Some(due(1)), vec![]),
+        case(
+            "completed_with_due_date",
+            Completed,
+            true,
+            Some(due(1)),
+            vec![],
+        ),
         case("uncompleted", Uncompleted, false, None, vec![]),
-        case("uncompleted_with_due_date", Uncompleted, false, Some(due(1)), vec![]),
+        case(
+            "uncompleted_with_due_date",
+            Uncompleted,
+            false,
+            Some(due(1)),
+            vec![],
+        ),
         case("deleted", Deleted, false, None, vec![]),
-        case("deleted_with_due_date", Deleted, false, Some(due(1)), vec![]),
+        case(
+            "deleted_with_due_date",
+            Deleted,
+            false,
+            Some(due(1)),
+            vec![],
+        ),
     ]
 }
 
@@ -111,7 +154,10 @@ fn the_default_mapper_matches_its_golden_envelopes() {
             .into_iter()
             .map(|(name, m)| {
                 let events = mapper.map(&m).unwrap_or_else(|e| panic!("{name}: {e}"));
-                let envelopes = events.iter().map(|ev| build_envelope(&m, ev, SOURCE, None)).collect();
+                let envelopes = events
+                    .iter()
+                    .map(|ev| build_envelope(&m, ev, SOURCE, None))
+                    .collect();
                 (name, Value::Array(envelopes))
             })
             .collect()
@@ -127,15 +173,25 @@ fn the_default_mapper_matches_its_golden_envelopes() {
             std::fs::write(&path, &pretty).unwrap();
             continue;
         }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+                path.display()
+            )
+        });
         let expected: Value = serde_json::from_str(&expected).unwrap();
         if &expected != envelopes {
-            eprintln!("--- {} (golden)\n{expected:#}\n+++ actual\n{pretty}", path.display());
+            eprintln!(
+                "--- {} (golden)\n{expected:#}\n+++ actual\n{pretty}",
+                path.display()
+            );
             mismatched.push(*name);
         }
     }
-    assert!(mismatched.is_empty(), "envelopes differ from the golden files: {mismatched:?}");
+    assert!(
+        mismatched.is_empty(),
+        "envelopes differ from the golden files: {mismatched:?}"
+    );
 }
 
 #[test]
@@ -154,7 +210,12 @@ fn reminder_events_follow_the_due_date_transitions() {
         cases()
             .into_iter()
             .map(|(name, m)| {
-                let types = mapper.map(&m).unwrap().into_iter().map(|e| e.event_type).collect();
+                let types = mapper
+                    .map(&m)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.event_type)
+                    .collect();
                 (name, types)
             })
             .collect()
@@ -164,12 +225,33 @@ fn reminder_events_follow_the_due_date_transitions() {
         types.iter().find(|t| t.starts_with("reminder.")).cloned()
     };
     assert_eq!(reminder("created"), None);
-    assert_eq!(reminder("created_with_due_date").as_deref(), Some("reminder.scheduled"));
+    assert_eq!(
+        reminder("created_with_due_date").as_deref(),
+        Some("reminder.scheduled")
+    );
     assert_eq!(reminder("updated_title_with_due_date"), None);
-    assert_eq!(reminder("updated_due_date_set").as_deref(), Some("reminder.scheduled"));
-    assert_eq!(reminder("updated_due_date_changed").as_deref(), Some("reminder.rescheduled"));
-    assert_eq!(reminder("updated_due_date_removed").as_deref(), Some("reminder.cancelled"));
-    assert_eq!(reminder("completed_with_due_date").as_deref(), Some("reminder.cancelled"));
-    assert_eq!(reminder("uncompleted_with_due_date").as_deref(), Some("reminder.scheduled"));
-    assert_eq!(reminder("deleted_with_due_date").as_deref(), Some("reminder.cancelled"));
+    assert_eq!(
+        reminder("updated_due_date_set").as_deref(),
+        Some("reminder.scheduled")
+    );
+    assert_eq!(
+        reminder("updated_due_date_changed").as_deref(),
+        Some("reminder.rescheduled")
+    );
+    assert_eq!(
+        reminder("updated_due_date_removed").as_deref(),
+        Some("reminder.cancelled")
+    );
+    assert_eq!(
+        reminder("completed_with_due_date").as_deref(),
+        Some("reminder.cancelled")
+    );
+    assert_eq!(
+        reminder("uncompleted_with_due_date").as_deref(),
+        Some("reminder.scheduled")
+    );
+    assert_eq!(
+        reminder("deleted_with_due_date").as_deref(),
+        Some("reminder.cancelled")
+    );
 }

@@ -48,7 +48,8 @@ pub(crate) use on_both_databases;
 
 /// The administrative PostgreSQL URL tests create their databases through.
 fn postgres_admin_url() -> String {
-    std::env::var("PAKAURA_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("PAKAURA_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A database made for one test and removed when it ends.
@@ -60,7 +61,9 @@ pub(crate) struct TestDatabase {
 enum Cleanup {
     /// Removed with the folder.
     Dir(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { name: String },
+    Postgres {
+        name: String,
+    },
     /// Owned by another handle.
     None,
 }
@@ -71,21 +74,27 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite:{}", dir.path().join("pakaura.db").display());
-                Self { url, cleanup: Cleanup::Dir(dir) }
+                Self {
+                    url,
+                    cleanup: Cleanup::Dir(dir),
+                }
             }
             Backend::Postgres => {
                 let admin = postgres_admin_url();
                 let name = format!("pakaura_test_{}", Uuid::new_v4().simple());
-                let pool = sqlx::PgPool::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} (set PAKAURA_TEST_POSTGRES): {e}"));
+                let pool = sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {admin} (set PAKAURA_TEST_POSTGRES): {e}")
+                });
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&pool)
                     .await
                     .expect("create test database");
                 pool.close().await;
                 let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-                Self { url: format!("{base}/{name}"), cleanup: Cleanup::Postgres { name } }
+                Self {
+                    url: format!("{base}/{name}"),
+                    cleanup: Cleanup::Postgres { name },
+                }
             }
         }
     }
@@ -95,7 +104,10 @@ impl TestDatabase {
     /// Another handle on a database made by [`TestDatabase::create`]; it does not
     /// drop the database when it ends.
     pub(crate) fn existing(url: &str) -> Self {
-        Self { url: url.to_owned(), cleanup: Cleanup::None }
+        Self {
+            url: url.to_owned(),
+            cleanup: Cleanup::None,
+        }
     }
 }
 
@@ -106,13 +118,18 @@ impl Drop for TestDatabase {
             // Dropping runs outside any async context we can rely on: use a thread
             // with its own small runtime.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
                 rt.block_on(async {
                     let pool = sqlx::PgPool::connect(&postgres_admin_url()).await.ok()?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&pool)
-                        .await
-                        .ok()?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&pool)
+                    .await
+                    .ok()?;
                     pool.close().await;
                     Some(())
                 })
@@ -156,9 +173,14 @@ pub(crate) fn config_from(pairs: &[(String, String)]) -> ServeConfig {
     }
     let mut argv = vec!["pakaura".to_owned()];
     for (name, value) in pairs {
-        argv.push(format!("--{}={value}", name.to_lowercase().replace('_', "-")));
+        argv.push(format!(
+            "--{}={value}",
+            name.to_lowercase().replace('_', "-")
+        ));
     }
-    Args::try_parse_from(argv).unwrap_or_else(|e| panic!("test config: {e}")).config
+    Args::try_parse_from(argv)
+        .unwrap_or_else(|e| panic!("test config: {e}"))
+        .config
 }
 
 pub(crate) async fn spawn_app(backend: Backend) -> TestApp {
@@ -182,7 +204,9 @@ pub(crate) async fn start(database: TestDatabase, options: Options) -> TestApp {
         ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
     ];
     pairs.extend(options.env);
-    let (app, demo) = Application::build(config_from(&pairs)).await.expect("build app");
+    let (app, demo) = Application::build(config_from(&pairs))
+        .await
+        .expect("build app");
     assert!(demo.is_none());
     let addr = app.addr();
     let db = app.db().clone();
@@ -191,7 +215,10 @@ pub(crate) async fn start(database: TestDatabase, options: Options) -> TestApp {
     TestApp {
         addr,
         db,
-        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
         stop,
         server: Some(server),
         database,
@@ -212,7 +239,13 @@ impl TestApp {
     }
 
     /// Sends a request as `user` (None: no Authorization header).
-    pub(crate) async fn send(&self, method: Method, path: &str, user: Option<&str>, body: Option<Value>) -> Response {
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
         let mut request = self.client.request(method, self.url(path));
         if let Some(user) = user {
             request = request.bearer_auth(token_for(user));
@@ -224,7 +257,9 @@ impl TestApp {
     }
 
     pub(crate) async fn create_task(&self, user: &str, body: Value) -> Value {
-        let response = self.send(Method::POST, "/tasks", Some(user), Some(body)).await;
+        let response = self
+            .send(Method::POST, "/tasks", Some(user), Some(body))
+            .await;
         assert_eq!(response.status(), StatusCode::CREATED);
         response.json().await.unwrap()
     }
@@ -242,7 +277,10 @@ impl TestApp {
     pub(crate) async fn stop(mut self) -> TestDatabase {
         self.stop.stop();
         if let Some(server) = self.server.take() {
-            server.await.expect("server task").expect("server stopped cleanly");
+            server
+                .await
+                .expect("server task")
+                .expect("server stopped cleanly");
         }
         self.db.close().await;
         self.database
@@ -252,7 +290,10 @@ impl TestApp {
 /// Asserts a problem+json response with `status`, returning the problem document.
 pub(crate) async fn expect_problem(response: Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status, "unexpected status");
-    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(content_type, "application/problem+json");
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["status"], status.as_u16());

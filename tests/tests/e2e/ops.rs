@@ -18,18 +18,41 @@ async fn health_and_readiness_report_ok(backend: Backend) {
 
 async fn responses_echo_or_make_a_correlation_id(backend: Backend) {
     let app = spawn_app(backend).await;
-    let given = app.client.get(app.url("/healthz")).header("x-correlation-id", "abc-1").send().await.unwrap();
+    let given = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-correlation-id", "abc-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(given.headers()["x-correlation-id"], "abc-1");
     let made = app.client.get(app.url("/healthz")).send().await.unwrap();
-    let made = made.headers()["x-correlation-id"].to_str().unwrap().to_owned();
+    let made = made.headers()["x-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
-    let hostile = app.client.get(app.url("/healthz")).header("x-correlation-id", "a b{}").send().await.unwrap();
+    let hostile = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-correlation-id", "a b{}")
+        .send()
+        .await
+        .unwrap();
     assert_ne!(hostile.headers()["x-correlation-id"], "a b{}");
 }
 
 async fn the_openapi_document_describes_the_task_routes(backend: Backend) {
     let app = spawn_app(backend).await;
-    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
     for (path, methods) in [
@@ -39,12 +62,23 @@ async fn the_openapi_document_describes_the_task_routes(backend: Backend) {
         ("/tasks/{id}/uncomplete", &["post"][..]),
     ] {
         for method in methods {
-            assert!(paths[path].get(*method).is_some(), "{method} {path} documented");
+            assert!(
+                paths[path].get(*method).is_some(),
+                "{method} {path} documented"
+            );
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     let task = &doc["components"]["schemas"]["Task"]["properties"];
-    for field in ["id", "title", "description", "completed", "due_date", "created_at", "updated_at"] {
+    for field in [
+        "id",
+        "title",
+        "description",
+        "completed",
+        "due_date",
+        "created_at",
+        "updated_at",
+    ] {
         assert!(task.get(field).is_some(), "Task.{field} documented");
     }
 }
@@ -52,7 +86,15 @@ async fn the_openapi_document_describes_the_task_routes(backend: Backend) {
 async fn metrics_count_requests(backend: Backend) {
     let app = spawn_app(backend).await;
     app.send(Method::GET, "/tasks", Some("alice"), None).await;
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("http_requests_total"), "{text}");
 }
 

@@ -24,7 +24,10 @@ async fn every_mutation_writes_one_outbox_row_with_the_mutation(backend: Backend
         .post(app.url("/tasks"))
         .bearer_auth(crate::helpers::token_for("alice"))
         .header("x-correlation-id", "req-123")
-        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .json(&json!({"title": "a", "due_date": "2026-03-01T09:00:00Z"}))
         .send()
         .await
@@ -33,19 +36,55 @@ async fn every_mutation_writes_one_outbox_row_with_the_mutation(backend: Backend
     let task: Value = response.json().await.unwrap();
     let id = task["id"].as_str().unwrap().to_owned();
 
-    app.send(Method::PATCH, &format!("/tasks/{id}"), Some("alice"), Some(json!({"title": "b", "due_date": null})))
+    app.send(
+        Method::PATCH,
+        &format!("/tasks/{id}"),
+        Some("alice"),
+        Some(json!({"title": "b", "due_date": null})),
+    )
+    .await;
+    app.send(
+        Method::PATCH,
+        &format!("/tasks/{id}"),
+        Some("alice"),
+        Some(json!({"title": "b"})),
+    )
+    .await;
+    app.send(
+        Method::POST,
+        &format!("/tasks/{id}/complete"),
+        Some("alice"),
+        None,
+    )
+    .await;
+    app.send(
+        Method::POST,
+        &format!("/tasks/{id}/complete"),
+        Some("alice"),
+        None,
+    )
+    .await;
+    app.send(
+        Method::POST,
+        &format!("/tasks/{id}/uncomplete"),
+        Some("alice"),
+        None,
+    )
+    .await;
+    app.send(Method::DELETE, &format!("/tasks/{id}"), Some("alice"), None)
         .await;
-    app.send(Method::PATCH, &format!("/tasks/{id}"), Some("alice"), Some(json!({"title": "b"}))).await;
-    app.send(Method::POST, &format!("/tasks/{id}/complete"), Some("alice"), None).await;
-    app.send(Method::POST, &format!("/tasks/{id}/complete"), Some("alice"), None).await;
-    app.send(Method::POST, &format!("/tasks/{id}/uncomplete"), Some("alice"), None).await;
-    app.send(Method::DELETE, &format!("/tasks/{id}"), Some("alice"), None).await;
 
     let mutations = mutations_of(&app.db, &id).await;
     let actions: Vec<Action> = mutations.iter().map(|m| m.action).collect();
     assert_eq!(
         actions,
-        [Action::Created, Action::Updated, Action::Completed, Action::Uncompleted, Action::Deleted],
+        [
+            Action::Created,
+            Action::Updated,
+            Action::Completed,
+            Action::Uncompleted,
+            Action::Deleted
+        ],
         "no-op changes write no row"
     );
     let created = &mutations[0];
@@ -55,7 +94,10 @@ async fn every_mutation_writes_one_outbox_row_with_the_mutation(backend: Backend
     let mut snapshot = serde_json::to_value(&created.task).unwrap();
     assert_eq!(snapshot["user_id"], "alice");
     snapshot.as_object_mut().unwrap().remove("user_id");
-    assert_eq!(snapshot, task, "the mutation holds the task as the API returned it");
+    assert_eq!(
+        snapshot, task,
+        "the mutation holds the task as the API returned it"
+    );
 
     let updated = &mutations[1];
     let changes: Vec<(&str, &str, &str)> = updated
@@ -65,17 +107,30 @@ async fn every_mutation_writes_one_outbox_row_with_the_mutation(backend: Backend
         .collect();
     assert_eq!(
         changes,
-        [("title", "\"a\"", "\"b\""), ("due_date", "\"2026-03-01T09:00:00.000Z\"", "null")]
+        [
+            ("title", "\"a\"", "\"b\""),
+            ("due_date", "\"2026-03-01T09:00:00.000Z\"", "null")
+        ]
     );
     assert_eq!(updated.task.title, "b");
     let deleted = mutations.last().unwrap();
-    assert_eq!(deleted.task.title, "b", "deleted carries the task as it was");
+    assert_eq!(
+        deleted.task.title, "b",
+        "deleted carries the task as it was"
+    );
     assert!(mutations.iter().all(|m| m.task.user_id == "alice"));
     let ids: std::collections::HashSet<Uuid> = mutations.iter().map(|m| m.id).collect();
     assert_eq!(ids.len(), mutations.len(), "mutation ids are unique");
 
-    let rows = app.db.outbox_rows(Some(Uuid::parse_str(&id).unwrap())).await.unwrap();
-    assert_eq!(rows[0].traceparent.as_deref(), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    let rows = app
+        .db
+        .outbox_rows(Some(Uuid::parse_str(&id).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[0].traceparent.as_deref(),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    );
     assert_eq!(rows[1].traceparent, None);
 }
 
@@ -83,33 +138,84 @@ async fn clearing_completed_writes_a_deleted_row_per_task(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut ids = Vec::new();
     for title in ["a", "b"] {
-        let id = app.create_task("alice", json!({"title": title})).await["id"].as_str().unwrap().to_owned();
-        app.send(Method::POST, &format!("/tasks/{id}/complete"), Some("alice"), None).await;
+        let id = app.create_task("alice", json!({"title": title})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.send(
+            Method::POST,
+            &format!("/tasks/{id}/complete"),
+            Some("alice"),
+            None,
+        )
+        .await;
         ids.push(id);
     }
-    app.send(Method::DELETE, "/tasks?completed=true", Some("alice"), None).await;
+    app.send(Method::DELETE, "/tasks?completed=true", Some("alice"), None)
+        .await;
     for id in &ids {
-        let actions: Vec<Action> = mutations_of(&app.db, id).await.iter().map(|m| m.action).collect();
-        assert_eq!(actions, [Action::Created, Action::Completed, Action::Deleted]);
+        let actions: Vec<Action> = mutations_of(&app.db, id)
+            .await
+            .iter()
+            .map(|m| m.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [Action::Created, Action::Completed, Action::Deleted]
+        );
     }
 }
 
 async fn a_failed_mutation_leaves_neither_task_nor_outbox_row(backend: Backend) {
     let app = spawn_app(backend).await;
-    let kept = app.create_task("alice", json!({"title": "kept"})).await["id"].as_str().unwrap().to_owned();
+    let kept = app.create_task("alice", json!({"title": "kept"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Break the outbox so the second statement of the transaction fails.
     exec(&app.db, "ALTER TABLE outbox RENAME TO outbox_broken").await;
-    let response = app.send(Method::POST, "/tasks", Some("alice"), Some(json!({"title": "lost"}))).await;
+    let response = app
+        .send(
+            Method::POST,
+            "/tasks",
+            Some("alice"),
+            Some(json!({"title": "lost"})),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let problem: Value = response.json().await.unwrap();
-    assert!(!problem["detail"].as_str().unwrap().contains("outbox"), "no internals leak: {problem}");
-    let response = app.send(Method::PATCH, &format!("/tasks/{kept}"), Some("alice"), Some(json!({"title": "changed"}))).await;
+    assert!(
+        !problem["detail"].as_str().unwrap().contains("outbox"),
+        "no internals leak: {problem}"
+    );
+    let response = app
+        .send(
+            Method::PATCH,
+            &format!("/tasks/{kept}"),
+            Some("alice"),
+            Some(json!({"title": "changed"})),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     exec(&app.db, "ALTER TABLE outbox_broken RENAME TO outbox").await;
 
-    let list: Value = app.send(Method::GET, "/tasks", Some("alice"), None).await.json().await.unwrap();
-    let titles: Vec<&str> = list["items"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
-    assert_eq!(titles, ["kept"], "the task insert and update rolled back with the outbox insert");
+    let list: Value = app
+        .send(Method::GET, "/tasks", Some("alice"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let titles: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        ["kept"],
+        "the task insert and update rolled back with the outbox insert"
+    );
     assert_eq!(app.db.outbox_rows(None).await.unwrap().len(), 1);
 }
 

@@ -13,7 +13,11 @@ use crate::sink::{Behaviour, DaprSink, Recorded};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn sink_behaviour() -> Behaviour {
-    Behaviour { pubsub: "pubsub-kafka".into(), api_token: Some("dapr-token-123".into()), ..Default::default() }
+    Behaviour {
+        pubsub: "pubsub-kafka".into(),
+        api_token: Some("dapr-token-123".into()),
+        ..Default::default()
+    }
 }
 
 /// Settings that point the host at `sink`, with fast relay timings for tests.
@@ -29,7 +33,10 @@ fn dapr_options(sink: &DaprSink) -> Options {
 }
 
 async fn task_id(app: &TestApp, user: &str, body: Value) -> String {
-    app.create_task(user, body).await["id"].as_str().unwrap().to_owned()
+    app.create_task(user, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// The accepted publishes of one task, as (type, topic), in publish order.
@@ -42,25 +49,39 @@ fn types_of(published: &[Recorded], task: &str) -> Vec<(String, String)> {
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+    list.iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
 }
 
 fn assert_valid_envelope(r: &Recorded) {
     let e = &r.body;
     assert_eq!(e["specversion"], "1.0");
-    assert!(uuid::Uuid::parse_str(e["id"].as_str().unwrap()).is_ok(), "id: {e}");
+    assert!(
+        uuid::Uuid::parse_str(e["id"].as_str().unwrap()).is_ok(),
+        "id: {e}"
+    );
     assert_eq!(e["source"], "pakaura/api");
     assert_eq!(e["datacontenttype"], "application/json");
-    assert!(e["data"].is_object(), "data is a JSON object, not a string: {e}");
+    assert!(
+        e["data"].is_object(),
+        "data is a JSON object, not a string: {e}"
+    );
     assert!(chrono::DateTime::parse_from_rfc3339(e["time"].as_str().unwrap()).is_ok());
     let traceparent = e["traceparent"].as_str().unwrap();
     let parts: Vec<&str> = traceparent.split('-').collect();
     assert_eq!(parts.len(), 4, "{traceparent}");
-    assert_eq!((parts[0], parts[1].len(), parts[2].len(), parts[3].len()), ("00", 32, 16, 2));
+    assert_eq!(
+        (parts[0], parts[1].len(), parts[2].len(), parts[3].len()),
+        ("00", 32, 16, 2)
+    );
     assert_eq!(r.headers["content-type"], "application/cloudevents+json");
     assert_eq!(r.headers["dapr-api-token"], "dapr-token-123");
     assert_eq!(r.pubsub, "pubsub-kafka");
-    assert_eq!(r.query["metadata.partitionKey"], e["data"]["task_id"].as_str().unwrap());
+    assert_eq!(
+        r.query["metadata.partitionKey"],
+        e["data"]["task_id"].as_str().unwrap()
+    );
 }
 
 async fn every_route_publishes_exactly_the_catalogue(backend: Backend) {
@@ -72,12 +93,18 @@ async fn every_route_publishes_exactly_the_catalogue(backend: Backend) {
         .post(app.url("/tasks"))
         .bearer_auth(crate::helpers::token_for("alice"))
         .header("x-correlation-id", "corr-1")
-        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .json(&json!({"title": "water plants", "due_date": "2026-03-01T09:00:00Z"}))
         .send()
         .await
         .unwrap();
-    let a = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let a = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let task = format!("/tasks/{a}");
     for body in [
         json!({"title": "water all plants"}),
@@ -85,14 +112,35 @@ async fn every_route_publishes_exactly_the_catalogue(backend: Backend) {
         json!({"due_date": null}),
         json!({"due_date": "2026-03-03T09:00:00Z"}),
     ] {
-        app.send(Method::PATCH, &task, Some("alice"), Some(body)).await;
+        app.send(Method::PATCH, &task, Some("alice"), Some(body))
+            .await;
     }
-    app.send(Method::POST, &format!("/tasks/{a}/complete"), Some("alice"), None).await;
-    app.send(Method::POST, &format!("/tasks/{a}/uncomplete"), Some("alice"), None).await;
-    app.send(Method::DELETE, &format!("/tasks/{a}"), Some("alice"), None).await;
+    app.send(
+        Method::POST,
+        &format!("/tasks/{a}/complete"),
+        Some("alice"),
+        None,
+    )
+    .await;
+    app.send(
+        Method::POST,
+        &format!("/tasks/{a}/uncomplete"),
+        Some("alice"),
+        None,
+    )
+    .await;
+    app.send(Method::DELETE, &format!("/tasks/{a}"), Some("alice"), None)
+        .await;
     let b = task_id(&app, "alice", json!({"title": "no due date"})).await;
-    app.send(Method::POST, &format!("/tasks/{b}/complete"), Some("alice"), None).await;
-    app.send(Method::DELETE, "/tasks?completed=true", Some("alice"), None).await;
+    app.send(
+        Method::POST,
+        &format!("/tasks/{b}/complete"),
+        Some("alice"),
+        None,
+    )
+    .await;
+    app.send(Method::DELETE, "/tasks?completed=true", Some("alice"), None)
+        .await;
 
     let published = sink.wait_for_published(29, WAIT).await;
     assert_eq!(
@@ -140,14 +188,25 @@ async fn every_route_publishes_exactly_the_catalogue(backend: Backend) {
         assert_valid_envelope(&r);
     }
 
-    let of_a: Vec<&Recorded> = published.iter().filter(|r| r.body["subject"] == a.as_str()).collect();
+    let of_a: Vec<&Recorded> = published
+        .iter()
+        .filter(|r| r.body["subject"] == a.as_str())
+        .collect();
     let created = of_a[0];
     let e = &created.body;
     assert_eq!(e["type"], "task.created");
     assert_eq!(e["subject"], a.as_str());
     assert_eq!(e["traceid"], "corr-1");
-    assert!(e["traceparent"].as_str().unwrap().starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
-    assert_eq!(created.headers["traceparent"], e["traceparent"].as_str().unwrap());
+    assert!(
+        e["traceparent"]
+            .as_str()
+            .unwrap()
+            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+    );
+    assert_eq!(
+        created.headers["traceparent"],
+        e["traceparent"].as_str().unwrap()
+    );
     assert_eq!(
         e["data"],
         json!({
@@ -155,10 +214,19 @@ async fn every_route_publishes_exactly_the_catalogue(backend: Backend) {
             "due_date": "2026-03-01T09:00:00.000Z", "changes": null, "timestamp": e["time"],
         })
     );
-    let updated = published.iter().find(|r| r.event_type() == "task.updated").unwrap();
-    assert_eq!(updated.body["data"]["changes"], json!({"title": {"old": "water plants", "new": "water all plants"}}));
+    let updated = published
+        .iter()
+        .find(|r| r.event_type() == "task.updated")
+        .unwrap();
+    assert_eq!(
+        updated.body["data"]["changes"],
+        json!({"title": {"old": "water plants", "new": "water all plants"}})
+    );
     let sync = &of_a[1].body;
-    assert_eq!(sync["data"], json!({"task_id": a, "user_id": "alice", "action": "created", "timestamp": sync["time"]}));
+    assert_eq!(
+        sync["data"],
+        json!({"task_id": a, "user_id": "alice", "action": "created", "timestamp": sync["time"]})
+    );
     let reminder = &of_a[2].body;
     assert_eq!(
         reminder["data"],
@@ -170,17 +238,29 @@ async fn every_route_publishes_exactly_the_catalogue(backend: Backend) {
 }
 
 async fn a_failing_sidecar_loses_nothing_and_keeps_ids(backend: Backend) {
-    let sink = DaprSink::start(Behaviour { fail_next: 7, ..sink_behaviour() }).await;
+    let sink = DaprSink::start(Behaviour {
+        fail_next: 7,
+        ..sink_behaviour()
+    })
+    .await;
     let app = spawn_with(backend, dapr_options(&sink)).await;
     for i in 0..3 {
         task_id(&app, "alice", json!({"title": format!("t{i}")})).await;
     }
     let published = sink.wait_for_published(6, WAIT).await;
-    let failed: Vec<Recorded> = sink.requests().into_iter().filter(|r| r.status == 500).collect();
+    let failed: Vec<Recorded> = sink
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 500)
+        .collect();
     assert_eq!(failed.len(), 7);
     let published_ids: BTreeSet<&str> = published.iter().map(Recorded::id).collect();
     for f in &failed {
-        assert!(published_ids.contains(f.id()), "a retried event keeps its id: {}", f.id());
+        assert!(
+            published_ids.contains(f.id()),
+            "a retried event keeps its id: {}",
+            f.id()
+        );
         let later = published.iter().find(|p| p.id() == f.id()).unwrap();
         assert_eq!(later.body, f.body, "the retry sends the same envelope");
     }
@@ -188,7 +268,12 @@ async fn a_failing_sidecar_loses_nothing_and_keeps_ids(backend: Backend) {
 }
 
 async fn a_hanging_sidecar_is_timed_out_and_retried(backend: Backend) {
-    let sink = DaprSink::start(Behaviour { hang_next: 2, hang_for: Duration::from_secs(1), ..sink_behaviour() }).await;
+    let sink = DaprSink::start(Behaviour {
+        hang_next: 2,
+        hang_for: Duration::from_secs(1),
+        ..sink_behaviour()
+    })
+    .await;
     let app = spawn_with(backend, dapr_options(&sink)).await;
     let id = task_id(&app, "alice", json!({"title": "slow"})).await;
     sink.wait_for_published(2, WAIT).await;
@@ -197,7 +282,11 @@ async fn a_hanging_sidecar_is_timed_out_and_retried(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let published = sink.published();
     let ids: BTreeSet<&str> = published.iter().map(Recorded::id).collect();
-    assert_eq!(ids.len(), 2, "two events, whatever the duplicates: {published:#?}");
+    assert_eq!(
+        ids.len(),
+        2,
+        "two events, whatever the duplicates: {published:#?}"
+    );
     assert_eq!(types_of(&published, &id)[0].0, "task.created");
 }
 
@@ -210,8 +299,19 @@ async fn a_sidecar_down_for_a_while_gets_everything_when_back(backend: Backend) 
         ids.push(task_id(&app, "alice", json!({"title": format!("t{i}")})).await);
     }
     let id = &ids[0];
-    let response = app.send(Method::POST, &format!("/tasks/{id}/complete"), Some("alice"), None).await;
-    assert_eq!(response.status(), StatusCode::OK, "an outage changes no API response");
+    let response = app
+        .send(
+            Method::POST,
+            &format!("/tasks/{id}/complete"),
+            Some("alice"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "an outage changes no API response"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sink = sink.restart().await;
     let published = sink.wait_for_published(10, WAIT).await;
@@ -225,39 +325,78 @@ async fn refused_events_are_parked_as_dead_letters(backend: Backend) {
     behaviour.forbidden_topics.insert("reminders".into());
     let sink = DaprSink::start(behaviour).await;
     let app = spawn_with(backend, dapr_options(&sink)).await;
-    let id = task_id(&app, "alice", json!({"title": "a", "due_date": "2026-03-01T09:00:00Z"})).await;
+    let id = task_id(
+        &app,
+        "alice",
+        json!({"title": "a", "due_date": "2026-03-01T09:00:00Z"}),
+    )
+    .await;
     let after = task_id(&app, "alice", json!({"title": "b"})).await;
     sink.wait_for_published(4, WAIT).await;
     let letters = wait_for_dead_letters(&app, 1).await;
     let letter = &letters[0];
     assert_eq!(letter["kind"], "publish");
     assert_eq!(letter["mapper"], "default");
-    assert!(letter["reason"].as_str().unwrap().contains("ERR_PUBSUB_FORBIDDEN"), "{letter}");
-    assert!(!types_of(&sink.published(), &after).is_empty(), "a refusal does not block other events");
+    assert!(
+        letter["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ERR_PUBSUB_FORBIDDEN"),
+        "{letter}"
+    );
+    assert!(
+        !types_of(&sink.published(), &after).is_empty(),
+        "a refusal does not block other events"
+    );
     assert_eq!(types_of(&sink.published(), &id).len(), 2);
-    let dead: Value = app.admin(Method::GET, "/admin/envelopes?state=dead").await.json().await.unwrap();
-    assert_eq!(dead["envelopes"][0]["envelope"]["type"], "reminder.scheduled");
+    let dead: Value = app
+        .admin(Method::GET, "/admin/envelopes?state=dead")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        dead["envelopes"][0]["envelope"]["type"],
+        "reminder.scheduled"
+    );
     assert_eq!(dead["envelopes"][0]["dapr_status"], 403);
 }
 
 async fn an_unknown_pubsub_parks_every_event(backend: Backend) {
     let sink = DaprSink::start(sink_behaviour()).await;
-    let app = spawn_with(backend, dapr_options(&sink).set("DAPR_PUBSUB_NAME", "no-such-pubsub")).await;
+    let app = spawn_with(
+        backend,
+        dapr_options(&sink).set("DAPR_PUBSUB_NAME", "no-such-pubsub"),
+    )
+    .await;
     task_id(&app, "alice", json!({"title": "a"})).await;
     let letters = wait_for_dead_letters(&app, 2).await;
-    assert!(letters.iter().all(|l| l["reason"].as_str().unwrap().contains("ERR_PUBSUB_NOT_FOUND")));
+    assert!(letters.iter().all(|l| {
+        l["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ERR_PUBSUB_NOT_FOUND")
+    }));
     assert!(sink.published().is_empty());
 }
 
 async fn wait_for_dead_letters(app: &TestApp, n: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let body: Value = app.admin(Method::GET, "/admin/dead-letters").await.json().await.unwrap();
+        let body: Value = app
+            .admin(Method::GET, "/admin/dead-letters")
+            .await
+            .json()
+            .await
+            .unwrap();
         let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
         if letters.len() >= n {
             return letters;
         }
-        assert!(tokio::time::Instant::now() < deadline, "expected {n} dead letters, got {letters:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected {n} dead letters, got {letters:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -271,11 +410,21 @@ async fn a_restarted_host_publishes_pending_rows(backend: Backend) {
     let sink = sink.restart().await;
     let _app = start(database, dapr_options(&sink)).await;
     let published = sink.wait_for_published(2, WAIT).await;
-    assert_eq!(types_of(&published, &id), pairs(&[("task.created", "task-events"), ("sync.task", "task-updates")]));
+    assert_eq!(
+        types_of(&published, &id),
+        pairs(&[
+            ("task.created", "task-events"),
+            ("sync.task", "task-updates")
+        ])
+    );
 }
 
 async fn per_task_order_holds_with_many_concurrent_tasks(backend: Backend) {
-    let sink = DaprSink::start(Behaviour { fail_next: 5, ..sink_behaviour() }).await;
+    let sink = DaprSink::start(Behaviour {
+        fail_next: 5,
+        ..sink_behaviour()
+    })
+    .await;
     let app = spawn_with(backend, dapr_options(&sink)).await;
     let app = std::sync::Arc::new(app);
     let mut handles = Vec::new();
@@ -284,10 +433,21 @@ async fn per_task_order_holds_with_many_concurrent_tasks(backend: Backend) {
         handles.push(tokio::spawn(async move {
             let id = task_id(&app, "alice", json!({"title": format!("task {t}")})).await;
             for n in 0..3 {
-                app.send(Method::PATCH, &format!("/tasks/{id}"), Some("alice"), Some(json!({"title": format!("v{n}")})))
-                    .await;
+                app.send(
+                    Method::PATCH,
+                    &format!("/tasks/{id}"),
+                    Some("alice"),
+                    Some(json!({"title": format!("v{n}")})),
+                )
+                .await;
             }
-            app.send(Method::POST, &format!("/tasks/{id}/complete"), Some("alice"), None).await;
+            app.send(
+                Method::POST,
+                &format!("/tasks/{id}/complete"),
+                Some("alice"),
+                None,
+            )
+            .await;
             (id, t)
         }));
     }
@@ -295,12 +455,20 @@ async fn per_task_order_holds_with_many_concurrent_tasks(backend: Backend) {
     for h in handles {
         ids.push(h.await.unwrap());
     }
-    let published = sink.wait_for_published(12 * 10, Duration::from_secs(60)).await;
+    let published = sink
+        .wait_for_published(12 * 10, Duration::from_secs(60))
+        .await;
     for (id, t) in &ids {
         let titles: Vec<String> = published
             .iter()
             .filter(|r| r.body["subject"] == id.as_str() && r.topic == "task-events")
-            .map(|r| format!("{}:{}", r.event_type(), r.body["data"]["title"].as_str().unwrap_or_default()))
+            .map(|r| {
+                format!(
+                    "{}:{}",
+                    r.event_type(),
+                    r.body["data"]["title"].as_str().unwrap_or_default()
+                )
+            })
             .collect();
         let expected = [
             format!("task.created:task {t}"),
@@ -315,22 +483,49 @@ async fn per_task_order_holds_with_many_concurrent_tasks(backend: Backend) {
 
 async fn with_dapr_off_nothing_is_sent_and_envelopes_are_inspectable(backend: Backend) {
     let sink = DaprSink::start(sink_behaviour()).await;
-    let app = spawn_with(backend, Options::default().set("DAPR_HTTP_PORT", sink.addr.port().to_string())).await;
-    let id = task_id(&app, "alice", json!({"title": "local only", "due_date": "2026-03-01T09:00:00Z"})).await;
+    let app = spawn_with(
+        backend,
+        Options::default().set("DAPR_HTTP_PORT", sink.addr.port().to_string()),
+    )
+    .await;
+    let id = task_id(
+        &app,
+        "alice",
+        json!({"title": "local only", "due_date": "2026-03-01T09:00:00Z"}),
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + WAIT;
     let envelopes = loop {
-        let body: Value = app.admin(Method::GET, "/admin/envelopes?limit=10").await.json().await.unwrap();
+        let body: Value = app
+            .admin(Method::GET, "/admin/envelopes?limit=10")
+            .await
+            .json()
+            .await
+            .unwrap();
         let list = body["envelopes"].as_array().cloned().unwrap();
         if list.len() == 3 {
             break list;
         }
-        assert!(tokio::time::Instant::now() < deadline, "envelopes: {list:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "envelopes: {list:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(envelopes.iter().all(|e| e["state"] == "skipped"));
-    let types: BTreeSet<&str> = envelopes.iter().map(|e| e["envelope"]["type"].as_str().unwrap()).collect();
-    assert_eq!(types, BTreeSet::from(["task.created", "sync.task", "reminder.scheduled"]));
-    assert!(envelopes.iter().all(|e| e["envelope"]["subject"] == id.as_str()));
+    let types: BTreeSet<&str> = envelopes
+        .iter()
+        .map(|e| e["envelope"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        BTreeSet::from(["task.created", "sync.task", "reminder.scheduled"])
+    );
+    assert!(
+        envelopes
+            .iter()
+            .all(|e| e["envelope"]["subject"] == id.as_str())
+    );
     assert!(sink.requests().is_empty(), "nothing reaches the sidecar");
 }
 
@@ -339,9 +534,19 @@ async fn admin_routes_need_the_admin_token(backend: Backend) {
     for path in ["/admin/mappers", "/admin/dead-letters", "/admin/envelopes"] {
         let none = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(none.status(), StatusCode::UNAUTHORIZED, "{path}");
-        let user = app.client.get(app.url(path)).bearer_auth(crate::helpers::token_for("alice")).send().await.unwrap();
+        let user = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(crate::helpers::token_for("alice"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(user.status(), StatusCode::FORBIDDEN, "{path}");
-        assert_eq!(app.admin(Method::GET, path).await.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            app.admin(Method::GET, path).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
     }
 }
 

@@ -8,13 +8,18 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Options, TestApp, TestDatabase, on_both_databases, spawn_with, start};
+use crate::helpers::{
+    Backend, Options, TestApp, TestDatabase, on_both_databases, spawn_with, start,
+};
 use crate::sink::{Behaviour, DaprSink, Recorded};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 fn sink_behaviour() -> Behaviour {
-    Behaviour { pubsub: "pubsub-kafka".into(), ..Default::default() }
+    Behaviour {
+        pubsub: "pubsub-kafka".into(),
+        ..Default::default()
+    }
 }
 
 fn dapr_options(sink: &DaprSink) -> Options {
@@ -35,7 +40,11 @@ impl MapperDir {
     fn with_misbehave(mode: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("mappers")).unwrap();
-        std::fs::copy(pakaura_tests::guests::MISBEHAVE, dir.path().join("mappers/50-misbehave.wasm")).unwrap();
+        std::fs::copy(
+            pakaura_tests::guests::MISBEHAVE,
+            dir.path().join("mappers/50-misbehave.wasm"),
+        )
+        .unwrap();
         let this = Self { dir };
         this.set_mode(mode);
         this
@@ -55,20 +64,34 @@ impl MapperDir {
     }
 
     fn options(&self, base: Options) -> Options {
-        base.set("MAPPERS_DIR", self.folder().join("mappers").display().to_string())
-            .set("MAPPER_SETTINGS_FILE", self.settings().display().to_string())
+        base.set(
+            "MAPPERS_DIR",
+            self.folder().join("mappers").display().to_string(),
+        )
+        .set(
+            "MAPPER_SETTINGS_FILE",
+            self.settings().display().to_string(),
+        )
     }
 }
 
 async fn dead_letters(app: &TestApp, n: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let body: Value = app.admin(Method::GET, "/admin/dead-letters").await.json().await.unwrap();
+        let body: Value = app
+            .admin(Method::GET, "/admin/dead-letters")
+            .await
+            .json()
+            .await
+            .unwrap();
         let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
         if letters.len() >= n {
             return letters;
         }
-        assert!(tokio::time::Instant::now() < deadline, "expected {n} dead letters, got {letters:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected {n} dead letters, got {letters:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -78,44 +101,90 @@ async fn a_mapper_trap_parks_a_dead_letter_and_replay_after_a_fix_publishes_it(b
     let mappers = MapperDir::with_misbehave("panic");
     let app = spawn_with(backend, mappers.options(dapr_options(&sink))).await;
 
-    let id = app.create_task("alice", json!({"title": "trapped"})).await["id"].as_str().unwrap().to_owned();
+    let id = app.create_task("alice", json!({"title": "trapped"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let letters = dead_letters(&app, 1).await;
     let letter = &letters[0];
     assert_eq!(letter["kind"], "mapping");
     assert_eq!(letter["mapper"], "misbehave");
-    assert!(letter["reason"].as_str().unwrap().contains("trapped"), "{letter}");
+    assert!(
+        letter["reason"].as_str().unwrap().contains("trapped"),
+        "{letter}"
+    );
 
     // The host keeps serving and other mappers' work is not half-published.
     let other = app.send(Method::GET, "/tasks", Some("alice"), None).await;
     assert_eq!(other.status(), StatusCode::OK);
-    assert!(sink.published().is_empty(), "a failed mutation publishes nothing");
+    assert!(
+        sink.published().is_empty(),
+        "a failed mutation publishes nothing"
+    );
 
     // Replaying before the fix fails again and keeps the letter.
     let letter_id = letter["id"].as_str().unwrap();
-    let again = app.admin(Method::POST, &format!("/admin/dead-letters/{letter_id}/replay")).await;
+    let again = app
+        .admin(
+            Method::POST,
+            &format!("/admin/dead-letters/{letter_id}/replay"),
+        )
+        .await;
     assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     mappers.set_mode("ok");
     let reload = app.admin(Method::POST, "/admin/mappers/reload").await;
     assert_eq!(reload.status(), StatusCode::OK);
-    let replay = app.admin(Method::POST, &format!("/admin/dead-letters/{letter_id}/replay")).await;
+    let replay = app
+        .admin(
+            Method::POST,
+            &format!("/admin/dead-letters/{letter_id}/replay"),
+        )
+        .await;
     assert_eq!(replay.status(), StatusCode::OK);
 
     let published = sink.wait_for_published(3, WAIT).await;
     let types: BTreeSet<&str> = published.iter().map(Recorded::event_type).collect();
-    assert_eq!(types, BTreeSet::from(["task.created", "sync.task", "test.ok"]));
-    assert!(published.iter().all(|r| r.body["subject"] == id.as_str() || r.body["data"]["task_id"] == id.as_str()));
-    let open: Value = app.admin(Method::GET, "/admin/dead-letters").await.json().await.unwrap();
+    assert_eq!(
+        types,
+        BTreeSet::from(["task.created", "sync.task", "test.ok"])
+    );
+    assert!(
+        published
+            .iter()
+            .all(|r| r.body["subject"] == id.as_str() || r.body["data"]["task_id"] == id.as_str())
+    );
+    let open: Value = app
+        .admin(Method::GET, "/admin/dead-letters")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(open["dead_letters"], json!([]));
-    let twice = app.admin(Method::POST, &format!("/admin/dead-letters/{letter_id}/replay")).await;
+    let twice = app
+        .admin(
+            Method::POST,
+            &format!("/admin/dead-letters/{letter_id}/replay"),
+        )
+        .await;
     assert_eq!(twice.status(), StatusCode::CONFLICT);
 }
 
 async fn reloading_swaps_valid_sets_and_refuses_invalid_ones(backend: Backend) {
     let mappers = MapperDir::with_misbehave("ok");
     let app = spawn_with(backend, mappers.options(Options::default())).await;
-    let listed: Value = app.admin(Method::GET, "/admin/mappers").await.json().await.unwrap();
-    let names: Vec<&str> = listed["mappers"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    let listed: Value = app
+        .admin(Method::GET, "/admin/mappers")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["mappers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["default", "misbehave"]);
 
     // A valid swap: add the v2 mapper.
@@ -123,8 +192,18 @@ async fn reloading_swaps_valid_sets_and_refuses_invalid_ones(backend: Backend) {
     std::fs::copy(pakaura_tests::guests::V2, folder.join("60-v2.wasm")).unwrap();
     let reload = app.admin(Method::POST, "/admin/mappers/reload").await;
     assert_eq!(reload.status(), StatusCode::OK);
-    let listed: Value = app.admin(Method::GET, "/admin/mappers").await.json().await.unwrap();
-    let names: Vec<&str> = listed["mappers"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    let listed: Value = app
+        .admin(Method::GET, "/admin/mappers")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["mappers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["default", "misbehave", "v2"]);
     assert_eq!(listed["mappers"][2]["version"], "2.0.0");
     assert_eq!(listed["mappers"][2]["sha256"].as_str().unwrap().len(), 64);
@@ -133,13 +212,34 @@ async fn reloading_swaps_valid_sets_and_refuses_invalid_ones(backend: Backend) {
     std::fs::write(folder.join("70-broken.wasm"), b"\0asm not really").unwrap();
     let refused = app.admin(Method::POST, "/admin/mappers/reload").await;
     let problem = crate::helpers::expect_problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert!(problem["detail"].as_str().unwrap().contains("70-broken.wasm"), "{problem}");
-    let listed: Value = app.admin(Method::GET, "/admin/mappers").await.json().await.unwrap();
-    assert_eq!(listed["mappers"].as_array().unwrap().len(), 3, "the previous set stays live");
-    app.create_task("alice", json!({"title": "still mapped"})).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("70-broken.wasm"),
+        "{problem}"
+    );
+    let listed: Value = app
+        .admin(Method::GET, "/admin/mappers")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["mappers"].as_array().unwrap().len(),
+        3,
+        "the previous set stays live"
+    );
+    app.create_task("alice", json!({"title": "still mapped"}))
+        .await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let body: Value = app.admin(Method::GET, "/admin/envelopes").await.json().await.unwrap();
+        let body: Value = app
+            .admin(Method::GET, "/admin/envelopes")
+            .await
+            .json()
+            .await
+            .unwrap();
         let types: BTreeSet<String> = body["envelopes"]
             .as_array()
             .unwrap()
@@ -170,11 +270,23 @@ async fn two_relays_on_one_postgres_database_publish_each_event_once() {
     let mut tasks = Vec::new();
     for i in 0..30 {
         let app = if i % 2 == 0 { &first } else { &second };
-        let id = app.create_task("alice", json!({"title": format!("t{i}")})).await["id"].as_str().unwrap().to_owned();
-        app.send(Method::POST, &format!("/tasks/{id}/complete"), Some("alice"), None).await;
+        let id = app
+            .create_task("alice", json!({"title": format!("t{i}")}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.send(
+            Method::POST,
+            &format!("/tasks/{id}/complete"),
+            Some("alice"),
+            None,
+        )
+        .await;
         tasks.push(id);
     }
-    sink.wait_for_published(30 * 4, Duration::from_secs(60)).await;
+    sink.wait_for_published(30 * 4, Duration::from_secs(60))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let published = sink.published();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();

@@ -49,7 +49,13 @@ pub(crate) fn load_with(
         .collect();
     let source = MapperSource::File(path.into());
     bounded(move || {
-        LoadedMapper::load(runtime(), source, &limits, &MapperSettings::default(), &overrides)
+        LoadedMapper::load(
+            runtime(),
+            source,
+            &limits,
+            &MapperSettings::default(),
+            &overrides,
+        )
     })
 }
 
@@ -104,41 +110,77 @@ fn a_well_behaved_call_returns_its_event() {
 
 #[test]
 fn a_spinning_mapper_hits_its_deadline() {
-    assert_eq!(failure("loop"), MapFailure::Deadline { limit: Duration::from_millis(100) });
+    assert_eq!(
+        failure("loop"),
+        MapFailure::Deadline {
+            limit: Duration::from_millis(100)
+        }
+    );
 }
 
 #[test]
 fn the_deadline_is_configurable() {
-    let limits = Limits { deadline: Duration::from_millis(20), ..Limits::default() };
+    let limits = Limits {
+        deadline: Duration::from_millis(20),
+        ..Limits::default()
+    };
     let mapper = load_with(guests::MISBEHAVE, &[("mode", "loop")], limits).unwrap();
     let err = map(mapper).1.unwrap_err();
-    assert_eq!(err.kind, MapFailure::Deadline { limit: Duration::from_millis(20) });
+    assert_eq!(
+        err.kind,
+        MapFailure::Deadline {
+            limit: Duration::from_millis(20)
+        }
+    );
 }
 
 #[test]
 fn a_memory_bomb_hits_the_memory_limit() {
-    assert_eq!(failure("membomb"), MapFailure::MemoryLimit { limit: 64 << 20 });
+    assert_eq!(
+        failure("membomb"),
+        MapFailure::MemoryLimit { limit: 64 << 20 }
+    );
 }
 
 #[test]
 fn a_panic_is_a_trap_carrying_the_panic_message() {
-    let MapFailure::Trap(reason) = failure("panic") else { panic!("expected a trap") };
-    assert!(reason.contains("map-mutation panics on purpose"), "{reason}");
+    let MapFailure::Trap(reason) = failure("panic") else {
+        panic!("expected a trap")
+    };
+    assert!(
+        reason.contains("map-mutation panics on purpose"),
+        "{reason}"
+    );
 }
 
 #[test]
 fn an_err_is_a_rejection_with_the_mappers_message() {
-    assert_eq!(failure("err"), MapFailure::Rejected("refused on purpose".into()));
+    assert_eq!(
+        failure("err"),
+        MapFailure::Rejected("refused on purpose".into())
+    );
 }
 
 #[test]
 fn output_rules_are_enforced_and_named() {
     for (mode, expected) in [
-        ("undeclared-topic", "event 0: topic `reminders` was not declared by the mapper"),
-        ("disallowed-topic", "event 0: topic `secrets` is not in ALLOWED_TOPICS"),
+        (
+            "undeclared-topic",
+            "event 0: topic `reminders` was not declared by the mapper",
+        ),
+        (
+            "disallowed-topic",
+            "event 0: topic `secrets` is not in ALLOWED_TOPICS",
+        ),
         ("bad-json", "event 0: data is not valid JSON"),
-        ("bad-extension", "event 0: extension name `Bad-Name` must be 1 to 20 characters"),
-        ("shadow-extension", "event 0: extension `id` would shadow the CloudEvents attribute"),
+        (
+            "bad-extension",
+            "event 0: extension name `Bad-Name` must be 1 to 20 characters",
+        ),
+        (
+            "shadow-extension",
+            "event 0: extension `id` would shadow the CloudEvents attribute",
+        ),
         ("empty-type", "event 0: event-type must not be empty"),
     ] {
         match failure(mode) {
@@ -150,14 +192,24 @@ fn output_rules_are_enforced_and_named() {
 
 #[test]
 fn too_many_events_are_refused() {
-    assert_eq!(failure("too-many-events"), MapFailure::TooManyEvents { count: 10_000, max: 64 });
+    assert_eq!(
+        failure("too-many-events"),
+        MapFailure::TooManyEvents {
+            count: 10_000,
+            max: 64
+        }
+    );
 }
 
 #[test]
 fn an_oversized_event_is_refused() {
     assert_eq!(
         failure("oversized"),
-        MapFailure::EventTooLarge { index: 0, bytes: 4 << 20, max: 256 << 10 }
+        MapFailure::EventTooLarge {
+            index: 0,
+            bytes: 4 << 20,
+            max: 256 << 10
+        }
     );
 }
 
@@ -181,7 +233,10 @@ fn a_failing_mapper_does_not_poison_the_next_call() {
         assert!(first.is_err(), "{mode}");
         // The same loaded mapper fails the same way again, no worse...
         let (_, again) = map(mapper);
-        assert_eq!(again.unwrap_err().kind.code(), first.unwrap_err().kind.code());
+        assert_eq!(
+            again.unwrap_err().kind.code(),
+            first.unwrap_err().kind.code()
+        );
         // ...and a healthy mapper on the same runtime is unaffected.
         assert_eq!(map(misbehave("ok")).1, Ok(1), "after {mode}");
     }

@@ -69,21 +69,33 @@ pub(crate) struct DaprSink {
 
 impl DaprSink {
     pub(crate) async fn start(behaviour: Behaviour) -> Self {
-        let shared = Arc::new(Shared { behaviour: Mutex::new(behaviour), ..Default::default() });
+        let shared = Arc::new(Shared {
+            behaviour: Mutex::new(behaviour),
+            ..Default::default()
+        });
         Self::serve(shared, "127.0.0.1:0".parse().unwrap()).await
     }
 
     async fn serve(shared: Arc<Shared>, addr: SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind sink");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind sink");
         let addr = listener.local_addr().unwrap();
         let app = Router::new()
             .route("/v1.0/publish/{pubsub}/{topic}", post(publish))
-            .route("/v1.0/healthz/outbound", get(|| async { StatusCode::NO_CONTENT }))
+            .route(
+                "/v1.0/healthz/outbound",
+                get(|| async { StatusCode::NO_CONTENT }),
+            )
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { addr, shared, server }
+        Self {
+            addr,
+            shared,
+            server,
+        }
     }
 
     /// Stops answering: connections are refused until [`DaprSink::restart`].
@@ -118,7 +130,10 @@ impl DaprSink {
 
     /// The accepted (204) publishes so far, in arrival order.
     pub(crate) fn published(&self) -> Vec<Recorded> {
-        self.requests().into_iter().filter(|r| r.status == 204).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.status == 204)
+            .collect()
     }
 
     /// Waits until `n` distinct envelope ids were accepted (panics after `within`).
@@ -132,7 +147,11 @@ impl DaprSink {
                 return published;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("expected {n} published envelopes, got {}: {:#?}", distinct.len(), self.requests().len());
+                panic!(
+                    "expected {n} published envelopes, got {}: {:#?}",
+                    distinct.len(),
+                    self.requests().len()
+                );
             }
         }
     }
@@ -144,8 +163,12 @@ impl Drop for DaprSink {
     }
 }
 
-fn dapr_error(status: StatusCode, code: &str, message: String) -> Response {
-    (status, [("content-type", "application/json")], json!({"errorCode": code, "message": message}).to_string())
+fn dapr_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        json!({"errorCode": code, "message": message}).to_string(),
+    )
         .into_response()
 }
 
@@ -158,28 +181,40 @@ async fn publish(
 ) -> Response {
     let (response, status, hang) = {
         let mut b = shared.behaviour.lock().unwrap();
-        let token_ok = b.api_token.as_deref().is_none_or(|t| {
-            headers.get("dapr-api-token").and_then(|v| v.to_str().ok()) == Some(t)
-        });
-        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let token_ok = b
+            .api_token
+            .as_deref()
+            .is_none_or(|t| headers.get("dapr-api-token").and_then(|v| v.to_str().ok()) == Some(t));
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
         if !token_ok {
-            let r = (StatusCode::UNAUTHORIZED, json!({"error": "invalid api token"}).to_string()).into_response();
+            let r = (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "invalid api token"}).to_string(),
+            )
+                .into_response();
             (Some(r), 401, None)
         } else if pubsub != b.pubsub {
-            let r = dapr_error(StatusCode::NOT_FOUND, "ERR_PUBSUB_NOT_FOUND", format!("pubsub {pubsub} not found"));
+            let r = dapr_error(
+                StatusCode::NOT_FOUND,
+                "ERR_PUBSUB_NOT_FOUND",
+                &format!("pubsub {pubsub} not found"),
+            );
             (Some(r), 404, None)
         } else if content_type != "application/cloudevents+json" {
             let r = dapr_error(
                 StatusCode::BAD_REQUEST,
                 "ERR_PUBSUB_CLOUD_EVENTS_SER",
-                format!("unexpected content type {content_type}"),
+                &format!("unexpected content type {content_type}"),
             );
             (Some(r), 400, None)
         } else if b.forbidden_topics.contains(&topic) {
             let r = dapr_error(
                 StatusCode::FORBIDDEN,
                 "ERR_PUBSUB_FORBIDDEN",
-                format!("topic {topic} is not allowed for app id pakaura"),
+                &format!("topic {topic} is not allowed for app id pakaura"),
             );
             (Some(r), 403, None)
         } else if b.fail_next > 0 {
@@ -187,7 +222,9 @@ async fn publish(
             let r = dapr_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "ERR_PUBSUB_PUBLISH_MESSAGE",
-                format!("error when publish to topic {topic} in pubsub {pubsub}: kafka: broker not available"),
+                &format!(
+                    "error when publish to topic {topic} in pubsub {pubsub}: kafka: broker not available"
+                ),
             );
             (Some(r), 500, None)
         } else if b.hang_next > 0 {
@@ -201,7 +238,14 @@ async fn publish(
         tokio::time::sleep(hang).await;
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    shared.requests.lock().unwrap().push(Recorded { pubsub, topic, query, headers, body: parsed, status });
+    shared.requests.lock().unwrap().push(Recorded {
+        pubsub,
+        topic,
+        query,
+        headers,
+        body: parsed,
+        status,
+    });
     shared.changed.notify_waiters();
     response.unwrap_or_else(|| StatusCode::NO_CONTENT.into_response())
 }

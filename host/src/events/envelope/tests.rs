@@ -52,10 +52,21 @@ fn ids_are_deterministic_per_mutation_mapper_and_index() {
     assert_eq!(a, build_envelope(&m, &event(0), "pakaura/api", None));
     let b = build_envelope(&m, &event(1), "pakaura/api", None);
     assert_ne!(a["id"], b["id"]);
-    let other = MappedEvent { mapper: "v2".into(), ..event(0) };
-    assert_ne!(a["id"], build_envelope(&m, &other, "pakaura/api", None)["id"]);
+    let other = MappedEvent {
+        mapper: "v2".into(),
+        ..event(0)
+    };
+    assert_ne!(
+        a["id"],
+        build_envelope(&m, &other, "pakaura/api", None)["id"]
+    );
     assert_eq!(a["id"], envelope_id(m.id, "default", 0).to_string());
-    assert_eq!(Uuid::parse_str(a["id"].as_str().unwrap()).unwrap().get_version_num(), 5);
+    assert_eq!(
+        Uuid::parse_str(a["id"].as_str().unwrap())
+            .unwrap()
+            .get_version_num(),
+        5
+    );
 }
 
 #[test]
@@ -81,7 +92,10 @@ fn traceparent_is_valid_and_derived_from_a_uuid_correlation_id() {
     let e = build_envelope(&mutation(CID), &event(0), "s", None);
     let tp = e["traceparent"].as_str().unwrap();
     assert!(TraceParent::parse(tp).is_some(), "{tp}");
-    assert!(tp.starts_with("00-9876fedcba984654b2100123456789ab-"), "{tp}");
+    assert!(
+        tp.starts_with("00-9876fedcba984654b2100123456789ab-"),
+        "{tp}"
+    );
     assert!(tp.ends_with("-01"));
 }
 
@@ -99,9 +113,15 @@ fn a_valid_incoming_trace_id_and_flags_are_kept() {
     let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
     let e = build_envelope(&mutation(CID), &event(0), "s", Some(incoming));
     let tp = e["traceparent"].as_str().unwrap();
-    assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{tp}");
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{tp}"
+    );
     assert!(tp.ends_with("-00"), "{tp}");
-    assert!(!tp.contains("00f067aa0ba902b7"), "the span is the envelope's own");
+    assert!(
+        !tp.contains("00f067aa0ba902b7"),
+        "the span is the envelope's own"
+    );
 }
 
 #[test]
@@ -116,7 +136,13 @@ fn invalid_incoming_contexts_are_ignored() {
     ] {
         assert!(TraceParent::parse(bad).is_none(), "{bad}");
         let e = build_envelope(&mutation(CID), &event(0), "s", Some(bad));
-        assert!(e["traceparent"].as_str().unwrap().starts_with("00-9876fedc"), "{bad}");
+        assert!(
+            e["traceparent"]
+                .as_str()
+                .unwrap()
+                .starts_with("00-9876fedc"),
+            "{bad}"
+        );
     }
     let future = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more";
     assert!(TraceParent::parse(future).is_some());

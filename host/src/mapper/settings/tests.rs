@@ -44,7 +44,13 @@ fn flags_accept_units_and_lists() {
     .unwrap();
     assert_eq!(c.mapper_deadline, Duration::from_secs(2));
     assert_eq!(c.mapper_memory_limit, 16 << 20);
-    assert_eq!(c.allowed_topics.iter().map(TopicName::as_str).collect::<Vec<_>>(), ["a", "b.c"]);
+    assert_eq!(
+        c.allowed_topics
+            .iter()
+            .map(TopicName::as_str)
+            .collect::<Vec<_>>(),
+        ["a", "b.c"]
+    );
     assert!(!c.mapper_builtin);
 }
 
@@ -77,12 +83,20 @@ fn byte_counts_parse_with_units() {
 fn env_variables_map_to_lower_case_dashed_names_and_keys() {
     let mut s = MapperSettings::default();
     s.apply_env([
-        ("MAPPER__TASK_V2__SCHEMA_BASE".to_owned(), "https://x".to_owned()),
+        (
+            "MAPPER__TASK_V2__SCHEMA_BASE".to_owned(),
+            "https://x".to_owned(),
+        ),
         ("MAPPERS_DIR".to_owned(), "/ignored".to_owned()),
         ("HOME".to_owned(), "/ignored".to_owned()),
     ])
     .unwrap();
-    assert_eq!(s.for_mapper("task-v2").get("schema-base").map(String::as_str), Some("https://x"));
+    assert_eq!(
+        s.for_mapper("task-v2")
+            .get("schema-base")
+            .map(String::as_str),
+        Some("https://x")
+    );
     assert_eq!(s.for_mapper("Task-V2").len(), 1);
     assert!(s.for_mapper("default").is_empty());
 
@@ -97,7 +111,8 @@ fn file_settings_load_and_env_wins() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     write!(file, r#"{{"Misbehave": {{"mode": "ok", "topic_x": "t"}}}}"#).unwrap();
     let mut s = MapperSettings::from_file(file.path()).unwrap();
-    s.apply_env([("MAPPER__MISBEHAVE__MODE".to_owned(), "loop".to_owned())]).unwrap();
+    s.apply_env([("MAPPER__MISBEHAVE__MODE".to_owned(), "loop".to_owned())])
+        .unwrap();
     let m = s.for_mapper("misbehave");
     assert_eq!(m.get("mode").map(String::as_str), Some("loop"));
     assert_eq!(m.get("topic_x").map(String::as_str), Some("t"));
@@ -107,7 +122,9 @@ fn file_settings_load_and_env_wins() {
 fn bad_file_names_the_setting_and_position() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     write!(file, r#"{{"m": {{"k": 1}}}}"#).unwrap();
-    let err = MapperSettings::from_file(file.path()).unwrap_err().to_string();
+    let err = MapperSettings::from_file(file.path())
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("MAPPER_SETTINGS_FILE"), "{err}");
     assert!(err.contains("line 1"), "{err}");
     let missing = MapperSettings::from_file(Path::new("/nonexistent/settings.json"));

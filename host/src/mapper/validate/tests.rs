@@ -45,31 +45,77 @@ fn a_valid_event_keeps_its_fields_and_index() {
     assert_eq!(out[1].index, 1);
     assert_eq!(out[0].mapper, "m");
     assert_eq!(out[0].data["task_id"], "t1");
-    assert_eq!(out[0].extensions, [("tenant".to_owned(), "acme".to_owned())]);
+    assert_eq!(
+        out[0].extensions,
+        [("tenant".to_owned(), "acme".to_owned())]
+    );
 }
 
 #[test]
 fn topics_must_be_allowed_and_declared() {
-    let msg = invalid(wit::Event { topic: "secrets".into(), ..event() });
-    assert!(msg.starts_with("event 1: topic `secrets` is not in ALLOWED_TOPICS"), "{msg}");
-    let msg = invalid(wit::Event { topic: "reminders".into(), ..event() });
-    assert!(msg.contains("not declared by the mapper (declared: task-events, task-updates)"), "{msg}");
+    let msg = invalid(wit::Event {
+        topic: "secrets".into(),
+        ..event()
+    });
+    assert!(
+        msg.starts_with("event 1: topic `secrets` is not in ALLOWED_TOPICS"),
+        "{msg}"
+    );
+    let msg = invalid(wit::Event {
+        topic: "reminders".into(),
+        ..event()
+    });
+    assert!(
+        msg.contains("not declared by the mapper (declared: task-events, task-updates)"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn event_types_are_non_empty_printable_and_bounded() {
-    assert!(invalid(wit::Event { event_type: String::new(), ..event() }).contains("event-type must not be empty"));
-    assert!(invalid(wit::Event { event_type: "a\nb".into(), ..event() }).contains("control characters"));
-    assert!(invalid(wit::Event { event_type: "x".repeat(257), ..event() }).contains("257 bytes"));
+    assert!(
+        invalid(wit::Event {
+            event_type: String::new(),
+            ..event()
+        })
+        .contains("event-type must not be empty")
+    );
+    assert!(
+        invalid(wit::Event {
+            event_type: "a\nb".into(),
+            ..event()
+        })
+        .contains("control characters")
+    );
+    assert!(
+        invalid(wit::Event {
+            event_type: "x".repeat(257),
+            ..event()
+        })
+        .contains("257 bytes")
+    );
 }
 
 #[test]
 fn data_must_be_json_within_the_byte_cap() {
-    assert!(invalid(wit::Event { data: "{not json".into(), ..event() }).contains("data is not valid JSON"));
-    let big = wit::Event { data: format!("\"{}\"", "x".repeat(100)), ..event() };
+    assert!(
+        invalid(wit::Event {
+            data: "{not json".into(),
+            ..event()
+        })
+        .contains("data is not valid JSON")
+    );
+    let big = wit::Event {
+        data: format!("\"{}\"", "x".repeat(100)),
+        ..event()
+    };
     assert_eq!(
         run(vec![big]).unwrap_err(),
-        MapFailure::EventTooLarge { index: 0, bytes: 102, max: 64 }
+        MapFailure::EventTooLarge {
+            index: 0,
+            bytes: 102,
+            max: 64
+        }
     );
 }
 
@@ -83,7 +129,10 @@ fn event_count_is_capped() {
 
 #[test]
 fn extension_names_follow_cloudevents_and_do_not_shadow() {
-    let with = |name: &str| wit::Event { extensions: vec![(name.into(), "v".into())], ..event() };
+    let with = |name: &str| wit::Event {
+        extensions: vec![(name.into(), "v".into())],
+        ..event()
+    };
     assert!(invalid(with("Bad-Name")).contains("must be 1 to 20 characters of a-z and 0-9"));
     assert!(invalid(with("")).contains("must be 1 to 20"));
     assert!(invalid(with(&"a".repeat(21))).contains("must be 1 to 20"));
@@ -98,7 +147,25 @@ fn extension_names_follow_cloudevents_and_do_not_shadow() {
 
 #[test]
 fn optional_attributes_are_sane_when_present() {
-    assert!(invalid(wit::Event { subject: Some(String::new()), ..event() }).contains("subject must not be empty"));
-    assert!(invalid(wit::Event { data_schema: Some("a b".into()), ..event() }).contains("data-schema"));
-    assert!(invalid(wit::Event { partition_key: Some("\u{7}".into()), ..event() }).contains("partition-key"));
+    assert!(
+        invalid(wit::Event {
+            subject: Some(String::new()),
+            ..event()
+        })
+        .contains("subject must not be empty")
+    );
+    assert!(
+        invalid(wit::Event {
+            data_schema: Some("a b".into()),
+            ..event()
+        })
+        .contains("data-schema")
+    );
+    assert!(
+        invalid(wit::Event {
+            partition_key: Some("\u{7}".into()),
+            ..event()
+        })
+        .contains("partition-key")
+    );
 }

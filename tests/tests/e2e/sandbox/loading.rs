@@ -22,9 +22,15 @@ fn refusal(path: &str, settings: &[(&str, &str)]) -> (String, Refusal) {
 fn a_describe_that_traps_or_spins_refuses_the_component_naming_the_file() {
     let (file, reason) = refusal(guests::MISBEHAVE, &[("describe", "trap")]);
     assert_eq!(file, guests::MISBEHAVE);
-    assert!(matches!(reason, Refusal::Describe(MapFailure::Trap(_))), "{reason}");
+    assert!(
+        matches!(reason, Refusal::Describe(MapFailure::Trap(_))),
+        "{reason}"
+    );
     let (_, reason) = refusal(guests::MISBEHAVE, &[("describe", "loop")]);
-    assert!(matches!(reason, Refusal::Describe(MapFailure::Deadline { .. })), "{reason}");
+    assert!(
+        matches!(reason, Refusal::Describe(MapFailure::Deadline { .. })),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -32,7 +38,10 @@ fn a_component_of_another_world_is_refused() {
     let (file, reason) = refusal(guests::WRONG_WORLD, &[]);
     assert_eq!(file, guests::WRONG_WORLD);
     let msg = reason.to_string();
-    assert!(msg.contains("does not implement the world pakaura:events/mapper"), "{msg}");
+    assert!(
+        msg.contains("does not implement the world pakaura:events/mapper"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -51,10 +60,19 @@ fn files_that_are_not_components_are_refused() {
     std::fs::write(&text, "not wasm").unwrap();
     let module = dir.path().join("module.wasm");
     std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
-    assert!(matches!(refusal(text.to_str().unwrap(), &[]).1, Refusal::NotWasm));
-    assert!(matches!(refusal(module.to_str().unwrap(), &[]).1, Refusal::CoreModule));
+    assert!(matches!(
+        refusal(text.to_str().unwrap(), &[]).1,
+        Refusal::NotWasm
+    ));
+    assert!(matches!(
+        refusal(module.to_str().unwrap(), &[]).1,
+        Refusal::CoreModule
+    ));
     let missing = dir.path().join("missing.wasm");
-    assert!(matches!(refusal(missing.to_str().unwrap(), &[]).1, Refusal::Read(_)));
+    assert!(matches!(
+        refusal(missing.to_str().unwrap(), &[]).1,
+        Refusal::Read(_)
+    ));
 }
 
 #[test]
@@ -149,8 +167,13 @@ fn duplicate_names_in_a_set_are_refused_naming_both_files() {
     std::fs::copy(guests::V2, dir.path().join("b.wasm")).unwrap();
     let cfg = config(dir.path());
     let err = bounded(move || MapperSet::load(runtime(), &cfg)).unwrap_err();
-    let LoadError::DuplicateName { first, second, .. } = &err else { panic!("{err}") };
-    assert!(first.ends_with("a.wasm") && second.ends_with("b.wasm"), "{err}");
+    let LoadError::DuplicateName { first, second, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        first.ends_with("a.wasm") && second.ends_with("b.wasm"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -158,7 +181,11 @@ fn the_settings_file_reaches_mappers_by_file_stem_and_name() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(guests::MISBEHAVE, dir.path().join("misbehave.wasm")).unwrap();
     let settings = dir.path().join("settings.json");
-    std::fs::write(&settings, r#"{"misbehave": {"name": "from-file", "mode": "err"}}"#).unwrap();
+    std::fs::write(
+        &settings,
+        r#"{"misbehave": {"name": "from-file", "mode": "err"}}"#,
+    )
+    .unwrap();
     let cfg = MapperConfig {
         mapper_builtin: false,
         mapper_settings_file: Some(settings),

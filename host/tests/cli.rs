@@ -1,0 +1,253 @@
+//! The `pakaura` binary as operators and platform teams use it: `serve` start-up
+//! and configuration errors, `token`, and the `mapper` tool.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pakaura");
+const SECRET: &str = "cli-test-secret-cli-test-secret-0123456";
+
+fn pakaura() -> Command {
+    let mut cmd = Command::new(BIN);
+    // A clean environment: only what each test sets.
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    cmd
+}
+
+fn mutation() -> Value {
+    json!({
+        "id": "7d3f5c1e-1111-4a2b-9c3d-000000000001",
+        "action": "created",
+        "task": {
+            "id": "0b7e4b4e-2222-4c8f-8a51-000000000002",
+            "user_id": "alice",
+            "title": "water plants",
+            "description": null,
+            "completed": false,
+            "due_date": "2026-03-01T09:00:00.000Z",
+            "created_at": "2026-02-09T14:30:00.000Z",
+            "updated_at": "2026-02-09T14:30:00.000Z"
+        },
+        "changes": [],
+        "origin": "rest",
+        "correlation_id": "corr-42",
+        "occurred_at": "2026-02-09T14:30:00.000Z"
+    })
+}
+
+fn run_mapper(args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = pakaura()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn token_prints_a_verifiable_token() {
+    let out = pakaura()
+        .args(["token", "--user", "carol", "--ttl", "5m"])
+        .env("JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let keys = pakaura_host::auth::JwtKeys::new(SECRET.as_bytes()).unwrap();
+    assert_eq!(keys.verify(token.trim()).unwrap(), "carol");
+}
+
+#[test]
+fn token_without_a_secret_fails_with_one_clear_line() {
+    let out = pakaura()
+        .args(["token", "--user", "carol"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("JWT_SECRET"), "{stderr}");
+}
+
+#[test]
+fn invalid_configuration_stops_start_up_naming_the_setting() {
+    for (name, value) in [
+        ("DAPR_PUBLISH_TIMEOUT", "soon"),
+        ("JWT_SECRET", "short"),
+        ("MAPPER_MEMORY_LIMIT", "lots"),
+        ("ALLOWED_TOPICS", "bad topic!"),
+        ("BIND_ADDR", "nowhere"),
+    ] {
+        let out = pakaura().arg("serve").env(name, value).output().unwrap();
+        assert!(!out.status.success(), "{name}={value} must be refused");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let flag = format!("--{}", name.to_lowercase().replace('_', "-"));
+        assert!(
+            stderr.contains(name) || stderr.contains(&flag),
+            "{name}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("short") || name != "JWT_SECRET",
+            "secrets are not echoed: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn serve_without_a_secret_prints_a_demo_token_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = pakaura()
+        .arg("serve")
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite:{}", dir.path().join("demo.db").display()),
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut token, mut addr) = (None, None);
+    let started = Instant::now();
+    let mut lines = stderr.lines();
+    while token.is_none() || addr.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "start-up took too long"
+        );
+        let line = lines.next().expect("serve exited early").unwrap();
+        if line.trim_start().starts_with("ey") {
+            token = Some(line.trim().to_owned());
+        }
+        if let Ok(log) = serde_json::from_str::<Value>(&line)
+            && log["message"] == "pakaura listening"
+        {
+            addr = log["addr"].as_str().map(str::to_owned);
+        }
+    }
+    let url = format!("http://{}/tasks", addr.unwrap());
+    let status = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token.unwrap())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(status, 200);
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
+
+#[test]
+fn mapper_check_describes_the_builtin_mapper() {
+    let out = pakaura()
+        .args(["mapper", "check", "builtin:default", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["name"], "default");
+    assert_eq!(
+        info["topics"],
+        json!(["reminders", "task-events", "task-updates"])
+    );
+}
+
+#[test]
+fn mapper_check_refuses_a_file_that_is_not_a_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.wasm");
+    std::fs::write(&path, b"definitely not wasm").unwrap();
+    let out = pakaura()
+        .args(["mapper", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("junk.wasm"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn mapper_run_prints_the_envelopes_the_host_would_publish() {
+    let out = run_mapper(
+        &["mapper", "run", "builtin:default", "--mutation", "-"],
+        &mutation().to_string(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let envelopes: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let types: Vec<&str> = envelopes
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["task.created", "sync.task", "reminder.scheduled"]);
+    assert!(
+        envelopes
+            .iter()
+            .all(|e| e["traceid"] == "corr-42" && e["specversion"] == "1.0")
+    );
+    let again = run_mapper(
+        &["mapper", "run", "builtin:default"],
+        &mutation().to_string(),
+    );
+    assert_eq!(
+        String::from_utf8(again.stdout).unwrap(),
+        stdout,
+        "envelope ids are deterministic"
+    );
+}
+
+#[test]
+fn mapper_run_names_what_is_wrong_with_a_bad_mutation() {
+    let mut bad = mutation();
+    bad["action"] = json!("exploded");
+    let out = run_mapper(&["mapper", "run", "builtin:default"], &bad.to_string());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("action") || stderr.contains("exploded"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
