@@ -80,7 +80,13 @@ fn classify(
         (None, None) => e.to_string(),
     };
     if !stderr.is_empty() {
-        reason = format!("{reason}; stderr: {stderr}");
+        // One line, so the reason fits a log field, a dead letter and a CLI error.
+        let stderr: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        reason = format!("{reason}; stderr: {}", stderr.join(" | "));
     }
     MapFailure::Trap(truncate(&reason, MAX_REASON).into_owned())
 }

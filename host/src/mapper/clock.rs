@@ -84,3 +84,30 @@ fn wait(state: &mut SandboxState, wait: Duration) -> wasmtime::Result<Resource<D
     let resource = table.push(sleep)?;
     subscribe(table, resource)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::mapper::limits::Limits;
+
+    fn state() -> SandboxState {
+        SandboxState::new("m".into(), Arc::default(), &Limits::default())
+    }
+
+    #[test]
+    fn waits_within_the_deadline_are_allowed() {
+        let mut s = state();
+        assert!(wait(&mut s, Duration::ZERO).is_ok());
+        assert!(wait(&mut s, Duration::from_millis(1)).is_ok());
+    }
+
+    #[test]
+    fn a_wait_past_the_deadline_fails_at_once() {
+        let mut s = state();
+        let err = wait(&mut s, Duration::from_secs(3600)).unwrap_err();
+        assert!(err.downcast_ref::<WaitPastDeadline>().is_some());
+        assert!(wait(&mut s, Duration::from_nanos(u64::MAX)).is_err());
+    }
+}

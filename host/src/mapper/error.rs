@@ -133,7 +133,7 @@ pub enum MapFailure {
         limit: Duration,
     },
     /// The guest tried to grow its memory past the cap.
-    #[error("exceeded its memory limit of {limit} bytes")]
+    #[error("exceeded its memory limit of {}", human_bytes(*.limit))]
     MemoryLimit {
         /// The configured cap in bytes.
         limit: u64,
@@ -154,7 +154,8 @@ pub enum MapFailure {
     },
     /// One event's `data` exceeds `MAPPER_MAX_EVENT_BYTES`.
     #[error(
-        "returned event {index} with {bytes} bytes of data; the limit is {max} (MAPPER_MAX_EVENT_BYTES)"
+        "returned event {index} with {bytes} bytes of data; the limit is {} (MAPPER_MAX_EVENT_BYTES)",
+        human_bytes(*.max as u64)
     )]
     EventTooLarge {
         /// The event's index in the mapper's output.
@@ -178,5 +179,37 @@ impl MapFailure {
             MapFailure::TooManyEvents { .. } => "too_many_events",
             MapFailure::EventTooLarge { .. } => "event_too_large",
         }
+    }
+}
+
+/// A byte count for messages: `64 MiB`, `256 KiB` or `1000 bytes`.
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_show_limits_in_readable_units() {
+        assert_eq!(
+            MapFailure::MemoryLimit { limit: 64 << 20 }.to_string(),
+            "exceeded its memory limit of 64 MiB"
+        );
+        let too_large = MapFailure::EventTooLarge {
+            index: 2,
+            bytes: 300_000,
+            max: 256 << 10,
+        };
+        assert_eq!(
+            too_large.to_string(),
+            "returned event 2 with 300000 bytes of data; the limit is 256 KiB (MAPPER_MAX_EVENT_BYTES)"
+        );
+        assert_eq!(human_bytes(1000), "1000 bytes");
     }
 }

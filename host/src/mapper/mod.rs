@@ -12,12 +12,14 @@
 //!   settings read by `host.config`.
 //! - [`topic`]: [`TopicName`], a validated Kafka topic name.
 //! - `bindings`: the one `bindgen!` of the WIT world.
-//! - `runtime`, `limits`, `imports`, `stdio`: the engine and its epoch ticker, the
-//!   per-call store with its resource limiter, the host side of the `host`
-//!   interface, and captured guest stdout/stderr.
+//! - `runtime`, `limits`, `imports`, `stdio`, `clock`: the engine and its epoch
+//!   ticker, the per-call store with its resource limiter, the host side of the
+//!   `host` interface, captured guest stdout/stderr, and clock waits bounded by
+//!   the deadline.
+//! - `builtin`: the embedded default mapper.
 //! - `inspect`, `load`: checking a component against the contract and loading it.
-//! - `call`, `convert`, `validate`, [`event`]: one `map-mutation` call, the domain/WIT
-//!   conversion and the output rules.
+//! - `call`, `convert`, `validate`, [`event`]: one sandboxed call, the domain/WIT
+//!   conversion, the output rules and the [`MappedEvent`] they produce.
 //! - [`set`], [`registry`]: the ordered set of loaded mappers and the
 //!   hot-swappable registry that holds the current set.
 //! - [`error`]: [`LoadError`], [`MapError`] and their reasons.

@@ -5,7 +5,6 @@
 //! These tests call the mapper runtime directly (no HTTP, no database).
 
 mod loading;
-mod zz_cost_tmp;
 
 use std::collections::BTreeMap;
 use std::sync::{OnceLock, mpsc};

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use pakaura_host::mapper::{
-    Limits, LoadError, MapFailure, MapperConfig, MapperRegistry, MapperSet, MapperSource, Refusal,
+    Limits, LoadError, LoadedMapper, MapFailure, MapperConfig, MapperRegistry, MapperSet,
+    MapperSource, Refusal,
 };
 use pakaura_tests::guests;
 
@@ -93,7 +94,7 @@ fn a_set_concatenates_mapper_outputs_in_order() {
     let default = bounded(|| {
         let limits = Limits::default();
         let settings = Default::default();
-        pakaura_host::mapper::LoadedMapper::load(
+        LoadedMapper::load(
             runtime(),
             MapperSource::BuiltinDefault,
             &limits,

@@ -1,0 +1,139 @@
+//! What a mapper call costs: the built-in default mapper run as a sandboxed
+//! WebAssembly component (fresh store, epoch deadline, memory cap, output
+//! validation) versus the same catalogue compiled natively, plus envelope building.
+//!
+//! Run: `cargo bench -p pakaura-host --bench mapper`
+
+use std::hint::black_box;
+
+use clap::Parser;
+use criterion::{Criterion, criterion_group, criterion_main};
+use pakaura_host::domain::{Action, FieldChange, Mutation, Origin, Task};
+use pakaura_host::events::envelope::build_envelope;
+use pakaura_host::mapper::{MapperConfig, MapperRegistry, MapperRuntime};
+use pakaura_mapper_default::{catalogue, types};
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    mappers: MapperConfig,
+}
+
+fn mutation(action: Action) -> Mutation {
+    let at = chrono::DateTime::parse_from_rfc3339("2026-02-09T14:30:00Z")
+        .unwrap()
+        .to_utc();
+    Mutation {
+        id: uuid::Uuid::from_u128(1),
+        action,
+        task: Task {
+            id: uuid::Uuid::from_u128(2),
+            user_id: "alice".into(),
+            title: "water the plants".into(),
+            description: Some("all of them".into()),
+            completed: false,
+            due_date: Some(at),
+            created_at: at,
+            updated_at: at,
+        },
+        changes: if action == Action::Updated {
+            vec![
+                FieldChange::new("title", &"water plants", &"water the plants"),
+                FieldChange::new(
+                    "due_date",
+                    &None::<String>,
+                    &Some("2026-02-09T14:30:00.000Z".to_owned()),
+                ),
+            ]
+        } else {
+            Vec::new()
+        },
+        origin: Origin::Rest,
+        correlation_id: "bench".into(),
+        occurred_at: at,
+    }
+}
+
+/// The same mutation in the native catalogue's types.
+fn native(m: &Mutation) -> types::Mutation {
+    let t = |d: &chrono::DateTime<chrono::Utc>| pakaura_host::domain::task::format_time(d);
+    types::Mutation {
+        id: m.id.to_string(),
+        action: match m.action {
+            Action::Created => types::Action::Created,
+            Action::Updated => types::Action::Updated,
+            Action::Completed => types::Action::Completed,
+            Action::Uncompleted => types::Action::Uncompleted,
+            Action::Deleted => types::Action::Deleted,
+        },
+        task: types::Task {
+            id: m.task.id.to_string(),
+            user_id: m.task.user_id.clone(),
+            title: m.task.title.clone(),
+            description: m.task.description.clone(),
+            completed: m.task.completed,
+            due_date: m.task.due_date.as_ref().map(t),
+            created_at: t(&m.task.created_at),
+            updated_at: t(&m.task.updated_at),
+        },
+        changes: m
+            .changes
+            .iter()
+            .map(|c| types::FieldChange {
+                field: c.field.clone(),
+                old_value: c.old_value.clone(),
+                new_value: c.new_value.clone(),
+            })
+            .collect(),
+        origin: types::Origin::Rest,
+        correlation_id: m.correlation_id.clone(),
+        occurred_at: t(&m.occurred_at),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let config = Args::parse_from(["bench"]).mappers;
+    let registry = MapperRegistry::load_blocking(MapperRuntime::new().expect("engine"), config)
+        .expect("load builtin");
+    let set = registry.current();
+
+    for action in [Action::Created, Action::Updated] {
+        let m = mutation(action);
+        let n = native(&m);
+        let mut group = c.benchmark_group(format!("default mapper, {}", action.as_str()));
+        group.bench_function("wasm component (sandboxed, validated)", |b| {
+            b.iter(|| set.map(black_box(&m)).expect("maps"));
+        });
+        group.bench_function("native catalogue", |b| {
+            b.iter(|| catalogue::map_mutation(black_box(&n)).expect("maps"));
+        });
+        group.bench_function("native catalogue + JSON parse of data", |b| {
+            b.iter(|| {
+                let events = catalogue::map_mutation(black_box(&n)).expect("maps");
+                events
+                    .iter()
+                    .map(|e| serde_json::from_str::<serde_json::Value>(&e.data).expect("json"))
+                    .count()
+            });
+        });
+        group.finish();
+    }
+
+    let m = mutation(Action::Created);
+    let events = set.map(&m).expect("maps");
+    c.bench_function("envelope build (3 events)", |b| {
+        b.iter(|| {
+            events
+                .iter()
+                .map(|e| {
+                    build_envelope(black_box(&m), e, "pakaura/api", None)
+                        .to_string()
+                        .len()
+                })
+                .sum::<usize>()
+        });
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,180 @@
+//! Load generator: starts the real host (in this process, on its own runtime) with
+//! a fresh database, drives `POST /tasks` at a fixed concurrency and reports
+//! throughput and latency, with publishing off (`DAPR_ENABLED=false`) and on
+//! (against a counting Dapr sidecar on loopback), plus how fast the relay drains
+//! the resulting events to the sidecar.
+//!
+//! Run: `cargo run --release -p pakaura-tests --example loadgen -- --requests 2000 --concurrency 32`
+//! (add `--database postgres` to use a fresh PostgreSQL database at PAKAURA_TEST_POSTGRES).
+//! Traffic goes only to 127.0.0.1; the run is bounded by `--requests`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use clap::Parser;
+use pakaura_host::config::ServeConfig;
+use pakaura_host::startup::Application;
+
+#[derive(Parser)]
+struct Args {
+    /// Requests per mode.
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// sqlite or postgres.
+    #[arg(long, default_value = "sqlite")]
+    database: String,
+}
+
+#[derive(Parser)]
+struct Config {
+    #[command(flatten)]
+    serve: ServeConfig,
+}
+
+const SECRET: &str = "loadgen-secret-loadgen-secret-0123456789";
+
+/// A Dapr sidecar that accepts everything and counts.
+async fn counting_sink() -> (u16, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    let app = Router::new()
+        .route(
+            "/v1.0/publish/{pubsub}/{topic}",
+            post(move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        )
+        .route("/v1.0/healthz/outbound", get(|| async { StatusCode::NO_CONTENT }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, count)
+}
+
+async fn database_url(kind: &str, dir: &std::path::Path, tag: &str) -> String {
+    match kind {
+        "sqlite" => format!("sqlite:{}", dir.join(format!("{tag}.db")).display()),
+        "postgres" => {
+            let admin = std::env::var("PAKAURA_TEST_POSTGRES")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let name = format!("pakaura_load_{}", uuid::Uuid::new_v4().simple());
+            let pool = sqlx::PgPool::connect(&admin).await.expect("postgres");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            format!("{base}/{name}")
+        }
+        other => panic!("--database must be sqlite or postgres, not {other}"),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+async fn run_mode(args: &Args, dapr: bool, dir: &std::path::Path) {
+    let url = database_url(&args.database, dir, if dapr { "on" } else { "off" }).await;
+    let (sink_port, published) = counting_sink().await;
+    let mut argv = vec![
+        "pakaura".to_owned(),
+        format!("--database-url={url}"),
+        "--bind-addr=127.0.0.1:0".into(),
+        format!("--jwt-secret={SECRET}"),
+        format!("--dapr-enabled={dapr}"),
+        format!("--dapr-http-port={sink_port}"),
+    ];
+    argv.push("--relay-poll-interval=50ms".into());
+    let config = Config::parse_from(argv).serve;
+    let (app, _) = Application::build(config).await.expect("host starts");
+    let addr = app.addr();
+    let stop = app.stop_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+
+    let token = pakaura_host::auth::JwtKeys::new(SECRET.as_bytes())
+        .unwrap()
+        .issue("load", Duration::from_secs(3600))
+        .unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build().unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let (client, token, next) = (client.clone(), token.clone(), next.clone());
+        let total = args.requests;
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let t = Instant::now();
+                let response = client
+                    .post(format!("http://{addr}/tasks"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"title": "load test task"}))
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(response.status(), StatusCode::CREATED);
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await.unwrap());
+    }
+    let load_time = started.elapsed();
+    latencies.sort();
+    let expected_events = args.requests * 2;
+    let drained = if dapr {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while published.load(Ordering::Relaxed) < expected_events && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Some(started.elapsed())
+    } else {
+        None
+    };
+    println!(
+        "| {} | {} | {} | {:.0} req/s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
+        args.database,
+        if dapr { "on" } else { "off" },
+        args.requests,
+        args.requests as f64 / load_time.as_secs_f64(),
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.95).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3,
+        match drained {
+            Some(t) => format!(
+                "{} events in {:.2} s ({:.0} events/s)",
+                published.load(Ordering::Relaxed),
+                t.as_secs_f64(),
+                published.load(Ordering::Relaxed) as f64 / t.as_secs_f64()
+            ),
+            None => "not published (Dapr off)".into(),
+        }
+    );
+    stop.stop();
+    let _ = server.await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let dir = tempfile::tempdir().unwrap();
+    println!("| database | publishing | requests | throughput | p50 | p95 | p99 | max | relay: events at the sidecar, from first request |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    run_mode(&args, false, dir.path()).await;
+    run_mode(&args, true, dir.path()).await;
+}
