@@ -55,7 +55,10 @@ async fn counting_sink() -> (u16, Arc<AtomicUsize>) {
                 }
             }),
         )
-        .route("/v1.0/healthz/outbound", get(|| async { StatusCode::NO_CONTENT }));
+        .route(
+            "/v1.0/healthz/outbound",
+            get(|| async { StatusCode::NO_CONTENT }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -70,7 +73,10 @@ async fn database_url(kind: &str, dir: &std::path::Path, tag: &str) -> String {
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
             let name = format!("pakaura_load_{}", uuid::Uuid::new_v4().simple());
             let pool = sqlx::PgPool::connect(&admin).await.expect("postgres");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&pool)
+                .await
+                .unwrap();
             let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
             format!("{base}/{name}")
         }
@@ -105,7 +111,10 @@ async fn run_mode(args: &Args, dapr: bool, dir: &std::path::Path) {
         .unwrap()
         .issue("load", Duration::from_secs(3600))
         .unwrap();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .unwrap();
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -167,13 +176,30 @@ async fn run_mode(args: &Args, dapr: bool, dir: &std::path::Path) {
     );
     stop.stop();
     let _ = server.await;
+    drop_database(&url).await;
+}
+
+/// Removes a PostgreSQL database this run created (SQLite files go with the temp dir).
+async fn drop_database(url: &str) {
+    if let Some((_, name)) = url.rsplit_once('/')
+        && name.starts_with("pakaura_load_")
+    {
+        let admin = std::env::var("PAKAURA_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
     let dir = tempfile::tempdir().unwrap();
-    println!("| database | publishing | requests | throughput | p50 | p95 | p99 | max | relay: events at the sidecar, from first request |");
+    println!(
+        "| database | publishing | requests | throughput | p50 | p95 | p99 | max | relay: events at the sidecar, from first request |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     run_mode(&args, false, dir.path()).await;
     run_mode(&args, true, dir.path()).await;
