@@ -113,7 +113,7 @@ fn bench(c: &mut Criterion) {
                 events
                     .iter()
                     .map(|e| serde_json::from_str::<serde_json::Value>(&e.data).expect("json"))
-                    .count()
+                    .collect::<Vec<_>>()
             });
         });
         group.finish();
