@@ -90,11 +90,11 @@ impl JwtKeys {
                 }
                 _ => AuthError::Invalid("malformed token".into()),
             })?;
-        let sub = data.claims.sub.trim();
-        if sub.is_empty() {
+        // The subject is the user id exactly as signed; a blank one is refused.
+        if data.claims.sub.trim().is_empty() {
             return Err(AuthError::NoSubject);
         }
-        Ok(sub.to_owned())
+        Ok(data.claims.sub)
     }
 }
 

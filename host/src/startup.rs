@@ -70,8 +70,11 @@ impl Application {
             .with_context(|| format!("binding BIND_ADDR {}", config.bind_addr))?;
         let addr = listener.local_addr()?;
 
+        let relay_db = Db::connect_sized(&config.database_url, 4)
+            .await
+            .context("connecting the relay to the database (DATABASE_URL)")?;
         let relay = RelayContext::new(
-            db.clone(),
+            relay_db,
             mappers.clone(),
             &config.dapr,
             config.relay.clone(),
@@ -131,8 +134,18 @@ impl Application {
             ..
         } = self;
         let mut stopped = stop.subscribe();
+        let relay_db = relay.db.clone();
         let relay_task = state.relay.spawn(relay, stop.subscribe());
         let reload = tokio::spawn(reload_on_sighup(state.mappers.clone()));
+        let metrics = state.metrics.clone();
+        // The recorder's histograms only drain on upkeep (or a scrape); keep them bounded.
+        let upkeep = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                metrics.run_upkeep();
+            }
+        });
         let db = state.db.clone();
         let router = http::router(state);
         let shutdown = async move {
@@ -146,11 +159,13 @@ impl Application {
             .await
             .context("serving HTTP")?;
         reload.abort();
+        upkeep.abort();
         let _ = stop.send(true);
         if let Err(e) = relay_task.await {
             tracing::error!(error = %e, "relay task failed");
         }
         db.close().await;
+        relay_db.close().await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -110,11 +110,15 @@ fn invalid_configuration_stops_start_up_naming_the_setting() {
 }
 
 #[test]
-fn serve_without_a_secret_prints_a_demo_token_and_stops_on_sigterm() {
+fn serve_without_a_secret_prints_a_demo_token_reloads_on_sighup_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    let mappers = dir.path().join("mappers");
+    std::fs::create_dir(&mappers).unwrap();
     let mut child = pakaura()
         .arg("serve")
         .env("BIND_ADDR", "127.0.0.1:0")
+        .env("MAPPERS_DIR", &mappers)
+        .env("ADMIN_TOKEN", "cli-admin-token-0123456789")
         .env(
             "DATABASE_URL",
             format!("sqlite:{}", dir.path().join("demo.db").display()),

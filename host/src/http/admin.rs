@@ -113,10 +113,15 @@ async fn replay(
             } else {
                 EnvelopeState::Skipped
             };
-            state
+            let replayed = state
                 .db
                 .replay_succeeded(&letter, &row, &correlation_id, &envelopes, kept, now())
                 .await?;
+            if !replayed {
+                return Err(ApiError::Conflict(format!(
+                    "dead letter {id} was already replayed"
+                )));
+            }
             state.relay.notify();
             tracing::info!(dead_letter = %id, mutation_id = %row.id, "dead letter replayed");
             let ids: Vec<&str> = envelopes.iter().map(|e| e.id.as_str()).collect();

@@ -160,8 +160,9 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
 /// Creates a task.
 #[utoipa::path(post, path = "/tasks", tag = "tasks", request_body = CreateTask,
     security(("bearer" = [])),
-    responses((status = 201, body = TaskView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 413, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = TaskView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -188,7 +189,7 @@ pub(super) async fn create(
 
 /// Lists the caller's tasks, newest first unless `order=oldest`.
 #[utoipa::path(get, path = "/tasks", tag = "tasks", params(ListParams), security(("bearer" = [])),
-    responses((status = 200, body = TaskPage), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -237,7 +238,7 @@ pub(super) async fn list(
 
 /// Reads one task.
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = TaskView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = TaskView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn read(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -255,8 +256,11 @@ pub(super) async fn read(
 /// Changes title, description or due date; `null` clears description and due date.
 #[utoipa::path(patch, path = "/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path)), request_body = UpdateTask,
     security(("bearer" = [])),
-    responses((status = 200, body = TaskView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = TaskView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn update(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -301,7 +305,7 @@ pub(super) async fn update(
 
 /// Deletes a task.
 #[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn remove(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -339,7 +343,7 @@ async fn set_completed(
 
 /// Marks a task complete (a no-op when it already is).
 #[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = TaskView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = TaskView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn complete(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -351,7 +355,7 @@ pub(super) async fn complete(
 
 /// Marks a task incomplete (a no-op when it already is).
 #[utoipa::path(post, path = "/tasks/{id}/uncomplete", tag = "tasks", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = TaskView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = TaskView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn uncomplete(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -363,7 +367,7 @@ pub(super) async fn uncomplete(
 
 /// Deletes all the caller's completed tasks (`completed=true` is required).
 #[utoipa::path(delete, path = "/tasks", tag = "tasks", params(ClearParams), security(("bearer" = [])),
-    responses((status = 200, body = Cleared), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = Cleared), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn clear_completed(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

@@ -57,10 +57,11 @@ impl Default for Limits {
 /// A Rust `wasm32-wasip2` component uses a handful; the caps stop a pathological
 /// component from exhausting host resources.
 const MAX_INSTANCES: usize = 64;
-const MAX_TABLES: usize = 64;
+const MAX_TABLES: usize = 16;
 const MAX_MEMORIES: usize = 8;
-/// Most elements in one table.
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Most elements in one table (16 tables of 16 Ki entries bound table memory to a
+/// few MiB, outside the linear-memory cap).
+const MAX_TABLE_ELEMENTS: usize = 1 << 14;
 
 /// The error that ends a call whose memory growth was refused.
 #[derive(Debug, thiserror::Error)]

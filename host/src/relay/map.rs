@@ -139,8 +139,10 @@ pub(super) async fn run(ctx: &RelayContext) -> usize {
                     .await
             }
             MapOutcome::Failed { mapper, reason } => {
+                let correlation_id = row.decode().map(|m| m.correlation_id).unwrap_or_default();
                 tracing::error!(
                     task_id = %row.task_id, user_id = %row.user_id, mutation_id = %row.id,
+                    correlation_id = %correlation_id, action = %row.action,
                     mapper = mapper.as_deref().unwrap_or("-"), reason = %reason,
                     "mutation could not be mapped; parked as a dead letter"
                 );
@@ -148,7 +150,6 @@ pub(super) async fn run(ctx: &RelayContext) -> usize {
                 ctx.db
                     .record_mapping_failure(row, mapper.as_deref(), &reason, now())
                     .await
-                    .map(|_| ())
             }
         };
         if let Err(e) = stored {

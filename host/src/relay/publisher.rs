@@ -43,6 +43,10 @@ impl Publisher {
             .connect_timeout(config.dapr_publish_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
+            // The sidecar is local: never route envelopes and the API token through
+            // an environment proxy, never follow a redirect elsewhere.
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             client,

@@ -4,6 +4,7 @@
 //! [`on_pool!`] runs one body against whichever pool is configured, so every
 //! query is written once and type-checked against both drivers.
 
+mod admin;
 mod outbox;
 mod relay;
 mod tasks;
@@ -49,13 +50,20 @@ pub enum Db {
 }
 
 impl Db {
-    /// Connects to `url` (`sqlite:` or `postgres://`), creating a SQLite file if needed.
+    /// Connects to `url` (`sqlite:` or `postgres://`) with a pool for the API,
+    /// creating a SQLite file if needed.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_sized(url, 16).await
+    }
+
+    /// Connects with at most `max_connections` (the relay has its own small pool,
+    /// so its bookkeeping never makes API requests wait for a connection).
+    pub async fn connect_sized(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts =
                 PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
             let pool = PgPoolOptions::new()
-                .max_connections(16)
+                .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(opts)
                 .await?;
@@ -69,7 +77,7 @@ impl Db {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(max_connections.min(8))
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;

@@ -1,6 +1,7 @@
 //! Relay state: claiming outbox rows and envelopes with leases (PostgreSQL `FOR
-//! UPDATE SKIP LOCKED`, so replicas share the work), recording outcomes, dead
-//! letters and pruning.
+//! UPDATE SKIP LOCKED`, so replicas share the work) and recording outcomes. An
+//! outcome is only recorded on a row still pending, so a relay whose lease ran
+//! out never overwrites what another relay recorded.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -107,6 +108,74 @@ pub struct DeadLetter {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
+/// Inside an open transaction `$tx`: stores the envelopes of outbox row `$row`
+/// (ids already stored are kept as they are, so a re-run never duplicates) and
+/// marks the row mapped. Evaluates to the number of outbox rows updated.
+macro_rules! write_mapped {
+    ($tx:ident, $row:expr, $correlation_id:expr, $envelopes:expr, $state:expr, $now:expr, $only_pending:expr) => {{
+        let finished = ($state != EnvelopeState::Pending).then_some($now);
+        for e in $envelopes {
+            sqlx::query(
+                "INSERT INTO envelopes (id, mutation_id, outbox_seq, event_index, task_id, user_id, mapper, \
+                 topic, event_type, partition_key, body, traceparent, correlation_id, state, attempts, \
+                 next_attempt_at, created_at, finished_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, $15, $15, $16) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&e.id)
+            .bind($row.id)
+            .bind($row.seq)
+            .bind(e.event_index)
+            .bind($row.task_id)
+            .bind(&$row.user_id)
+            .bind(&e.mapper)
+            .bind(&e.topic)
+            .bind(&e.event_type)
+            .bind(&e.partition_key)
+            .bind(&e.body)
+            .bind(&e.traceparent)
+            .bind($correlation_id)
+            .bind($state.as_str())
+            .bind($now)
+            .bind(finished)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        let update = if $only_pending {
+            sqlx::query(
+                "UPDATE outbox SET state = 'mapped', processed_at = $1, locked_by = NULL, locked_until = NULL \
+                 WHERE seq = $2 AND state = 'pending'",
+            )
+        } else {
+            sqlx::query(
+                "UPDATE outbox SET state = 'mapped', processed_at = $1, locked_by = NULL, locked_until = NULL \
+                 WHERE seq = $2",
+            )
+        };
+        update.bind($now).bind($row.seq).execute(&mut *$tx).await?.rows_affected()
+    }};
+}
+pub(super) use write_mapped;
+
+/// Inside an open transaction `$tx`: records a dead letter.
+macro_rules! insert_dead_letter {
+    ($tx:ident, $mutation_id:expr, $kind:literal, $mapper:expr, $envelope_id:expr, $reason:expr, $attempts:expr, $now:expr) => {
+        sqlx::query(concat!(
+            "INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at) ",
+            "VALUES ($1, $2, '", $kind, "', $3, $4, $5, $6, $7)"
+        ))
+        .bind(Uuid::new_v4())
+        .bind($mutation_id)
+        .bind($mapper)
+        .bind($envelope_id)
+        .bind($reason)
+        .bind($attempts)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
 impl Db {
     /// Leases up to `limit` pending mutations to relay `me` until `until`.
     pub async fn claim_mutations(
@@ -129,8 +198,8 @@ impl Db {
         Ok(rows)
     }
 
-    /// Stores the envelopes of a mapped mutation (existing ids are kept as they
-    /// are, so a re-run never duplicates) and marks the mutation mapped.
+    /// Stores the envelopes of a mapped mutation and marks it mapped, unless the
+    /// row is no longer pending (another relay already recorded it).
     pub async fn record_mapped(
         &self,
         row: &OutboxRow,
@@ -139,82 +208,49 @@ impl Db {
         state: EnvelopeState,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let finished = (state != EnvelopeState::Pending).then_some(now);
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            for e in envelopes {
-                sqlx::query(
-                    "INSERT INTO envelopes (id, mutation_id, outbox_seq, event_index, task_id, user_id, mapper, \
-                     topic, event_type, partition_key, body, traceparent, correlation_id, state, attempts, \
-                     next_attempt_at, created_at, finished_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, $15, $15, $16) \
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(&e.id)
-                .bind(row.id)
-                .bind(row.seq)
-                .bind(e.event_index)
-                .bind(row.task_id)
-                .bind(&row.user_id)
-                .bind(&e.mapper)
-                .bind(&e.topic)
-                .bind(&e.event_type)
-                .bind(&e.partition_key)
-                .bind(&e.body)
-                .bind(&e.traceparent)
-                .bind(correlation_id)
-                .bind(state.as_str())
-                .bind(now)
-                .bind(finished)
-                .execute(&mut *tx)
-                .await?;
+            if write_mapped!(tx, row, correlation_id, envelopes, state, now, true) == 1 {
+                tx.commit().await?;
             }
-            sqlx::query(
-                "UPDATE outbox SET state = 'mapped', processed_at = $1, locked_by = NULL, locked_until = NULL \
-                 WHERE seq = $2",
-            )
-            .bind(now)
-            .bind(row.seq)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
         });
         Ok(())
     }
 
-    /// Parks a mutation whose mapping failed.
+    /// Parks a pending mutation whose mapping failed, with a dead letter.
     pub async fn record_mapping_failure(
         &self,
         row: &OutboxRow,
         mapper: Option<&str>,
         reason: &str,
         now: DateTime<Utc>,
-    ) -> Result<Uuid, StoreError> {
-        let id = Uuid::new_v4();
+    ) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(
-                "INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at) \
-                 VALUES ($1, $2, 'mapping', $3, NULL, $4, 1, $5)",
-            )
-            .bind(id)
-            .bind(row.id)
-            .bind(mapper)
-            .bind(reason)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
+            let parked = sqlx::query(
                 "UPDATE outbox SET state = 'dead', processed_at = $1, locked_by = NULL, locked_until = NULL \
-                 WHERE seq = $2",
+                 WHERE seq = $2 AND state = 'pending'",
             )
             .bind(now)
             .bind(row.seq)
             .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
+            .await?
+            .rows_affected();
+            if parked == 1 {
+                insert_dead_letter!(
+                    tx,
+                    row.id,
+                    "mapping",
+                    mapper,
+                    None::<String>,
+                    reason,
+                    1i32,
+                    now
+                );
+                tx.commit().await?;
+            }
         });
-        Ok(id)
+        Ok(())
     }
 
     /// Leases up to `limit` publishable envelopes: for each task only the oldest
@@ -238,7 +274,7 @@ impl Db {
         Ok(rows)
     }
 
-    /// Records Dapr's acceptance.
+    /// Records Dapr's acceptance (whoever else touched the envelope meanwhile).
     pub async fn mark_published(
         &self,
         seq: i64,
@@ -260,6 +296,7 @@ impl Db {
     }
 
     /// Records a transient failure; the envelope stays pending until `retry_at`.
+    /// Does nothing if the envelope is no longer pending.
     pub async fn mark_retry(
         &self,
         seq: i64,
@@ -270,7 +307,7 @@ impl Db {
         on_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE envelopes SET attempts = attempts + 1, dapr_status = $1, last_error = $2, \
-                 next_attempt_at = $3, locked_by = NULL, locked_until = NULL WHERE seq = $4",
+                 next_attempt_at = $3, locked_by = NULL, locked_until = NULL WHERE seq = $4 AND state = 'pending'",
             )
             .bind(status.map(i32::from))
             .bind(error)
@@ -282,7 +319,7 @@ impl Db {
         Ok(())
     }
 
-    /// Parks an envelope Dapr refused, with a dead letter naming the reason.
+    /// Parks a pending envelope Dapr refused, with a dead letter naming the reason.
     pub async fn mark_refused(
         &self,
         envelope: &ClaimedEnvelope,
@@ -292,170 +329,31 @@ impl Db {
     ) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(
+            let parked = sqlx::query(
                 "UPDATE envelopes SET state = 'dead', attempts = attempts + 1, dapr_status = $1, last_error = $2, \
-                 finished_at = $3, locked_by = NULL, locked_until = NULL WHERE seq = $4",
+                 finished_at = $3, locked_by = NULL, locked_until = NULL WHERE seq = $4 AND state = 'pending'",
             )
             .bind(i32::from(status))
             .bind(reason)
             .bind(now)
             .bind(envelope.seq)
             .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at) \
-                 VALUES ($1, $2, 'publish', $3, $4, $5, $6, $7)",
-            )
-            .bind(Uuid::new_v4())
-            .bind(envelope.mutation_id)
-            .bind(&envelope.mapper)
-            .bind(&envelope.id)
-            .bind(reason)
-            .bind(envelope.attempts + 1)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// Deletes finished envelopes, mapped mutations and resolved dead letters older
-    /// than `before`; returns how many rows went.
-    pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let n = on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let a = sqlx::query(
-                "DELETE FROM envelopes WHERE state IN ('published', 'skipped') AND finished_at < $1",
-            )
-            .bind(before)
-            .execute(&mut *tx)
             .await?
             .rows_affected();
-            let b = sqlx::query(
-                "DELETE FROM outbox WHERE state = 'mapped' AND processed_at < $1 \
-                 AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.mutation_id = outbox.id)",
-            )
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let c = sqlx::query("DELETE FROM dead_letters WHERE resolved_at < $1")
-                .bind(before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            tx.commit().await?;
-            a + b + c
-        });
-        Ok(n)
-    }
-
-    /// The most recent envelopes, newest first, optionally in one state.
-    pub async fn recent_envelopes(
-        &self,
-        state: Option<EnvelopeState>,
-        limit: i64,
-    ) -> Result<Vec<EnvelopeRecord>, StoreError> {
-        let state = state.map(EnvelopeState::as_str);
-        let rows = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT id, mutation_id, task_id, mapper, topic, event_type, state, attempts, last_error, \
-                 dapr_status, created_at, finished_at, body FROM envelopes \
-                 WHERE ($1 IS NULL OR state = $1) ORDER BY seq DESC LIMIT $2",
-            )
-            .bind(state)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows)
-    }
-
-    /// Unresolved dead letters, oldest first.
-    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
-        let rows = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, resolved_at \
-                 FROM dead_letters WHERE resolved_at IS NULL ORDER BY created_at, id LIMIT $1",
-            )
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows)
-    }
-
-    /// One dead letter and the outbox row of its mutation.
-    pub async fn dead_letter(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<(DeadLetter, OutboxRow)>, StoreError> {
-        let letter: Option<DeadLetter> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, resolved_at \
-                 FROM dead_letters WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-        });
-        let Some(letter) = letter else {
-            return Ok(None);
-        };
-        let row: Option<OutboxRow> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT seq, id, task_id, user_id, action, mutation, traceparent, created_at \
-                 FROM outbox WHERE id = $1",
-            )
-            .bind(letter.mutation_id)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(row.map(|row| (letter, row)))
-    }
-
-    /// Records a replay that failed again.
-    pub async fn replay_failed(&self, id: Uuid, reason: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE dead_letters SET attempts = attempts + 1, reason = $1 WHERE id = $2",
-            )
-            .bind(reason)
-            .bind(id)
-            .execute(pool)
-            .await?;
+            if parked == 1 {
+                insert_dead_letter!(
+                    tx,
+                    envelope.mutation_id,
+                    "publish",
+                    &envelope.mapper,
+                    &envelope.id,
+                    reason,
+                    envelope.attempts + 1,
+                    now
+                );
+                tx.commit().await?;
+            }
         });
         Ok(())
-    }
-
-    /// Replaces a dead letter's parked envelopes with freshly mapped ones and
-    /// resolves it. Envelopes already published keep their row (same ids).
-    pub async fn replay_succeeded(
-        &self,
-        letter: &DeadLetter,
-        row: &OutboxRow,
-        correlation_id: &str,
-        envelopes: &[NewEnvelope],
-        state: EnvelopeState,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            sqlx::query("DELETE FROM envelopes WHERE mutation_id = $1 AND state = 'dead'")
-                .bind(row.id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "UPDATE dead_letters SET resolved_at = $1, attempts = attempts + 1 WHERE id = $2",
-            )
-            .bind(now)
-            .bind(letter.id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-        });
-        self.record_mapped(row, correlation_id, envelopes, state, now)
-            .await
     }
 }

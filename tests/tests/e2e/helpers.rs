@@ -144,11 +144,19 @@ impl Drop for TestDatabase {
 pub(crate) struct Options {
     /// Extra `NAME=value` settings, as the environment would give them.
     pub(crate) env: Vec<(String, String)>,
+    /// Default test settings to leave out.
+    pub(crate) unset: Vec<String>,
 }
 
 impl Options {
     pub(crate) fn set(mut self, name: &str, value: impl Into<String>) -> Self {
         self.env.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Leaves a default test setting (e.g. `ADMIN_TOKEN`) unset.
+    pub(crate) fn without(mut self, name: &str) -> Self {
+        self.unset.push(name.to_owned());
         self
     }
 }
@@ -203,6 +211,7 @@ pub(crate) async fn start(database: TestDatabase, options: Options) -> TestApp {
         ("JWT_SECRET".into(), JWT_SECRET.into()),
         ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
     ];
+    pairs.retain(|(name, _)| !options.unset.contains(name));
     pairs.extend(options.env);
     let (app, demo) = Application::build(config_from(&pairs))
         .await

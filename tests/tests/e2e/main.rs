@@ -5,6 +5,7 @@ mod helpers;
 mod sink;
 
 mod auth;
+mod delivery;
 mod golden;
 mod ops;
 mod outbox;

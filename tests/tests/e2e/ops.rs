@@ -69,6 +69,19 @@ async fn the_openapi_document_describes_the_task_routes(backend: Backend) {
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let create = &doc["paths"]["/tasks"]["post"]["responses"];
+    for status in ["201", "400", "401", "413", "415", "422"] {
+        assert!(
+            create.get(status).is_some(),
+            "POST /tasks documents {status}"
+        );
+    }
+    assert!(
+        create["422"]["content"]
+            .get("application/problem+json")
+            .is_some(),
+        "errors are documented as problem+json: {create}"
+    );
     let task = &doc["components"]["schemas"]["Task"]["properties"];
     for field in [
         "id",

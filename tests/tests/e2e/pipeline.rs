@@ -7,52 +7,10 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Options, TestApp, on_both_databases, spawn_app, spawn_with, start};
-use crate::sink::{Behaviour, DaprSink, Recorded};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn sink_behaviour() -> Behaviour {
-    Behaviour {
-        pubsub: "pubsub-kafka".into(),
-        api_token: Some("dapr-token-123".into()),
-        ..Default::default()
-    }
-}
-
-/// Settings that point the host at `sink`, with fast relay timings for tests.
-fn dapr_options(sink: &DaprSink) -> Options {
-    Options::default()
-        .set("DAPR_ENABLED", "true")
-        .set("DAPR_HTTP_PORT", sink.addr.port().to_string())
-        .set("DAPR_API_TOKEN", "dapr-token-123")
-        .set("DAPR_PUBLISH_TIMEOUT", "300ms")
-        .set("RELAY_POLL_INTERVAL", "50ms")
-        .set("RELAY_RETRY_BASE", "20ms")
-        .set("RELAY_RETRY_MAX", "200ms")
-}
-
-async fn task_id(app: &TestApp, user: &str, body: Value) -> String {
-    app.create_task(user, body).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// The accepted publishes of one task, as (type, topic), in publish order.
-fn types_of(published: &[Recorded], task: &str) -> Vec<(String, String)> {
-    published
-        .iter()
-        .filter(|r| r.body["subject"] == task)
-        .map(|r| (r.event_type().to_owned(), r.topic.clone()))
-        .collect()
-}
-
-fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-        .collect()
-}
+use crate::helpers::{Backend, Options, on_both_databases, spawn_app, spawn_with};
+use crate::sink::{
+    Behaviour, DaprSink, Recorded, WAIT, dapr_options, pairs, sink_behaviour, task_id, types_of,
+};
 
 fn assert_valid_envelope(r: &Recorded) {
     let e = &r.body;
@@ -237,188 +195,6 @@ async fn every_route_publishes_exactly_the_catalogue(backend: Backend) {
     assert_eq!(ids.len(), published.len(), "every envelope has its own id");
 }
 
-async fn a_failing_sidecar_loses_nothing_and_keeps_ids(backend: Backend) {
-    let sink = DaprSink::start(Behaviour {
-        fail_next: 7,
-        ..sink_behaviour()
-    })
-    .await;
-    let app = spawn_with(backend, dapr_options(&sink)).await;
-    for i in 0..3 {
-        task_id(&app, "alice", json!({"title": format!("t{i}")})).await;
-    }
-    let published = sink.wait_for_published(6, WAIT).await;
-    let failed: Vec<Recorded> = sink
-        .requests()
-        .into_iter()
-        .filter(|r| r.status == 500)
-        .collect();
-    assert_eq!(failed.len(), 7);
-    let published_ids: BTreeSet<&str> = published.iter().map(Recorded::id).collect();
-    for f in &failed {
-        assert!(
-            published_ids.contains(f.id()),
-            "a retried event keeps its id: {}",
-            f.id()
-        );
-        let later = published.iter().find(|p| p.id() == f.id()).unwrap();
-        assert_eq!(later.body, f.body, "the retry sends the same envelope");
-    }
-    assert_eq!(published.len(), 6, "each event accepted once");
-}
-
-async fn a_hanging_sidecar_is_timed_out_and_retried(backend: Backend) {
-    let sink = DaprSink::start(Behaviour {
-        hang_next: 2,
-        hang_for: Duration::from_secs(1),
-        ..sink_behaviour()
-    })
-    .await;
-    let app = spawn_with(backend, dapr_options(&sink)).await;
-    let id = task_id(&app, "alice", json!({"title": "slow"})).await;
-    sink.wait_for_published(2, WAIT).await;
-    // The hung requests are accepted by the sidecar after the host gave up on them:
-    // at-least-once means the same id may arrive twice, never a second id.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let published = sink.published();
-    let ids: BTreeSet<&str> = published.iter().map(Recorded::id).collect();
-    assert_eq!(
-        ids.len(),
-        2,
-        "two events, whatever the duplicates: {published:#?}"
-    );
-    assert_eq!(types_of(&published, &id)[0].0, "task.created");
-}
-
-async fn a_sidecar_down_for_a_while_gets_everything_when_back(backend: Backend) {
-    let sink = DaprSink::start(sink_behaviour()).await;
-    let app = spawn_with(backend, dapr_options(&sink)).await;
-    sink.stop();
-    let mut ids = Vec::new();
-    for i in 0..4 {
-        ids.push(task_id(&app, "alice", json!({"title": format!("t{i}")})).await);
-    }
-    let id = &ids[0];
-    let response = app
-        .send(
-            Method::POST,
-            &format!("/tasks/{id}/complete"),
-            Some("alice"),
-            None,
-        )
-        .await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "an outage changes no API response"
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let sink = sink.restart().await;
-    let published = sink.wait_for_published(10, WAIT).await;
-    for id in &ids {
-        assert!(!types_of(&published, id).is_empty());
-    }
-}
-
-async fn refused_events_are_parked_as_dead_letters(backend: Backend) {
-    let mut behaviour = sink_behaviour();
-    behaviour.forbidden_topics.insert("reminders".into());
-    let sink = DaprSink::start(behaviour).await;
-    let app = spawn_with(backend, dapr_options(&sink)).await;
-    let id = task_id(
-        &app,
-        "alice",
-        json!({"title": "a", "due_date": "2026-03-01T09:00:00Z"}),
-    )
-    .await;
-    let after = task_id(&app, "alice", json!({"title": "b"})).await;
-    sink.wait_for_published(4, WAIT).await;
-    let letters = wait_for_dead_letters(&app, 1).await;
-    let letter = &letters[0];
-    assert_eq!(letter["kind"], "publish");
-    assert_eq!(letter["mapper"], "default");
-    assert!(
-        letter["reason"]
-            .as_str()
-            .unwrap()
-            .contains("ERR_PUBSUB_FORBIDDEN"),
-        "{letter}"
-    );
-    assert!(
-        !types_of(&sink.published(), &after).is_empty(),
-        "a refusal does not block other events"
-    );
-    assert_eq!(types_of(&sink.published(), &id).len(), 2);
-    let dead: Value = app
-        .admin(Method::GET, "/admin/envelopes?state=dead")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        dead["envelopes"][0]["envelope"]["type"],
-        "reminder.scheduled"
-    );
-    assert_eq!(dead["envelopes"][0]["dapr_status"], 403);
-}
-
-async fn an_unknown_pubsub_parks_every_event(backend: Backend) {
-    let sink = DaprSink::start(sink_behaviour()).await;
-    let app = spawn_with(
-        backend,
-        dapr_options(&sink).set("DAPR_PUBSUB_NAME", "no-such-pubsub"),
-    )
-    .await;
-    task_id(&app, "alice", json!({"title": "a"})).await;
-    let letters = wait_for_dead_letters(&app, 2).await;
-    assert!(letters.iter().all(|l| {
-        l["reason"]
-            .as_str()
-            .unwrap()
-            .contains("ERR_PUBSUB_NOT_FOUND")
-    }));
-    assert!(sink.published().is_empty());
-}
-
-async fn wait_for_dead_letters(app: &TestApp, n: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let body: Value = app
-            .admin(Method::GET, "/admin/dead-letters")
-            .await
-            .json()
-            .await
-            .unwrap();
-        let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
-        if letters.len() >= n {
-            return letters;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "expected {n} dead letters, got {letters:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn a_restarted_host_publishes_pending_rows(backend: Backend) {
-    let sink = DaprSink::start(sink_behaviour()).await;
-    sink.stop();
-    let app = spawn_with(backend, dapr_options(&sink)).await;
-    let id = task_id(&app, "alice", json!({"title": "survives restarts"})).await;
-    let database = app.stop().await;
-    let sink = sink.restart().await;
-    let _app = start(database, dapr_options(&sink)).await;
-    let published = sink.wait_for_published(2, WAIT).await;
-    assert_eq!(
-        types_of(&published, &id),
-        pairs(&[
-            ("task.created", "task-events"),
-            ("sync.task", "task-updates")
-        ])
-    );
-}
-
 async fn per_task_order_holds_with_many_concurrent_tasks(backend: Backend) {
     let sink = DaprSink::start(Behaviour {
         fail_next: 5,
@@ -529,6 +305,36 @@ async fn with_dapr_off_nothing_is_sent_and_envelopes_are_inspectable(backend: Ba
     assert!(sink.requests().is_empty(), "nothing reaches the sidecar");
 }
 
+async fn finished_rows_are_pruned_after_the_retention(backend: Backend) {
+    let app = spawn_app(backend).await;
+    task_id(&app, "alice", json!({"title": "short-lived"})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.db.recent_envelopes(None, 10).await.unwrap().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let past = chrono::Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(
+        app.db.prune(past).await.unwrap(),
+        0,
+        "nothing is older than the retention"
+    );
+    let future = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert_eq!(
+        app.db.prune(future).await.unwrap(),
+        3,
+        "two envelopes and their mutation"
+    );
+    assert!(app.db.recent_envelopes(None, 10).await.unwrap().is_empty());
+    assert!(app.db.outbox_rows(None).await.unwrap().is_empty());
+}
+
+async fn the_admin_api_is_off_without_an_admin_token(backend: Backend) {
+    let app = spawn_with(backend, Options::default().without("ADMIN_TOKEN")).await;
+    let response = app.admin(Method::GET, "/admin/mappers").await;
+    crate::helpers::expect_problem(response, StatusCode::NOT_FOUND).await;
+}
+
 async fn admin_routes_need_the_admin_token(backend: Backend) {
     let app = spawn_app(backend).await;
     for path in ["/admin/mappers", "/admin/dead-letters", "/admin/envelopes"] {
@@ -552,13 +358,9 @@ async fn admin_routes_need_the_admin_token(backend: Backend) {
 
 on_both_databases!(
     every_route_publishes_exactly_the_catalogue,
-    a_failing_sidecar_loses_nothing_and_keeps_ids,
-    a_hanging_sidecar_is_timed_out_and_retried,
-    a_sidecar_down_for_a_while_gets_everything_when_back,
-    refused_events_are_parked_as_dead_letters,
-    an_unknown_pubsub_parks_every_event,
-    a_restarted_host_publishes_pending_rows,
     per_task_order_holds_with_many_concurrent_tasks,
     with_dapr_off_nothing_is_sent_and_envelopes_are_inspectable,
     admin_routes_need_the_admin_token,
+    the_admin_api_is_off_without_an_admin_token,
+    finished_rows_are_pruned_after_the_retention,
 );

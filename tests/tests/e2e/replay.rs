@@ -8,28 +8,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    Backend, Options, TestApp, TestDatabase, on_both_databases, spawn_with, start,
-};
-use crate::sink::{Behaviour, DaprSink, Recorded};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn sink_behaviour() -> Behaviour {
-    Behaviour {
-        pubsub: "pubsub-kafka".into(),
-        ..Default::default()
-    }
-}
-
-fn dapr_options(sink: &DaprSink) -> Options {
-    Options::default()
-        .set("DAPR_ENABLED", "true")
-        .set("DAPR_HTTP_PORT", sink.addr.port().to_string())
-        .set("RELAY_POLL_INTERVAL", "50ms")
-        .set("RELAY_RETRY_BASE", "20ms")
-        .set("RELAY_RETRY_MAX", "200ms")
-}
+use crate::helpers::{Backend, Options, TestDatabase, on_both_databases, spawn_with, start};
+use crate::sink::{DaprSink, Recorded, WAIT, dapr_options, sink_behaviour, wait_for_dead_letters};
 
 /// A mapper folder holding the misbehaving guest, and its settings file.
 struct MapperDir {
@@ -75,27 +55,6 @@ impl MapperDir {
     }
 }
 
-async fn dead_letters(app: &TestApp, n: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let body: Value = app
-            .admin(Method::GET, "/admin/dead-letters")
-            .await
-            .json()
-            .await
-            .unwrap();
-        let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
-        if letters.len() >= n {
-            return letters;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "expected {n} dead letters, got {letters:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn a_mapper_trap_parks_a_dead_letter_and_replay_after_a_fix_publishes_it(backend: Backend) {
     let sink = DaprSink::start(sink_behaviour()).await;
     let mappers = MapperDir::with_misbehave("panic");
@@ -105,7 +64,7 @@ async fn a_mapper_trap_parks_a_dead_letter_and_replay_after_a_fix_publishes_it(b
         .as_str()
         .unwrap()
         .to_owned();
-    let letters = dead_letters(&app, 1).await;
+    let letters = wait_for_dead_letters(&app, 1).await;
     let letter = &letters[0];
     assert_eq!(letter["kind"], "mapping");
     assert_eq!(letter["mapper"], "misbehave");

@@ -214,8 +214,21 @@ fn an_oversized_event_is_refused() {
 
 #[test]
 fn the_sandbox_denies_every_escape() {
-    let mapper = misbehave("escape");
+    // A live listener, so a refused connection can only come from the sandbox.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let mapper = load_with(
+        guests::MISBEHAVE,
+        &[("mode", "escape"), ("port", port.as_str())],
+        Limits::default(),
+    )
+    .expect("the misbehave guest loads");
     let events = bounded(move || mapper.map(&mutation())).expect("the escape probe reports");
+    listener.set_nonblocking(true).unwrap();
+    assert!(
+        listener.accept().is_err(),
+        "no connection reached the host's listener"
+    );
     let report = &events[0].data;
     for probe in ["fs_read", "fs_list", "tcp"] {
         let outcome = report[probe].as_str().unwrap_or_default();

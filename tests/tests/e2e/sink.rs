@@ -12,7 +12,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::helpers::{Options, TestApp};
 use tokio::sync::Notify;
 
 /// One publish request as the sidecar saw it.
@@ -64,7 +67,8 @@ struct Shared {
 pub(crate) struct DaprSink {
     pub(crate) addr: SocketAddr,
     shared: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl DaprSink {
@@ -88,24 +92,36 @@ impl DaprSink {
                 get(|| async { StatusCode::NO_CONTENT }),
             )
             .with_state(shared.clone());
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
         });
         Self {
             addr,
             shared,
-            server,
+            server: Some(server),
+            shutdown: Some(shutdown),
         }
     }
 
-    /// Stops answering: connections are refused until [`DaprSink::restart`].
-    pub(crate) fn stop(&self) {
-        self.server.abort();
+    /// Goes down: stops listening and closes its connections, so publishes fail
+    /// with a refused connection until [`DaprSink::restart`].
+    pub(crate) async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
     }
 
     /// Listens again on the same port, keeping the recordings.
-    pub(crate) async fn restart(self) -> Self {
-        self.server.abort();
+    pub(crate) async fn restart(mut self) -> Self {
+        self.stop().await;
         let mut tries = 0;
         loop {
             match tokio::net::TcpListener::bind(self.addr).await {
@@ -121,6 +137,11 @@ impl DaprSink {
             }
         }
         Self::serve(self.shared.clone(), self.addr).await
+    }
+
+    /// Changes how the sidecar answers from now on.
+    pub(crate) fn behave(&self, change: impl FnOnce(&mut Behaviour)) {
+        change(&mut self.shared.behaviour.lock().unwrap());
     }
 
     /// Every request so far, in arrival order.
@@ -159,7 +180,9 @@ impl DaprSink {
 
 impl Drop for DaprSink {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
     }
 }
 
@@ -248,4 +271,72 @@ async fn publish(
     });
     shared.changed.notify_waiters();
     response.unwrap_or_else(|| StatusCode::NO_CONTENT.into_response())
+}
+
+// Pointing a host at the sink, and reading what it recorded.
+
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
+
+pub(crate) fn sink_behaviour() -> Behaviour {
+    Behaviour {
+        pubsub: "pubsub-kafka".into(),
+        api_token: Some("dapr-token-123".into()),
+        ..Default::default()
+    }
+}
+
+/// Settings that point the host at `sink`, with fast relay timings for tests.
+pub(crate) fn dapr_options(sink: &DaprSink) -> Options {
+    Options::default()
+        .set("DAPR_ENABLED", "true")
+        .set("DAPR_HTTP_PORT", sink.addr.port().to_string())
+        .set("DAPR_API_TOKEN", "dapr-token-123")
+        .set("DAPR_PUBLISH_TIMEOUT", "300ms")
+        .set("RELAY_POLL_INTERVAL", "50ms")
+        .set("RELAY_RETRY_BASE", "20ms")
+        .set("RELAY_RETRY_MAX", "200ms")
+}
+
+pub(crate) async fn task_id(app: &TestApp, user: &str, body: Value) -> String {
+    app.create_task(user, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The accepted publishes of one task, as (type, topic), in publish order.
+pub(crate) fn types_of(published: &[Recorded], task: &str) -> Vec<(String, String)> {
+    published
+        .iter()
+        .filter(|r| r.body["subject"] == task)
+        .map(|r| (r.event_type().to_owned(), r.topic.clone()))
+        .collect()
+}
+
+pub(crate) fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+/// Waits until the admin API lists at least `n` open dead letters.
+pub(crate) async fn wait_for_dead_letters(app: &TestApp, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let body: Value = app
+            .admin(Method::GET, "/admin/dead-letters")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
+        if letters.len() >= n {
+            return letters;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected {n} dead letters, got {letters:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
