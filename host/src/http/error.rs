@@ -41,9 +41,6 @@ pub enum ApiError {
     /// 409: the request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
-    /// 503: a dependency is unavailable (used by readiness).
-    #[error("{0}")]
-    Unavailable(String),
     /// 500: anything unexpected. Logged with the cause; the body stays generic.
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
@@ -85,7 +82,6 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

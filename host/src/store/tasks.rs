@@ -9,6 +9,19 @@ use super::{Db, StoreError, WritePool, on_pool};
 use crate::domain::task::{format_time, now};
 use crate::domain::{Action, FieldChange, Task};
 
+/// In the write transaction `$tx` on `$pool`: one of `$user`'s tasks, locked
+/// until the transaction ends, or `None`.
+macro_rules! lock_task {
+    ($pool:ident, $tx:ident, $user:expr, $id:expr) => {
+        sqlx::query_as::<_, TaskRow>($pool.select_task_for_update())
+            .bind($id)
+            .bind($user)
+            .fetch_optional(&mut *$tx)
+            .await?
+            .map(Task::from)
+    };
+}
+
 /// A task as stored, with its insertion sequence (the pagination key).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(super) struct TaskRow {
@@ -183,15 +196,9 @@ impl Db {
     ) -> Result<Option<Task>, StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let Some(row) = sqlx::query_as::<_, TaskRow>(pool.select_task_for_update())
-                .bind(id)
-                .bind(user)
-                .fetch_optional(&mut *tx)
-                .await?
-            else {
+            let Some(before) = lock_task!(pool, tx, user, id) else {
                 return Ok(None);
             };
-            let before = Task::from(row);
             let (after, changes) = apply_patch(&before, patch);
             if changes.is_empty() {
                 return Ok(Some(before));
@@ -230,15 +237,9 @@ impl Db {
     ) -> Result<Option<Task>, StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let Some(row) = sqlx::query_as::<_, TaskRow>(pool.select_task_for_update())
-                .bind(id)
-                .bind(user)
-                .fetch_optional(&mut *tx)
-                .await?
-            else {
+            let Some(mut task) = lock_task!(pool, tx, user, id) else {
                 return Ok(None);
             };
-            let mut task = Task::from(row);
             if task.completed == completed {
                 return Ok(Some(task));
             }
@@ -270,15 +271,9 @@ impl Db {
     ) -> Result<bool, StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let Some(row) = sqlx::query_as::<_, TaskRow>(pool.select_task_for_update())
-                .bind(id)
-                .bind(user)
-                .fetch_optional(&mut *tx)
-                .await?
-            else {
+            let Some(task) = lock_task!(pool, tx, user, id) else {
                 return Ok(false);
             };
-            let task = Task::from(row);
             sqlx::query("DELETE FROM tasks WHERE id = $1")
                 .bind(task.id)
                 .execute(&mut *tx)

@@ -79,14 +79,7 @@ async fn a_sidecar_down_for_a_while_gets_everything_when_back(backend: Backend) 
         ids.push(task_id(&app, "alice", json!({"title": format!("t{i}")})).await);
     }
     let id = &ids[0];
-    let response = app
-        .send(
-            Method::POST,
-            &format!("/tasks/{id}/complete"),
-            Some("alice"),
-            None,
-        )
-        .await;
+    let response = app.post_task("alice", id, "complete").await;
     assert_eq!(
         response.status(),
         StatusCode::OK,

@@ -265,6 +265,26 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// `POST /tasks/{id}/{verb}` as `user` (`complete` or `uncomplete`).
+    pub(crate) async fn post_task(&self, user: &str, id: &str, verb: &str) -> Response {
+        self.send(
+            Method::POST,
+            &format!("/tasks/{id}/{verb}"),
+            Some(user),
+            None,
+        )
+        .await
+    }
+
+    /// `GET path` as `user`, returning the JSON body.
+    pub(crate) async fn get_json(&self, user: &str, path: &str) -> Value {
+        self.send(Method::GET, path, Some(user), None)
+            .await
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     pub(crate) async fn create_task(&self, user: &str, body: Value) -> Value {
         let response = self
             .send(Method::POST, "/tasks", Some(user), Some(body))

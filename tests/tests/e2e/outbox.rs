@@ -50,27 +50,9 @@ async fn every_mutation_writes_one_outbox_row_with_the_mutation(backend: Backend
         Some(json!({"title": "b"})),
     )
     .await;
-    app.send(
-        Method::POST,
-        &format!("/tasks/{id}/complete"),
-        Some("alice"),
-        None,
-    )
-    .await;
-    app.send(
-        Method::POST,
-        &format!("/tasks/{id}/complete"),
-        Some("alice"),
-        None,
-    )
-    .await;
-    app.send(
-        Method::POST,
-        &format!("/tasks/{id}/uncomplete"),
-        Some("alice"),
-        None,
-    )
-    .await;
+    app.post_task("alice", &id, "complete").await;
+    app.post_task("alice", &id, "complete").await;
+    app.post_task("alice", &id, "uncomplete").await;
     app.send(Method::DELETE, &format!("/tasks/{id}"), Some("alice"), None)
         .await;
 
@@ -142,13 +124,7 @@ async fn clearing_completed_writes_a_deleted_row_per_task(backend: Backend) {
             .as_str()
             .unwrap()
             .to_owned();
-        app.send(
-            Method::POST,
-            &format!("/tasks/{id}/complete"),
-            Some("alice"),
-            None,
-        )
-        .await;
+        app.post_task("alice", &id, "complete").await;
         ids.push(id);
     }
     app.send(Method::DELETE, "/tasks?completed=true", Some("alice"), None)
@@ -199,12 +175,7 @@ async fn a_failed_mutation_leaves_neither_task_nor_outbox_row(backend: Backend) 
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     exec(&app.db, "ALTER TABLE outbox_broken RENAME TO outbox").await;
 
-    let list: Value = app
-        .send(Method::GET, "/tasks", Some("alice"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("alice", "/tasks").await;
     let titles: Vec<&str> = list["items"]
         .as_array()
         .unwrap()

@@ -73,30 +73,12 @@ async fn every_route_publishes_exactly_the_catalogue(backend: Backend) {
         app.send(Method::PATCH, &task, Some("alice"), Some(body))
             .await;
     }
-    app.send(
-        Method::POST,
-        &format!("/tasks/{a}/complete"),
-        Some("alice"),
-        None,
-    )
-    .await;
-    app.send(
-        Method::POST,
-        &format!("/tasks/{a}/uncomplete"),
-        Some("alice"),
-        None,
-    )
-    .await;
+    app.post_task("alice", &a, "complete").await;
+    app.post_task("alice", &a, "uncomplete").await;
     app.send(Method::DELETE, &format!("/tasks/{a}"), Some("alice"), None)
         .await;
     let b = task_id(&app, "alice", json!({"title": "no due date"})).await;
-    app.send(
-        Method::POST,
-        &format!("/tasks/{b}/complete"),
-        Some("alice"),
-        None,
-    )
-    .await;
+    app.post_task("alice", &b, "complete").await;
     app.send(Method::DELETE, "/tasks?completed=true", Some("alice"), None)
         .await;
 
@@ -217,13 +199,7 @@ async fn per_task_order_holds_with_many_concurrent_tasks(backend: Backend) {
                 )
                 .await;
             }
-            app.send(
-                Method::POST,
-                &format!("/tasks/{id}/complete"),
-                Some("alice"),
-                None,
-            )
-            .await;
+            app.post_task("alice", &id, "complete").await;
             (id, t)
         }));
     }

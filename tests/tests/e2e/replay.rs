@@ -235,13 +235,7 @@ async fn two_relays_on_one_postgres_database_publish_each_event_once() {
             .as_str()
             .unwrap()
             .to_owned();
-        app.send(
-            Method::POST,
-            &format!("/tasks/{id}/complete"),
-            Some("alice"),
-            None,
-        )
-        .await;
+        app.post_task("alice", &id, "complete").await;
         tasks.push(id);
     }
     sink.wait_for_published(30 * 4, Duration::from_secs(60))

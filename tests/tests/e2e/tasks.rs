@@ -26,12 +26,7 @@ async fn creating_a_task_returns_it_with_defaults(backend: Backend) {
     );
 
     let id = task["id"].as_str().unwrap();
-    let fetched: Value = app
-        .send(Method::GET, &format!("/tasks/{id}"), Some("alice"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let fetched: Value = app.get_json("alice", &format!("/tasks/{id}")).await;
     assert_eq!(fetched, task);
 }
 
@@ -80,37 +75,20 @@ async fn completing_and_uncompleting_toggle_the_flag(backend: Backend) {
         .unwrap()
         .to_owned();
     let done: Value = app
-        .send(
-            Method::POST,
-            &format!("/tasks/{id}/complete"),
-            Some("alice"),
-            None,
-        )
+        .post_task("alice", &id, "complete")
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(done["completed"], true);
-    let again = app
-        .send(
-            Method::POST,
-            &format!("/tasks/{id}/complete"),
-            Some("alice"),
-            None,
-        )
-        .await;
+    let again = app.post_task("alice", &id, "complete").await;
     assert_eq!(
         again.status(),
         StatusCode::OK,
         "completing twice is idempotent"
     );
     let open: Value = app
-        .send(
-            Method::POST,
-            &format!("/tasks/{id}/uncomplete"),
-            Some("alice"),
-            None,
-        )
+        .post_task("alice", &id, "uncomplete")
         .await
         .json()
         .await
@@ -149,13 +127,7 @@ async fn clearing_completed_deletes_only_completed_tasks_of_the_caller(backend: 
             .unwrap()
             .to_owned();
         if i < 2 {
-            app.send(
-                Method::POST,
-                &format!("/tasks/{id}/complete"),
-                Some("alice"),
-                None,
-            )
-            .await;
+            app.post_task("alice", &id, "complete").await;
             done.push(id);
         }
     }
@@ -163,13 +135,7 @@ async fn clearing_completed_deletes_only_completed_tasks_of_the_caller(backend: 
         .as_str()
         .unwrap()
         .to_owned();
-    app.send(
-        Method::POST,
-        &format!("/tasks/{bob}/complete"),
-        Some("bob"),
-        None,
-    )
-    .await;
+    app.post_task("bob", &bob, "complete").await;
 
     let refused = app
         .send(Method::DELETE, "/tasks", Some("alice"), None)
@@ -185,12 +151,7 @@ async fn clearing_completed_deletes_only_completed_tasks_of_the_caller(backend: 
         response.json::<Value>().await.unwrap(),
         json!({"deleted": 2})
     );
-    let left: Value = app
-        .send(Method::GET, "/tasks", Some("alice"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let left: Value = app.get_json("alice", "/tasks").await;
     assert_eq!(left["items"].as_array().unwrap().len(), 1);
     let bobs = app
         .send(Method::GET, &format!("/tasks/{bob}"), Some("bob"), None)
@@ -239,17 +200,7 @@ async fn listing_pages_through_tasks_in_both_orders(backend: Backend) {
     let newest_first: Vec<Value> = ids.iter().rev().cloned().collect();
     assert_eq!(seen, newest_first);
 
-    let oldest: Value = app
-        .send(
-            Method::GET,
-            "/tasks?order=oldest&limit=100",
-            Some("alice"),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let oldest: Value = app.get_json("alice", "/tasks?order=oldest&limit=100").await;
     let oldest: Vec<Value> = oldest["items"]
         .as_array()
         .unwrap()
@@ -266,27 +217,11 @@ async fn listing_filters_on_completion(backend: Backend) {
         .unwrap()
         .to_owned();
     app.create_task("alice", json!({"title": "b"})).await;
-    app.send(
-        Method::POST,
-        &format!("/tasks/{a}/complete"),
-        Some("alice"),
-        None,
-    )
-    .await;
-    let done: Value = app
-        .send(Method::GET, "/tasks?completed=true", Some("alice"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    app.post_task("alice", &a, "complete").await;
+    let done: Value = app.get_json("alice", "/tasks?completed=true").await;
     assert_eq!(done["items"].as_array().unwrap().len(), 1);
     assert_eq!(done["items"][0]["id"], a.as_str());
-    let open: Value = app
-        .send(Method::GET, "/tasks?completed=false", Some("alice"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let open: Value = app.get_json("alice", "/tasks?completed=false").await;
     assert_eq!(open["items"].as_array().unwrap().len(), 1);
     assert_eq!(open["items"][0]["title"], "b");
 }
@@ -330,19 +265,9 @@ async fn users_never_see_or_change_each_others_tasks(backend: Backend) {
         let response = app.send(method.clone(), &path, Some("mallory"), body).await;
         expect_problem(response, StatusCode::NOT_FOUND).await;
     }
-    let list: Value = app
-        .send(Method::GET, "/tasks", Some("mallory"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("mallory", "/tasks").await;
     assert_eq!(list["items"], json!([]));
-    let still: Value = app
-        .send(Method::GET, &format!("/tasks/{id}"), Some("alice"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let still: Value = app.get_json("alice", &format!("/tasks/{id}")).await;
     assert_eq!(still["title"], "private");
     assert_eq!(still["completed"], false);
 }
