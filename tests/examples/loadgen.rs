@@ -193,6 +193,19 @@ async fn drop_database(url: &str) {
     }
 }
 
+/// The process's peak resident memory (host and load generator together), from
+/// `/proc/self/status`.
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l[6..].trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -203,4 +216,8 @@ async fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     run_mode(&args, false, dir.path()).await;
     run_mode(&args, true, dir.path()).await;
+    println!(
+        "\nPeak resident memory of this process (host + load generator): {}",
+        peak_rss()
+    );
 }

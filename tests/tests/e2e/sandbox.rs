@@ -260,3 +260,39 @@ fn settings_reach_the_guest_through_host_config() {
     assert_eq!(mapper.name(), "renamed");
     assert_eq!(mapper.version(), "0.0.1");
 }
+
+/// A log sink shared between the subscriber and the test.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn host_log_lines_reach_the_host_log_tagged_with_the_mapper() {
+    let mapper = load_with(guests::V2, &[], Limits::default()).expect("v2 loads");
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || mapper.map(&mutation())).expect("v2 maps");
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = logs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["fields"]["mapper"] == "v2")
+        .unwrap_or_else(|| panic!("no line tagged mapper=v2 in {logs}"));
+    assert_eq!(line["level"], "DEBUG");
+    assert!(!line["fields"]["message"].as_str().unwrap().is_empty());
+}
