@@ -1,7 +1,9 @@
-//! Plain Rust mirrors of the WIT records in `wit/events.wit` (`pakaura:events/types`).
+//! Plain Rust mirrors of the WIT records in `wit/events.wit` (`pakaura:events/types`), shared
+//! by the mapper crates of this workspace (each re-exports this crate as its `types` module).
 //!
-//! The catalogue works on these rather than on wit-bindgen's generated types so that it
-//! compiles, and is tested and benchmarked, natively; `component.rs` converts between the two.
+//! A mapper's mapping logic works on these rather than on wit-bindgen's generated types so
+//! that it compiles, and is tested and benchmarked, natively; each mapper's `component.rs`
+//! converts between the two. This crate is plain Rust: no wit-bindgen, no exports.
 
 /// What happened to the task (WIT `action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
