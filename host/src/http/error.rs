@@ -113,30 +113,46 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The problem document of this error. Internal errors get a generic detail;
+    /// their cause is logged by [`IntoResponse`], never sent.
+    pub fn problem(&self) -> Problem {
         let status = self.status();
-        let detail = match &self {
-            ApiError::Internal(cause) => {
-                // Logged here, inside the request span, so the correlation id is attached.
-                tracing::error!(error = format!("{cause:#}"), "request failed");
+        let detail = match self {
+            ApiError::Internal(_) => {
                 "an internal error occurred; the correlation id identifies it in the logs"
                     .to_owned()
             }
             other => other.to_string(),
         };
         let field = match self {
-            ApiError::BadRequest { field, .. } => field,
-            ApiError::Invalid { field, .. } => Some(field),
+            ApiError::BadRequest { field, .. } => field.clone(),
+            ApiError::Invalid { field, .. } => Some(field.clone()),
             _ => None,
         };
-        let problem = Problem {
+        Problem {
             kind: "about:blank",
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,
             field,
-        };
+        }
+    }
+
+    /// [`ApiError::problem`] as JSON (for surfaces other than HTTP responses, e.g. MCP tools).
+    pub fn problem_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.problem()).unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            // Logged here, inside the request span, so the correlation id is attached.
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        let problem = self.problem();
+        let status = self.status();
         let mut response = (status, Json(problem)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod context;
 pub mod error;
 pub mod extract;
+mod mcp;
 mod openapi;
 mod ops;
 pub mod tasks;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(admin::router())
         .merge(openapi::router())
+        .merge(mcp::router(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -14,7 +14,7 @@ use super::tasks;
     info(title = "Pakaura task API", description = "Tasks, with every mutation published as CloudEvents through Dapr."),
     paths(tasks::create, tasks::list, tasks::read, tasks::update, tasks::remove, tasks::complete,
         tasks::uncomplete, tasks::clear_completed),
-    components(schemas(tasks::TaskView, Problem, tasks::CreateTask, tasks::UpdateTask, tasks::TaskPage, tasks::Cleared)),
+    components(schemas(tasks::model::TaskView, Problem, tasks::model::CreateTask, tasks::model::UpdateTask, tasks::model::TaskPage, tasks::model::Cleared)),
     modifiers(&BearerAuth),
     tags((name = "tasks", description = "The caller's tasks (bearer JWT; `sub` is the user id)"))
 )]

@@ -7,6 +7,7 @@ mod sink;
 mod auth;
 mod delivery;
 mod golden;
+mod mcp;
 mod ops;
 mod outbox;
 mod pipeline;
