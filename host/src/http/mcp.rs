@@ -101,6 +101,20 @@ pub(crate) struct UpdateTaskArgs {
     due_date: Option<Option<String>>,
 }
 
+impl TaskTools {
+    /// `complete_task` and `uncomplete_task`.
+    async fn set_completed(
+        &self,
+        parts: &axum::http::request::Parts,
+        id: &str,
+        completed: bool,
+    ) -> Result<CallToolResult, ErrorData> {
+        let (user, ctx) = caller(parts)?;
+        let task = ops::set_completed(&self.state, &user, &ctx, id, completed).await;
+        answer(task.map(TaskView::from))
+    }
+}
+
 /// Who is calling, from the request the tool runs in.
 fn caller(parts: &axum::http::request::Parts) -> Result<(String, MutationContext), ErrorData> {
     let user = parts
@@ -193,12 +207,7 @@ impl TaskTools {
         Extension(parts): Extension<axum::http::request::Parts>,
         Parameters(args): Parameters<TaskRef>,
     ) -> Result<CallToolResult, ErrorData> {
-        let (user, ctx) = caller(&parts)?;
-        answer(
-            ops::set_completed(&self.state, &user, &ctx, &args.id, true)
-                .await
-                .map(TaskView::from),
-        )
+        self.set_completed(&parts, &args.id, true).await
     }
 
     #[tool(description = "Mark a task incomplete again.")]
@@ -207,12 +216,7 @@ impl TaskTools {
         Extension(parts): Extension<axum::http::request::Parts>,
         Parameters(args): Parameters<TaskRef>,
     ) -> Result<CallToolResult, ErrorData> {
-        let (user, ctx) = caller(&parts)?;
-        answer(
-            ops::set_completed(&self.state, &user, &ctx, &args.id, false)
-                .await
-                .map(TaskView::from),
-        )
+        self.set_completed(&parts, &args.id, false).await
     }
 
     #[tool(description = "Delete a task.")]

@@ -129,21 +129,27 @@ async fn a_mapper_trap_parks_a_dead_letter_and_replay_after_a_fix_publishes_it(b
     assert_eq!(twice.status(), StatusCode::CONFLICT);
 }
 
-async fn reloading_swaps_valid_sets_and_refuses_invalid_ones(backend: Backend) {
-    let mappers = MapperDir::with_misbehave("ok");
-    let app = spawn_with(backend, mappers.options(Options::default())).await;
+/// `GET /admin/mappers`, and the names it lists in order.
+async fn mapper_names(app: &crate::helpers::TestApp) -> (Value, Vec<String>) {
     let listed: Value = app
         .admin(Method::GET, "/admin/mappers")
         .await
         .json()
         .await
         .unwrap();
-    let names: Vec<&str> = listed["mappers"]
+    let names = listed["mappers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["name"].as_str().unwrap())
+        .map(|m| m["name"].as_str().unwrap().to_owned())
         .collect();
+    (listed, names)
+}
+
+async fn reloading_swaps_valid_sets_and_refuses_invalid_ones(backend: Backend) {
+    let mappers = MapperDir::with_misbehave("ok");
+    let app = spawn_with(backend, mappers.options(Options::default())).await;
+    let (_, names) = mapper_names(&app).await;
     assert_eq!(names, ["default", "misbehave"]);
 
     // A valid swap: add the v2 mapper.
@@ -151,18 +157,7 @@ async fn reloading_swaps_valid_sets_and_refuses_invalid_ones(backend: Backend) {
     std::fs::copy(pakaura_tests::guests::V2, folder.join("60-v2.wasm")).unwrap();
     let reload = app.admin(Method::POST, "/admin/mappers/reload").await;
     assert_eq!(reload.status(), StatusCode::OK);
-    let listed: Value = app
-        .admin(Method::GET, "/admin/mappers")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = listed["mappers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
+    let (listed, names) = mapper_names(&app).await;
     assert_eq!(names, ["default", "misbehave", "v2"]);
     assert_eq!(listed["mappers"][2]["version"], "2.0.0");
     assert_eq!(listed["mappers"][2]["sha256"].as_str().unwrap().len(), 64);
