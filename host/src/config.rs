@@ -23,6 +23,27 @@ impl Secret {
     }
 }
 
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret::new(s))
+    }
+}
+
+/// Checks a `JWT_SECRET`: HS256 wants at least 256 bits of key.
+pub fn check_jwt_secret(secret: &Secret) -> Result<(), ConfigError> {
+    if secret.expose().len() < MIN_SECRET_BYTES {
+        return Err(ConfigError {
+            setting: "JWT_SECRET",
+            message: format!(
+                "must be at least {MIN_SECRET_BYTES} bytes (HS256 needs a 256-bit key)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")
@@ -91,15 +112,8 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// Checks the settings clap cannot check without echoing them (secrets).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(secret) = &self.jwt_secret
-            && secret.expose().len() < MIN_SECRET_BYTES
-        {
-            return Err(ConfigError {
-                setting: "JWT_SECRET",
-                message: format!(
-                    "must be at least {MIN_SECRET_BYTES} bytes (HS256 needs a 256-bit key)"
-                ),
-            });
+        if let Some(secret) = &self.jwt_secret {
+            check_jwt_secret(secret)?;
         }
         if let Some(token) = &self.admin_token
             && token.expose().len() < 16

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use pakaura_host::auth::{JwtKeys, MIN_SECRET_BYTES};
+use pakaura_host::auth::JwtKeys;
 use pakaura_host::cli::{Cli, Command, TokenArgs, mapper};
-use pakaura_host::config::ServeConfig;
+use pakaura_host::config::{ServeConfig, check_jwt_secret};
 use pakaura_host::startup::Application;
 use pakaura_host::telemetry;
 
@@ -63,9 +63,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
     let Some(secret) = args.jwt_secret else {
         bail!("JWT_SECRET is not set: a token must be signed with the server's secret");
     };
-    if secret.expose().len() < MIN_SECRET_BYTES {
-        bail!("JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes");
-    }
+    check_jwt_secret(&secret)?;
     if args.user.trim().is_empty() {
         bail!("--user must not be empty");
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, on_both_databases, spawn_with, start};
+use crate::helpers::{Backend, TestApp, on_both_databases, spawn_with, start};
 use crate::sink::{
     Behaviour, DaprSink, Recorded, WAIT, dapr_options, pairs, sink_behaviour, task_id, types_of,
     wait_for_dead_letters,
@@ -106,7 +106,9 @@ async fn a_sidecar_down_for_a_while_gets_everything_when_back(backend: Backend) 
     }
 }
 
-async fn refused_events_are_parked_as_dead_letters(backend: Backend) {
+/// A host whose sidecar refuses the `reminders` topic (403), and a task with a
+/// due date created on it.
+async fn refusing_reminders(backend: Backend) -> (DaprSink, TestApp, String) {
     let mut behaviour = sink_behaviour();
     behaviour.forbidden_topics.insert("reminders".into());
     let sink = DaprSink::start(behaviour).await;
@@ -117,6 +119,11 @@ async fn refused_events_are_parked_as_dead_letters(backend: Backend) {
         json!({"title": "a", "due_date": "2026-03-01T09:00:00Z"}),
     )
     .await;
+    (sink, app, id)
+}
+
+async fn refused_events_are_parked_as_dead_letters(backend: Backend) {
+    let (sink, app, id) = refusing_reminders(backend).await;
     let after = task_id(&app, "alice", json!({"title": "b"})).await;
     sink.wait_for_published(4, WAIT).await;
     let letters = wait_for_dead_letters(&app, 1).await;
@@ -149,16 +156,7 @@ async fn refused_events_are_parked_as_dead_letters(backend: Backend) {
 }
 
 async fn a_refused_event_is_published_when_replayed_after_the_fix(backend: Backend) {
-    let mut behaviour = sink_behaviour();
-    behaviour.forbidden_topics.insert("reminders".into());
-    let sink = DaprSink::start(behaviour).await;
-    let app = spawn_with(backend, dapr_options(&sink)).await;
-    let id = task_id(
-        &app,
-        "alice",
-        json!({"title": "a", "due_date": "2026-03-01T09:00:00Z"}),
-    )
-    .await;
+    let (sink, app, id) = refusing_reminders(backend).await;
     let letters = wait_for_dead_letters(&app, 1).await;
     let refused = sink
         .requests()
@@ -168,12 +166,7 @@ async fn a_refused_event_is_published_when_replayed_after_the_fix(backend: Backe
 
     sink.behave(|b| b.forbidden_topics.clear());
     let letter = letters[0]["id"].as_str().unwrap();
-    let replay = app
-        .admin(
-            Method::POST,
-            &format!("/admin/dead-letters/{letter}/replay"),
-        )
-        .await;
+    let replay = app.replay(letter).await;
     assert_eq!(replay.status(), StatusCode::OK);
     let published = sink.wait_for_published(3, WAIT).await;
     let reminder = published.iter().find(|r| r.topic == "reminders").unwrap();

@@ -293,6 +293,15 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// `POST /admin/dead-letters/{id}/replay`.
+    pub(crate) async fn replay(&self, letter: &str) -> Response {
+        self.admin(
+            Method::POST,
+            &format!("/admin/dead-letters/{letter}/replay"),
+        )
+        .await
+    }
+
     pub(crate) async fn admin(&self, method: Method, path: &str) -> Response {
         self.client
             .request(method, self.url(path))
@@ -314,6 +323,16 @@ impl TestApp {
         self.db.close().await;
         self.database
     }
+}
+
+/// The mutations the outbox holds for one task, in commit order.
+pub(crate) async fn mutations_of(db: &Db, task: &str) -> Vec<pakaura_host::domain::Mutation> {
+    db.outbox_rows(Some(uuid::Uuid::parse_str(task).unwrap()))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.decode().unwrap())
+        .collect()
 }
 
 /// Asserts a problem+json response with `status`, returning the problem document.

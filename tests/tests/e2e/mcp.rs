@@ -3,9 +3,8 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-use crate::helpers::{Backend, TestApp, on_both_databases, spawn_app, token_for};
+use crate::helpers::{Backend, TestApp, mutations_of, on_both_databases, spawn_app, token_for};
 use pakaura_host::domain::{Action, Origin};
 
 /// Sends one JSON-RPC request to `/mcp` as `user` and returns the response body.
@@ -115,12 +114,7 @@ async fn tools_manage_the_callers_tasks_and_record_mcp_mutations(backend: Backen
     let cleared = call(&app, "alice", "clear_completed", json!({})).await;
     assert_eq!(cleared["structuredContent"]["deleted"], 1);
 
-    let rows = app
-        .db
-        .outbox_rows(Some(Uuid::parse_str(&id).unwrap()))
-        .await
-        .unwrap();
-    let mutations: Vec<_> = rows.iter().map(|r| r.decode().unwrap()).collect();
+    let mutations = mutations_of(&app.db, &id).await;
     let actions: Vec<Action> = mutations.iter().map(|m| m.action).collect();
     assert_eq!(
         actions,

@@ -4,18 +4,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Backend, on_both_databases, spawn_app};
-use pakaura_host::domain::{Action, Mutation, Origin};
+use crate::helpers::{Backend, mutations_of, on_both_databases, spawn_app};
+use pakaura_host::domain::{Action, Origin};
 use pakaura_host::store::Db;
-
-async fn mutations_of(db: &Db, task: &str) -> Vec<Mutation> {
-    db.outbox_rows(Some(Uuid::parse_str(task).unwrap()))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.decode().unwrap())
-        .collect()
-}
 
 async fn every_mutation_writes_one_outbox_row_with_the_mutation(backend: Backend) {
     let app = spawn_app(backend).await;

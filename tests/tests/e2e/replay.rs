@@ -83,23 +83,13 @@ async fn a_mapper_trap_parks_a_dead_letter_and_replay_after_a_fix_publishes_it(b
 
     // Replaying before the fix fails again and keeps the letter.
     let letter_id = letter["id"].as_str().unwrap();
-    let again = app
-        .admin(
-            Method::POST,
-            &format!("/admin/dead-letters/{letter_id}/replay"),
-        )
-        .await;
+    let again = app.replay(letter_id).await;
     assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     mappers.set_mode("ok");
     let reload = app.admin(Method::POST, "/admin/mappers/reload").await;
     assert_eq!(reload.status(), StatusCode::OK);
-    let replay = app
-        .admin(
-            Method::POST,
-            &format!("/admin/dead-letters/{letter_id}/replay"),
-        )
-        .await;
+    let replay = app.replay(letter_id).await;
     assert_eq!(replay.status(), StatusCode::OK);
 
     let published = sink.wait_for_published(3, WAIT).await;
@@ -120,12 +110,7 @@ async fn a_mapper_trap_parks_a_dead_letter_and_replay_after_a_fix_publishes_it(b
         .await
         .unwrap();
     assert_eq!(open["dead_letters"], json!([]));
-    let twice = app
-        .admin(
-            Method::POST,
-            &format!("/admin/dead-letters/{letter_id}/replay"),
-        )
-        .await;
+    let twice = app.replay(letter_id).await;
     assert_eq!(twice.status(), StatusCode::CONFLICT);
 }
 
