@@ -38,6 +38,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: pakaura
 {{- end }}
 
+{{/*
+The chart's labels merged with extra ones (a given key wins), for objects whose labels another
+controller selects on: (list $ <map of extra labels>).
+*/}}
+{{- define "pakaura.labelsWith" -}}
+{{- $root := index . 0 }}
+{{- $labels := include "pakaura.labels" $root | fromYaml }}
+{{- range $key, $value := index . 1 }}
+{{- $_ := set $labels $key (toString $value) }}
+{{- end }}
+{{- toYaml $labels }}
+{{- end }}
+
 {{/* Labels that select the pods (immutable in a Deployment: never add to them). */}}
 {{- define "pakaura.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "pakaura.name" . }}
