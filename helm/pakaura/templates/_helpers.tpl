@@ -327,3 +327,28 @@ to an entry defined before it).
   value: {{ . | toString | quote }}
 {{- end }}
 {{- end }}
+
+{{/*
+One alerting rule of the PrometheusRule: (dict "root" $ "alert" NAME "config" <alerts.X>
+"expr" PROMQL "summary" TEXT "description" TEXT). The summary and description are Prometheus
+templates ({{ $value }}, {{ $labels.pod }}); runbook_url points at the alert's section of
+helm/README.md (its heading is the alert name).
+*/}}
+{{- define "pakaura.alert" -}}
+{{- $pr := .root.Values.prometheusRule }}
+{{- $labels := dict }}
+{{- range $key, $value := $pr.additionalLabels }}
+{{- $_ := set $labels $key (toString $value) }}
+{{- end }}
+{{- $_ := set $labels "severity" .config.severity -}}
+- alert: {{ .alert }}
+  expr: |-
+    {{- .expr | nindent 4 }}
+  for: {{ .config.for }}
+  labels:
+    {{- toYaml $labels | nindent 4 }}
+  annotations:
+    summary: {{ .summary | quote }}
+    description: {{ .description | quote }}
+    runbook_url: {{ printf "%s#%s" $pr.runbookBaseUrl (lower .alert) | quote }}
+{{- end }}
