@@ -38,6 +38,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: pakaura
 {{- end }}
 
+{{/*
+The chart's labels merged with extra ones (a given key wins), for objects whose labels another
+controller selects on: (list $ <map of extra labels>).
+*/}}
+{{- define "pakaura.labelsWith" -}}
+{{- $root := index . 0 }}
+{{- $labels := include "pakaura.labels" $root | fromYaml }}
+{{- range $key, $value := index . 1 }}
+{{- $_ := set $labels $key (toString $value) }}
+{{- end }}
+{{- toYaml $labels }}
+{{- end }}
+
 {{/* Labels that select the pods (immutable in a Deployment: never add to them). */}}
 {{- define "pakaura.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "pakaura.name" . }}
@@ -166,10 +179,33 @@ Refuses values that would deploy a broken release, with one line naming the valu
 {{- if and $v.secrets.adminToken (lt (len $v.secrets.adminToken) 16) }}
 {{- fail "secrets.adminToken must be at least 16 characters" }}
 {{- end }}
-{{- $managed := list "BIND_ADDR" "DATABASE_URL" "JWT_SECRET" "ADMIN_TOKEN" "DAPR_ENABLED" "DAPR_HTTP_PORT" "DAPR_PUBSUB_NAME" "DAPR_API_TOKEN" "MAPPERS_DIR" "MAPPER_BUILTIN" "MAPPER_SETTINGS_FILE" }}
+{{- $managed := list "BIND_ADDR" "DATABASE_URL" "JWT_SECRET" "ADMIN_TOKEN" "DAPR_ENABLED" "DAPR_HTTP_PORT" "DAPR_PUBSUB_NAME" "DAPR_API_TOKEN" "MAPPERS_DIR" "MAPPER_BUILTIN" "MAPPER_SETTINGS_FILE" "MAPPER_CACHE_DIR" }}
+{{- if $v.tracing.enabled }}
+{{- $managed = concat $managed (include "pakaura.tracingEnvNames" . | fromYamlArray) }}
+{{- end }}
 {{- range $key, $_ := $v.env }}
 {{- if has $key $managed }}
 {{- fail (printf "env.%s is set by the chart from other values; see the comment above env in values.yaml" $key) }}
+{{- end }}
+{{- end }}
+{{- range $v.extraEnv }}
+{{- if and .name (has .name $managed) }}
+{{- fail (printf "extraEnv %s is set by the chart from other values; see the comment above env in values.yaml" .name) }}
+{{- end }}
+{{- end }}
+{{- if $v.tracing.enabled }}
+{{- if not (regexMatch "^https?://[^/]+" $v.tracing.endpoint) }}
+{{- fail "tracing.enabled needs tracing.endpoint, the collector's URL with its scheme (http://otel-collector.observability:4317)" }}
+{{- end }}
+{{- range $key, $value := $v.tracing.resourceAttributes }}
+{{- if or (regexMatch "[,=\\s]" $key) (contains "," (toString $value)) }}
+{{- fail (printf "tracing.resourceAttributes.%s: keys may not hold ',', '=' or spaces, values may not hold ',' (percent-encode them)" $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $v.mapperCache.enabled }}
+{{- if not $v.mapperCache.sizeLimit }}
+{{- fail "mapperCache.enabled needs mapperCache.sizeLimit (e.g. 512Mi)" }}
 {{- end }}
 {{- end }}
 {{- if and $v.dapr.enabled $v.dapr.pubsub.create (not $v.dapr.pubsub.brokers) }}
@@ -218,7 +254,101 @@ token and extraEnv. Empty when there are none.
       name: {{ $daprTokenSecret }}
       key: token
 {{- end }}
+{{- if .Values.mapperCache.enabled }}
+# Compiled mapper components, kept between reloads (the root filesystem is read-only).
+- name: MAPPER_CACHE_DIR
+  value: {{ include "pakaura.mapperCacheDir" . | quote }}
+{{- end }}
+{{- if .Values.tracing.enabled }}
+{{- include "pakaura.tracingEnv" . }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{- toYaml . | nindent 0 }}
 {{- end }}
+{{- end }}
+
+{{/* Where the compiled-mapper cache volume is mounted (MAPPER_CACHE_DIR). */}}
+{{- define "pakaura.mapperCacheDir" -}}
+/var/cache/pakaura
+{{- end }}
+
+{{/* The OTEL_* variables the chart sets when tracing.enabled (a YAML list of names). */}}
+{{- define "pakaura.tracingEnvNames" -}}
+- PAKAURA_POD_NAME
+- OTEL_EXPORTER_OTLP_ENDPOINT
+- OTEL_EXPORTER_OTLP_PROTOCOL
+- OTEL_SERVICE_NAME
+- OTEL_RESOURCE_ATTRIBUTES
+{{- if .Values.tracing.sampler }}
+- OTEL_TRACES_SAMPLER
+{{- end }}
+{{- if .Values.tracing.samplerArg }}
+- OTEL_TRACES_SAMPLER_ARG
+{{- end }}
+{{- end }}
+
+{{/*
+OpenTelemetry trace export (the standard OTEL_* variables), as env entries. The pod name comes
+from the downward API and is expanded into OTEL_RESOURCE_ATTRIBUTES by the kubelet ($(VAR) refers
+to an entry defined before it).
+*/}}
+{{- define "pakaura.tracingEnv" -}}
+{{- $t := .Values.tracing }}
+{{- $attributes := dict
+  "service.version" (.Values.image.tag | default .Chart.AppVersion)
+  "k8s.namespace.name" .Release.Namespace
+  "k8s.deployment.name" (include "pakaura.fullname" .)
+  "k8s.pod.name" "$(PAKAURA_POD_NAME)" }}
+{{- range $key, $value := $t.resourceAttributes }}
+{{- $_ := set $attributes $key (toString $value) }}
+{{- end }}
+{{- $pairs := list }}
+{{- range $key := keys $attributes | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%s" $key (get $attributes $key)) }}
+{{- end }}
+- name: PAKAURA_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $t.endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $t.protocol | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ $t.serviceName | default (include "pakaura.fullname" .) | quote }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $pairs | quote }}
+{{- with $t.sampler }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ . | quote }}
+{{- end }}
+{{- with $t.samplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ . | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+One alerting rule of the PrometheusRule: (dict "root" $ "alert" NAME "config" <alerts.X>
+"expr" PROMQL "summary" TEXT "description" TEXT). The summary and description are Prometheus
+templates ({{ $value }}, {{ $labels.pod }}); runbook_url points at the alert's section of
+helm/README.md (its heading is the alert name).
+*/}}
+{{- define "pakaura.alert" -}}
+{{- $pr := .root.Values.prometheusRule }}
+{{- $labels := dict }}
+{{- range $key, $value := $pr.additionalLabels }}
+{{- $_ := set $labels $key (toString $value) }}
+{{- end }}
+{{- $_ := set $labels "severity" .config.severity -}}
+- alert: {{ .alert }}
+  expr: |-
+    {{- .expr | nindent 4 }}
+  for: {{ .config.for }}
+  labels:
+    {{- toYaml $labels | nindent 4 }}
+  annotations:
+    summary: {{ .summary | quote }}
+    description: {{ .description | quote }}
+    runbook_url: {{ printf "%s#%s" $pr.runbookBaseUrl (lower .alert) | quote }}
 {{- end }}
