@@ -36,7 +36,7 @@ const GUESTS: [(&str, &str, &str); 5] = [
     (
         "DEFAULT",
         "pakaura_mapper_default.wasm",
-        "The default mapper (the SPEC §4 catalogue).",
+        "The default mapper (the event catalogue in the README).",
     ),
     (
         "V2",

@@ -1,4 +1,4 @@
-//! The event catalogue of the backend event publishing plan (SPEC §4), as plain Rust.
+//! The event catalogue of the backend event publishing plan (see the README), as plain Rust.
 //!
 //! Every mutation yields, in this order: its task event on `task-events`, a `sync.task`
 //! event on `task-updates`, and, when the due date calls for one, a reminder event on

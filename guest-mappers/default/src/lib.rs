@@ -1,4 +1,4 @@
-//! Pakaura's default mapper component: the event catalogue of SPEC §4.
+//! Pakaura's default mapper component: the event catalogue of the backend event publishing plan.
 //!
 //! # Layout
 //!

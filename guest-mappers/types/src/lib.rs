@@ -2,8 +2,14 @@
 //! by the mapper crates of this workspace (each re-exports this crate as its `types` module).
 //!
 //! A mapper's mapping logic works on these rather than on wit-bindgen's generated types so
-//! that it compiles, and is tested and benchmarked, natively; each mapper's `component.rs`
-//! converts between the two. This crate is plain Rust: no wit-bindgen, no exports.
+//! that it compiles, and is tested and benchmarked, natively. On `wasm32` the [`component`]
+//! module adds the one copy of the component glue every mapper shares: the bindings of the
+//! `pakaura:events/mapper` world, the conversions to and from these types, the `host` imports
+//! ([`component::log`], [`component::config`]) and [`export_mapper!`], which exports a
+//! [`component::Mapper`] as the world.
+
+#[cfg(target_arch = "wasm32")]
+pub mod component;
 
 /// What happened to the task (WIT `action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
