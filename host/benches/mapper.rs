@@ -127,6 +127,7 @@ fn bench(c: &mut Criterion) {
                 .iter()
                 .map(|e| {
                     build_envelope(black_box(&m), e, "pakaura/api", None)
+                        .body
                         .to_string()
                         .len()
                 })

@@ -12,10 +12,11 @@ use anyhow::{Context, anyhow};
 
 use crate::domain::Mutation;
 use crate::events::build_envelope;
-use crate::mapper::settings::Settings;
+use crate::mapper::Settings;
 use crate::mapper::{
-    Limits, LoadedMapper, MapperConfig, MapperListing, MapperRuntime, MapperSettings, MapperSource,
+    Limits, LoadedMapper, MapperConfig, MapperListing, MapperRuntime, MapperSource, SettingsTable,
 };
+use crate::trace::TraceParent;
 
 /// The mapper tool's commands.
 #[derive(Debug, clap::Subcommand)]
@@ -102,7 +103,7 @@ fn init_logging() {
 
 fn load(file: &str, cfg: &MapperConfig, overrides: &Settings) -> anyhow::Result<LoadedMapper> {
     let runtime = MapperRuntime::new()?;
-    let settings = MapperSettings::load(cfg)?;
+    let settings = SettingsTable::load(cfg)?;
     let limits = Limits::from_config(cfg);
     Ok(LoadedMapper::load(
         &runtime,
@@ -143,13 +144,19 @@ fn run(
     traceparent: Option<&str>,
     cfg: &MapperConfig,
 ) -> anyhow::Result<()> {
+    let traceparent = traceparent
+        .map(|raw| {
+            TraceParent::parse(raw)
+                .ok_or_else(|| anyhow!("--traceparent `{raw}` is not a valid W3C traceparent"))
+        })
+        .transpose()?;
     let mutation = read_mutation(mutation_path)?;
     let mapper = load(file, cfg, &config.into_iter().collect())?;
     let events = mapper.map(&mutation)?;
     let mut out = std::io::stdout().lock();
     for ev in &events {
         let envelope = build_envelope(&mutation, ev, source, traceparent);
-        serde_json::to_writer(&mut out, &envelope)?;
+        serde_json::to_writer(&mut out, &envelope.body)?;
         writeln!(out)?;
     }
     out.flush()?;

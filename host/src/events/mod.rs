@@ -1,6 +1,6 @@
 //! Events on their way out: the CloudEvents 1.0 envelope the host wraps around
-//! each mapped event (SPEC §5).
+//! each mapped event.
 
 pub mod envelope;
 
-pub use envelope::{TraceParent, build_envelope, envelope_id};
+pub use envelope::{Envelope, build_envelope, envelope_id};

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::domain::Origin;
 use crate::store::MutationContext;
+use crate::trace::TraceParent;
 
 /// The correlation id header, read from requests and set on every response.
 pub static CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
@@ -20,7 +21,7 @@ static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub struct RequestContext {
     pub correlation_id: String,
     /// The incoming `traceparent`, only when it is valid W3C trace context.
-    pub traceparent: Option<String>,
+    pub traceparent: Option<TraceParent>,
 }
 
 impl RequestContext {
@@ -29,7 +30,7 @@ impl RequestContext {
         MutationContext {
             origin,
             correlation_id: self.correlation_id.clone(),
-            traceparent: self.traceparent.clone(),
+            traceparent: self.traceparent,
         }
     }
 }
@@ -41,21 +42,6 @@ fn acceptable_correlation_id(raw: &str) -> bool {
         && raw
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-}
-
-/// Whether `raw` is a version-00 W3C `traceparent` with non-zero ids.
-pub fn valid_traceparent(raw: &str) -> bool {
-    let parts: Vec<&str> = raw.split('-').collect();
-    let hex = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    parts.len() == 4
-        && parts[0] == "00"
-        && hex(parts[1], 32)
-        && parts[1].bytes().any(|b| b != b'0')
-        && hex(parts[2], 16)
-        && parts[2].bytes().any(|b| b != b'0')
-        && hex(parts[3], 2)
 }
 
 /// Middleware: establishes the [`RequestContext`] and echoes the correlation id.
@@ -74,9 +60,7 @@ pub async fn establish(mut request: Request, next: Next) -> Response {
         let correlation_id = header(&CORRELATION_ID)
             .filter(|c| acceptable_correlation_id(c))
             .unwrap_or_else(|| Uuid::new_v4().to_string());
-        let traceparent = header(&TRACEPARENT)
-            .map(|t| t.to_ascii_lowercase())
-            .filter(|t| valid_traceparent(t));
+        let traceparent = header(&TRACEPARENT).and_then(|t| TraceParent::parse(&t));
         (correlation_id, traceparent)
     };
     let echoed = HeaderValue::from_str(&correlation_id).ok();
@@ -109,22 +93,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn traceparent_validation_follows_w3c() {
-        assert!(valid_traceparent(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-        ));
-        assert!(!valid_traceparent(
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
-        ));
-        assert!(!valid_traceparent(
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-        ));
-        assert!(!valid_traceparent(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"
-        ));
-    }
 
     #[test]
     fn hostile_correlation_ids_are_replaced() {

@@ -5,16 +5,17 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 use uuid::Uuid;
 
-use super::{Db, StoreError, on_pool};
+use super::{Db, StoreError, with_pool};
 use crate::domain::{Action, FieldChange, Mutation, Origin, Task};
+use crate::trace::TraceParent;
 
 /// Who asked for a mutation, carried into the outbox row.
 #[derive(Debug, Clone)]
 pub struct MutationContext {
     pub origin: Origin,
     pub correlation_id: String,
-    /// The request's W3C `traceparent`, when it carried a valid one.
-    pub traceparent: Option<String>,
+    /// The request's W3C trace context, when it carried a valid one.
+    pub traceparent: Option<TraceParent>,
 }
 
 /// An outbox row as stored.
@@ -35,6 +36,11 @@ impl OutboxRow {
     /// The mutation this row holds.
     pub fn decode(&self) -> Result<Mutation, serde_json::Error> {
         serde_json::from_str(&self.mutation)
+    }
+
+    /// The trace context of the request that caused the mutation, if it carried one.
+    pub fn trace_context(&self) -> Option<TraceParent> {
+        self.traceparent.as_deref().and_then(TraceParent::parse)
     }
 }
 
@@ -75,7 +81,7 @@ where
     .bind(task.user_id.clone())
     .bind(action.as_str().to_owned())
     .bind(json)
-    .bind(ctx.traceparent.clone())
+    .bind(ctx.traceparent.map(|t| t.to_string()))
     .bind(occurred_at)
     .execute(conn)
     .await?;
@@ -85,15 +91,15 @@ where
 impl Db {
     /// Outbox rows in commit order, optionally only those of one task.
     pub async fn outbox_rows(&self, task: Option<Uuid>) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = on_pool!(self, |pool| {
+        let rows = with_pool!(self, |pool| async {
             sqlx::query_as(
                 "SELECT seq, id, task_id, user_id, action, mutation, traceparent, created_at \
                  FROM outbox WHERE ($1 IS NULL OR task_id = $1) ORDER BY seq",
             )
             .bind(task)
             .fetch_all(pool)
-            .await?
-        });
+            .await
+        })?;
         Ok(rows)
     }
 }

@@ -156,7 +156,7 @@ fn the_default_mapper_matches_its_golden_envelopes() {
                 let events = mapper.map(&m).unwrap_or_else(|e| panic!("{name}: {e}"));
                 let envelopes = events
                     .iter()
-                    .map(|ev| build_envelope(&m, ev, SOURCE, None))
+                    .map(|ev| build_envelope(&m, ev, SOURCE, None).body)
                     .collect();
                 (name, Value::Array(envelopes))
             })

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::{Action, Origin, Task};
+use crate::trace::TraceParent;
 
 fn mutation(correlation_id: &str) -> Mutation {
     let at = Utc.with_ymd_and_hms(2026, 2, 9, 14, 30, 0).unwrap();
@@ -48,9 +49,9 @@ const CID: &str = "9876fedc-ba98-4654-b210-0123456789ab";
 #[test]
 fn ids_are_deterministic_per_mutation_mapper_and_index() {
     let m = mutation(CID);
-    let a = build_envelope(&m, &event(0), "pakaura/api", None);
-    assert_eq!(a, build_envelope(&m, &event(0), "pakaura/api", None));
-    let b = build_envelope(&m, &event(1), "pakaura/api", None);
+    let a = build_envelope(&m, &event(0), "pakaura/api", None).body;
+    assert_eq!(a, build_envelope(&m, &event(0), "pakaura/api", None).body);
+    let b = build_envelope(&m, &event(1), "pakaura/api", None).body;
     assert_ne!(a["id"], b["id"]);
     let other = MappedEvent {
         mapper: "v2".into(),
@@ -58,7 +59,7 @@ fn ids_are_deterministic_per_mutation_mapper_and_index() {
     };
     assert_ne!(
         a["id"],
-        build_envelope(&m, &other, "pakaura/api", None)["id"]
+        build_envelope(&m, &other, "pakaura/api", None).body["id"]
     );
     assert_eq!(a["id"], envelope_id(m.id, "default", 0).to_string());
     assert_eq!(
@@ -72,7 +73,7 @@ fn ids_are_deterministic_per_mutation_mapper_and_index() {
 #[test]
 fn the_envelope_has_every_attribute() {
     let m = mutation(CID);
-    let e = build_envelope(&m, &event(0), "pakaura/api", None);
+    let e = build_envelope(&m, &event(0), "pakaura/api", None).body;
     assert_eq!(e["specversion"], "1.0");
     assert_eq!(e["source"], "pakaura/api");
     assert_eq!(e["type"], "task.created");
@@ -89,7 +90,7 @@ fn the_envelope_has_every_attribute() {
 
 #[test]
 fn traceparent_is_valid_and_derived_from_a_uuid_correlation_id() {
-    let e = build_envelope(&mutation(CID), &event(0), "s", None);
+    let e = build_envelope(&mutation(CID), &event(0), "s", None).body;
     let tp = e["traceparent"].as_str().unwrap();
     assert!(TraceParent::parse(tp).is_some(), "{tp}");
     assert!(
@@ -102,7 +103,7 @@ fn traceparent_is_valid_and_derived_from_a_uuid_correlation_id() {
 #[test]
 fn a_non_uuid_correlation_id_is_hashed_into_a_trace_id() {
     for cid in ["req-42", "", "00000000-0000-0000-0000-000000000000"] {
-        let e = build_envelope(&mutation(cid), &event(0), "s", None);
+        let e = build_envelope(&mutation(cid), &event(0), "s", None).body;
         let tp = TraceParent::parse(e["traceparent"].as_str().unwrap()).unwrap();
         assert_ne!(tp.trace_id, [0; 16], "{cid:?}");
     }
@@ -111,7 +112,7 @@ fn a_non_uuid_correlation_id_is_hashed_into_a_trace_id() {
 #[test]
 fn a_valid_incoming_trace_id_and_flags_are_kept() {
     let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
-    let e = build_envelope(&mutation(CID), &event(0), "s", Some(incoming));
+    let e = build_envelope(&mutation(CID), &event(0), "s", TraceParent::parse(incoming)).body;
     let tp = e["traceparent"].as_str().unwrap();
     assert!(
         tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
@@ -135,7 +136,7 @@ fn invalid_incoming_contexts_are_ignored() {
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
     ] {
         assert!(TraceParent::parse(bad).is_none(), "{bad}");
-        let e = build_envelope(&mutation(CID), &event(0), "s", Some(bad));
+        let e = build_envelope(&mutation(CID), &event(0), "s", TraceParent::parse(bad)).body;
         assert!(
             e["traceparent"]
                 .as_str()
@@ -155,7 +156,7 @@ fn optional_attributes_appear_only_when_set() {
         data_schema: Some("https://schemas.example/task/1".into()),
         ..event(0)
     };
-    let e = build_envelope(&mutation(CID), &ev, "s", None);
+    let e = build_envelope(&mutation(CID), &ev, "s", None).body;
     assert!(e.get("subject").is_none());
     assert_eq!(e["dataschema"], "https://schemas.example/task/1");
 }
@@ -166,7 +167,7 @@ fn an_extension_cannot_overwrite_a_core_attribute() {
         extensions: vec![("id".into(), "mine".into()), ("source".into(), "x".into())],
         ..event(0)
     };
-    let e = build_envelope(&mutation(CID), &ev, "pakaura/api", None);
+    let e = build_envelope(&mutation(CID), &ev, "pakaura/api", None).body;
     assert_ne!(e["id"], "mine");
     assert_eq!(e["source"], "pakaura/api");
 }
