@@ -7,11 +7,10 @@ use wasmtime::Store;
 
 use super::bindings::pakaura::events::types as wit;
 use super::bindings::{Mapper, MapperPre};
-use super::clock::WaitPastDeadline;
 use super::error::MapFailure;
-use super::imports::{SandboxState, truncate};
-use super::limits::{Limits, MemoryLimitHit};
+use super::limits::Limits;
 use super::runtime::MapperRuntime;
+use super::sandbox::{MemoryLimitHit, SandboxState, WaitPastDeadline, truncate};
 use super::settings::Settings;
 
 /// Longest guest-provided text kept in a failure (an `err` message, a trap's stderr).
@@ -63,7 +62,7 @@ fn classify(
     limits: &Limits,
     stderr: &str,
 ) -> MapFailure {
-    if state.limiter.memory_refused || e.downcast_ref::<MemoryLimitHit>().is_some() {
+    if state.memory_refused() || e.downcast_ref::<MemoryLimitHit>().is_some() {
         return MapFailure::MemoryLimit {
             limit: limits.memory_bytes,
         };

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
@@ -17,11 +18,11 @@ use super::call::CallContext;
 use super::convert::to_wit;
 use super::error::{LoadError, MapError, Refusal};
 use super::event::MappedEvent;
-use super::imports::SandboxState;
 use super::inspect::{check_contract, check_header};
 use super::limits::Limits;
 use super::runtime::MapperRuntime;
-use super::settings::{MapperSettings, Settings};
+use super::sandbox::SandboxState;
+use super::settings::{Settings, SettingsTable};
 use super::topic::TopicName;
 use super::validate::{Producer, check_text, validate};
 use crate::domain::Mutation;
@@ -74,6 +75,39 @@ impl fmt::Display for MapperSource {
     }
 }
 
+/// One loaded mapper, as `GET /admin/mappers` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct MapperListing {
+    /// The name from `describe`.
+    pub name: String,
+    /// The version from `describe`.
+    pub version: String,
+    /// The declared topics, sorted.
+    pub topics: Vec<String>,
+    /// The file it was loaded from, or `builtin:default`.
+    pub file: String,
+    /// SHA-256 of the component, lower-case hex.
+    pub sha256: String,
+    /// When it was loaded (RFC 3339 UTC).
+    #[serde(with = "crate::domain::task::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub loaded_at: DateTime<Utc>,
+}
+
+impl MapperListing {
+    /// The listing of `m`.
+    pub fn of(m: &LoadedMapper) -> Self {
+        Self {
+            name: m.name().to_owned(),
+            version: m.version().to_owned(),
+            topics: m.topics().map(ToString::to_string).collect(),
+            file: m.source().to_string(),
+            sha256: m.sha256().to_owned(),
+            loaded_at: m.loaded_at(),
+        }
+    }
+}
+
 /// A loaded mapper. Mapping is synchronous: see [`super`] for the calling convention.
 pub struct LoadedMapper {
     name: Arc<str>,
@@ -109,7 +143,7 @@ impl LoadedMapper {
         runtime: &MapperRuntime,
         source: MapperSource,
         limits: &Limits,
-        settings: &MapperSettings,
+        settings: &SettingsTable,
         overrides: &Settings,
     ) -> Result<Self, LoadError> {
         let file = source.to_string();
@@ -121,7 +155,7 @@ impl LoadedMapper {
         runtime: &MapperRuntime,
         source: MapperSource,
         limits: &Limits,
-        settings: &MapperSettings,
+        settings: &SettingsTable,
         overrides: &Settings,
     ) -> Result<Self, Refusal> {
         let bytes = source.read()?;

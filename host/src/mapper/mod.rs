@@ -1,5 +1,5 @@
 //! The mapper runtime: loads WebAssembly mapper components, runs them in a sandbox
-//! and validates what they return (SPEC §3).
+//! and validates what they return.
 //!
 //! A mapper is a component implementing the WIT world `pakaura:events/mapper@1.0.0`
 //! (`wit/events.wit`). The host compiles each component once, asks it to
@@ -8,14 +8,14 @@
 //!
 //! # Layout
 //!
-//! - [`settings`]: [`MapperConfig`] (the operator's settings) and per-mapper
-//!   settings read by `host.config`.
+//! - [`config`]: [`MapperConfig`], the operator's settings of the runtime;
+//!   [`limits`](Limits) derived from it; [`settings`]: the per-mapper values a
+//!   component reads with `host.config`.
 //! - [`topic`]: [`TopicName`], a validated Kafka topic name.
 //! - `bindings`: the one `bindgen!` of the WIT world.
-//! - `runtime`, `limits`, `imports`, `stdio`, `clock`: the engine and its epoch
-//!   ticker, the per-call store with its resource limiter, the host side of the
-//!   `host` interface, captured guest stdout/stderr, and clock waits bounded by
-//!   the deadline.
+//! - `runtime`: the engine, its epoch ticker and the linker.
+//! - `sandbox`: what a call runs in: the linker's imports, the per-call store with its
+//!   limiter, clock, captured stdio and the host side of the `host` interface.
 //! - `builtin`: the embedded default mapper.
 //! - `inspect`, `load`: checking a component against the contract and loading it.
 //! - `call`, `convert`, `validate`, [`event`]: one sandboxed call, the domain/WIT
@@ -33,29 +33,29 @@
 mod bindings;
 mod builtin;
 mod call;
-mod clock;
+pub mod config;
 mod convert;
 pub mod error;
 pub mod event;
-mod imports;
 mod inspect;
 mod limits;
 mod load;
 pub mod registry;
 mod runtime;
+mod sandbox;
 pub mod set;
 pub mod settings;
-mod stdio;
 pub mod topic;
 mod validate;
 
 pub use builtin::{BUILTIN_DEFAULT, DEFAULT_MAPPER_WASM};
+pub use config::MapperConfig;
 pub use error::{LoadError, MapError, MapFailure, Refusal};
 pub use event::MappedEvent;
 pub use limits::Limits;
-pub use load::{LoadedMapper, MapperSource};
-pub use registry::{MapperListing, MapperRegistry, ReloadReport};
+pub use load::{LoadedMapper, MapperListing, MapperSource};
+pub use registry::{MapperRegistry, ReloadReport};
 pub use runtime::MapperRuntime;
 pub use set::MapperSet;
-pub use settings::{MapperConfig, MapperSettings, SettingsError};
+pub use settings::{Settings, SettingsError, SettingsTable};
 pub use topic::TopicName;

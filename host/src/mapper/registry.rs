@@ -8,43 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::config::MapperConfig;
 use super::error::LoadError;
-use super::load::LoadedMapper;
+use super::load::MapperListing;
 use super::runtime::MapperRuntime;
 use super::set::MapperSet;
-use super::settings::MapperConfig;
-
-/// One loaded mapper, as `GET /admin/mappers` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct MapperListing {
-    /// The name from `describe`.
-    pub name: String,
-    /// The version from `describe`.
-    pub version: String,
-    /// The declared topics, sorted.
-    pub topics: Vec<String>,
-    /// The file it was loaded from, or `builtin:default`.
-    pub file: String,
-    /// SHA-256 of the component, lower-case hex.
-    pub sha256: String,
-    /// When it was loaded (RFC 3339 UTC).
-    #[serde(with = "crate::domain::task::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub loaded_at: DateTime<Utc>,
-}
-
-impl MapperListing {
-    pub(crate) fn of(m: &LoadedMapper) -> Self {
-        Self {
-            name: m.name().to_owned(),
-            version: m.version().to_owned(),
-            topics: m.topics().map(ToString::to_string).collect(),
-            file: m.source().to_string(),
-            sha256: m.sha256().to_owned(),
-            loaded_at: m.loaded_at(),
-        }
-    }
-}
 
 /// The outcome of a successful reload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -112,16 +80,6 @@ impl MapperRegistry {
     /// The current mappers, in order.
     pub fn list(&self) -> Vec<MapperListing> {
         self.current().listing()
-    }
-
-    /// The runtime every set of this registry is loaded with.
-    pub fn runtime(&self) -> &MapperRuntime {
-        &self.inner.runtime
-    }
-
-    /// When the current set was assembled.
-    pub fn loaded_at(&self) -> DateTime<Utc> {
-        self.current().loaded_at()
     }
 
     /// Reloads the set from the configuration (re-reading `MAPPERS_DIR` and

@@ -1,19 +1,17 @@
 //! [`MapperRuntime`]: the process's one `wasmtime` engine, its epoch ticker and the
-//! linker shared by every mapper, and the per-call sandboxed `Store`.
+//! sandbox's linker shared by every mapper.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, OptLevel, Store};
 
-use super::bindings::Mapper;
-use super::clock::confine_waits;
 use super::error::LoadError;
-use super::imports::SandboxState;
 use super::limits::Limits;
+use super::sandbox::{self, SandboxState};
 use super::settings::Settings;
 
 /// How often the epoch advances; deadlines are measured in these ticks.
@@ -52,7 +50,7 @@ impl MapperRuntime {
             .epoch_interruption(true)
             .cranelift_opt_level(OptLevel::Speed);
         let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let linker = build_linker(&engine).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let linker = sandbox::linker(&engine).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -78,14 +76,13 @@ impl MapperRuntime {
         settings: Arc<Settings>,
         limits: &Limits,
     ) -> Store<SandboxState> {
-        let mut store = Store::new(
+        SandboxState::store(
             &self.inner.engine,
-            SandboxState::new(mapper, settings, limits),
-        );
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(deadline_ticks(limits.deadline));
-        store.epoch_deadline_trap();
-        store
+            mapper,
+            settings,
+            limits,
+            deadline_ticks(limits.deadline),
+        )
     }
 }
 
@@ -93,14 +90,6 @@ impl MapperRuntime {
 fn deadline_ticks(deadline: Duration) -> u64 {
     let tick = EPOCH_TICK.as_nanos();
     u64::try_from(deadline.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX / 2) + 1
-}
-
-fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<SandboxState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    confine_waits(&mut linker)?;
-    Mapper::add_to_linker::<SandboxState, HasSelf<SandboxState>>(&mut linker, |s| s)?;
-    Ok(linker)
 }
 
 /// A thread that advances the engine's epoch every [`EPOCH_TICK`]; dropping it
@@ -141,7 +130,7 @@ impl Drop for EpochTicker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapper::clock::MONOTONIC_CLOCK;
+    use crate::mapper::sandbox::MONOTONIC_CLOCK;
 
     #[test]
     fn deadline_ticks_round_up_and_add_one() {

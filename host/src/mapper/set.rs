@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
+use super::config::MapperConfig;
 use super::error::{LoadError, MapError};
 use super::event::MappedEvent;
 use super::limits::Limits;
-use super::load::{LoadedMapper, MapperSource};
-use super::registry::MapperListing;
+use super::load::{LoadedMapper, MapperListing, MapperSource};
 use super::runtime::MapperRuntime;
-use super::settings::{MapperConfig, MapperSettings, Settings};
+use super::settings::{Settings, SettingsTable};
 use crate::domain::Mutation;
 
 /// An ordered, immutable set of mappers with distinct names.
@@ -31,7 +31,7 @@ impl MapperSet {
     /// refused refuses the whole set.
     pub fn load(runtime: &MapperRuntime, config: &MapperConfig) -> Result<Self, LoadError> {
         let limits = Limits::from_config(config);
-        let settings = MapperSettings::load(config)?;
+        let settings = SettingsTable::load(config)?;
         let mut sources = Vec::new();
         if config.mapper_builtin {
             sources.push(MapperSource::BuiltinDefault);
@@ -79,11 +79,6 @@ impl MapperSet {
             events.extend(mapper.map(mutation)?);
         }
         Ok(events)
-    }
-
-    /// The mappers, in order.
-    pub fn mappers(&self) -> &[LoadedMapper] {
-        &self.mappers
     }
 
     /// How many mappers the set holds.

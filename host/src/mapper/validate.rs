@@ -1,4 +1,4 @@
-//! Output validation (SPEC §3): every event a mapper returns is checked before the
+//! Output validation: every event a mapper returns is checked before the
 //! host builds an envelope around it. A broken rule fails the whole mutation for
 //! that mapper with a message naming the event index and the rule.
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use pakaura_host::domain::{Action, Mutation, Origin, Task};
 use pakaura_host::mapper::{
-    Limits, LoadError, LoadedMapper, MapError, MapFailure, MapperRuntime, MapperSettings,
-    MapperSource,
+    Limits, LoadError, LoadedMapper, MapError, MapFailure, MapperRuntime, MapperSource,
+    SettingsTable,
 };
 use pakaura_tests::guests;
 use uuid::Uuid;
@@ -52,7 +52,7 @@ pub(crate) fn load_with(
             runtime(),
             source,
             &limits,
-            &MapperSettings::default(),
+            &SettingsTable::default(),
             &overrides,
         )
     })

@@ -1,53 +1,72 @@
-//! The state of one sandboxed call (`Store` data) and the host side of the WIT
-//! `host` interface: `log` into the host's `tracing` log and `config` from the
-//! operator's per-mapper settings.
+//! The sandbox every mapper call runs in: what a component may import ([`linker`]: WASI p2
+//! granting nothing, waits confined to the deadline, and the WIT `host` interface), and
+//! the state of one call's `Store` ([`SandboxState`]) with its limits: memory cap,
+//! epoch deadline, captured stdio, a bounded `host.log`, and `host.config` answered from
+//! the operator's per-mapper settings.
+
+mod clock;
+mod limiter;
+mod stdio;
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::bindings::Mapper;
 use super::bindings::pakaura::events::{host, types};
-use super::clock::SandboxClock;
-use super::limits::{Limits, SandboxLimiter};
+use super::limits::Limits;
 use super::settings::Settings;
-use super::stdio::CapturedOutput;
+use clock::{CallClock, ClockedState, confine_waits};
+use limiter::SandboxLimiter;
+use stdio::CapturedOutput;
+
+#[cfg(test)]
+pub(crate) use clock::MONOTONIC_CLOCK;
+pub(crate) use clock::WaitPastDeadline;
+pub(crate) use limiter::MemoryLimitHit;
 
 /// Longest log message kept, in bytes; longer ones are cut with a marker.
 const MAX_LOG_MESSAGE: usize = 4 * 1024;
 /// Most `host.log` lines one call may write; later ones are dropped.
 const MAX_LOG_LINES: usize = 256;
 
+/// The linker every mapper is instantiated with: WASI p2 (whose context grants nothing,
+/// see [`SandboxState::new`]), monotonic-clock waits confined to the call's deadline, and
+/// the `host` interface.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<SandboxState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    confine_waits(&mut linker)?;
+    Mapper::add_to_linker::<SandboxState, HasSelf<SandboxState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
 /// Everything one call's `Store` holds: a WASI context that grants nothing, the
 /// resource limiter, the mapper's name and settings, captured stdio.
 pub(crate) struct SandboxState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limiter: SandboxLimiter,
+    limiter: SandboxLimiter,
     /// The mapper's name (or, during `describe`, the file being loaded).
     mapper: Arc<str>,
     settings: Arc<Settings>,
     log_lines: usize,
-    pub(crate) stdout: CapturedOutput,
-    pub(crate) stderr: CapturedOutput,
-    /// Zero of the guest's monotonic clock.
-    clock_origin: Instant,
-    /// When the call's CPU deadline ends; guest waits may not outlast it.
-    call_deadline: Instant,
+    stdout: CapturedOutput,
+    stderr: CapturedOutput,
+    clock: CallClock,
 }
 
 impl SandboxState {
     /// A fresh state: no preopens, no environment, no arguments, closed stdin,
-    /// no sockets or name lookups, captured stdout/stderr.
-    pub(crate) fn new(mapper: Arc<str>, settings: Arc<Settings>, limits: &Limits) -> Self {
+    /// no sockets or name lookups, captured stdout/stderr, the call's clock.
+    fn new(mapper: Arc<str>, settings: Arc<Settings>, limits: &Limits) -> Self {
         let stdout = CapturedOutput::default();
         let stderr = CapturedOutput::default();
-        let clock_origin = Instant::now();
+        let clock = CallClock::start(limits.deadline);
         let wasi = WasiCtx::builder()
-            .monotonic_clock(SandboxClock {
-                origin: clock_origin,
-            })
+            .monotonic_clock(clock)
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
@@ -64,24 +83,29 @@ impl SandboxState {
             log_lines: 0,
             stdout,
             stderr,
-            clock_origin,
-            call_deadline: clock_origin + limits.deadline,
+            clock,
         }
     }
 
-    /// The guest's monotonic clock reading, in nanoseconds.
-    pub(crate) fn clock_now(&self) -> u64 {
-        u64::try_from(self.clock_origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    /// A store for one call of `mapper`: a fresh state, the memory cap and the epoch
+    /// deadline of `limits` (`deadline_ticks` epoch ticks).
+    pub(crate) fn store(
+        engine: &Engine,
+        mapper: Arc<str>,
+        settings: Arc<Settings>,
+        limits: &Limits,
+        deadline_ticks: u64,
+    ) -> Store<Self> {
+        let mut store = Store::new(engine, Self::new(mapper, settings, limits));
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(deadline_ticks);
+        store.epoch_deadline_trap();
+        store
     }
 
-    /// When this call's deadline ends.
-    pub(crate) fn call_deadline(&self) -> Instant {
-        self.call_deadline
-    }
-
-    /// The call's resource table.
-    pub(crate) fn table(&mut self) -> &mut ResourceTable {
-        &mut self.table
+    /// Whether a memory growth was refused during the call.
+    pub(crate) fn memory_refused(&self) -> bool {
+        self.limiter.memory_refused
     }
 
     /// Writes what the guest printed to the host log (debug) and returns the tail
@@ -101,6 +125,12 @@ impl SandboxState {
             .find(|&i| err.is_char_boundary(i))
             .unwrap_or(err.len());
         err[tail_start..].trim().to_owned()
+    }
+}
+
+impl ClockedState for SandboxState {
+    fn clock_and_table(&mut self) -> (&CallClock, &mut ResourceTable) {
+        (&self.clock, &mut self.table)
     }
 }
 

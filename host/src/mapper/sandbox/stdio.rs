@@ -11,7 +11,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Bytes kept per stream and call; the rest is counted and dropped.
-pub(crate) const CAPTURE_CAP: usize = 16 * 1024;
+const CAPTURE_CAP: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
 struct Buffer {

@@ -193,7 +193,7 @@ fn the_settings_file_reaches_mappers_by_file_stem_and_name() {
         ..config(dir.path())
     };
     let set = bounded(move || MapperSet::load(runtime(), &cfg)).unwrap();
-    assert_eq!(set.mappers()[0].name(), "from-file");
+    assert_eq!(set.listing()[0].name, "from-file");
     let err = bounded(move || set.map(&mutation())).unwrap_err();
     assert_eq!(err.kind, MapFailure::Rejected("refused on purpose".into()));
 }
