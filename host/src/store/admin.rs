@@ -7,14 +7,14 @@ use uuid::Uuid;
 use super::relay::write_mapped;
 use super::{
     Db, DeadLetter, EnvelopeRecord, EnvelopeState, NewEnvelope, OutboxRow, StoreError, WritePool,
-    on_pool,
+    with_pool,
 };
 
 impl Db {
     /// Deletes finished envelopes, mapped mutations and resolved dead letters older
     /// than `before`; returns how many rows went.
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let n = on_pool!(self, |pool| {
+        let n = with_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             let a = sqlx::query(
                 "DELETE FROM envelopes WHERE state IN ('published', 'skipped') AND finished_at < $1",
@@ -37,8 +37,8 @@ impl Db {
                 .await?
                 .rows_affected();
             tx.commit().await?;
-            a + b + c
-        });
+            Ok::<_, sqlx::Error>(a + b + c)
+        })?;
         Ok(n)
     }
 
@@ -49,7 +49,7 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<EnvelopeRecord>, StoreError> {
         let state = state.map(EnvelopeState::as_str);
-        let rows = on_pool!(self, |pool| {
+        let rows = with_pool!(self, |pool| async {
             sqlx::query_as(
                 "SELECT id, mutation_id, task_id, mapper, topic, event_type, state, attempts, last_error, \
                  dapr_status, created_at, finished_at, body FROM envelopes \
@@ -58,22 +58,22 @@ impl Db {
             .bind(state)
             .bind(limit)
             .fetch_all(pool)
-            .await?
-        });
+            .await
+        })?;
         Ok(rows)
     }
 
     /// Unresolved dead letters, oldest first.
     pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
-        let rows = on_pool!(self, |pool| {
+        let rows = with_pool!(self, |pool| async {
             sqlx::query_as(
                 "SELECT id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, resolved_at \
                  FROM dead_letters WHERE resolved_at IS NULL ORDER BY created_at, id LIMIT $1",
             )
             .bind(limit)
             .fetch_all(pool)
-            .await?
-        });
+            .await
+        })?;
         Ok(rows)
     }
 
@@ -82,33 +82,33 @@ impl Db {
         &self,
         id: Uuid,
     ) -> Result<Option<(DeadLetter, OutboxRow)>, StoreError> {
-        let letter: Option<DeadLetter> = on_pool!(self, |pool| {
+        let letter: Option<DeadLetter> = with_pool!(self, |pool| async {
             sqlx::query_as(
                 "SELECT id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, resolved_at \
                  FROM dead_letters WHERE id = $1",
             )
             .bind(id)
             .fetch_optional(pool)
-            .await?
-        });
+            .await
+        })?;
         let Some(letter) = letter else {
             return Ok(None);
         };
-        let row: Option<OutboxRow> = on_pool!(self, |pool| {
+        let row: Option<OutboxRow> = with_pool!(self, |pool| async {
             sqlx::query_as(
                 "SELECT seq, id, task_id, user_id, action, mutation, traceparent, created_at \
                  FROM outbox WHERE id = $1",
             )
             .bind(letter.mutation_id)
             .fetch_optional(pool)
-            .await?
-        });
+            .await
+        })?;
         Ok(row.map(|row| (letter, row)))
     }
 
     /// Records a replay that failed again.
     pub async fn replay_failed(&self, id: Uuid, reason: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        with_pool!(self, |pool| async {
             sqlx::query(
                 "UPDATE dead_letters SET attempts = attempts + 1, reason = $1 WHERE id = $2",
             )
@@ -116,7 +116,8 @@ impl Db {
             .bind(id)
             .execute(pool)
             .await?;
-        });
+            Ok::<_, sqlx::Error>(())
+        })?;
         Ok(())
     }
 
@@ -133,7 +134,7 @@ impl Db {
         state: EnvelopeState,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        on_pool!(self, |pool| {
+        with_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             let resolved = sqlx::query(
                 "UPDATE dead_letters SET resolved_at = $1, attempts = attempts + 1 \

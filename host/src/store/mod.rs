@@ -1,8 +1,8 @@
 //! Storage: tasks and the transactional outbox, on SQLite or PostgreSQL.
 //!
 //! Both back-ends run the same SQL text (numbered `$n` parameters work on both);
-//! [`on_pool!`] runs one body against whichever pool is configured, so every
-//! query is written once and type-checked against both drivers.
+//! [`with_pool!`] runs one `async` block against whichever pool is configured, so
+//! every query is written once and type-checked against both drivers.
 
 mod admin;
 mod outbox;
@@ -20,16 +20,22 @@ pub use outbox::{MutationContext, OutboxRow};
 pub use relay::{ClaimedEnvelope, DeadLetter, EnvelopeRecord, EnvelopeState, NewEnvelope};
 pub use tasks::{ListOrder, NewTask, Page, PageRequest, TaskPatch};
 
-/// Runs `$body` with `$pool` bound to the configured pool, whichever driver it is.
-macro_rules! on_pool {
+/// Awaits `$body`, an `async` block, with `$pool` bound to the configured pool.
+///
+/// Why a macro and not a generic function: the same query code must be type-checked
+/// once per driver (`SqlitePool`, `PgPool`); a generic function could only do that
+/// with a dozen `for<'q> T: Encode<'q, DB> + Type<DB>` bounds repeated on every
+/// query function. The body is an `async` block, so `?` and `return` leave the
+/// block, never the function that uses the macro.
+macro_rules! with_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite($pool) => $body,
-            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Sqlite($pool) => $body.await,
+            $crate::store::Db::Postgres($pool) => $body.await,
         }
     };
 }
-pub(crate) use on_pool;
+pub(crate) use with_pool;
 
 /// A failure of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -101,11 +107,10 @@ impl Db {
 
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-        Ok(())
+        with_pool!(self, |pool| async {
+            sqlx::query("SELECT 1").execute(pool).await?;
+            Ok(())
+        })
     }
 
     /// The driver's name, for logs and metrics.
@@ -118,7 +123,7 @@ impl Db {
 
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await);
+        with_pool!(self, |pool| pool.close());
     }
 }
 

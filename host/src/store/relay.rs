@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Db, OutboxRow, StoreError, WritePool, on_pool};
+use super::{Db, OutboxRow, StoreError, WritePool, with_pool};
 
 /// The state of an envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -185,15 +185,15 @@ impl Db {
         until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut rows: Vec<OutboxRow> = on_pool!(self, |pool| {
+        let mut rows: Vec<OutboxRow> = with_pool!(self, |pool| async {
             sqlx::query_as(pool.claim_mutations_sql())
                 .bind(me)
                 .bind(until)
                 .bind(now)
                 .bind(limit)
                 .fetch_all(pool)
-                .await?
-        });
+                .await
+        })?;
         rows.sort_by_key(|r| r.seq);
         Ok(rows)
     }
@@ -208,12 +208,13 @@ impl Db {
         state: EnvelopeState,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        with_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             if write_mapped!(tx, row, correlation_id, envelopes, state, now, true) == 1 {
                 tx.commit().await?;
             }
-        });
+            Ok::<_, sqlx::Error>(())
+        })?;
         Ok(())
     }
 
@@ -225,7 +226,7 @@ impl Db {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        with_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             let parked = sqlx::query(
                 "UPDATE outbox SET state = 'dead', processed_at = $1, locked_by = NULL, locked_until = NULL \
@@ -249,7 +250,8 @@ impl Db {
                 );
                 tx.commit().await?;
             }
-        });
+            Ok::<_, sqlx::Error>(())
+        })?;
         Ok(())
     }
 
@@ -262,15 +264,15 @@ impl Db {
         until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<ClaimedEnvelope>, StoreError> {
-        let rows = on_pool!(self, |pool| {
+        let rows = with_pool!(self, |pool| async {
             sqlx::query_as(pool.claim_envelopes_sql())
                 .bind(me)
                 .bind(until)
                 .bind(now)
                 .bind(limit)
                 .fetch_all(pool)
-                .await?
-        });
+                .await
+        })?;
         Ok(rows)
     }
 
@@ -281,7 +283,7 @@ impl Db {
         status: u16,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        with_pool!(self, |pool| async {
             sqlx::query(
                 "UPDATE envelopes SET state = 'published', attempts = attempts + 1, dapr_status = $1, \
                  finished_at = $2, last_error = NULL, locked_by = NULL, locked_until = NULL WHERE seq = $3",
@@ -291,7 +293,8 @@ impl Db {
             .bind(seq)
             .execute(pool)
             .await?;
-        });
+            Ok::<_, sqlx::Error>(())
+        })?;
         Ok(())
     }
 
@@ -304,7 +307,7 @@ impl Db {
         error: &str,
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        with_pool!(self, |pool| async {
             sqlx::query(
                 "UPDATE envelopes SET attempts = attempts + 1, dapr_status = $1, last_error = $2, \
                  next_attempt_at = $3, locked_by = NULL, locked_until = NULL WHERE seq = $4 AND state = 'pending'",
@@ -315,7 +318,8 @@ impl Db {
             .bind(seq)
             .execute(pool)
             .await?;
-        });
+            Ok::<_, sqlx::Error>(())
+        })?;
         Ok(())
     }
 
@@ -327,7 +331,7 @@ impl Db {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        with_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             let parked = sqlx::query(
                 "UPDATE envelopes SET state = 'dead', attempts = attempts + 1, dapr_status = $1, last_error = $2, \
@@ -353,7 +357,8 @@ impl Db {
                 );
                 tx.commit().await?;
             }
-        });
+            Ok::<_, sqlx::Error>(())
+        })?;
         Ok(())
     }
 }

@@ -4,22 +4,36 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
+
 use super::outbox::{self, MutationContext};
-use super::{Db, StoreError, WritePool, on_pool};
+use super::{Db, StoreError, WritePool, with_pool};
 use crate::domain::task::{format_time, now};
 use crate::domain::{Action, FieldChange, Task};
 
-/// In the write transaction `$tx` on `$pool`: one of `$user`'s tasks, locked
-/// until the transaction ends, or `None`.
-macro_rules! lock_task {
-    ($pool:ident, $tx:ident, $user:expr, $id:expr) => {
-        sqlx::query_as::<_, TaskRow>($pool.select_task_for_update())
-            .bind($id)
-            .bind($user)
-            .fetch_optional(&mut *$tx)
-            .await?
-            .map(Task::from)
-    };
+/// One of `user`'s tasks, read with `sql` (the driver's locking read, see
+/// [`WritePool::select_task_for_update`]) inside the caller's write transaction, so
+/// it stays locked until the transaction ends; `None` if the user has no such task.
+async fn lock_task<'c, DB, E>(
+    conn: E,
+    sql: &'static str,
+    user: &str,
+    id: Uuid,
+) -> Result<Option<Task>, sqlx::Error>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> TaskRow: FromRow<'r, DB::Row>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    let row: Option<TaskRow> = sqlx::query_as(sql)
+        .bind(id)
+        .bind(user)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(Task::from))
 }
 
 /// A task as stored, with its insertion sequence (the pagination key).
@@ -111,7 +125,7 @@ impl Db {
             created_at: at,
             updated_at: at,
         };
-        on_pool!(self, |pool| {
+        with_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO tasks (id, user_id, title, description, completed, due_date, created_at, updated_at) \
@@ -129,23 +143,23 @@ impl Db {
             .await?;
             outbox::insert(&mut *tx, Action::Created, &task, Vec::new(), ctx, at).await?;
             tx.commit().await?;
-        });
-        Ok(task)
+            Ok(task)
+        })
     }
 
     /// One of `user`'s tasks.
     pub async fn get_task(&self, user: &str, id: Uuid) -> Result<Option<Task>, StoreError> {
-        let row: Option<TaskRow> = on_pool!(self, |pool| {
-            sqlx::query_as(
+        with_pool!(self, |pool| async {
+            let row: Option<TaskRow> = sqlx::query_as(
                 "SELECT seq, id, user_id, title, description, completed, due_date, created_at, updated_at \
                  FROM tasks WHERE id = $1 AND user_id = $2",
             )
             .bind(id)
             .bind(user)
             .fetch_optional(pool)
-            .await?
-        });
-        Ok(row.map(Task::from))
+            .await?;
+            Ok(row.map(Task::from))
+        })
     }
 
     /// A page of `user`'s tasks, keyed on insertion order.
@@ -153,7 +167,7 @@ impl Db {
         let fetch = i64::from(req.limit) + 1;
         let completed = req.completed;
         let after = req.after;
-        let mut rows: Vec<TaskRow> = on_pool!(self, |pool| {
+        let mut rows: Vec<TaskRow> = with_pool!(self, |pool| async {
             let query = match req.order {
                 ListOrder::NewestFirst => sqlx::query_as(
                     "SELECT seq, id, user_id, title, description, completed, due_date, created_at, updated_at \
@@ -172,8 +186,8 @@ impl Db {
                 .bind(after)
                 .bind(fetch)
                 .fetch_all(pool)
-                .await?
-        });
+                .await
+        })?;
         let next = if rows.len() > req.limit as usize {
             rows.truncate(req.limit as usize);
             rows.last().map(|r| r.seq)
@@ -194,9 +208,10 @@ impl Db {
         patch: TaskPatch,
         ctx: &MutationContext,
     ) -> Result<Option<Task>, StoreError> {
-        on_pool!(self, |pool| {
+        with_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
-            let Some(before) = lock_task!(pool, tx, user, id) else {
+            let Some(before) = lock_task(&mut *tx, pool.select_task_for_update(), user, id).await?
+            else {
                 return Ok(None);
             };
             let (after, changes) = apply_patch(&before, patch);
@@ -235,9 +250,11 @@ impl Db {
         completed: bool,
         ctx: &MutationContext,
     ) -> Result<Option<Task>, StoreError> {
-        on_pool!(self, |pool| {
+        with_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
-            let Some(mut task) = lock_task!(pool, tx, user, id) else {
+            let Some(mut task) =
+                lock_task(&mut *tx, pool.select_task_for_update(), user, id).await?
+            else {
                 return Ok(None);
             };
             if task.completed == completed {
@@ -269,9 +286,10 @@ impl Db {
         id: Uuid,
         ctx: &MutationContext,
     ) -> Result<bool, StoreError> {
-        on_pool!(self, |pool| {
+        with_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
-            let Some(task) = lock_task!(pool, tx, user, id) else {
+            let Some(task) = lock_task(&mut *tx, pool.select_task_for_update(), user, id).await?
+            else {
                 return Ok(false);
             };
             sqlx::query("DELETE FROM tasks WHERE id = $1")
@@ -291,7 +309,7 @@ impl Db {
         user: &str,
         ctx: &MutationContext,
     ) -> Result<u64, StoreError> {
-        on_pool!(self, |pool| {
+        with_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             let mut rows: Vec<TaskRow> = sqlx::query_as(
                 "DELETE FROM tasks WHERE user_id = $1 AND completed = TRUE \
