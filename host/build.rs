@@ -1,6 +1,6 @@
-//! Builds the mapper components of `guest-mappers/` for wasm32-wasip2 and hands their paths
-//! to the host crate as `PAKAURA_DEFAULT_MAPPER_WASM` (embedded with `include_bytes!`) and
-//! `PAKAURA_V2_MAPPER_WASM`.
+//! Builds the mapper components of `guest-mappers/` for wasm32-wasip2 and hands the default
+//! mapper's path to the host crate as `PAKAURA_DEFAULT_MAPPER_WASM` (embedded with
+//! `include_bytes!`).
 //!
 //! `guest-mappers/` is a workspace of its own, built by a nested `cargo build --release`
 //! into `<target>/guest-build` (see `build/guests.rs`, shared with `tests/build.rs`, which
@@ -23,12 +23,10 @@ fn main() -> ExitCode {
         println!("cargo::error={error}");
         return ExitCode::FAILURE;
     }
-    let release = guests::release_dir(&target_dir);
-    for (var, file) in [
-        ("PAKAURA_DEFAULT_MAPPER_WASM", "pakaura_mapper_default.wasm"),
-        ("PAKAURA_V2_MAPPER_WASM", "pakaura_mapper_v2.wasm"),
-    ] {
-        println!("cargo:rustc-env={var}={}", release.join(file).display());
-    }
+    let default = guests::release_dir(&target_dir).join("pakaura_mapper_default.wasm");
+    println!(
+        "cargo:rustc-env=PAKAURA_DEFAULT_MAPPER_WASM={}",
+        default.display()
+    );
     ExitCode::SUCCESS
 }

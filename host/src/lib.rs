@@ -5,11 +5,12 @@
 //! # Layout
 //!
 //! - [`domain`]: tasks, mutations and their validated parts.
+//! - [`tasks`]: the task service, the operations REST and MCP share.
 //! - [`store`]: SQLite/PostgreSQL storage of tasks and the outbox.
-//! - [`http`]: the REST API, operations and admin surfaces.
+//! - [`http`]: the REST API, MCP, operations and admin surfaces.
 //! - [`auth`]: bearer JWTs and the admin token.
 //! - [`mapper`]: the WebAssembly mapper runtime (wasmtime, WIT `pakaura:events`).
-//! - [`events`]: CloudEvents envelopes.
+//! - [`events`]: CloudEvents envelopes; [`trace`]: W3C trace context.
 //! - [`relay`]: the outbox relay and the Dapr publisher.
 //! - [`config`], [`startup`], [`telemetry`], [`cli`]: process plumbing.
 
@@ -23,4 +24,6 @@ pub mod mapper;
 pub mod relay;
 pub mod startup;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
+pub mod trace;

@@ -14,13 +14,13 @@ use crate::http::{self, AppState};
 use crate::mapper::MapperRegistry;
 use crate::relay::{Relay, RelayContext};
 use crate::store::Db;
+use crate::tasks::TaskService;
 
 /// A built application: bound, migrated, mappers loaded, not yet serving.
 pub struct Application {
     addr: SocketAddr,
     listener: TcpListener,
     state: AppState,
-    relay: RelayContext,
     stop: watch::Sender<bool>,
 }
 
@@ -73,17 +73,20 @@ impl Application {
         let relay_db = Db::connect_sized(&config.database_url, 4)
             .await
             .context("connecting the relay to the database (DATABASE_URL)")?;
-        let relay = RelayContext::new(
-            relay_db,
-            mappers.clone(),
-            &config.dapr,
-            config.relay.clone(),
-            config.event_source.clone(),
-        )
-        .context("setting up the Dapr publisher")?;
+        let relay = Relay::new(
+            RelayContext::new(
+                relay_db,
+                mappers.clone(),
+                &config.dapr,
+                config.relay.clone(),
+                config.event_source.clone(),
+            )
+            .context("setting up the Dapr publisher")?,
+        );
 
         let (stop, _) = watch::channel(false);
         let state = AppState {
+            tasks: TaskService::new(db.clone(), relay.clone()),
             db,
             jwt: Arc::new(jwt),
             admin_token: config
@@ -91,9 +94,7 @@ impl Application {
                 .as_ref()
                 .map(|t| Arc::new(AdminToken::new(t.expose()))),
             mappers,
-            relay: Relay::default(),
-            event_source: config.event_source.clone(),
-            dapr_enabled: config.dapr.dapr_enabled,
+            relay,
             metrics: crate::telemetry::metrics_handle(),
         };
         Ok((
@@ -101,7 +102,6 @@ impl Application {
                 addr,
                 listener,
                 state,
-                relay,
                 stop,
             },
             demo,
@@ -129,13 +129,12 @@ impl Application {
         let Self {
             listener,
             state,
-            relay,
             stop,
             ..
         } = self;
         let mut stopped = stop.subscribe();
-        let relay_db = relay.db.clone();
-        let relay_task = state.relay.spawn(relay, stop.subscribe());
+        let relay_db = state.relay.db().clone();
+        let relay_task = state.relay.spawn(stop.subscribe());
         let reload = tokio::spawn(reload_on_sighup(state.mappers.clone()));
         let metrics = state.metrics.clone();
         // The recorder's histograms only drain on upkeep (or a scrape); keep them bounded.

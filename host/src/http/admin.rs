@@ -12,8 +12,7 @@ use super::AppState;
 use super::auth::Admin;
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery};
-use crate::domain::task::now;
-use crate::relay::{MapOutcome, map_row};
+use crate::relay::ReplayError;
 use crate::store::EnvelopeState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -36,9 +35,7 @@ async fn reload_mappers(_: Admin, State(state): State<AppState>) -> Result<Json<
     match state.mappers.reload().await {
         Ok(report) => {
             tracing::info!(?report, "mappers reloaded through the admin API");
-            Ok(Json(
-                json!({ "reloaded": true, "report": report, "mappers": state.mappers.list() }),
-            ))
+            Ok(Json(json!({ "reloaded": true, "report": report })))
         }
         Err(e) => {
             tracing::error!(error = %e, "mapper reload refused; the previous set stays live");
@@ -92,54 +89,17 @@ async fn replay(
 ) -> Result<Json<Value>, ApiError> {
     let id =
         Uuid::parse_str(&id).map_err(|_| ApiError::param("id", format!("`{id}` is not a UUID")))?;
-    let (letter, row) = state
-        .db
-        .dead_letter(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no dead letter {id}")))?;
-    if letter.resolved_at.is_some() {
-        return Err(ApiError::Conflict(format!(
-            "dead letter {id} was already replayed"
-        )));
-    }
-    let source = state.event_source.clone();
-    match map_row(state.mappers.current(), &row, &source).await {
-        MapOutcome::Mapped {
-            correlation_id,
-            envelopes,
-        } => {
-            let kept = if state.dapr_enabled {
-                EnvelopeState::Pending
-            } else {
-                EnvelopeState::Skipped
-            };
-            let replayed = state
-                .db
-                .replay_succeeded(&letter, &row, &correlation_id, &envelopes, kept, now())
-                .await?;
-            if !replayed {
-                return Err(ApiError::Conflict(format!(
-                    "dead letter {id} was already replayed"
-                )));
-            }
-            state.relay.notify();
-            tracing::info!(dead_letter = %id, mutation_id = %row.id, "dead letter replayed");
-            let ids: Vec<&str> = envelopes.iter().map(|e| e.id.as_str()).collect();
-            Ok(Json(
-                json!({ "replayed": true, "mutation_id": row.id, "envelopes": ids }),
-            ))
-        }
-        MapOutcome::Failed { mapper, reason } => {
-            state.db.replay_failed(id, &reason).await?;
-            Err(ApiError::invalid(
-                "mappers",
-                format!(
-                    "replay failed again ({}): {reason}",
-                    mapper.as_deref().unwrap_or("host")
-                ),
-            ))
-        }
-    }
+    let replayed = state.relay.replay(id).await.map_err(|e| match e {
+        ReplayError::NotFound(_) => ApiError::NotFound(e.to_string()),
+        ReplayError::AlreadyReplayed(_) => ApiError::Conflict(e.to_string()),
+        ReplayError::MappingFailed { .. } => ApiError::invalid("mappers", e.to_string()),
+        ReplayError::Store(cause) => cause.into(),
+    })?;
+    Ok(Json(json!({
+        "replayed": true,
+        "mutation_id": replayed.mutation_id,
+        "envelopes": replayed.envelopes,
+    })))
 }
 
 /// Recent envelopes, newest first, with their state (`?state=pending|published|skipped|dead`).

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::domain::ValidationError;
 use crate::store::StoreError;
+use crate::tasks::TaskError;
 
 /// A request that failed; each variant names its status.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +91,15 @@ impl ApiError {
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
         ApiError::invalid(e.field, e.to_string())
+    }
+}
+
+impl From<TaskError> for ApiError {
+    fn from(e: TaskError) -> Self {
+        match e {
+            TaskError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            TaskError::Store(cause) => cause.into(),
+        }
     }
 }
 

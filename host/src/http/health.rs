@@ -1,4 +1,4 @@
-//! Operations: liveness, readiness and Prometheus metrics.
+//! Health: liveness, readiness and Prometheus metrics.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -16,17 +16,23 @@ pub(super) fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-/// Ready when the database answers and a mapper set is loaded.
+/// Ready when the database answers and the relay runs. A mapper set is always loaded
+/// (start-up fails without one, a refused reload keeps the previous one); its size is
+/// reported for information.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let database = match state.db.ping().await {
-        Ok(()) => "ok".to_owned(),
+        Ok(()) => "ok",
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
-            "unreachable".to_owned()
+            "unreachable"
         }
     };
-    let mappers = state.mappers.current().len();
-    let ready = database == "ok" && mappers > 0;
+    let relay = if state.relay.is_running() {
+        "running"
+    } else {
+        "stopped"
+    };
+    let ready = database == "ok" && relay == "running";
     let status = if ready {
         StatusCode::OK
     } else {
@@ -37,7 +43,8 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         Json(json!({
             "status": if ready { "ready" } else { "not ready" },
             "database": database,
-            "mappers": mappers,
+            "relay": relay,
+            "mappers": state.mappers.current().len(),
         })),
     )
 }

@@ -1,5 +1,5 @@
 //! `/mcp`: the task tools over MCP (Streamable HTTP). Same bearer JWT, same rules
-//! and the same operations as REST ([`super::tasks::ops`]); mutations are
+//! and the same operations as REST ([`crate::tasks::TaskService`]); mutations are
 //! recorded with origin `mcp` and publish the same events.
 //!
 //! The service is stateless (no MCP sessions), so any replica can answer any
@@ -23,10 +23,12 @@ use super::AppState;
 use super::auth::AuthUser;
 use super::context::RequestContext;
 use super::error::ApiError;
-use super::tasks::model::{Cleared, CreateTask, ListParams, TaskView, UpdateTask};
-use super::tasks::ops;
-use crate::domain::Origin;
-use crate::store::MutationContext;
+use super::tasks::model::{
+    Cleared, CreateTask, ListParams, TaskPage, TaskView, UpdateTask, parse_task_id,
+};
+use crate::domain::{Origin, ValidationError};
+use crate::store::{MutationContext, StoreError};
+use crate::tasks::{TaskError, TaskService};
 
 /// The MCP endpoint, behind bearer authentication.
 pub(super) fn router(state: AppState) -> Router<AppState> {
@@ -41,7 +43,7 @@ pub(super) fn router(state: AppState) -> Router<AppState> {
     let service = StreamableHttpService::new(
         move || {
             Ok(TaskTools {
-                state: tools_state.clone(),
+                tasks: tools_state.tasks.clone(),
             })
         },
         NeverSessionManager::default().into(),
@@ -71,7 +73,7 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
 /// The tools; one instance per request.
 #[derive(Clone)]
 pub(crate) struct TaskTools {
-    state: AppState,
+    tasks: TaskService,
 }
 
 /// A task named by its id.
@@ -110,8 +112,14 @@ impl TaskTools {
         completed: bool,
     ) -> Result<CallToolResult, ErrorData> {
         let (user, ctx) = caller(parts)?;
-        let task = ops::set_completed(&self.state, &user, &ctx, id, completed).await;
-        answer(task.map(TaskView::from))
+        answer(
+            async {
+                let id = parse_task_id(id)?;
+                let task = self.tasks.set_completed(&user, id, completed, &ctx).await?;
+                Ok(TaskView::from(task))
+            }
+            .await,
+        )
     }
 }
 
@@ -132,21 +140,52 @@ fn caller(parts: &axum::http::request::Parts) -> Result<(String, MutationContext
     Ok((user.0.clone(), ctx))
 }
 
-/// A tool's answer: the value as structured content, or the problem as a tool
-/// error the model can read (status, field, detail).
-fn answer<T: Serialize>(result: Result<T, ApiError>) -> Result<CallToolResult, ErrorData> {
+/// Why a tool call did not succeed.
+enum ToolFailure {
+    /// The request was refused: the caller reads the problem document (status, field, detail).
+    Refused(ApiError),
+    /// The database failed: logged, never detailed to the caller.
+    Internal(StoreError),
+}
+
+impl From<ApiError> for ToolFailure {
+    fn from(refusal: ApiError) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+impl From<ValidationError> for ToolFailure {
+    fn from(invalid: ValidationError) -> Self {
+        Self::Refused(invalid.into())
+    }
+}
+
+impl From<TaskError> for ToolFailure {
+    fn from(e: TaskError) -> Self {
+        match e {
+            TaskError::Store(cause) => Self::Internal(cause),
+            refusal => Self::Refused(refusal.into()),
+        }
+    }
+}
+
+/// A tool's answer: the value as structured content, a refusal as a tool error the
+/// model can read, or an internal error.
+fn answer<T: Serialize>(result: Result<T, ToolFailure>) -> Result<CallToolResult, ErrorData> {
     match result {
         Ok(value) => serde_json::to_value(value)
             .map(CallToolResult::structured)
             .map_err(|e| ErrorData::internal_error(e.to_string(), None)),
-        Err(ApiError::Internal(cause)) => {
+        Err(ToolFailure::Refused(refusal)) => {
+            Ok(CallToolResult::structured_error(refusal.problem_json()))
+        }
+        Err(ToolFailure::Internal(cause)) => {
             tracing::error!(error = format!("{cause:#}"), "MCP tool failed");
             Err(ErrorData::internal_error(
                 "an internal error occurred",
                 None,
             ))
         }
-        Err(e) => Ok(CallToolResult::structured_error(e.problem_json())),
     }
 }
 
@@ -162,9 +201,11 @@ impl TaskTools {
     ) -> Result<CallToolResult, ErrorData> {
         let (user, ctx) = caller(&parts)?;
         answer(
-            ops::create(&self.state, &user, &ctx, args)
-                .await
-                .map(TaskView::from),
+            async {
+                let task = self.tasks.create(&user, args.parse()?, &ctx).await?;
+                Ok(TaskView::from(task))
+            }
+            .await,
         )
     }
 
@@ -177,7 +218,13 @@ impl TaskTools {
         Parameters(args): Parameters<ListParams>,
     ) -> Result<CallToolResult, ErrorData> {
         let (user, _) = caller(&parts)?;
-        answer(ops::list(&self.state, &user, args).await)
+        answer(
+            async {
+                let page = self.tasks.list(&user, &args.parse()?).await?;
+                Ok(TaskPage::from(page))
+            }
+            .await,
+        )
     }
 
     #[tool(
@@ -189,15 +236,19 @@ impl TaskTools {
         Parameters(args): Parameters<UpdateTaskArgs>,
     ) -> Result<CallToolResult, ErrorData> {
         let (user, ctx) = caller(&parts)?;
-        let changes = UpdateTask {
-            title: args.title,
-            description: args.description,
-            due_date: args.due_date,
-        };
         answer(
-            ops::update(&self.state, &user, &ctx, &args.id, changes)
-                .await
-                .map(TaskView::from),
+            async {
+                let id = parse_task_id(&args.id)?;
+                let patch = UpdateTask {
+                    title: args.title,
+                    description: args.description,
+                    due_date: args.due_date,
+                }
+                .parse()?;
+                let task = self.tasks.update(&user, id, patch, &ctx).await?;
+                Ok(TaskView::from(task))
+            }
+            .await,
         )
     }
 
@@ -226,8 +277,15 @@ impl TaskTools {
         Parameters(args): Parameters<TaskRef>,
     ) -> Result<CallToolResult, ErrorData> {
         let (user, ctx) = caller(&parts)?;
-        let deleted = ops::delete(&self.state, &user, &ctx, &args.id).await;
-        answer(deleted.map(|()| serde_json::json!({ "deleted": args.id })))
+        answer(
+            async {
+                self.tasks
+                    .delete(&user, parse_task_id(&args.id)?, &ctx)
+                    .await?;
+                Ok(serde_json::json!({ "deleted": args.id }))
+            }
+            .await,
+        )
     }
 
     #[tool(description = "Delete all the caller's completed tasks; returns how many were deleted.")]
@@ -237,9 +295,11 @@ impl TaskTools {
     ) -> Result<CallToolResult, ErrorData> {
         let (user, ctx) = caller(&parts)?;
         answer(
-            ops::clear_completed(&self.state, &user, &ctx)
-                .await
-                .map(|deleted| Cleared { deleted }),
+            async {
+                let deleted = self.tasks.clear_completed(&user, &ctx).await?;
+                Ok(Cleared { deleted })
+            }
+            .await,
         )
     }
 }

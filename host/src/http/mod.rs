@@ -1,17 +1,19 @@
 //! The HTTP surface: one typed state, one router per resource.
 //!
-//! Layout: `tasks` (REST API), `ops` (health, readiness, metrics), `admin`
-//! (mappers, dead letters, envelopes), `openapi` (the generated document);
-//! `auth`, `context`, `error` and `extract` are shared plumbing.
+//! Layout: `tasks` (REST API), `mcp` (the same operations as MCP tools), `health`
+//! (liveness, readiness, metrics), `admin` (mappers, dead letters, envelopes),
+//! `openapi` (the generated document); `auth`, `context`, `error` and `extract` are
+//! shared plumbing. Handlers extract and respond: the task operations live in
+//! [`crate::tasks`], replay in [`crate::relay`].
 
 pub mod admin;
 pub mod auth;
 pub mod context;
 pub mod error;
 pub mod extract;
+mod health;
 mod mcp;
 mod openapi;
-mod ops;
 pub mod tasks;
 
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use crate::auth::{AdminToken, JwtKeys};
 use crate::mapper::MapperRegistry;
 use crate::relay::Relay;
 use crate::store::Db;
+use crate::tasks::TaskService;
 use context::RequestContext;
 use error::ApiError;
 
@@ -37,16 +40,14 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Everything a handler may need; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
+    /// The database, for readiness and the admin API's reads.
     pub db: Db,
+    pub tasks: TaskService,
     pub jwt: Arc<JwtKeys>,
     /// `None` disables the admin API.
     pub admin_token: Option<Arc<AdminToken>>,
     pub mappers: MapperRegistry,
     pub relay: Relay,
-    /// CloudEvents `source` (for replays built in the admin API).
-    pub event_source: String,
-    /// Whether envelopes are published (else stored as `skipped`).
-    pub dapr_enabled: bool,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -54,7 +55,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(tasks::router())
-        .merge(ops::router())
+        .merge(health::router())
         .merge(admin::router())
         .merge(openapi::router())
         .merge(mcp::router(state.clone()))

@@ -69,9 +69,10 @@ pub async fn map_row(set: std::sync::Arc<MapperSet>, row: &OutboxRow, source: &s
             };
         }
     };
+    let incoming = row.trace_context();
     let mut envelopes = Vec::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
-        let body = envelope::build_envelope(&mutation, event, source, row.traceparent.as_deref());
+        let envelope = envelope::build_envelope(&mutation, event, source, incoming);
         let Ok(index) = i32::try_from(index) else {
             return MapOutcome::Failed {
                 mapper: Some(event.mapper.clone()),
@@ -79,14 +80,14 @@ pub async fn map_row(set: std::sync::Arc<MapperSet>, row: &OutboxRow, source: &s
             };
         };
         envelopes.push(NewEnvelope {
-            id: body["id"].as_str().unwrap_or_default().to_owned(),
+            id: envelope.id.to_string(),
             event_index: index,
             mapper: event.mapper.clone(),
             topic: event.topic.clone(),
             event_type: event.event_type.clone(),
             partition_key: event.partition_key_for(&mutation),
-            traceparent: body["traceparent"].as_str().map(str::to_owned),
-            body: body.to_string(),
+            traceparent: Some(envelope.traceparent.to_string()),
+            body: envelope.body.to_string(),
         });
     }
     MapOutcome::Mapped {
@@ -116,11 +117,7 @@ pub(super) async fn run(ctx: &RelayContext) -> usize {
             return 0;
         }
     };
-    let state = if ctx.publisher.is_some() {
-        EnvelopeState::Pending
-    } else {
-        EnvelopeState::Skipped
-    };
+    let state = ctx.new_envelope_state();
     for row in &rows {
         let set = ctx.mappers.current();
         let outcome = map_row(set, row, &ctx.source).await;

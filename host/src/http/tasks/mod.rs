@@ -1,9 +1,7 @@
-//! `/tasks`: the task REST API. Handlers only extract and respond; [`ops`] holds
-//! the operations MCP shares. Every mutation is recorded in the outbox by the
-//! store, in the same transaction; nothing waits on mapping or publishing.
+//! `/tasks`: the task REST API. Handlers extract, parse the request into the task
+//! service's validated input, call [`crate::tasks::TaskService`] and respond.
 
 pub mod model;
-pub(crate) mod ops;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,7 +15,9 @@ use super::context::RequestContext;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::domain::{Origin, Task};
-use model::{ClearParams, Cleared, CreateTask, ListParams, TaskPage, TaskView, UpdateTask};
+use model::{
+    ClearParams, Cleared, CreateTask, ListParams, TaskPage, TaskView, UpdateTask, parse_task_id,
+};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -29,6 +29,22 @@ pub(super) fn router() -> Router<AppState> {
 
 fn view(task: Task) -> Json<TaskView> {
     Json(TaskView::from(task))
+}
+
+/// `complete` and `uncomplete`.
+async fn set_completed(
+    state: &AppState,
+    user: &str,
+    ctx: &RequestContext,
+    id: &str,
+    completed: bool,
+) -> Result<Json<TaskView>, ApiError> {
+    let id = parse_task_id(id)?;
+    let task = state
+        .tasks
+        .set_completed(user, id, completed, &ctx.mutation(Origin::Rest))
+        .await?;
+    Ok(view(task))
 }
 
 /// Creates a task.
@@ -43,7 +59,11 @@ pub(super) async fn create(
     ctx: RequestContext,
     ApiJson(body): ApiJson<CreateTask>,
 ) -> Result<Response, ApiError> {
-    let task = ops::create(&state, &user, &ctx.mutation(Origin::Rest), body).await?;
+    let new = body.parse()?;
+    let task = state
+        .tasks
+        .create(&user, new, &ctx.mutation(Origin::Rest))
+        .await?;
     Ok((StatusCode::CREATED, view(task)).into_response())
 }
 
@@ -55,7 +75,8 @@ pub(super) async fn list(
     AuthUser(user): AuthUser,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<TaskPage>, ApiError> {
-    ops::list(&state, &user, params).await.map(Json)
+    let page = state.tasks.list(&user, &params.parse()?).await?;
+    Ok(Json(TaskPage::from(page)))
 }
 
 /// Reads one task.
@@ -66,7 +87,7 @@ pub(super) async fn read(
     AuthUser(user): AuthUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TaskView>, ApiError> {
-    ops::read(&state, &user, &id).await.map(view)
+    Ok(view(state.tasks.get(&user, parse_task_id(&id)?).await?))
 }
 
 /// Changes title, description or due date; `null` clears description and due date.
@@ -84,9 +105,13 @@ pub(super) async fn update(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateTask>,
 ) -> Result<Json<TaskView>, ApiError> {
-    ops::update(&state, &user, &ctx.mutation(Origin::Rest), &id, body)
-        .await
-        .map(view)
+    let id = parse_task_id(&id)?;
+    let patch = body.parse()?;
+    let task = state
+        .tasks
+        .update(&user, id, patch, &ctx.mutation(Origin::Rest))
+        .await?;
+    Ok(view(task))
 }
 
 /// Deletes a task.
@@ -98,7 +123,11 @@ pub(super) async fn remove(
     ctx: RequestContext,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    ops::delete(&state, &user, &ctx.mutation(Origin::Rest), &id).await?;
+    let id = parse_task_id(&id)?;
+    state
+        .tasks
+        .delete(&user, id, &ctx.mutation(Origin::Rest))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -111,9 +140,7 @@ pub(super) async fn complete(
     ctx: RequestContext,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TaskView>, ApiError> {
-    ops::set_completed(&state, &user, &ctx.mutation(Origin::Rest), &id, true)
-        .await
-        .map(view)
+    set_completed(&state, &user, &ctx, &id, true).await
 }
 
 /// Marks a task incomplete (a no-op when it already is).
@@ -125,9 +152,7 @@ pub(super) async fn uncomplete(
     ctx: RequestContext,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TaskView>, ApiError> {
-    ops::set_completed(&state, &user, &ctx.mutation(Origin::Rest), &id, false)
-        .await
-        .map(view)
+    set_completed(&state, &user, &ctx, &id, false).await
 }
 
 /// Deletes all the caller's completed tasks (`completed=true` is required).
@@ -145,6 +170,9 @@ pub(super) async fn clear_completed(
             "bulk deletion needs `completed=true`: only completed tasks can be cleared",
         ));
     }
-    let deleted = ops::clear_completed(&state, &user, &ctx.mutation(Origin::Rest)).await?;
+    let deleted = state
+        .tasks
+        .clear_completed(&user, &ctx.mutation(Origin::Rest))
+        .await?;
     Ok(Json(Cleared { deleted }))
 }

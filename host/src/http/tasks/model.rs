@@ -1,13 +1,31 @@
 //! The task API's data shapes, shared by REST (utoipa schemas) and MCP (JSON
-//! Schema for tool parameters).
+//! Schema for tool parameters), and their parsing into the validated input of the
+//! task service.
 
 use chrono::{DateTime, Utc};
 use rmcp::schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use crate::domain::Task;
-use crate::domain::task::rfc3339;
+use crate::domain::task::{parse_description, rfc3339};
+use crate::domain::{DueDate, Task, TaskTitle, ValidationError};
+use crate::http::error::ApiError;
+use crate::store::{ListOrder, NewTask, Page, PageRequest, TaskPatch};
+
+/// The largest page a list returns.
+pub(crate) const MAX_PAGE: u32 = 100;
+/// The page size when none is asked for.
+const DEFAULT_PAGE: u32 = 20;
+
+/// A task id from a path or tool argument (400 naming `id` when it is not a UUID).
+pub(crate) fn parse_task_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::param("id", format!("`{raw}` is not a UUID")))
+}
+
+fn parse_due_date(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    raw.map(|d| DueDate::parse(d).map(DueDate::into_inner))
+        .transpose()
+}
 
 /// The body of `POST /tasks`.
 #[derive(Debug, Deserialize, utoipa::ToSchema, JsonSchema)]
@@ -23,6 +41,17 @@ pub struct CreateTask {
     #[serde(default)]
     #[schema(format = DateTime)]
     pub(crate) due_date: Option<String>,
+}
+
+impl CreateTask {
+    /// The validated task to create.
+    pub(crate) fn parse(self) -> Result<NewTask, ValidationError> {
+        Ok(NewTask {
+            title: TaskTitle::parse(&self.title)?.into_inner(),
+            description: parse_description(self.description.as_deref())?,
+            due_date: parse_due_date(self.due_date.as_deref())?,
+        })
+    }
 }
 
 /// The body of `PATCH /tasks/{id}`: absent fields stay, `null` clears.
@@ -41,6 +70,34 @@ pub struct UpdateTask {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub(crate) due_date: Option<Option<String>>,
+}
+
+impl UpdateTask {
+    /// The validated patch; at least one field must be given, and the title cannot be null.
+    pub(crate) fn parse(self) -> Result<TaskPatch, ValidationError> {
+        let patch = TaskPatch {
+            title: match self.title {
+                Some(Some(t)) => Some(TaskTitle::parse(&t)?.into_inner()),
+                Some(None) => return Err(ValidationError::new("title", "cannot be null")),
+                None => None,
+            },
+            description: self
+                .description
+                .map(|d| parse_description(d.as_deref()))
+                .transpose()?,
+            due_date: self
+                .due_date
+                .map(|d| parse_due_date(d.as_deref()))
+                .transpose()?,
+        };
+        if patch.title.is_none() && patch.description.is_none() && patch.due_date.is_none() {
+            return Err(ValidationError::new(
+                "body",
+                "give at least one of title, description, due_date",
+            ));
+        }
+        Ok(patch)
+    }
 }
 
 /// Distinguishes a field given as `null` (`Some(None)`) from one left out (`None`).
@@ -66,12 +123,59 @@ pub struct ListParams {
     pub(crate) order: Option<String>,
 }
 
+impl ListParams {
+    /// The page to read; a bad parameter is a 400 naming it.
+    pub(crate) fn parse(self) -> Result<PageRequest, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::param(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let order = match self.order.as_deref() {
+            None | Some("newest") => ListOrder::NewestFirst,
+            Some("oldest") => ListOrder::OldestFirst,
+            Some(other) => {
+                return Err(ApiError::param(
+                    "order",
+                    format!("must be `newest` or `oldest`, got `{other}`"),
+                ));
+            }
+        };
+        let after = self
+            .cursor
+            .as_deref()
+            .map(|c| {
+                c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    ApiError::param("cursor", "is not a cursor returned by this API")
+                })
+            })
+            .transpose()?;
+        Ok(PageRequest {
+            completed: self.completed,
+            limit,
+            after,
+            order,
+        })
+    }
+}
+
 /// A page of tasks.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskPage {
     pub(crate) items: Vec<TaskView>,
     /// Pass as `cursor` to read the next page; null on the last page.
     pub(crate) next_cursor: Option<String>,
+}
+
+impl From<Page> for TaskPage {
+    fn from(page: Page) -> Self {
+        Self {
+            items: page.items.into_iter().map(TaskView::from).collect(),
+            next_cursor: page.next.map(|n| n.to_string()),
+        }
+    }
 }
 
 /// Query of `DELETE /tasks`.
