@@ -59,7 +59,71 @@ pub struct ConfigError {
 }
 
 fn parse_duration(raw: &str) -> Result<Duration, String> {
-    humantime::parse_duration(raw).map_err(|e| format!("{e} (use e.g. 500ms, 2s, 7d)"))
+    humantime::parse_duration(raw.trim()).map_err(|e| format!("{e} (use e.g. 500ms, 2s, 7d)"))
+}
+
+/// A parser of durations between `min` and `max` (every duration is bounded: no zero,
+/// nothing that overflows time arithmetic).
+fn duration_between(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |raw| {
+        let d = parse_duration(raw)?;
+        if d < min || d > max {
+            return Err(format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ));
+        }
+        Ok(d)
+    }
+}
+
+const MS: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn publish_timeout(raw: &str) -> Result<Duration, String> {
+    duration_between(10 * MS, 5 * MINUTE)(raw)
+}
+
+fn poll_interval(raw: &str) -> Result<Duration, String> {
+    duration_between(MS, HOUR)(raw)
+}
+
+fn retry_delay(raw: &str) -> Result<Duration, String> {
+    duration_between(MS, DAY)(raw)
+}
+
+fn lease(raw: &str) -> Result<Duration, String> {
+    duration_between(SECOND, HOUR)(raw)
+}
+
+fn long_period(raw: &str) -> Result<Duration, String> {
+    duration_between(MINUTE, 3650 * DAY)(raw)
+}
+
+fn max_age(raw: &str) -> Result<Duration, String> {
+    duration_between(SECOND, 3650 * DAY)(raw)
+}
+
+fn bulk_api_version(raw: &str) -> Result<String, String> {
+    match raw.trim() {
+        v @ ("v1.0-alpha1" | "v1.0") => Ok(v.to_owned()),
+        _ => Err("must be v1.0-alpha1 (Dapr before 1.17) or v1.0 (Dapr 1.17 and later)".into()),
+    }
+}
+
+fn bulk_bytes(raw: &str) -> Result<u64, String> {
+    let n = crate::mapper::config::parse_bytes(raw)?;
+    if !(1024..=4 << 20).contains(&n) {
+        return Err("must be between 1KiB and 4MiB (Dapr's default request limit)".into());
+    }
+    Ok(n)
 }
 
 fn parse_source(raw: &str) -> Result<String, String> {
@@ -137,10 +201,14 @@ impl ServeConfig {
                 message: "must not be empty".into(),
             });
         }
-        if self.dapr.dapr_publish_timeout.is_zero() {
+        let timeout = self.dapr.dapr_publish_timeout;
+        if self.relay.relay_lease < timeout * 3 + Duration::from_secs(5) {
             return Err(ConfigError {
-                setting: "DAPR_PUBLISH_TIMEOUT",
-                message: "must be greater than zero".into(),
+                setting: "RELAY_LEASE",
+                message: format!(
+                    "must be at least 3 × DAPR_PUBLISH_TIMEOUT + 5s ({}), so a lease outlives the publishes made under it",
+                    humantime::format_duration(timeout * 3 + Duration::from_secs(5))
+                ),
             });
         }
         if self.relay.relay_retry_base > self.relay.relay_retry_max {
@@ -174,9 +242,29 @@ pub struct DaprConfig {
     #[arg(long, env = "DAPR_PUBSUB_NAME", default_value = "pubsub-kafka")]
     pub dapr_pubsub_name: String,
 
-    /// Timeout of one publish request, e.g. 2s.
-    #[arg(long, env = "DAPR_PUBLISH_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    /// Timeout of one publish request, e.g. 2s (10ms to 5m).
+    #[arg(long, env = "DAPR_PUBLISH_TIMEOUT", default_value = "2s", value_parser = publish_timeout)]
     pub dapr_publish_timeout: Duration,
+
+    /// Publish through Dapr's bulk API (true/false): the ready events of different
+    /// tasks that share a topic go in one request. Verify it against your pub/sub
+    /// component first (per-entry partition keys, see the README).
+    #[arg(long, env = "DAPR_BULK_PUBLISH", default_value = "false", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub dapr_bulk_publish: bool,
+
+    /// API version of bulk publishes: v1.0-alpha1 (Dapr before 1.17) or v1.0.
+    #[arg(long, env = "DAPR_BULK_API_VERSION", default_value = "v1.0-alpha1", value_parser = bulk_api_version)]
+    pub dapr_bulk_api_version: String,
+
+    /// Most events in one bulk request.
+    #[arg(long, env = "DAPR_BULK_MAX_ENTRIES", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(2..=1_000))]
+    pub dapr_bulk_max_entries: u32,
+
+    /// Most bytes of events in one bulk request (1KiB to 4MiB).
+    #[arg(long, env = "DAPR_BULK_MAX_BYTES", default_value = "1MiB", value_parser = bulk_bytes)]
+    pub dapr_bulk_max_bytes: u64,
 
     /// Sent as `dapr-api-token` when set.
     #[arg(long, env = "DAPR_API_TOKEN", hide_env_values = true)]
@@ -196,23 +284,34 @@ pub struct RelayConfig {
           value_parser = clap::value_parser!(u32).range(1..=1_024))]
     pub relay_max_in_flight: u32,
 
-    /// How often the relay looks for work when nothing wakes it.
-    #[arg(long, env = "RELAY_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    /// How often the relay looks for work when nothing wakes it (1ms to 1h).
+    #[arg(long, env = "RELAY_POLL_INTERVAL", default_value = "1s", value_parser = poll_interval)]
     pub relay_poll_interval: Duration,
 
     /// First retry delay after a failed publish; doubles per attempt, with jitter.
-    #[arg(long, env = "RELAY_RETRY_BASE", default_value = "200ms", value_parser = parse_duration)]
+    #[arg(long, env = "RELAY_RETRY_BASE", default_value = "200ms", value_parser = retry_delay)]
     pub relay_retry_base: Duration,
 
     /// Longest retry delay.
-    #[arg(long, env = "RELAY_RETRY_MAX", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "RELAY_RETRY_MAX", default_value = "30s", value_parser = retry_delay)]
     pub relay_retry_max: Duration,
 
-    /// How long a claimed batch stays leased to one relay before another may take it.
-    #[arg(long, env = "RELAY_LEASE", default_value = "30s", value_parser = parse_duration)]
+    /// Publish attempts after which a failing event is parked as a dead letter; 0: no
+    /// limit (RELAY_MAX_AGE still applies).
+    #[arg(long, env = "RELAY_MAX_ATTEMPTS", default_value_t = 0)]
+    pub relay_max_attempts: u32,
+
+    /// How long an event may keep failing before it is parked as a dead letter (and
+    /// its task's later events go on).
+    #[arg(long, env = "RELAY_MAX_AGE", default_value = "24h", value_parser = max_age)]
+    pub relay_max_age: Duration,
+
+    /// How long a claim stays leased to one relay before another may take it (1s to
+    /// 1h; at least 3 × DAPR_PUBLISH_TIMEOUT + 5s).
+    #[arg(long, env = "RELAY_LEASE", default_value = "30s", value_parser = lease)]
     pub relay_lease: Duration,
 
-    /// How long published and skipped envelopes are kept before pruning.
-    #[arg(long, env = "ENVELOPE_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    /// How long published and skipped envelopes are kept before pruning (1m to 10y).
+    #[arg(long, env = "ENVELOPE_RETENTION", default_value = "7d", value_parser = long_period)]
     pub envelope_retention: Duration,
 }

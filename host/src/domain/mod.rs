@@ -2,6 +2,7 @@
 
 pub mod mutation;
 pub mod task;
+pub mod text;
 
 pub use mutation::{Action, FieldChange, Mutation, Origin};
 pub use task::{DueDate, Task, TaskTitle, ValidationError};

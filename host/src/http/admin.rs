@@ -13,7 +13,7 @@ use super::auth::Admin;
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery};
 use crate::relay::ReplayError;
-use crate::store::EnvelopeState;
+use crate::store::{EnvelopeFilter, EnvelopeState};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -51,7 +51,18 @@ async fn reload_mappers(_: Admin, State(state): State<AppState>) -> Result<Json<
 #[serde(deny_unknown_fields)]
 struct Limit {
     limit: Option<i64>,
+}
+
+/// Query of `GET /admin/envelopes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvelopeQuery {
+    limit: Option<i64>,
     state: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    topic: Option<String>,
+    task_id: Option<Uuid>,
 }
 
 fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
@@ -69,12 +80,6 @@ async fn dead_letters(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<Limit>,
 ) -> Result<Json<Value>, ApiError> {
-    if q.state.is_some() {
-        return Err(ApiError::param(
-            "state",
-            "dead letters have no state filter",
-        ));
-    }
     let letters = state.db.dead_letters(limit(q.limit)?).await?;
     Ok(Json(json!({ "dead_letters": letters })))
 }
@@ -93,31 +98,41 @@ async fn replay(
         ReplayError::NotFound(_) => ApiError::NotFound(e.to_string()),
         ReplayError::AlreadyReplayed(_) => ApiError::Conflict(e.to_string()),
         ReplayError::MappingFailed { .. } => ApiError::invalid("mappers", e.to_string()),
+        ReplayError::PublishingDisabled(_) => ApiError::Conflict(e.to_string()),
         ReplayError::Store(cause) => cause.into(),
     })?;
     Ok(Json(json!({
         "replayed": true,
+        "resolved": replayed.resolved,
+        "kind": replayed.kind,
         "mutation_id": replayed.mutation_id,
         "envelopes": replayed.envelopes,
     })))
 }
 
-/// Recent envelopes, newest first, with their state (`?state=pending|published|skipped|dead`).
+/// Recent envelopes, newest first, with their state; filters: `state`
+/// (`pending|published|skipped|dead`), `type`, `topic`, `task_id`.
 async fn envelopes(
     _: Admin,
     State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<Limit>,
+    ApiQuery(q): ApiQuery<EnvelopeQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let filter = q
-        .state
-        .as_deref()
-        .map(|s| {
-            EnvelopeState::parse(s).ok_or_else(|| {
-                ApiError::param("state", "must be pending, published, skipped or dead")
+    let filter = EnvelopeFilter {
+        state: q
+            .state
+            .as_deref()
+            .map(|s| {
+                EnvelopeState::parse(s).ok_or_else(|| {
+                    ApiError::param("state", "must be pending, published, skipped or dead")
+                })
             })
-        })
-        .transpose()?;
-    let records = state.db.recent_envelopes(filter, limit(q.limit)?).await?;
+            .transpose()?,
+        event_type: q.event_type,
+        topic: q.topic,
+        task_id: q.task_id,
+        limit: limit(q.limit)?,
+    };
+    let records = state.db.recent_envelopes(&filter).await?;
     let items: Vec<Value> = records
         .into_iter()
         .map(|r| {

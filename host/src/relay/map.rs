@@ -1,163 +1,270 @@
-//! The map stage: outbox rows through the live mapper set into stored envelopes.
+//! The map stage: claims a batch of committed mutations (outbox rows, oldest first),
+//! maps the whole batch through the live mapper set on one blocking thread, and stores
+//! all of its envelopes, queue rows and dead letters in one transaction.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Duration as ChronoDuration;
+use tokio::sync::{Notify, watch};
 
-use super::RelayContext;
+use super::{RelayContext, chrono_duration};
 use crate::domain::task::now;
-use crate::events::envelope;
-use crate::mapper::{MapFailure, MapperSet};
-use crate::store::{EnvelopeState, NewEnvelope, OutboxRow};
+use crate::events::build_envelope;
+use crate::mapper::{MapError, MapFailure, MapperSet};
+use crate::store::{MappedRow, Mapping, NewEnvelope, OutboxRow, StoreError};
+
+/// Why a mutation could not be mapped.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    /// The stored mutation does not decode (it was written by another version, or
+    /// damaged).
+    #[error("stored mutation is unreadable: {0}")]
+    Unreadable(#[from] serde_json::Error),
+    /// A mapper failed on it.
+    #[error(transparent)]
+    Mapper(#[from] MapError),
+}
+
+impl MappingError {
+    /// The mapper at fault, if one is.
+    pub fn mapper(&self) -> Option<&str> {
+        match self {
+            MappingError::Unreadable(_) => None,
+            MappingError::Mapper(e) => Some(&e.mapper),
+        }
+    }
+}
 
 /// What mapping one outbox row came to.
 #[derive(Debug)]
-pub enum MapOutcome {
-    /// The envelopes to store, in publish order, and the request's correlation id.
-    Mapped {
-        correlation_id: String,
-        envelopes: Vec<NewEnvelope>,
-    },
-    /// The mutation cannot be mapped: the failing mapper (if one) and the reason.
-    Failed {
-        mapper: Option<String>,
-        reason: String,
-    },
+pub struct MapOutcome {
+    /// The correlation id of the request that caused the mutation (empty when the
+    /// mutation is unreadable).
+    pub correlation_id: String,
+    /// Its envelopes in publish order, or why there are none.
+    pub result: Result<Vec<NewEnvelope>, MappingError>,
 }
 
-/// Maps one stored mutation with `set` (on a blocking thread: mapping is CPU work
-/// under a deadline) and builds its envelopes.
-pub async fn map_row(set: std::sync::Arc<MapperSet>, row: &OutboxRow, source: &str) -> MapOutcome {
+impl MapOutcome {
+    /// The outcome as the store records it.
+    pub(crate) fn into_mapping(self) -> (String, Mapping) {
+        let mapping = match self.result {
+            Ok(envelopes) => Mapping::Mapped(envelopes),
+            Err(e) => Mapping::Failed {
+                mapper: e.mapper().map(str::to_owned),
+                reason: e.to_string(),
+            },
+        };
+        (self.correlation_id, mapping)
+    }
+}
+
+/// Maps one stored mutation with `set` and builds its envelopes. Synchronous and
+/// CPU-bound (see [`crate::mapper`]'s calling convention).
+pub fn map_row(set: &MapperSet, row: &OutboxRow, source: &str) -> MapOutcome {
     let mutation = match row.decode() {
         Ok(m) => m,
         Err(e) => {
-            return MapOutcome::Failed {
-                mapper: None,
-                reason: format!("stored mutation is unreadable: {e}"),
+            return MapOutcome {
+                correlation_id: String::new(),
+                result: Err(e.into()),
             };
         }
     };
     let started = Instant::now();
-    let (mutation, result) = match tokio::task::spawn_blocking(move || {
-        let mut result = set.map(&mutation);
-        // The deadline is wall-clock (epoch) time: on a starved host a healthy call
-        // can miss it. One more try tells a busy host from a mapper that hangs.
-        if matches!(&result, Err(e) if matches!(e.kind, MapFailure::Deadline { .. })) {
-            result = set.map(&mutation);
-        }
-        (mutation, result)
-    })
-    .await
-    {
-        Ok(done) => done,
-        Err(e) => {
-            return MapOutcome::Failed {
-                mapper: None,
-                reason: format!("mapping task failed: {e}"),
-            };
-        }
-    };
-    metrics::histogram!("mapper_chain_duration_seconds").record(started.elapsed().as_secs_f64());
-    let events = match result {
-        Ok(events) => events,
-        Err(e) => {
-            metrics::counter!("mapper_failures_total", "mapper" => e.mapper.clone(), "reason" => e.kind.code())
-                .increment(1);
-            return MapOutcome::Failed {
-                mapper: Some(e.mapper.clone()),
-                reason: e.to_string(),
-            };
-        }
-    };
-    let incoming = row.trace_context();
-    let mut envelopes = Vec::with_capacity(events.len());
-    for (index, event) in events.iter().enumerate() {
-        let envelope = envelope::build_envelope(&mutation, event, source, incoming);
-        let Ok(index) = i32::try_from(index) else {
-            return MapOutcome::Failed {
-                mapper: Some(event.mapper.clone()),
-                reason: "too many events".into(),
-            };
-        };
-        envelopes.push(NewEnvelope {
-            id: envelope.id.to_string(),
-            event_index: index,
-            mapper: event.mapper.clone(),
-            topic: event.topic.clone(),
-            event_type: event.event_type.clone(),
-            partition_key: event.partition_key_for(&mutation),
-            traceparent: Some(envelope.traceparent.to_string()),
-            body: envelope.body.to_string(),
-        });
+    let mut result = set.map(&mutation);
+    // The deadline is wall-clock (epoch) time: on a starved host a healthy call can
+    // miss it. One more try tells a busy host from a mapper that hangs.
+    if matches!(&result, Err(e) if matches!(e.kind, MapFailure::Deadline { .. })) {
+        result = set.map(&mutation);
     }
-    MapOutcome::Mapped {
+    metrics::histogram!("pakaura_mapper_chain_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    let incoming = row.trace_context();
+    let result = result.map_err(MappingError::from).map(|events| {
+        events
+            .iter()
+            .zip(0..)
+            .map(|(event, index)| {
+                let envelope = build_envelope(&mutation, event, source, incoming);
+                NewEnvelope {
+                    id: envelope.id,
+                    event_index: index,
+                    mapper: event.mapper.clone(),
+                    topic: event.topic.clone(),
+                    event_type: event.event_type.clone(),
+                    partition_key: event.partition_key_for(&mutation),
+                    traceparent: envelope.traceparent.to_string(),
+                    body: envelope.body.to_string(),
+                }
+            })
+            .collect()
+    });
+    MapOutcome {
         correlation_id: mutation.correlation_id,
-        envelopes,
+        result,
     }
 }
 
-/// Leases and maps one batch; returns how many rows it handled.
-pub(super) async fn run(ctx: &RelayContext) -> usize {
+/// Maps `rows` with the live set on one blocking thread.
+pub(super) async fn map_rows(
+    ctx: &RelayContext,
+    rows: Vec<OutboxRow>,
+) -> (Vec<OutboxRow>, Vec<MapOutcome>) {
+    let set: Arc<MapperSet> = ctx.mappers.current();
+    let source = ctx.source.clone();
+    let mapped = tokio::task::spawn_blocking(move || {
+        let outcomes = rows.iter().map(|row| map_row(&set, row, &source)).collect();
+        (rows, outcomes)
+    })
+    .await;
+    match mapped {
+        Ok(mapped) => mapped,
+        // A panic while mapping is a host bug: let the supervisor restart the relay.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Runs the map stage until `stop` turns true; `published` is told whenever envelopes
+/// were stored.
+pub(super) async fn run(
+    ctx: Arc<RelayContext>,
+    wake: Arc<Notify>,
+    published: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        ctx.check_injected_panic();
+        match map_batch(&ctx).await {
+            Ok(0) => {
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(ctx.config.relay_poll_interval) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Ok(_) => published.notify_one(),
+            Err(e) => {
+                tracing::warn!(error = %e, "mapping a batch failed; will retry");
+                tokio::select! {
+                    () = tokio::time::sleep(ctx.config.relay_poll_interval) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Claims, maps and stores one batch; returns how many rows it claimed.
+async fn map_batch(ctx: &RelayContext) -> Result<usize, StoreError> {
+    let token: i64 = rand::random();
     let started = now();
-    let lease =
-        ChronoDuration::from_std(ctx.config.relay_lease).unwrap_or(ChronoDuration::seconds(30));
-    let rows = match ctx
+    let rows = ctx
         .db
         .claim_mutations(
             &ctx.id,
+            token,
             started,
-            started + lease,
+            started + chrono_duration(ctx.config.relay_lease),
             i64::from(ctx.config.relay_batch_size),
         )
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) => {
-            tracing::warn!(error = %e, "claiming outbox rows failed; will retry");
-            return 0;
-        }
-    };
-    let state = ctx.new_envelope_state();
-    for row in &rows {
-        let set = ctx.mappers.current();
-        let outcome = map_row(set, row, &ctx.source).await;
-        let stored = match outcome {
-            MapOutcome::Mapped {
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let (rows, outcomes) = map_rows(ctx, rows).await;
+    let batch: Vec<MappedRow<'_>> = rows
+        .iter()
+        .zip(outcomes)
+        .map(|(row, outcome)| {
+            log_outcome(ctx, row, &outcome);
+            let (correlation_id, mapping) = outcome.into_mapping();
+            MappedRow {
+                row,
                 correlation_id,
-                envelopes,
-            } => {
-                for e in &envelopes {
-                    if state == EnvelopeState::Skipped {
-                        tracing::debug!(
-                            event_type = %e.event_type, topic = %e.topic, task_id = %row.task_id,
-                            user_id = %row.user_id, correlation_id = %correlation_id, envelope_id = %e.id,
-                            "event not published: DAPR_ENABLED=false"
-                        );
-                    }
+                mapping,
+            }
+        })
+        .collect();
+    store(ctx, token, &batch).await?;
+    Ok(rows.len())
+}
+
+fn log_outcome(ctx: &RelayContext, row: &OutboxRow, outcome: &MapOutcome) {
+    match &outcome.result {
+        Ok(envelopes) => {
+            metrics::counter!("pakaura_envelopes_built_total").increment(envelopes.len() as u64);
+            if ctx.publisher.is_none() {
+                for e in envelopes {
+                    tracing::debug!(
+                        event_type = %e.event_type, topic = %e.topic, task_id = %row.task_id,
+                        user_id = %row.user_id, correlation_id = %outcome.correlation_id, envelope_id = %e.id,
+                        "event not published: DAPR_ENABLED=false"
+                    );
                 }
-                metrics::counter!("relay_envelopes_built_total").increment(envelopes.len() as u64);
-                ctx.db
-                    .record_mapped(row, &correlation_id, &envelopes, state, now())
-                    .await
             }
-            MapOutcome::Failed { mapper, reason } => {
-                let correlation_id = row.decode().map(|m| m.correlation_id).unwrap_or_default();
-                tracing::error!(
-                    task_id = %row.task_id, user_id = %row.user_id, mutation_id = %row.id,
-                    correlation_id = %correlation_id, action = %row.action,
-                    mapper = mapper.as_deref().unwrap_or("-"), reason = %reason,
-                    "mutation could not be mapped; parked as a dead letter"
-                );
-                metrics::counter!("dead_letters_total", "kind" => "mapping").increment(1);
-                ctx.db
-                    .record_mapping_failure(row, mapper.as_deref(), &reason, now())
-                    .await
-            }
-        };
-        if let Err(e) = stored {
-            // The lease expires and the row is mapped again (same envelope ids).
-            tracing::warn!(error = %e, mutation_id = %row.id, "storing mapping outcome failed; will retry");
+        }
+        Err(e) => {
+            tracing::error!(
+                task_id = %row.task_id, user_id = %row.user_id, mutation_id = %row.id,
+                correlation_id = %outcome.correlation_id, action = %row.action,
+                mapper = e.mapper().unwrap_or("-"), reason = %e,
+                "mutation could not be mapped; parked as a dead letter"
+            );
+            metrics::counter!("pakaura_dead_letters_total", "kind" => "mapping").increment(1);
         }
     }
-    rows.len()
+}
+
+/// Stores a mapped batch. When the batch cannot be stored for a reason other than the
+/// database being unavailable, each row is stored alone, and a row whose outcome still
+/// cannot be stored becomes a dead letter saying why: it is never retried for ever.
+async fn store(ctx: &RelayContext, token: i64, batch: &[MappedRow<'_>]) -> Result<(), StoreError> {
+    let state = ctx.envelope_state();
+    let error = match ctx.db.record_mappings(token, batch, state, now()).await {
+        Ok(stored) => return report(&stored),
+        Err(e) if e.is_transient() => return Err(e),
+        Err(e) => e,
+    };
+    tracing::warn!(error = %error, rows = batch.len(), "storing a mapped batch failed; storing its rows one by one");
+    for row in batch {
+        let alone = std::slice::from_ref(row);
+        match ctx.db.record_mappings(token, alone, state, now()).await {
+            Ok(stored) => report(&stored)?,
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                tracing::error!(
+                    mutation_id = %row.row.id, error = %e,
+                    "a mapping outcome cannot be stored; parked as a dead letter"
+                );
+                let parked = MappedRow {
+                    row: row.row,
+                    correlation_id: row.correlation_id.clone(),
+                    mapping: Mapping::Failed {
+                        mapper: None,
+                        reason: format!("its mapping outcome could not be stored: {e}"),
+                    },
+                };
+                let stored = ctx
+                    .db
+                    .record_mappings(token, std::slice::from_ref(&parked), state, now())
+                    .await?;
+                report(&stored)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn report(stored: &crate::store::MappingStored) -> Result<(), StoreError> {
+    if stored.lost > 0 {
+        tracing::warn!(
+            rows = stored.lost,
+            "mapped rows whose lease passed to another relay were not stored"
+        );
+    }
+    Ok(())
 }

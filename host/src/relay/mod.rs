@@ -1,19 +1,27 @@
-//! The outbox relay: drains committed mutations through the mapper chain into
-//! stored envelopes, then publishes those through the Dapr sidecar.
+//! The outbox relay: turns committed mutations into published CloudEvents.
 //!
-//! Two stages run in one loop. **Map**: lease a batch of pending outbox rows, run
-//! the live mapper set on each (on a blocking thread), store the envelopes (or a
-//! dead letter) and mark the row. **Publish**: lease each task's oldest unpublished
-//! envelope (so one task's events leave in mutation order while different tasks go
-//! concurrently), send them with bounded concurrency, record the outcome: published,
-//! retried later with capped exponential back-off and jitter, or parked on a 4xx.
-//! Leases make it safe for several replicas to share one PostgreSQL database.
+//! Three stages run concurrently, each its own task, and meet only in the database:
+//!
+//! - **map** (`map.rs`): claims batches of pending outbox rows, maps each batch through
+//!   the live mapper set on a blocking thread, and stores the envelopes, the per-task
+//!   publish queues and any dead letters in one transaction;
+//! - **publish** (`dispatch.rs`): claims ready task queues and keeps up to
+//!   `RELAY_MAX_IN_FLIGHT` publish requests in flight through the Dapr sidecar
+//!   (`publisher.rs`), one envelope per task at a time so each task's events leave in
+//!   mutation order, recording outcomes in batches;
+//! - **housekeeping** (`housekeeping.rs`): prunes finished rows after
+//!   `ENVELOPE_RETENTION` and refreshes the backlog gauges.
+//!
+//! Every claim is a lease fenced by a token, so several replicas can share one
+//! PostgreSQL database and each event is published by one of them (retries aside,
+//! always under the same envelope id). A supervisor restarts the relay after a panic.
 //!
 //! The request path only calls [`Relay::notify`]; it never waits on the relay.
 
 mod backoff;
+mod dispatch;
+mod housekeeping;
 mod map;
-mod publish;
 pub mod publisher;
 mod replay;
 
@@ -22,28 +30,33 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::config::{DaprConfig, RelayConfig};
 use crate::mapper::MapperRegistry;
-use crate::store::{Db, EnvelopeState};
+use crate::store::{Db, EnvelopeState, PendingEnvelope};
+use dispatch::Dispatcher;
 use publisher::Publisher;
 
-pub use map::{MapOutcome, map_row};
+pub use map::{MapOutcome, MappingError, map_row};
 pub use replay::{ReplayError, Replayed};
 
 /// A handle on the relay: wake it when a mutation commits (it also polls, so a missed
-/// wake-up only delays, never loses, a mutation) and replay dead letters. Cheap to clone.
+/// wake-up only delays, never loses, a mutation), replay dead letters, see whether it
+/// runs. Cheap to clone.
 #[derive(Clone)]
 pub struct Relay {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    wake: Notify,
-    ctx: RelayContext,
+    ctx: Arc<RelayContext>,
+    /// Wakes the map stage: a mutation committed.
+    map_wake: Arc<Notify>,
+    /// Wakes the publish stage: envelopes were stored.
+    publish_wake: Arc<Notify>,
     running: AtomicBool,
-    inject_panic: AtomicBool,
 }
 
 impl std::fmt::Debug for Relay {
@@ -54,62 +67,24 @@ impl std::fmt::Debug for Relay {
     }
 }
 
-impl Relay {
-    /// The relay that works with `ctx`; it runs once [`Relay::spawn`]ed.
-    pub fn new(ctx: RelayContext) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                wake: Notify::new(),
-                ctx,
-                running: AtomicBool::new(false),
-                inject_panic: AtomicBool::new(false),
-            }),
-        }
-    }
-
-    /// Tells the relay there is new work.
-    pub fn notify(&self) {
-        self.shared.wake.notify_one();
-    }
-
-    /// Maps dead letter `id`'s mutation again with the live mappers and stores its
-    /// envelopes (ids already published keep their row and are not sent again); a new
-    /// failure keeps the letter open with the new reason.
-    pub async fn replay(&self, id: Uuid) -> Result<Replayed, ReplayError> {
-        let replayed = replay::replay(&self.shared.ctx, id).await?;
-        self.notify();
-        Ok(replayed)
-    }
-
-    /// The relay's database pool (closed at shutdown).
-    pub fn db(&self) -> &Db {
-        &self.shared.ctx.db
-    }
-}
-
-/// What the relay loop works with.
-#[derive(Clone)]
+/// What the relay works with.
 pub struct RelayContext {
-    pub db: Db,
-    pub mappers: MapperRegistry,
+    db: Db,
+    mappers: MapperRegistry,
     /// `None` when Dapr is disabled: envelopes are stored as `skipped`.
-    pub publisher: Option<Publisher>,
-    pub config: RelayConfig,
-    pub source: String,
+    publisher: Option<Publisher>,
+    config: RelayConfig,
+    dapr: DaprConfig,
+    /// The CloudEvents `source` of every envelope.
+    source: String,
     /// This process's relay id, written into leases.
-    pub id: String,
+    id: String,
+    /// Set by [`Relay::inject_panic`].
+    inject_panic: AtomicBool,
 }
 
 impl RelayContext {
-    /// The state new envelopes start in: pending when publishing, else skipped.
-    fn new_envelope_state(&self) -> EnvelopeState {
-        if self.publisher.is_some() {
-            EnvelopeState::Pending
-        } else {
-            EnvelopeState::Skipped
-        }
-    }
-
+    /// The relay of this process over `db` (its own pool) and `mappers`.
     pub fn new(
         db: Db,
         mappers: MapperRegistry,
@@ -126,24 +101,128 @@ impl RelayContext {
             mappers,
             publisher,
             config,
+            dapr: dapr.clone(),
             source,
             id: format!("relay-{}", Uuid::new_v4().simple()),
+            inject_panic: AtomicBool::new(false),
         })
+    }
+
+    /// The state new envelopes start in: pending when publishing, else skipped.
+    fn envelope_state(&self) -> EnvelopeState {
+        if self.publisher.is_some() {
+            EnvelopeState::Pending
+        } else {
+            EnvelopeState::Skipped
+        }
+    }
+
+    /// Most entries of one bulk request, when bulk publishing is on.
+    fn bulk_entries(&self) -> Option<usize> {
+        self.dapr
+            .dapr_bulk_publish
+            .then_some(self.dapr.dapr_bulk_max_entries as usize)
+    }
+
+    /// Most bytes of envelopes in one bulk request.
+    fn bulk_max_bytes(&self) -> usize {
+        usize::try_from(self.dapr.dapr_bulk_max_bytes).unwrap_or(usize::MAX)
+    }
+
+    fn publish_timeout(&self) -> Duration {
+        self.dapr.dapr_publish_timeout
+    }
+
+    /// Why the relay stops retrying `e` after one more failure, if it does:
+    /// `RELAY_MAX_ATTEMPTS` attempts made, or failing for `RELAY_MAX_AGE`.
+    fn gives_up(&self, e: &PendingEnvelope) -> Option<String> {
+        let attempts = u32::try_from(e.attempts + 1).unwrap_or(u32::MAX);
+        if self.config.relay_max_attempts > 0 && attempts >= self.config.relay_max_attempts {
+            return Some(format!(
+                "gave up after {attempts} attempts (RELAY_MAX_ATTEMPTS)"
+            ));
+        }
+        let failing = e
+            .first_failed_at
+            .map(|first| crate::domain::task::now() - first)
+            .and_then(|d| d.to_std().ok())?;
+        (failing >= self.config.relay_max_age).then(|| {
+            format!(
+                "gave up after failing for {} (RELAY_MAX_AGE)",
+                humantime::format_duration(Duration::from_secs(failing.as_secs()))
+            )
+        })
+    }
+
+    /// Panics if a panic was injected (see [`Relay::inject_panic`]).
+    fn check_injected_panic(&self) {
+        if self.inject_panic.swap(false, Ordering::AcqRel) {
+            panic!("panic injected into the relay");
+        }
     }
 }
 
+/// `d` as a chrono duration (configuration bounds every duration, so this never
+/// saturates in practice).
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
 impl Relay {
-    /// Runs the relay until `stop` turns true, under a supervisor: a relay loop that
-    /// panics is logged, counted (`pakaura_relay_restarts_total`) and restarted after
-    /// a back-off; meanwhile [`Relay::is_running`] is false, so `/readyz` says so.
+    /// The relay that works with `ctx`; it runs once [`Relay::spawn`]ed.
+    pub fn new(ctx: RelayContext) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                ctx: Arc::new(ctx),
+                map_wake: Arc::new(Notify::new()),
+                publish_wake: Arc::new(Notify::new()),
+                running: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Tells the relay a mutation committed.
+    pub fn notify(&self) {
+        self.shared.map_wake.notify_one();
+    }
+
+    /// Replays dead letter `id`: a refused or expired envelope is queued again as it
+    /// was (same id, same body); a mutation that could not be mapped is mapped again
+    /// with the live mappers. Either way only that letter is resolved.
+    pub async fn replay(&self, id: Uuid) -> Result<Replayed, ReplayError> {
+        let replayed = replay::replay(&self.shared.ctx, id).await?;
+        self.shared.publish_wake.notify_one();
+        Ok(replayed)
+    }
+
+    /// The relay's database pool (closed at shutdown).
+    pub fn db(&self) -> &Db {
+        &self.shared.ctx.db
+    }
+
+    /// Whether the relay runs (false before it starts, after it stopped, and between a
+    /// panic and its restart).
+    pub fn is_running(&self) -> bool {
+        self.shared.running.load(Ordering::Acquire)
+    }
+
+    /// Makes the relay panic at its next turn, to test the supervisor.
+    #[doc(hidden)]
+    pub fn inject_panic(&self) {
+        self.shared.ctx.inject_panic.store(true, Ordering::Release);
+        self.notify();
+    }
+
+    /// Runs the relay until `stop` turns true, under a supervisor: a relay that panics
+    /// is logged, counted (`pakaura_relay_restarts_total`) and restarted after a
+    /// back-off; meanwhile [`Relay::is_running`] is false, so `/readyz` says so.
     pub fn spawn(&self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let mut restart_delay = Duration::from_millis(100);
             loop {
                 shared.set_running(true);
-                let run = tokio::spawn(run(shared.clone(), stop.clone()));
-                let outcome = run.await;
+                let outcome = tokio::spawn(run(shared.clone(), stop.clone())).await;
                 shared.set_running(false);
                 match outcome {
                     Ok(()) => break,
@@ -155,7 +234,8 @@ impl Relay {
                             .or_else(|| panic.downcast_ref::<String>().cloned())
                             .unwrap_or_else(|| "(no message)".to_owned());
                         tracing::error!(
-                            relay = %shared.ctx.id, panic = %message, restart_in_ms = restart_delay.as_millis() as u64,
+                            relay = %shared.ctx.id, panic = %message,
+                            restart_in_ms = restart_delay.as_millis() as u64,
                             "the relay panicked; restarting it"
                         );
                         metrics::counter!("pakaura_relay_restarts_total").increment(1);
@@ -171,19 +251,6 @@ impl Relay {
             }
         })
     }
-
-    /// Whether the relay loop runs (false before it starts, after it stopped, and
-    /// between a panic and its restart).
-    pub fn is_running(&self) -> bool {
-        self.shared.running.load(Ordering::Acquire)
-    }
-
-    /// Makes the running relay loop panic at its next turn, to test the supervisor.
-    #[doc(hidden)]
-    pub fn inject_panic(&self) {
-        self.shared.inject_panic.store(true, Ordering::Release);
-        self.notify();
-    }
 }
 
 impl Shared {
@@ -193,62 +260,49 @@ impl Shared {
     }
 }
 
-/// The relay loop: map, publish, prune, wait for work; until `stop` turns true.
-async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let ctx = &shared.ctx;
-    let wake = &shared.wake;
-    let sidecar_ready = Arc::new(AtomicBool::new(false));
-    let waiter = ctx
-        .publisher
-        .clone()
-        .map(|p| tokio::spawn(wait_for_sidecar(p, sidecar_ready.clone())));
-    // Aborts the sidecar waiter however this loop ends, a panic included.
-    let _waiter = waiter.map(AbortOnDrop);
-    let mut last_prune = Instant::now() - Duration::from_secs(3600);
+/// The relay's three stages, until `stop` turns true; a panic in any of them ends
+/// the others and is passed on to the supervisor.
+async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    let ctx = shared.ctx.clone();
     tracing::info!(relay = %ctx.id, dapr = ctx.publisher.is_some(), "relay started");
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        if shared.inject_panic.swap(false, Ordering::AcqRel) {
-            panic!("panic injected into the relay");
-        }
-        let mapped = map::run(ctx).await;
-        let published = if sidecar_ready.load(Ordering::Acquire) {
-            publish::run(ctx).await
-        } else {
-            0
-        };
-        if last_prune.elapsed() > Duration::from_secs(60) {
-            last_prune = Instant::now();
-            prune(ctx).await;
-        }
-        if mapped == 0 && published == 0 {
+    let mut stages = JoinSet::new();
+    stages.spawn(map::run(
+        ctx.clone(),
+        shared.map_wake.clone(),
+        shared.publish_wake.clone(),
+        stop.clone(),
+    ));
+    stages.spawn(housekeeping::run(ctx.clone(), stop.clone()));
+    if let Some(publisher) = ctx.publisher.clone() {
+        let wake = shared.publish_wake.clone();
+        let mut stop = stop.clone();
+        let ctx = ctx.clone();
+        stages.spawn(async move {
             tokio::select! {
-                () = wake.notified() => {}
-                () = tokio::time::sleep(ctx.config.relay_poll_interval) => {}
-                _ = stop.changed() => {}
+                () = wait_for_sidecar(&publisher) => {}
+                _ = stop.wait_for(|s| *s) => return,
             }
+            Dispatcher::new(ctx, publisher).run(wake, stop).await;
+        });
+    }
+    while let Some(done) = stages.join_next().await {
+        if let Err(e) = done
+            && e.is_panic()
+        {
+            stages.abort_all();
+            std::panic::resume_unwind(e.into_panic());
         }
     }
     tracing::info!(relay = %ctx.id, "relay stopped");
 }
 
-/// Aborts a spawned task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Polls `/v1.0/healthz/outbound` until the sidecar is ready; the API serves and
-/// the map stage runs meanwhile.
-async fn wait_for_sidecar(publisher: Publisher, ready: Arc<AtomicBool>) {
+/// Polls `/v1.0/healthz/outbound` until the sidecar is ready; the API serves and the
+/// map stage runs meanwhile.
+async fn wait_for_sidecar(publisher: &Publisher) {
     let mut delay = Duration::from_millis(100);
     let mut warned = false;
     let started = Instant::now();
+    metrics::gauge!("pakaura_sidecar_ready").set(0.0);
     while !publisher.sidecar_ready().await {
         if !warned && started.elapsed() > Duration::from_secs(10) {
             tracing::warn!(
@@ -259,21 +313,6 @@ async fn wait_for_sidecar(publisher: Publisher, ready: Arc<AtomicBool>) {
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+    metrics::gauge!("pakaura_sidecar_ready").set(1.0);
     tracing::info!("Dapr sidecar ready");
-    ready.store(true, Ordering::Release);
-}
-
-async fn prune(ctx: &RelayContext) {
-    let Ok(retention) = chrono::Duration::from_std(ctx.config.envelope_retention) else {
-        return;
-    };
-    let before = crate::domain::task::now() - retention;
-    match ctx.db.prune(before).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            rows = n,
-            "pruned finished relay rows past ENVELOPE_RETENTION"
-        ),
-        Err(e) => tracing::warn!(error = %e, "pruning relay rows failed; will try again"),
-    }
 }

@@ -7,6 +7,7 @@
 mod admin;
 mod outbox;
 mod relay;
+mod states;
 mod tasks;
 
 use std::str::FromStr;
@@ -16,9 +17,17 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use admin::{Backlog, DeadLetter, EnvelopeFilter, EnvelopeRecord, Requeued};
 pub use outbox::{MutationContext, OutboxRow};
-pub use relay::{ClaimedEnvelope, DeadLetter, EnvelopeRecord, EnvelopeState, NewEnvelope};
+pub use relay::{
+    DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, HeldTask, MappedRow, Mapping,
+    MappingStored, NewEnvelope, PendingEnvelope, Release,
+};
+pub use states::{DeadLetterKind, EnvelopeState};
 pub use tasks::{ListOrder, NewTask, Page, PageRequest, TaskPatch};
+
+/// Longest reason or error text stored (dead letters, an envelope's last error).
+pub const MAX_STORED_REASON: usize = 4 * 1024;
 
 /// Awaits `$body`, an `async` block, with `$pool` bound to the configured pool.
 ///
@@ -46,6 +55,46 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("DATABASE_URL: {0}")]
     Url(String),
+}
+
+impl StoreError {
+    /// Whether the database is unavailable or overloaded (the same statement may work
+    /// later), as opposed to refusing this statement or its data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(e) => transient(e),
+            StoreError::Migrate(_) | StoreError::Url(_) => false,
+        }
+    }
+}
+
+/// Whether `e` says the database is unavailable or busy rather than that the statement
+/// or its data is wrong.
+fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else {
+                return false;
+            };
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLITE_BUSY (5) or SQLITE_LOCKED (6), extended codes included.
+                return code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6));
+            }
+            // PostgreSQL: serialization failure, deadlock, lock timeout, query cancelled,
+            // insufficient resources, operator intervention, connection exceptions.
+            matches!(code.as_ref(), "40001" | "40P01" | "55P03" | "57014")
+                || ["53", "57P", "08"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
 }
 
 /// The configured database.
@@ -138,18 +187,19 @@ pub(crate) trait WritePool {
     /// Reads one user's task and locks it until the transaction ends.
     fn select_task_for_update(&self) -> &'static str;
 
-    /// Leases pending outbox rows: binds `me`, `until`, `now`, `limit`.
+    /// Leases pending outbox rows: binds `owner`, `until`, `now`, `limit`, `token`.
     fn claim_mutations_sql(&self) -> &'static str;
 
-    /// Leases publishable envelopes: binds `me`, `until`, `now`, `limit`.
-    fn claim_envelopes_sql(&self) -> &'static str;
+    /// Leases ready task queues: binds `owner`, `until`, `now`, `limit`, `token`.
+    fn claim_tasks_sql(&self) -> &'static str;
 }
 
-/// The SQL of [`WritePool::claim_mutations_sql`], with `$LOCK` for the row-lock clause.
+/// The SQL of [`WritePool::claim_mutations_sql`], with `$lock` for the row-lock clause.
+/// The partial index `outbox_pending` makes it cost what it returns.
 macro_rules! claim_mutations_sql {
     ($lock:literal) => {
         concat!(
-            "UPDATE outbox SET locked_by = $1, locked_until = $2 WHERE seq IN (",
+            "UPDATE outbox SET locked_by = $1, locked_until = $2, lock_token = $5 WHERE seq IN (",
             "SELECT seq FROM outbox WHERE state = 'pending' AND (locked_until IS NULL OR locked_until < $3) ",
             "ORDER BY seq LIMIT $4 ", $lock, ") ",
             "RETURNING seq, id, task_id, user_id, action, mutation, traceparent, created_at"
@@ -157,21 +207,15 @@ macro_rules! claim_mutations_sql {
     };
 }
 
-/// The SQL of [`WritePool::claim_envelopes_sql`]: only each task's head envelope,
-/// and only when no earlier mutation of the task is still unmapped.
-macro_rules! claim_envelopes_sql {
+/// The SQL of [`WritePool::claim_tasks_sql`], with `$lock` for the row-lock clause: the
+/// oldest ready queues first (index `relay_tasks_ready`).
+macro_rules! claim_tasks_sql {
     ($lock:literal) => {
         concat!(
-            "UPDATE envelopes SET locked_by = $1, locked_until = $2 WHERE seq IN (",
-            "SELECT e.seq FROM envelopes e WHERE e.state = 'pending' AND e.next_attempt_at <= $3 ",
-            "AND (e.locked_until IS NULL OR e.locked_until < $3) ",
-            "AND NOT EXISTS (SELECT 1 FROM envelopes p WHERE p.task_id = e.task_id AND p.state = 'pending' ",
-            "AND (p.outbox_seq < e.outbox_seq OR (p.outbox_seq = e.outbox_seq AND p.event_index < e.event_index))) ",
-            "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.task_id = e.task_id AND o.state = 'pending' ",
-            "AND o.seq < e.outbox_seq) ",
-            "ORDER BY e.outbox_seq, e.event_index LIMIT $4 ", $lock, ") ",
-            "RETURNING seq, id, task_id, user_id, mapper, topic, event_type, partition_key, body, traceparent, ",
-            "correlation_id, attempts, mutation_id"
+            "UPDATE relay_tasks SET locked_by = $1, locked_until = $2, lock_token = $5 WHERE task_id IN (",
+            "SELECT task_id FROM relay_tasks WHERE ready_at <= $3 ",
+            "AND (locked_until IS NULL OR locked_until < $3) ",
+            "ORDER BY ready_at LIMIT $4 ", $lock, ") RETURNING task_id"
         )
     };
 }
@@ -193,8 +237,8 @@ impl WritePool for SqlitePool {
         claim_mutations_sql!("")
     }
 
-    fn claim_envelopes_sql(&self) -> &'static str {
-        claim_envelopes_sql!("")
+    fn claim_tasks_sql(&self) -> &'static str {
+        claim_tasks_sql!("")
     }
 }
 
@@ -214,7 +258,7 @@ impl WritePool for PgPool {
         claim_mutations_sql!("FOR UPDATE SKIP LOCKED")
     }
 
-    fn claim_envelopes_sql(&self) -> &'static str {
-        claim_envelopes_sql!("FOR UPDATE OF e SKIP LOCKED")
+    fn claim_tasks_sql(&self) -> &'static str {
+        claim_tasks_sql!("FOR UPDATE SKIP LOCKED")
     }
 }
