@@ -93,8 +93,11 @@ fn native(m: &Mutation) -> types::Mutation {
 
 fn bench(c: &mut Criterion) {
     let config = Args::parse_from(["bench"]).mappers;
-    let registry = MapperRegistry::load_blocking(MapperRuntime::new().expect("engine"), config)
-        .expect("load builtin");
+    let registry = MapperRegistry::load_blocking(
+        MapperRuntime::new(config.mapper_memory_limit).expect("engine"),
+        config,
+    )
+    .expect("load builtin");
     let set = registry.current();
 
     for action in [Action::Created, Action::Updated] {

@@ -118,6 +118,11 @@ impl Application {
         &self.state.db
     }
 
+    /// The application's relay.
+    pub fn relay(&self) -> &Relay {
+        &self.state.relay
+    }
+
     /// A handle that stops the application gracefully.
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle(self.stop.clone())

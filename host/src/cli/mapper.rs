@@ -102,7 +102,7 @@ fn init_logging() {
 }
 
 fn load(file: &str, cfg: &MapperConfig, overrides: &Settings) -> anyhow::Result<LoadedMapper> {
-    let runtime = MapperRuntime::new()?;
+    let runtime = MapperRuntime::new(cfg.mapper_memory_limit)?;
     let settings = SettingsTable::load(cfg)?;
     let limits = Limits::from_config(cfg);
     Ok(LoadedMapper::load(

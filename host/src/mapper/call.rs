@@ -1,5 +1,9 @@
-//! One sandboxed call into a mapper: a fresh store and instance, the call, and the
-//! classification of whatever went wrong into a [`MapFailure`].
+//! Sandboxed calls into a mapper: an [`Instance`] (a store and an instantiated
+//! component) and one call on it, with whatever went wrong classified into a
+//! [`MapFailure`].
+//!
+//! A fresh instance's first call shares one deadline with its instantiation; a reused
+//! instance gets a new deadline, a new `host.log` budget and empty stdio per call.
 
 use std::sync::Arc;
 
@@ -9,48 +13,97 @@ use super::bindings::pakaura::events::types as wit;
 use super::bindings::{Mapper, MapperPre};
 use super::error::MapFailure;
 use super::limits::Limits;
-use super::runtime::MapperRuntime;
-use super::sandbox::{MemoryLimitHit, SandboxState, WaitPastDeadline, truncate};
+use super::runtime::{InstanceSlot, MapperRuntime};
+use super::sandbox::{MemoryLimitHit, SandboxState, WaitPastDeadline};
 use super::settings::Settings;
+use crate::domain::text::truncate;
 
 /// Longest guest-provided text kept in a failure (an `err` message, a trap's stderr).
 const MAX_REASON: usize = 2 * 1024;
 
-/// Everything one call needs besides its argument.
+/// What a new instance needs.
 pub(crate) struct CallContext<'a> {
     pub(crate) runtime: &'a MapperRuntime,
     pub(crate) pre: &'a MapperPre<SandboxState>,
-    /// The name the host log tags the call with.
+    /// The name the host log tags the calls with.
     pub(crate) tag: Arc<str>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) limits: &'a Limits,
 }
 
 impl CallContext<'_> {
-    /// Calls `describe`.
-    pub(crate) fn describe(&self) -> Result<wit::MapperInfo, MapFailure> {
-        self.run(|mapper, store| mapper.call_describe(store))
-    }
-
-    /// Calls `map-mutation`; an `err` from the mapper becomes [`MapFailure::Rejected`].
-    pub(crate) fn map_mutation(&self, m: &wit::Mutation) -> Result<Vec<wit::Event>, MapFailure> {
-        self.run(|mapper, store| mapper.call_map_mutation(store, m))?
-            .map_err(|msg| MapFailure::Rejected(truncate(&msg, MAX_REASON).into_owned()))
-    }
-
-    fn run<R>(
-        &self,
-        call: impl FnOnce(&Mapper, &mut Store<SandboxState>) -> wasmtime::Result<R>,
-    ) -> Result<R, MapFailure> {
+    /// A new instance in a fresh sandbox; its deadline starts now and covers its first
+    /// call too.
+    pub(crate) fn instantiate(&self) -> Result<Instance, MapFailure> {
+        let slot = self.runtime.instance_slot();
         let mut store =
             self.runtime
                 .new_store(self.tag.clone(), self.settings.clone(), self.limits);
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|mapper| call(&mapper, &mut store));
-        let stderr = store.data().drain_stdio();
-        result.map_err(|e| classify(&e, store.data(), self.limits, &stderr))
+        match self.pre.instantiate(&mut store) {
+            Ok(mapper) => Ok(Instance {
+                store,
+                mapper,
+                calls: 0,
+                _slot: slot,
+            }),
+            Err(e) => {
+                let stderr = store.data().drain_stdio();
+                Err(classify(&e, store.data(), self.limits, &stderr))
+            }
+        }
+    }
+
+    /// Calls `describe` on a fresh instance.
+    pub(crate) fn describe(&self) -> Result<wit::MapperInfo, MapFailure> {
+        let mut instance = self.instantiate()?;
+        instance.run(self.runtime, self.limits, |mapper, store| {
+            mapper.call_describe(store)
+        })
+    }
+}
+
+/// An instantiated mapper and its store.
+pub(crate) struct Instance {
+    store: Store<SandboxState>,
+    mapper: Mapper,
+    /// Calls made on it so far.
+    calls: u32,
+    /// Dropped after the store (fields drop in order), freeing the pool slot.
+    _slot: InstanceSlot,
+}
+
+impl Instance {
+    /// Calls made on this instance so far.
+    pub(crate) fn calls(&self) -> u32 {
+        self.calls
+    }
+
+    /// Calls `map-mutation`; an `err` from the mapper becomes [`MapFailure::Rejected`].
+    pub(crate) fn map_mutation(
+        &mut self,
+        runtime: &MapperRuntime,
+        limits: &Limits,
+        m: &wit::Mutation,
+    ) -> Result<Vec<wit::Event>, MapFailure> {
+        self.run(runtime, limits, |mapper, store| {
+            mapper.call_map_mutation(store, m)
+        })?
+        .map_err(|msg| MapFailure::Rejected(truncate(&msg, MAX_REASON).into_owned()))
+    }
+
+    fn run<R>(
+        &mut self,
+        runtime: &MapperRuntime,
+        limits: &Limits,
+        call: impl FnOnce(&Mapper, &mut Store<SandboxState>) -> wasmtime::Result<R>,
+    ) -> Result<R, MapFailure> {
+        if self.calls > 0 {
+            runtime.begin_call(&mut self.store, limits);
+        }
+        self.calls += 1;
+        let result = call(&self.mapper, &mut self.store);
+        let stderr = self.store.data().drain_stdio();
+        result.map_err(|e| classify(&e, self.store.data(), limits, &stderr))
     }
 }
 

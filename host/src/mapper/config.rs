@@ -47,6 +47,14 @@ pub struct MapperConfig {
     #[arg(long, env = "MAPPER_MAX_EVENT_BYTES", default_value = "256KiB", value_parser = parse_event_bytes)]
     pub mapper_max_event_bytes: u64,
 
+    /// Calls one mapper instance may serve before it is discarded; 0 (the default):
+    /// a fresh instance per call. Reuse is faster but a mapper then keeps its memory
+    /// from one mutation to the next (see the README); an instance that traps, misses
+    /// its deadline or hits a limit is always discarded, and a reload discards all.
+    #[arg(long, env = "MAPPER_INSTANCE_REUSE", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub mapper_instance_reuse: u32,
+
     /// Topics mappers may publish to, comma-separated Kafka topic names.
     #[arg(long, env = "ALLOWED_TOPICS", default_value = DEFAULT_ALLOWED_TOPICS,
           value_delimiter = ',', num_args = 1.., value_parser = parse_topic)]
@@ -67,6 +75,7 @@ impl Default for MapperConfig {
             mapper_memory_limit: 64 << 20,
             mapper_max_events: 64,
             mapper_max_event_bytes: 256 << 10,
+            mapper_instance_reuse: 0,
             allowed_topics: DEFAULT_ALLOWED_TOPICS
                 .split(',')
                 .filter_map(|t| TopicName::parse(t).ok())

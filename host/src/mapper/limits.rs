@@ -21,6 +21,8 @@ pub struct Limits {
     pub max_event_bytes: usize,
     /// Topics any mapper may declare and publish to.
     pub allowed_topics: Arc<BTreeSet<TopicName>>,
+    /// Calls one instance may serve (0 and 1: a fresh instance per call).
+    pub instance_reuse: u32,
 }
 
 impl Limits {
@@ -32,6 +34,7 @@ impl Limits {
             max_events: config.mapper_max_events as usize,
             max_event_bytes: usize::try_from(config.mapper_max_event_bytes).unwrap_or(usize::MAX),
             allowed_topics: Arc::new(config.allowed_topics.iter().cloned().collect()),
+            instance_reuse: config.mapper_instance_reuse,
         }
     }
 

@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -13,10 +14,11 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::bindings::MapperPre;
+use super::bindings::pakaura::events::types as wit;
 use super::builtin::{BUILTIN_DEFAULT, DEFAULT_MAPPER_WASM};
-use super::call::CallContext;
+use super::call::{CallContext, Instance};
 use super::convert::to_wit;
-use super::error::{LoadError, MapError, Refusal};
+use super::error::{LoadError, MapError, MapFailure, Refusal};
 use super::event::MappedEvent;
 use super::inspect::{check_contract, check_header};
 use super::limits::Limits;
@@ -26,6 +28,9 @@ use super::settings::{Settings, SettingsTable};
 use super::topic::TopicName;
 use super::validate::{Producer, check_text, validate};
 use crate::domain::Mutation;
+
+/// Most idle instances one mapper keeps for reuse.
+const MAX_IDLE_INSTANCES: usize = 4;
 
 /// Where a mapper's component comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +125,9 @@ pub struct LoadedMapper {
     limits: Limits,
     runtime: MapperRuntime,
     pre: MapperPre<SandboxState>,
+    /// Instances kept for reuse (`MAPPER_INSTANCE_REUSE`); dropped with the mapper, so
+    /// a reload discards them.
+    idle: Mutex<Vec<Instance>>,
 }
 
 impl fmt::Debug for LoadedMapper {
@@ -213,30 +221,62 @@ impl LoadedMapper {
             limits: limits.clone(),
             runtime: runtime.clone(),
             pre,
+            idle: Mutex::new(Vec::new()),
         })
     }
 
     /// Maps one mutation through this mapper alone and validates the output.
     pub fn map(&self, mutation: &Mutation) -> Result<Vec<MappedEvent>, MapError> {
-        let fail = |kind| MapError {
-            mapper: self.name.to_string(),
-            kind,
+        let started = Instant::now();
+        let result = self.call(mutation).and_then(|events| {
+            let producer = Producer {
+                name: &self.name,
+                version: &self.version,
+                topics: &self.topics,
+            };
+            validate(&producer, &self.limits, events)
+        });
+        let mapper = self.name.to_string();
+        metrics::counter!("pakaura_mapper_calls_total", "mapper" => mapper.clone()).increment(1);
+        metrics::histogram!("pakaura_mapper_call_duration_seconds", "mapper" => mapper.clone())
+            .record(started.elapsed().as_secs_f64());
+        result.map_err(|kind| {
+            metrics::counter!("pakaura_mapper_failures_total", "mapper" => mapper.clone(), "kind" => kind.code())
+                .increment(1);
+            MapError { mapper, kind }
+        })
+    }
+
+    /// One `map-mutation` call, on an idle instance when reuse is on and one is kept,
+    /// else on a fresh one. The instance is kept afterwards only when the call returned
+    /// (with events or an `err`) and it has calls left.
+    fn call(&self, mutation: &Mutation) -> Result<Vec<wit::Event>, MapFailure> {
+        let reuse = self.limits.instance_reuse > 1;
+        let kept = if reuse { self.idle().pop() } else { None };
+        let mut instance = match kept {
+            Some(instance) => instance,
+            None => CallContext {
+                runtime: &self.runtime,
+                pre: &self.pre,
+                tag: self.name.clone(),
+                settings: self.settings.clone(),
+                limits: &self.limits,
+            }
+            .instantiate()?,
         };
-        let events = CallContext {
-            runtime: &self.runtime,
-            pre: &self.pre,
-            tag: self.name.clone(),
-            settings: self.settings.clone(),
-            limits: &self.limits,
+        let result = instance.map_mutation(&self.runtime, &self.limits, &to_wit(mutation));
+        let returned = matches!(result, Ok(_) | Err(MapFailure::Rejected(_)));
+        if reuse && returned && instance.calls() < self.limits.instance_reuse {
+            let mut idle = self.idle();
+            if idle.len() < MAX_IDLE_INSTANCES {
+                idle.push(instance);
+            }
         }
-        .map_mutation(&to_wit(mutation))
-        .map_err(fail)?;
-        let producer = Producer {
-            name: &self.name,
-            version: &self.version,
-            topics: &self.topics,
-        };
-        validate(&producer, &self.limits, events).map_err(fail)
+        result
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Instance>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The name from `describe`.

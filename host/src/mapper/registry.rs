@@ -44,9 +44,11 @@ impl MapperRegistry {
     /// Creates the process's [`MapperRuntime`] and loads the configured set on a
     /// blocking thread.
     pub async fn load(config: MapperConfig) -> Result<Self, LoadError> {
-        tokio::task::spawn_blocking(move || Self::load_blocking(MapperRuntime::new()?, config))
-            .await
-            .map_err(|e| LoadError::Engine(format!("the loading task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            Self::load_blocking(MapperRuntime::new(config.mapper_memory_limit)?, config)
+        })
+        .await
+        .map_err(|e| LoadError::Engine(format!("the loading task failed: {e}")))?
     }
 
     /// Loads the configured set with `runtime` on the current thread (compiles

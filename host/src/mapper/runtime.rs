@@ -1,13 +1,15 @@
 //! [`MapperRuntime`]: the process's one `wasmtime` engine, its epoch ticker and the
 //! sandbox's linker shared by every mapper.
 
-use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::component::Linker;
-use wasmtime::{Config, Engine, OptLevel, Store};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Store,
+};
 
 use super::error::LoadError;
 use super::limits::Limits;
@@ -16,6 +18,19 @@ use super::settings::Settings;
 
 /// How often the epoch advances; deadlines are measured in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Most mapper instances alive at once (calls in flight and instances kept for reuse);
+/// the pooling allocator reserves this many slots. An instantiation past it waits for a
+/// slot rather than failing.
+const MAX_INSTANCES: u32 = 128;
+/// Core instances, memories and tables one component instance may create (the
+/// sandbox's limiter enforces the same caps per store).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+const MEMORIES_PER_COMPONENT: u32 = 8;
+const TABLES_PER_COMPONENT: u32 = 16;
+/// The largest runtime metadata of one (core or component) instance. Interpreters
+/// compiled to components (Python, JavaScript) need several MiB.
+const INSTANCE_METADATA: usize = 16 << 20;
 
 /// The engine, linker and epoch ticker shared by all mappers. Cheap to clone.
 ///
@@ -30,6 +45,7 @@ pub struct MapperRuntime {
 struct Inner {
     engine: Engine,
     linker: Linker<SandboxState>,
+    slots: InstanceSlots,
     _ticker: EpochTicker,
 }
 
@@ -41,14 +57,32 @@ impl std::fmt::Debug for MapperRuntime {
 
 impl MapperRuntime {
     /// Creates the engine (component model, epoch interruption, Cranelift at
-    /// `speed`), the linker (WASI p2 denying everything, plus the `host`
-    /// interface) and starts the epoch ticker.
-    pub fn new() -> Result<Self, LoadError> {
+    /// `speed`, the pooling instance allocator with copy-on-write memory images), the
+    /// linker (WASI p2 denying everything, plus the `host` interface) and starts the
+    /// epoch ticker. `memory_limit` (`MAPPER_MEMORY_LIMIT`) sizes the pool's memories.
+    pub fn new(memory_limit: u64) -> Result<Self, LoadError> {
+        let mut pool = PoolingAllocationConfig::new();
+        let memory_limit = usize::try_from(memory_limit).unwrap_or(usize::MAX);
+        pool.total_component_instances(MAX_INSTANCES)
+            .total_core_instances(MAX_INSTANCES * 8)
+            .total_memories(MAX_INSTANCES * 2)
+            .total_tables(MAX_INSTANCES * 4)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(TABLES_PER_COMPONENT)
+            .max_memories_per_module(MEMORIES_PER_COMPONENT)
+            .max_tables_per_module(TABLES_PER_COMPONENT)
+            .table_elements(1 << 16)
+            .max_core_instance_size(INSTANCE_METADATA)
+            .max_component_instance_size(INSTANCE_METADATA)
+            .max_memory_size(memory_limit);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
-            .cranelift_opt_level(OptLevel::Speed);
+            .cranelift_opt_level(OptLevel::Speed)
+            .memory_init_cow(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let linker = sandbox::linker(&engine).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())?;
@@ -56,9 +90,19 @@ impl MapperRuntime {
             inner: Arc::new(Inner {
                 engine,
                 linker,
+                slots: InstanceSlots::new(MAX_INSTANCES as usize),
                 _ticker: ticker,
             }),
         })
+    }
+
+    /// Takes one of the pool's instance slots, waiting for one if all are taken; the
+    /// slot is given back when the returned guard drops (with the instance).
+    pub(crate) fn instance_slot(&self) -> InstanceSlot {
+        self.inner.slots.take();
+        InstanceSlot {
+            runtime: self.clone(),
+        }
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -83,6 +127,56 @@ impl MapperRuntime {
             limits,
             deadline_ticks(limits.deadline),
         )
+    }
+
+    /// Prepares a reused instance's store for one more call: a new deadline from now,
+    /// a new `host.log` budget.
+    pub(crate) fn begin_call(&self, store: &mut Store<SandboxState>, limits: &Limits) {
+        store.set_epoch_deadline(deadline_ticks(limits.deadline));
+        store.data_mut().begin_call(limits);
+    }
+}
+
+/// Counts the instances alive, so there are never more than the pool has slots.
+#[derive(Debug)]
+struct InstanceSlots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl InstanceSlots {
+    fn new(slots: usize) -> Self {
+        Self {
+            free: Mutex::new(slots),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn take(&self) {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free == 0 {
+            free = self
+                .freed
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= 1;
+    }
+
+    fn give_back(&self) {
+        *self.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.freed.notify_one();
+    }
+}
+
+/// One instance slot taken from the runtime; given back when dropped.
+pub(crate) struct InstanceSlot {
+    runtime: MapperRuntime,
+}
+
+impl Drop for InstanceSlot {
+    fn drop(&mut self) {
+        self.runtime.inner.slots.give_back();
     }
 }
 
@@ -142,7 +236,7 @@ mod tests {
     fn the_clock_override_targets_the_wasi_instance() {
         // Re-opening the instance and defining `now` again must fail: the instance
         // we shadowed is the one WASI defined, not a fresh empty one.
-        let runtime = MapperRuntime::new().unwrap();
+        let runtime = MapperRuntime::new(64 << 20).unwrap();
         let mut linker = runtime.linker().clone();
         let mut clock = linker.instance(MONOTONIC_CLOCK).unwrap();
         let redefined = clock.func_wrap("now", |_, (): ()| Ok((0u64,)));

@@ -165,6 +165,7 @@ impl Options {
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,
     pub(crate) db: Db,
+    pub(crate) relay: pakaura_host::relay::Relay,
     pub(crate) client: reqwest::Client,
     stop: StopHandle,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -219,11 +220,13 @@ pub(crate) async fn start(database: TestDatabase, options: Options) -> TestApp {
     assert!(demo.is_none());
     let addr = app.addr();
     let db = app.db().clone();
+    let relay = app.relay().clone();
     let stop = app.stop_handle();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         addr,
         db,
+        relay,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()

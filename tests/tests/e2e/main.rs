@@ -11,6 +11,7 @@ mod mcp;
 mod ops;
 mod outbox;
 mod pipeline;
+mod relay;
 mod replay;
 mod sandbox;
 mod tasks;

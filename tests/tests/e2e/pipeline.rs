@@ -11,6 +11,7 @@ use crate::helpers::{Backend, Options, on_both_databases, spawn_app, spawn_with}
 use crate::sink::{
     Behaviour, DaprSink, Recorded, WAIT, dapr_options, pairs, sink_behaviour, task_id, types_of,
 };
+use pakaura_host::store::EnvelopeFilter;
 
 fn assert_valid_envelope(r: &Recorded) {
     let e = &r.body;
@@ -37,8 +38,9 @@ fn assert_valid_envelope(r: &Recorded) {
     assert_eq!(r.headers["dapr-api-token"], "dapr-token-123");
     assert_eq!(r.pubsub, "pubsub-kafka");
     assert_eq!(
-        r.query["metadata.partitionKey"],
-        e["data"]["task_id"].as_str().unwrap()
+        r.partition_key.as_deref(),
+        e["data"]["task_id"].as_str(),
+        "the task id is the Kafka key"
     );
 }
 
@@ -285,23 +287,27 @@ async fn finished_rows_are_pruned_after_the_retention(backend: Backend) {
     let app = spawn_app(backend).await;
     task_id(&app, "alice", json!({"title": "short-lived"})).await;
     let deadline = tokio::time::Instant::now() + WAIT;
-    while app.db.recent_envelopes(None, 10).await.unwrap().len() < 2 {
+    let recent = EnvelopeFilter {
+        limit: 10,
+        ..EnvelopeFilter::default()
+    };
+    while app.db.recent_envelopes(&recent).await.unwrap().len() < 2 {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let past = chrono::Utc::now() - chrono::Duration::hours(1);
     assert_eq!(
-        app.db.prune(past).await.unwrap(),
+        app.db.prune_some(past, 1000).await.unwrap(),
         0,
         "nothing is older than the retention"
     );
     let future = chrono::Utc::now() + chrono::Duration::hours(1);
     assert_eq!(
-        app.db.prune(future).await.unwrap(),
+        app.db.prune_some(future, 1000).await.unwrap(),
         3,
         "two envelopes and their mutation"
     );
-    assert!(app.db.recent_envelopes(None, 10).await.unwrap().is_empty());
+    assert!(app.db.recent_envelopes(&recent).await.unwrap().is_empty());
     assert!(app.db.outbox_rows(None).await.unwrap().is_empty());
 }
 

@@ -22,7 +22,7 @@ use uuid::Uuid;
 /// One runtime (engine + epoch ticker) for the whole test binary, as in the host.
 pub(crate) fn runtime() -> &'static MapperRuntime {
     static RUNTIME: OnceLock<MapperRuntime> = OnceLock::new();
-    RUNTIME.get_or_init(|| MapperRuntime::new().expect("the mapper runtime starts"))
+    RUNTIME.get_or_init(|| MapperRuntime::new(4 << 30).expect("the mapper runtime starts"))
 }
 
 /// Runs `f` on its own thread and fails the test if it takes longer than a
@@ -311,4 +311,55 @@ fn host_log_lines_reach_the_host_log_tagged_with_the_mapper() {
         .unwrap_or_else(|| panic!("no line tagged mapper=v2 in {logs}"));
     assert_eq!(line["level"], "DEBUG");
     assert!(!line["fields"]["message"].as_str().unwrap().is_empty());
+}
+
+/// The `calls` the counter guest reports for the fixed mutation, titled `title`; the
+/// error if it failed.
+fn counted(mapper: &LoadedMapper, title: &str) -> Result<u64, MapFailure> {
+    let mut m = mutation();
+    m.task.title = title.to_owned();
+    mapper
+        .map(&m)
+        .map(|events| events[0].data["calls"].as_u64().unwrap())
+        .map_err(|e| e.kind)
+}
+
+#[test]
+fn without_reuse_every_call_gets_a_fresh_instance() {
+    let mapper = misbehave("counter");
+    let calls = bounded(move || {
+        (0..3)
+            .map(|_| counted(&mapper, "x").unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(calls, [1, 1, 1]);
+}
+
+#[test]
+fn a_reused_instance_serves_its_calls_and_is_replaced_after_a_trap_or_its_quota() {
+    let limits = Limits {
+        instance_reuse: 3,
+        ..Limits::default()
+    };
+    let mapper = load_with(guests::MISBEHAVE, &[("mode", "counter")], limits).unwrap();
+    let seen = bounded(move || {
+        vec![
+            counted(&mapper, "a"),
+            counted(&mapper, "b"),
+            // The trap discards the instance, whatever quota it had left.
+            counted(&mapper, "trap"),
+            counted(&mapper, "c"),
+            counted(&mapper, "d"),
+            counted(&mapper, "e"),
+            // Three calls served: the next one gets a fresh instance.
+            counted(&mapper, "f"),
+        ]
+    });
+    assert_eq!(seen[..2], [Ok(1), Ok(2)]);
+    assert!(
+        matches!(&seen[2], Err(MapFailure::Trap(reason)) if reason.contains("after 3 calls")),
+        "{:?}",
+        seen[2]
+    );
+    assert_eq!(seen[3..], [Ok(1), Ok(2), Ok(3), Ok(1)]);
 }

@@ -23,11 +23,16 @@ use tokio::sync::Notify;
 pub(crate) struct Recorded {
     pub(crate) pubsub: String,
     pub(crate) topic: String,
-    pub(crate) query: HashMap<String, String>,
     pub(crate) headers: HeaderMap,
+    /// The Kafka key: `metadata.partitionKey` of a single publish, or the entry's
+    /// `metadata.partitionKey` in a bulk one.
+    pub(crate) partition_key: Option<String>,
+    /// The CloudEvent (a bulk entry's `event`).
     pub(crate) body: Value,
-    /// The status the sidecar answered.
+    /// The status the sidecar answered for this event (a bulk entry that failed: 500).
     pub(crate) status: u16,
+    /// For a bulk entry, which bulk request (counting from 1) carried it.
+    pub(crate) bulk_request: Option<usize>,
 }
 
 impl Recorded {
@@ -43,7 +48,8 @@ impl Recorded {
 /// How the sidecar answers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Behaviour {
-    /// Answer this many publishes with 500 `ERR_PUBSUB_PUBLISH_MESSAGE` first.
+    /// Answer this many events with 500 `ERR_PUBSUB_PUBLISH_MESSAGE` first (in a bulk
+    /// request, as `failedEntries`).
     pub(crate) fail_next: usize,
     /// Hold this many publishes for `hang_for` before answering 204.
     pub(crate) hang_next: usize,
@@ -54,6 +60,10 @@ pub(crate) struct Behaviour {
     pub(crate) pubsub: String,
     /// When set, requests must carry this `dapr-api-token` (401 otherwise).
     pub(crate) api_token: Option<String>,
+    /// How long every request takes to answer (unless it hangs).
+    pub(crate) latency: Duration,
+    /// Bulk requests received so far.
+    pub(crate) bulk_requests: usize,
 }
 
 #[derive(Default)]
@@ -87,6 +97,10 @@ impl DaprSink {
         let addr = listener.local_addr().unwrap();
         let app = Router::new()
             .route("/v1.0/publish/{pubsub}/{topic}", post(publish))
+            .route(
+                "/{version}/publish/bulk/{pubsub}/{topic}",
+                post(publish_bulk),
+            )
             .route(
                 "/v1.0/healthz/outbound",
                 get(|| async { StatusCode::NO_CONTENT }),
@@ -195,6 +209,83 @@ fn dapr_error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// The refusal Dapr answers a whole request with, if any: a wrong token (401), an
+/// unknown pub/sub (404), a forbidden topic (403), a wrong content type (400).
+fn refusal(
+    b: &Behaviour,
+    headers: &HeaderMap,
+    pubsub: &str,
+    topic: &str,
+    content_type: &str,
+) -> Option<(u16, Response)> {
+    let token_ok = b
+        .api_token
+        .as_deref()
+        .is_none_or(|t| headers.get("dapr-api-token").and_then(|v| v.to_str().ok()) == Some(t));
+    let sent_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !token_ok {
+        let r = (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid api token"}).to_string(),
+        )
+            .into_response();
+        Some((401, r))
+    } else if pubsub != b.pubsub {
+        let r = dapr_error(
+            StatusCode::NOT_FOUND,
+            "ERR_PUBSUB_NOT_FOUND",
+            &format!("pubsub {pubsub} not found"),
+        );
+        Some((404, r))
+    } else if sent_type != content_type {
+        let r = dapr_error(
+            StatusCode::BAD_REQUEST,
+            "ERR_PUBSUB_CLOUD_EVENTS_SER",
+            &format!("unexpected content type {sent_type}"),
+        );
+        Some((400, r))
+    } else if b.forbidden_topics.contains(topic) {
+        let r = dapr_error(
+            StatusCode::FORBIDDEN,
+            "ERR_PUBSUB_FORBIDDEN",
+            &format!("topic {topic} is not allowed for app id pakaura"),
+        );
+        Some((403, r))
+    } else {
+        None
+    }
+}
+
+/// Whether the next event fails (500), consuming one of `fail_next`.
+fn fails(b: &mut Behaviour) -> bool {
+    if b.fail_next > 0 {
+        b.fail_next -= 1;
+        true
+    } else {
+        false
+    }
+}
+
+/// How long to hold the next request: the latency, or a hang.
+fn hold(b: &mut Behaviour) -> Duration {
+    if b.hang_next > 0 {
+        b.hang_next -= 1;
+        b.hang_for
+    } else {
+        b.latency
+    }
+}
+
+impl Shared {
+    fn record(&self, recorded: Vec<Recorded>) {
+        self.requests.lock().unwrap().extend(recorded);
+        self.changed.notify_waiters();
+    }
+}
+
 async fn publish(
     State(shared): State<Arc<Shared>>,
     Path((pubsub, topic)): Path<(String, String)>,
@@ -202,75 +293,135 @@ async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (response, status, hang) = {
+    let (refused, failed, held) = {
         let mut b = shared.behaviour.lock().unwrap();
-        let token_ok = b
-            .api_token
-            .as_deref()
-            .is_none_or(|t| headers.get("dapr-api-token").and_then(|v| v.to_str().ok()) == Some(t));
-        let content_type = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if !token_ok {
-            let r = (
-                StatusCode::UNAUTHORIZED,
-                json!({"error": "invalid api token"}).to_string(),
-            )
-                .into_response();
-            (Some(r), 401, None)
-        } else if pubsub != b.pubsub {
-            let r = dapr_error(
-                StatusCode::NOT_FOUND,
-                "ERR_PUBSUB_NOT_FOUND",
-                &format!("pubsub {pubsub} not found"),
-            );
-            (Some(r), 404, None)
-        } else if content_type != "application/cloudevents+json" {
-            let r = dapr_error(
-                StatusCode::BAD_REQUEST,
-                "ERR_PUBSUB_CLOUD_EVENTS_SER",
-                &format!("unexpected content type {content_type}"),
-            );
-            (Some(r), 400, None)
-        } else if b.forbidden_topics.contains(&topic) {
-            let r = dapr_error(
-                StatusCode::FORBIDDEN,
-                "ERR_PUBSUB_FORBIDDEN",
-                &format!("topic {topic} is not allowed for app id pakaura"),
-            );
-            (Some(r), 403, None)
-        } else if b.fail_next > 0 {
-            b.fail_next -= 1;
-            let r = dapr_error(
+        match refusal(
+            &b,
+            &headers,
+            &pubsub,
+            &topic,
+            "application/cloudevents+json",
+        ) {
+            Some(refused) => (Some(refused), false, Duration::ZERO),
+            None => (None, fails(&mut b), hold(&mut b)),
+        }
+    };
+    if !held.is_zero() {
+        tokio::time::sleep(held).await;
+    }
+    let (status, response) = match refused {
+        Some((status, response)) => (status, response),
+        None if failed => (
+            500,
+            dapr_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "ERR_PUBSUB_PUBLISH_MESSAGE",
                 &format!(
                     "error when publish to topic {topic} in pubsub {pubsub}: kafka: broker not available"
                 ),
-            );
-            (Some(r), 500, None)
-        } else if b.hang_next > 0 {
-            b.hang_next -= 1;
-            (None, 204, Some(b.hang_for))
-        } else {
-            (None, 204, None)
-        }
+            ),
+        ),
+        None => (204, StatusCode::NO_CONTENT.into_response()),
     };
-    if let Some(hang) = hang {
-        tokio::time::sleep(hang).await;
-    }
-    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    shared.requests.lock().unwrap().push(Recorded {
+    shared.record(vec![Recorded {
+        partition_key: query.get("metadata.partitionKey").cloned(),
         pubsub,
         topic,
-        query,
         headers,
-        body: parsed,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         status,
-    });
-    shared.changed.notify_waiters();
-    response.unwrap_or_else(|| StatusCode::NO_CONTENT.into_response())
+        bulk_request: None,
+    }]);
+    response
+}
+
+/// One entry of a bulk publish request, as Dapr reads it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BulkEntry {
+    entry_id: String,
+    event: Value,
+    content_type: String,
+    #[serde(default)]
+    metadata: HashMap<String, String>,
+}
+
+/// `POST /{v1.0-alpha1|v1.0}/publish/bulk/{pubsub}/{topic}`: 204 when every entry was
+/// published, 500 listing `failedEntries` when some were not.
+async fn publish_bulk(
+    State(shared): State<Arc<Shared>>,
+    Path((version, pubsub, topic)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if version != "v1.0-alpha1" && version != "v1.0" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let entries: Vec<BulkEntry> = match serde_json::from_slice(&body) {
+        Ok(entries) => entries,
+        Err(e) => {
+            return dapr_error(
+                StatusCode::BAD_REQUEST,
+                "ERR_PUBSUB_EVENTS_SER",
+                &format!("error when unmarshaling the request for topic {topic}: {e}"),
+            );
+        }
+    };
+    let (refused, failed, held, request) = {
+        let mut b = shared.behaviour.lock().unwrap();
+        match refusal(&b, &headers, &pubsub, &topic, "application/json") {
+            Some(refused) => (Some(refused), Vec::new(), Duration::ZERO, 0),
+            None => {
+                let failed: Vec<bool> = entries.iter().map(|_| fails(&mut b)).collect();
+                b.bulk_requests += 1;
+                (None, failed, hold(&mut b), b.bulk_requests)
+            }
+        }
+    };
+    if !held.is_zero() {
+        tokio::time::sleep(held).await;
+    }
+    let record = |status_of: &dyn Fn(usize) -> u16| {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Recorded {
+                pubsub: pubsub.clone(),
+                topic: topic.clone(),
+                headers: headers.clone(),
+                partition_key: e.metadata.get("partitionKey").cloned(),
+                body: if e.content_type == "application/cloudevents+json" {
+                    e.event.clone()
+                } else {
+                    Value::Null
+                },
+                status: status_of(i),
+                bulk_request: Some(request),
+            })
+            .collect::<Vec<_>>()
+    };
+    if let Some((status, response)) = refused {
+        shared.record(record(&|_| status));
+        return response;
+    }
+    shared.record(record(&|i| if failed[i] { 500 } else { 204 }));
+    let failed_entries: Vec<Value> = entries
+        .iter()
+        .zip(&failed)
+        .filter(|(_, failed)| **failed)
+        .map(|(e, _)| json!({"entryId": e.entry_id, "error": "kafka: broker not available"}))
+        .collect();
+    if failed_entries.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("content-type", "application/json")],
+            json!({"failedEntries": failed_entries, "errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE"})
+                .to_string(),
+        )
+            .into_response()
+    }
 }
 
 // Pointing a host at the sink, and reading what it recorded.

@@ -18,6 +18,7 @@ use super::bindings::Mapper;
 use super::bindings::pakaura::events::{host, types};
 use super::limits::Limits;
 use super::settings::Settings;
+use crate::domain::text::truncate;
 use clock::{CallClock, ClockedState, confine_waits};
 use limiter::SandboxLimiter;
 use stdio::CapturedOutput;
@@ -103,6 +104,13 @@ impl SandboxState {
         store
     }
 
+    /// Starts another call on a reused instance: its clock's deadline counts from now
+    /// and its `host.log` budget is full again.
+    pub(crate) fn begin_call(&mut self, limits: &Limits) {
+        self.clock = CallClock::start(limits.deadline);
+        self.log_lines = 0;
+    }
+
     /// Whether a memory growth was refused during the call.
     pub(crate) fn memory_refused(&self) -> bool {
         self.limiter.memory_refused
@@ -170,29 +178,9 @@ impl host::Host for SandboxState {
     }
 }
 
-/// `text` cut to at most `max` bytes on a character boundary, with a marker when cut.
-pub(crate) fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return text.into();
-    }
-    let end = (0..=max)
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
-    format!("{}… ({} bytes cut)", &text[..end], text.len() - end).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn truncate_respects_char_boundaries() {
-        assert_eq!(truncate("short", 10), "short");
-        let cut = truncate("ééé", 3);
-        assert!(cut.starts_with("é…"), "{cut}");
-        assert!(cut.contains("4 bytes cut"));
-    }
 
     #[test]
     fn config_reads_this_mappers_settings() {

@@ -23,8 +23,12 @@
 //! | `shadow-extension` | an extension named `id` (a core CloudEvents attribute) |
 //! | `empty-type` | an event with an empty type |
 //! | `escape` | probes files, network, environment and arguments; one `test.escape` event reports each |
+//! | `counter` | one `test.ok` event whose data counts the calls this instance served; panics when the task's title is `trap` |
+//! | `hostile-err` | returns an `err` whose text carries a NUL and terminal escape sequences |
+//! | `hostile-panic` | panics with a message that carries a NUL and terminal escape sequences |
 
 use core::hint::black_box;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use bindings::pakaura::events::host::config;
 use bindings::pakaura::events::types::{Event, MapperInfo, Mutation};
@@ -40,6 +44,14 @@ mod bindings {
 }
 
 const TASK_EVENTS: &str = "task-events";
+
+/// Text a hostile mapper puts in its errors: a NUL (PostgreSQL refuses it in `TEXT`) and
+/// ANSI escape sequences (they would garble a terminal).
+const HOSTILE_TEXT: &str = "refused\0 on \u{1b}[31mpurpose\u{1b}[0m\r\n\u{7}";
+
+/// Calls this instance has served (mode `counter`): survives between calls only when the
+/// host reuses the instance.
+static CALLS: AtomicU32 = AtomicU32::new(0);
 
 struct Misbehave;
 
@@ -111,6 +123,21 @@ impl bindings::Guest for Misbehave {
                 &mutation.task.id,
                 escape(),
             )],
+            "counter" => {
+                let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+                if mutation.task.title == "trap" {
+                    panic!("trapping on purpose after {calls} calls");
+                }
+                vec![Event {
+                    data: format!(
+                        r#"{{"task_id":{},"calls":{calls}}}"#,
+                        json_string(&mutation.task.id)
+                    ),
+                    ..ok
+                }]
+            }
+            "hostile-err" => return Err(HOSTILE_TEXT.to_owned()),
+            "hostile-panic" => panic!("{HOSTILE_TEXT}"),
             other => return Err(format!("misbehave: unknown mode `{other}`")),
         };
         Ok(events)
