@@ -11,20 +11,24 @@
 PAKAURA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PAKAURA_CACHE="${PAKAURA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pakaura}"
 
+# The messages go to the script's stderr as it was at the start, also from a trap
+# that fires while a command's output is redirected into an install log.
+exec {PAKAURA_MSG_FD}>&2
+
 # What a run will not test, one line each, for the banners at its start and end.
 PAKAURA_SKIPS=()
 
 # Seconds since the script started, for the log lines.
 pakaura_elapsed() { printf '%4ds' "$SECONDS"; }
 
-say() { printf '== [%s] %s\n' "$(pakaura_elapsed)" "$*" >&2; }
-note() { printf '   %s\n' "$*" >&2; }
-warn() { printf 'warning: %s\n' "$*" >&2; }
+say() { printf '== [%s] %s\n' "$(pakaura_elapsed)" "$*" >&"$PAKAURA_MSG_FD"; }
+note() { printf '   %s\n' "$*" >&"$PAKAURA_MSG_FD"; }
+warn() { printf 'warning: %s\n' "$*" >&"$PAKAURA_MSG_FD"; }
 die() {
-  printf 'error: %s\n' "$1" >&2
+  printf 'error: %s\n' "$1" >&"$PAKAURA_MSG_FD"
   shift
   local line
-  for line in "$@"; do printf '       %s\n' "$line" >&2; done
+  for line in "$@"; do printf '       %s\n' "$line" >&"$PAKAURA_MSG_FD"; done
   exit 1
 }
 
@@ -48,7 +52,7 @@ print_skips() {
     for line in "${PAKAURA_SKIPS[@]}"; do echo "#   $line"; done
     echo "$bar"
     echo
-  } >&2
+  } >&"$PAKAURA_MSG_FD"
 }
 
 # True when this process may install system packages: root, or passwordless sudo.
@@ -122,6 +126,38 @@ first_build_note() {
     say "first build of $2: this compiles wasmtime and the guest mappers and takes" \
       "minutes (about 10 on 2 cores); later builds are incremental"
   fi
+}
+
+# The command run_child is running (leader of its own process group), and what it is.
+child=""
+child_what=""
+
+# run_child CMD...: runs CMD in a process group of its own and waits for it, so a
+# signal to the script is handled at once (bash would otherwise wait for a
+# foreground command to end) and stop_child can stop all CMD started.
+run_child() {
+  local rc=0
+  child_what="$*"
+  if command -v setsid >/dev/null; then setsid "$@" & else "$@" & fi
+  child=$!
+  wait "$child" || rc=$?
+  child=""
+  return "$rc"
+}
+
+# stop_child: stops what run_child is running, if anything (from an EXIT trap).
+stop_child() {
+  [[ -n "$child" ]] || return 0
+  say "stopping: $child_what"
+  kill -TERM -- "-$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null || true
+  local _
+  for _ in {1..50}; do # bash reaps the exited; a live member keeps the group
+    kill -0 -- "-$child" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$child" 2>/dev/null || true
+  wait "$child" 2>/dev/null || true
+  child=""
 }
 
 # short_hash FILE: the first 16 hex digits of FILE's SHA-256.

@@ -46,9 +46,9 @@ venv_install() {
   rm -rf "$venv"
   say "Python tools: installing into $venv (once; a few minutes)"
   {
-    python3 -m venv "$venv" &&
-      "$venv/bin/python" -m pip install --no-input --disable-pip-version-check -r "$req" &&
-      "$venv/bin/python" -m pip check
+    run_child python3 -m venv "$venv" &&
+      run_child "$venv/bin/python" -m pip install --no-input --disable-pip-version-check -r "$req" &&
+      run_child "$venv/bin/python" -m pip check
   } >"$log" 2>&1 || return 1
   for tool in componentize-py pytest st schemathesis; do
     [[ -x "$venv/bin/$tool" ]] || { echo "no bin/$tool after the install" >>"$log"; return 1; }
@@ -111,7 +111,7 @@ node_install() {
   say "Node tools: installing into $dir (once; a minute or two)"
   mkdir -p "$partial" &&
     cp "$PAKAURA_TOOLS_DIR/package.json" "$PAKAURA_TOOLS_DIR/package-lock.json" "$partial/" || return 1
-  (cd "$partial" && npm ci --no-audit --no-fund) >"$log" 2>&1 || return 1
+  run_child env -C "$partial" npm ci --no-audit --no-fund >"$log" 2>&1 || return 1
   for pkg in @bytecodealliance/componentize-js playwright-core; do
     [[ -f "$partial/node_modules/$pkg/package.json" ]] ||
       { echo "no node_modules/$pkg after npm ci" >>"$log"; return 1; }
