@@ -150,8 +150,13 @@ stop_child() {
   [[ -n "$child" ]] || return 0
   say "stopping: $child_what"
   kill -TERM -- "-$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null || true
-  local _
-  for _ in {1..50}; do # bash reaps the exited; a live member keeps the group
+  local _ state
+  # Up to 2 s: a test binary running the host may handle SIGTERM itself.
+  for _ in {1..20}; do
+    # An exited leader stays a zombie, and keeps the group, until it is waited for.
+    state="$(cat "/proc/$child/stat" 2>/dev/null || true)"
+    state="${state##*) }"
+    [[ "${state:0:1}" != Z ]] || wait "$child" 2>/dev/null || true
     kill -0 -- "-$child" 2>/dev/null || break
     sleep 0.1
   done
