@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Builds the JavaScript v2 mapper into a component: node build.mjs OUT.wasm
+// (`node build.mjs --check-tools` only finds componentize-js and prints where it is.)
 //
 // Uses componentize-js's JavaScript API (`componentize({ sourcePath, witPath, worldName,
 // disableFeatures })`) from @bytecodealliance/componentize-js 0.23.0, taken from
@@ -48,18 +49,23 @@ async function loadComponentize() {
     throw new Error(`${found} is ${PACKAGE} ${pkg.version}; this mapper pins ${VERSION}`);
   }
   const { componentize } = await import(pathToFileURL(join(found, pkg.exports.import)).href);
-  return componentize;
+  return { componentize, found };
 }
 
 async function main() {
   const [out, ...rest] = process.argv.slice(2);
   if (!out || rest.length > 0) {
-    console.error('usage: node build.mjs OUT.wasm');
+    console.error('usage: node build.mjs OUT.wasm | --check-tools');
     process.exit(2);
   }
   let componentize;
   try {
-    componentize = await loadComponentize();
+    const loaded = await loadComponentize();
+    componentize = loaded.componentize;
+    if (out === '--check-tools') {
+      console.log(`${PACKAGE}@${VERSION}: ${loaded.found}`);
+      return;
+    }
   } catch (e) {
     console.error(`error: ${e instanceof Error ? e.message : e}`);
     process.exit(127);
