@@ -10,7 +10,7 @@ use clap::Parser;
 use criterion::{Criterion, criterion_group, criterion_main};
 use pakaura_host::domain::{Action, FieldChange, Mutation, Origin, Task};
 use pakaura_host::events::envelope::build_envelope;
-use pakaura_host::mapper::{MapperConfig, MapperRegistry, MapperRuntime};
+use pakaura_host::mapper::{MapperConfig, MapperRegistry, MapperRuntime, RuntimeOptions};
 use pakaura_mapper_default::{catalogue, types};
 
 #[derive(Parser)]
@@ -94,7 +94,7 @@ fn native(m: &Mutation) -> types::Mutation {
 fn bench(c: &mut Criterion) {
     let config = Args::parse_from(["bench"]).mappers;
     let registry = MapperRegistry::load_blocking(
-        MapperRuntime::new(config.mapper_memory_limit).expect("engine"),
+        MapperRuntime::new(&RuntimeOptions::from_config(&config)).expect("engine"),
         config,
     )
     .expect("load builtin");

@@ -14,7 +14,8 @@ use crate::domain::Mutation;
 use crate::events::build_envelope;
 use crate::mapper::Settings;
 use crate::mapper::{
-    Limits, LoadedMapper, MapperConfig, MapperListing, MapperRuntime, MapperSource, SettingsTable,
+    Limits, LoadedMapper, MapperConfig, MapperListing, MapperRuntime, MapperSource, RuntimeOptions,
+    SettingsTable,
 };
 use crate::trace::TraceParent;
 
@@ -102,7 +103,7 @@ fn init_logging() {
 }
 
 fn load(file: &str, cfg: &MapperConfig, overrides: &Settings) -> anyhow::Result<LoadedMapper> {
-    let runtime = MapperRuntime::new(cfg.mapper_memory_limit)?;
+    let runtime = MapperRuntime::new(&RuntimeOptions::from_config(cfg))?;
     let settings = SettingsTable::load(cfg)?;
     let limits = Limits::from_config(cfg);
     Ok(LoadedMapper::load(

@@ -63,6 +63,29 @@ pub struct MapperConfig {
     /// JSON file of per-mapper settings: `{"<mapper name>": {"<key>": "<value>"}}`.
     #[arg(long, env = "MAPPER_SETTINGS_FILE")]
     pub mapper_settings_file: Option<PathBuf>,
+
+    /// Folder where compiled mappers are cached, keyed by the component's content and
+    /// the engine's configuration, so an unchanged mapper is not compiled again at
+    /// start-up, reload or `mapper check`. Default: `$XDG_CACHE_HOME/pakaura` (else
+    /// `~/.cache/pakaura`); `off` disables the cache. Keep it writable by the host
+    /// only: its entries are loaded as code.
+    #[arg(long, env = "MAPPER_CACHE_DIR", value_name = "DIR|off")]
+    pub mapper_cache_dir: Option<String>,
+}
+
+impl MapperConfig {
+    /// The compile cache's folder, if there is one.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        match self.mapper_cache_dir.as_deref().map(str::trim) {
+            Some("off" | "") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => std::env::var_os("XDG_CACHE_HOME")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .map(|base| base.join("pakaura")),
+        }
+    }
 }
 
 impl Default for MapperConfig {
@@ -81,6 +104,7 @@ impl Default for MapperConfig {
                 .filter_map(|t| TopicName::parse(t).ok())
                 .collect(),
             mapper_settings_file: None,
+            mapper_cache_dir: None,
         }
     }
 }

@@ -55,7 +55,7 @@ pub use event::MappedEvent;
 pub use limits::Limits;
 pub use load::{LoadedMapper, MapperListing, MapperSource};
 pub use registry::{MapperRegistry, ReloadReport};
-pub use runtime::MapperRuntime;
+pub use runtime::{MapperRuntime, RuntimeOptions};
 pub use set::MapperSet;
 pub use settings::{Settings, SettingsError, SettingsTable};
 pub use topic::TopicName;

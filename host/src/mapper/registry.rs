@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::config::MapperConfig;
 use super::error::LoadError;
 use super::load::MapperListing;
-use super::runtime::MapperRuntime;
+use super::runtime::{MapperRuntime, RuntimeOptions};
 use super::set::MapperSet;
 
 /// The outcome of a successful reload.
@@ -45,7 +45,10 @@ impl MapperRegistry {
     /// blocking thread.
     pub async fn load(config: MapperConfig) -> Result<Self, LoadError> {
         tokio::task::spawn_blocking(move || {
-            Self::load_blocking(MapperRuntime::new(config.mapper_memory_limit)?, config)
+            Self::load_blocking(
+                MapperRuntime::new(&RuntimeOptions::from_config(&config))?,
+                config,
+            )
         })
         .await
         .map_err(|e| LoadError::Engine(format!("the loading task failed: {e}")))?

@@ -1,6 +1,7 @@
 //! [`MapperRuntime`]: the process's one `wasmtime` engine, its epoch ticker and the
 //! sandbox's linker shared by every mapper.
 
+use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -8,9 +9,11 @@ use std::time::Duration;
 
 use wasmtime::component::Linker;
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Store,
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, OptLevel,
+    PoolingAllocationConfig, Store,
 };
 
+use super::config::MapperConfig;
 use super::error::LoadError;
 use super::limits::Limits;
 use super::sandbox::{self, SandboxState};
@@ -31,6 +34,9 @@ const TABLES_PER_COMPONENT: u32 = 16;
 /// The largest runtime metadata of one (core or component) instance. Interpreters
 /// compiled to components (Python, JavaScript) need several MiB.
 const INSTANCE_METADATA: usize = 16 << 20;
+/// The compile cache's size; older entries are removed past it (the Helm chart's cache
+/// volume holds 512 MiB).
+const CACHE_SIZE_LIMIT: u64 = 384 << 20;
 
 /// The engine, linker and epoch ticker shared by all mappers. Cheap to clone.
 ///
@@ -57,12 +63,13 @@ impl std::fmt::Debug for MapperRuntime {
 
 impl MapperRuntime {
     /// Creates the engine (component model, epoch interruption, Cranelift at
-    /// `speed`, the pooling instance allocator with copy-on-write memory images), the
-    /// linker (WASI p2 denying everything, plus the `host` interface) and starts the
-    /// epoch ticker. `memory_limit` (`MAPPER_MEMORY_LIMIT`) sizes the pool's memories.
-    pub fn new(memory_limit: u64) -> Result<Self, LoadError> {
+    /// `speed`, the pooling instance allocator with copy-on-write memory images, the
+    /// compile cache), the linker (WASI p2 denying everything, plus the `host`
+    /// interface) and starts the epoch ticker.
+    pub fn new(options: &RuntimeOptions) -> Result<Self, LoadError> {
+        let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
         let mut pool = PoolingAllocationConfig::new();
-        let memory_limit = usize::try_from(memory_limit).unwrap_or(usize::MAX);
+        let memory_limit = usize::try_from(options.memory_limit).unwrap_or(usize::MAX);
         pool.total_component_instances(MAX_INSTANCES)
             .total_core_instances(MAX_INSTANCES * 8)
             .total_memories(MAX_INSTANCES * 2)
@@ -83,8 +90,17 @@ impl MapperRuntime {
             .cranelift_opt_level(OptLevel::Speed)
             .memory_init_cow(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let linker = sandbox::linker(&engine).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        if let Some(dir) = &options.cache_dir {
+            let mut cache = CacheConfig::new();
+            cache
+                .with_directory(dir)
+                .with_files_total_size_soft_limit(CACHE_SIZE_LIMIT);
+            config.cache(Some(Cache::new(cache).map_err(|e| {
+                LoadError::Engine(format!("MAPPER_CACHE_DIR {}: {e:#}", dir.display()))
+            })?));
+        }
+        let engine = Engine::new(&config).map_err(engine_error)?;
+        let linker = sandbox::linker(&engine).map_err(engine_error)?;
         let ticker = EpochTicker::start(engine.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -134,6 +150,36 @@ impl MapperRuntime {
     pub(crate) fn begin_call(&self, store: &mut Store<SandboxState>, limits: &Limits) {
         store.set_epoch_deadline(deadline_ticks(limits.deadline));
         store.data_mut().begin_call(limits);
+    }
+}
+
+/// How the runtime is built.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// `MAPPER_MEMORY_LIMIT`: sizes the pool's memories.
+    pub memory_limit: u64,
+    /// Where compiled components are cached (`MAPPER_CACHE_DIR`); `None`: compile at
+    /// every load.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl RuntimeOptions {
+    /// The options `config` describes.
+    pub fn from_config(config: &MapperConfig) -> Self {
+        Self {
+            memory_limit: config.mapper_memory_limit,
+            cache_dir: config.cache_dir(),
+        }
+    }
+}
+
+impl Default for RuntimeOptions {
+    /// The largest memory limit, no cache.
+    fn default() -> Self {
+        Self {
+            memory_limit: 4 << 30,
+            cache_dir: None,
+        }
     }
 }
 
@@ -236,7 +282,7 @@ mod tests {
     fn the_clock_override_targets_the_wasi_instance() {
         // Re-opening the instance and defining `now` again must fail: the instance
         // we shadowed is the one WASI defined, not a fresh empty one.
-        let runtime = MapperRuntime::new(64 << 20).unwrap();
+        let runtime = MapperRuntime::new(&RuntimeOptions::default()).unwrap();
         let mut linker = runtime.linker().clone();
         let mut clock = linker.instance(MONOTONIC_CLOCK).unwrap();
         let redefined = clock.func_wrap("now", |_, (): ()| Ok((0u64,)));

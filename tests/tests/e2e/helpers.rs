@@ -211,6 +211,11 @@ pub(crate) async fn start(database: TestDatabase, options: Options) -> TestApp {
         ("BIND_ADDR".into(), "127.0.0.1:0".into()),
         ("JWT_SECRET".into(), JWT_SECRET.into()),
         ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+        // One compile cache for the whole test run, never the user's own.
+        (
+            "MAPPER_CACHE_DIR".into(),
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/mapper-cache").into(),
+        ),
     ];
     pairs.retain(|(name, _)| !options.unset.contains(name));
     pairs.extend(options.env);

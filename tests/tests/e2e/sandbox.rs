@@ -14,7 +14,7 @@ use chrono::{TimeZone, Utc};
 use pakaura_host::domain::{Action, Mutation, Origin, Task};
 use pakaura_host::mapper::{
     Limits, LoadError, LoadedMapper, MapError, MapFailure, MapperRuntime, MapperSource,
-    SettingsTable,
+    RuntimeOptions, SettingsTable,
 };
 use pakaura_tests::guests;
 use uuid::Uuid;
@@ -22,7 +22,9 @@ use uuid::Uuid;
 /// One runtime (engine + epoch ticker) for the whole test binary, as in the host.
 pub(crate) fn runtime() -> &'static MapperRuntime {
     static RUNTIME: OnceLock<MapperRuntime> = OnceLock::new();
-    RUNTIME.get_or_init(|| MapperRuntime::new(4 << 30).expect("the mapper runtime starts"))
+    RUNTIME.get_or_init(|| {
+        MapperRuntime::new(&RuntimeOptions::default()).expect("the mapper runtime starts")
+    })
 }
 
 /// Runs `f` on its own thread and fails the test if it takes longer than a
