@@ -25,6 +25,7 @@ use super::limits::Limits;
 use super::runtime::MapperRuntime;
 use super::sandbox::SandboxState;
 use super::settings::{Settings, SettingsTable};
+use super::stats::{CallStats, CallStatsSnapshot};
 use super::topic::TopicName;
 use super::validate::{Producer, check_text, validate};
 use crate::domain::Mutation;
@@ -81,7 +82,7 @@ impl fmt::Display for MapperSource {
 }
 
 /// One loaded mapper, as `GET /admin/mappers` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MapperListing {
     /// The name from `describe`.
     pub name: String,
@@ -97,6 +98,8 @@ pub struct MapperListing {
     #[serde(with = "crate::domain::task::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub loaded_at: DateTime<Utc>,
+    /// Its calls since it was loaded.
+    pub stats: CallStatsSnapshot,
 }
 
 impl MapperListing {
@@ -109,6 +112,7 @@ impl MapperListing {
             file: m.source().to_string(),
             sha256: m.sha256().to_owned(),
             loaded_at: m.loaded_at(),
+            stats: m.stats.snapshot(),
         }
     }
 }
@@ -128,6 +132,7 @@ pub struct LoadedMapper {
     /// Instances kept for reuse (`MAPPER_INSTANCE_REUSE`); dropped with the mapper, so
     /// a reload discards them.
     idle: Mutex<Vec<Instance>>,
+    stats: CallStats,
 }
 
 impl fmt::Debug for LoadedMapper {
@@ -222,6 +227,7 @@ impl LoadedMapper {
             runtime: runtime.clone(),
             pre,
             idle: Mutex::new(Vec::new()),
+            stats: CallStats::default(),
         })
     }
 
@@ -236,10 +242,12 @@ impl LoadedMapper {
             };
             validate(&producer, &self.limits, events)
         });
+        let took = started.elapsed();
+        self.stats.record(took, result.as_ref().err());
         let mapper = self.name.to_string();
         metrics::counter!("pakaura_mapper_calls_total", "mapper" => mapper.clone()).increment(1);
         metrics::histogram!("pakaura_mapper_call_duration_seconds", "mapper" => mapper.clone())
-            .record(started.elapsed().as_secs_f64());
+            .record(took.as_secs_f64());
         result.map_err(|kind| {
             metrics::counter!("pakaura_mapper_failures_total", "mapper" => mapper.clone(), "kind" => kind.code())
                 .increment(1);

@@ -45,6 +45,7 @@ mod runtime;
 mod sandbox;
 pub mod set;
 pub mod settings;
+mod stats;
 pub mod topic;
 mod validate;
 
@@ -58,4 +59,5 @@ pub use registry::{MapperRegistry, ReloadReport};
 pub use runtime::{MapperRuntime, RuntimeOptions};
 pub use set::MapperSet;
 pub use settings::{Settings, SettingsError, SettingsTable};
+pub use stats::CallStatsSnapshot;
 pub use topic::TopicName;

@@ -15,7 +15,7 @@ use super::runtime::{MapperRuntime, RuntimeOptions};
 use super::set::MapperSet;
 
 /// The outcome of a successful reload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReloadReport {
     /// When the new set was assembled (RFC 3339 UTC).
     #[serde(with = "crate::domain::task::rfc3339")]

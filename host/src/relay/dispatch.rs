@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::backoff;
 use super::publisher::{BulkEntry, Outcome, Publisher};
-use super::{RelayContext, chrono_duration};
+use super::{Counters, RelayContext, chrono_duration};
 use crate::domain::task::now;
 use crate::store::{
     DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, HeldTask, PendingEnvelope, Release,
@@ -364,6 +364,7 @@ impl Dispatcher {
         let delivery = match outcome {
             Outcome::Published(status) => {
                 label("published");
+                Counters::add(&self.ctx.stats.published, 1);
                 tracing::debug!(
                     event_type = %e.event_type, topic = %e.topic, task_id = %e.task_id, user_id = %e.user_id,
                     correlation_id = %e.correlation_id, dapr_status = status, envelope_id = %e.id, "event published"
@@ -376,6 +377,7 @@ impl Dispatcher {
                 reason,
             } => {
                 label("refused");
+                Counters::add(&self.ctx.stats.parked, 1);
                 tracing::error!(
                     event_type = %e.event_type, topic = %e.topic, task_id = %e.task_id, user_id = %e.user_id,
                     correlation_id = %e.correlation_id, dapr_status = status, envelope_id = %e.id, reason = %reason,
@@ -395,6 +397,7 @@ impl Dispatcher {
             } => match self.ctx.gives_up(&e) {
                 Some(limit) => {
                     label("expired");
+                    Counters::add(&self.ctx.stats.parked, 1);
                     let reason = format!("{limit}; last error: {reason}");
                     tracing::error!(
                         event_type = %e.event_type, topic = %e.topic, task_id = %e.task_id, user_id = %e.user_id,
@@ -411,6 +414,7 @@ impl Dispatcher {
                 }
                 None => {
                     label("retry");
+                    Counters::add(&self.ctx.stats.retried, 1);
                     let attempt = u32::try_from(e.attempts + 1).unwrap_or(u32::MAX);
                     let delay = backoff::delay(
                         attempt,

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::{Notify, watch};
 
-use super::{RelayContext, chrono_duration};
+use super::{Counters, RelayContext, chrono_duration};
 use crate::domain::task::now;
 use crate::events::build_envelope;
 use crate::mapper::{MapError, MapFailure, MapperSet};
@@ -196,6 +196,7 @@ async fn map_batch(ctx: &RelayContext) -> Result<usize, StoreError> {
 fn log_outcome(ctx: &RelayContext, row: &OutboxRow, outcome: &MapOutcome) {
     match &outcome.result {
         Ok(envelopes) => {
+            Counters::add(&ctx.stats.mapped, 1);
             metrics::counter!("pakaura_envelopes_built_total").increment(envelopes.len() as u64);
             if ctx.publisher.is_none() {
                 for e in envelopes {
@@ -208,6 +209,7 @@ fn log_outcome(ctx: &RelayContext, row: &OutboxRow, outcome: &MapOutcome) {
             }
         }
         Err(e) => {
+            Counters::add(&ctx.stats.mapping_failed, 1);
             tracing::error!(
                 task_id = %row.task_id, user_id = %row.user_id, mutation_id = %row.id,
                 correlation_id = %outcome.correlation_id, action = %row.action,

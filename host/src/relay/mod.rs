@@ -26,7 +26,7 @@ pub mod publisher;
 mod replay;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
@@ -81,6 +81,50 @@ pub struct RelayContext {
     id: String,
     /// Set by [`Relay::inject_panic`].
     inject_panic: AtomicBool,
+    stats: Counters,
+}
+
+/// What this replica's relay did since it started.
+#[derive(Debug, Default)]
+struct Counters {
+    mapped: AtomicU64,
+    mapping_failed: AtomicU64,
+    published: AtomicU64,
+    retried: AtomicU64,
+    parked: AtomicU64,
+}
+
+/// What this replica's relay did since the process started (other replicas count
+/// their own): the admin API's and the console's view of the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct RelayStats {
+    /// Mutations mapped into envelopes.
+    pub mapped: u64,
+    /// Mutations parked as dead letters because they could not be mapped.
+    pub mapping_failed: u64,
+    /// Events Dapr accepted.
+    pub published: u64,
+    /// Publish attempts that failed and will be retried.
+    pub retried: u64,
+    /// Events parked as dead letters: refused by Dapr, or failing past the limits.
+    pub parked: u64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> RelayStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RelayStats {
+            mapped: get(&self.mapped),
+            mapping_failed: get(&self.mapping_failed),
+            published: get(&self.published),
+            retried: get(&self.retried),
+            parked: get(&self.parked),
+        }
+    }
 }
 
 impl RelayContext {
@@ -105,6 +149,7 @@ impl RelayContext {
             source,
             id: format!("relay-{}", Uuid::new_v4().simple()),
             inject_panic: AtomicBool::new(false),
+            stats: Counters::default(),
         })
     }
 
@@ -198,6 +243,11 @@ impl Relay {
     /// The relay's database pool (closed at shutdown).
     pub fn db(&self) -> &Db {
         &self.shared.ctx.db
+    }
+
+    /// What this replica's relay did since the process started.
+    pub fn stats(&self) -> RelayStats {
+        self.shared.ctx.stats.snapshot()
     }
 
     /// Whether the relay runs (false before it starts, after it stopped, and between a
