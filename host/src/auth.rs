@@ -18,7 +18,19 @@ pub enum AuthError {
     Invalid(String),
     #[error("the bearer token has no subject (`sub`)")]
     NoSubject,
+    #[error(
+        "the bearer token's subject (`sub`) must be at most {MAX_SUBJECT_BYTES} bytes without control characters"
+    )]
+    BadSubject,
+    #[error("the bearer token is not valid yet (`nbf`)")]
+    NotYetValid,
+    #[error("the bearer token is for another audience (`aud`)")]
+    WrongAudience,
 }
+
+/// The longest user id (`sub`) accepted, in bytes: it is stored with every task and
+/// mutation and shown to mappers.
+pub const MAX_SUBJECT_BYTES: usize = 255;
 
 /// The claims the host reads and writes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -30,6 +42,12 @@ pub struct Claims {
     /// Issued at, seconds since the Unix epoch.
     #[serde(default)]
     pub iat: u64,
+    /// Not before, seconds since the Unix epoch (checked when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// The audience (checked against `JWT_AUDIENCE` when that is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 /// Signs and verifies user tokens with the shared secret.
@@ -37,6 +55,7 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    audience: Option<String>,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -46,21 +65,34 @@ impl std::fmt::Debug for JwtKeys {
 }
 
 impl JwtKeys {
-    /// Keys for `secret`; an empty secret is refused.
-    pub fn new(secret: &[u8]) -> Result<Self, AuthError> {
+    /// Keys for `secret`; an empty secret is refused. Tokens must carry `exp` and
+    /// `sub`; `nbf` is honoured when present; with an `audience`, tokens must carry it
+    /// in `aud`, without one `aud` is not checked.
+    pub fn new(secret: &[u8], audience: Option<&str>) -> Result<Self, AuthError> {
         let invalid =
             |e: jsonwebtoken::errors::Error| AuthError::Invalid(format!("unusable secret: {e}"));
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        match audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+            }
+            None => {
+                validation.validate_aud = false;
+                validation.set_required_spec_claims(&["exp", "sub"]);
+            }
+        }
         Ok(Self {
             encoding: EncodingKey::from_secret(secret).map_err(invalid)?,
             decoding: DecodingKey::from_secret(secret).map_err(invalid)?,
             validation,
+            audience: audience.map(str::to_owned),
         })
     }
 
-    /// A token for `user`, valid for `ttl`.
+    /// A token for `user`, valid for `ttl` (for the configured audience, if any).
     pub fn issue(&self, user: &str, ttl: Duration) -> Result<String, AuthError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -70,6 +102,8 @@ impl JwtKeys {
             sub: user.to_owned(),
             exp: now + ttl.as_secs(),
             iat: now,
+            nbf: None,
+            aud: self.audience.clone(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AuthError::Invalid(e.to_string()))
@@ -81,6 +115,8 @@ impl JwtKeys {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidAudience => AuthError::WrongAudience,
                 ErrorKind::InvalidSignature => {
                     AuthError::Invalid("signature does not verify".into())
                 }
@@ -90,15 +126,21 @@ impl JwtKeys {
                 }
                 _ => AuthError::Invalid("malformed token".into()),
             })?;
-        // The subject is the user id exactly as signed; a blank one is refused.
-        if data.claims.sub.trim().is_empty() {
+        // The subject is the user id exactly as signed; a blank one is refused, and so is
+        // one a database or a log could not hold safely.
+        let sub = data.claims.sub;
+        if sub.trim().is_empty() {
             return Err(AuthError::NoSubject);
         }
-        Ok(data.claims.sub)
+        if sub.len() > MAX_SUBJECT_BYTES || sub.chars().any(char::is_control) {
+            return Err(AuthError::BadSubject);
+        }
+        Ok(sub)
     }
 }
 
-/// The operator's admin token, kept only as a digest and compared in constant time.
+/// The operator's admin token (surrounding whitespace trimmed, as from a secret file
+/// with a trailing newline), kept only as a digest and compared in constant time.
 pub struct AdminToken([u8; 32]);
 
 impl std::fmt::Debug for AdminToken {
@@ -109,7 +151,7 @@ impl std::fmt::Debug for AdminToken {
 
 impl AdminToken {
     pub fn new(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
+        Self(Sha256::digest(token.trim().as_bytes()).into())
     }
 
     /// Whether `candidate` is the admin token.
@@ -129,21 +171,87 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify_and_carry_the_user() {
-        let keys = JwtKeys::new(&[7u8; 32]).unwrap();
+        let keys = JwtKeys::new(&[7u8; 32], None).unwrap();
         let token = keys.issue("alice", Duration::from_secs(60)).unwrap();
         assert_eq!(keys.verify(&token).unwrap(), "alice");
     }
 
     #[test]
     fn tokens_signed_with_another_secret_are_refused() {
-        let token = JwtKeys::new(&[1u8; 32])
+        let token = JwtKeys::new(&[1u8; 32], None)
             .unwrap()
             .issue("alice", Duration::from_secs(60))
             .unwrap();
         assert!(matches!(
-            JwtKeys::new(&[2u8; 32]).unwrap().verify(&token),
+            JwtKeys::new(&[2u8; 32], None).unwrap().verify(&token),
             Err(AuthError::Invalid(_))
         ));
+    }
+
+    /// A token with `claims`, signed with the tests' secret.
+    fn token_with(claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(&[7u8; 32]).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn not_before_is_honoured() {
+        let keys = JwtKeys::new(&[7u8; 32], None).unwrap();
+        let later = token_with(
+            &serde_json::json!({"sub": "alice", "exp": now() + 600, "nbf": now() + 300}),
+        );
+        assert!(matches!(keys.verify(&later), Err(AuthError::NotYetValid)));
+        let now_valid =
+            token_with(&serde_json::json!({"sub": "alice", "exp": now() + 600, "nbf": now() - 1}));
+        assert_eq!(keys.verify(&now_valid).unwrap(), "alice");
+    }
+
+    #[test]
+    fn the_audience_is_checked_only_when_configured() {
+        let claims =
+            |aud: &str| serde_json::json!({"sub": "alice", "exp": now() + 600, "aud": aud});
+        let open = JwtKeys::new(&[7u8; 32], None).unwrap();
+        assert!(open.verify(&token_with(&claims("anything"))).is_ok());
+        let strict = JwtKeys::new(&[7u8; 32], Some("pakaura")).unwrap();
+        assert!(strict.verify(&token_with(&claims("pakaura"))).is_ok());
+        assert!(matches!(
+            strict.verify(&token_with(&claims("other"))),
+            Err(AuthError::WrongAudience)
+        ));
+        let none = token_with(&serde_json::json!({"sub": "alice", "exp": now() + 600}));
+        assert!(
+            strict.verify(&none).is_err(),
+            "a token without aud is refused"
+        );
+        let issued = strict.issue("bob", Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            strict.verify(&issued).unwrap(),
+            "bob",
+            "issued tokens carry the audience"
+        );
+    }
+
+    #[test]
+    fn subjects_a_database_cannot_hold_safely_are_refused() {
+        let keys = JwtKeys::new(&[7u8; 32], None).unwrap();
+        for sub in ["nul\0", "line\nbreak", &"x".repeat(MAX_SUBJECT_BYTES + 1)] {
+            let t = token_with(&serde_json::json!({"sub": sub, "exp": now() + 600}));
+            assert!(
+                matches!(keys.verify(&t), Err(AuthError::BadSubject)),
+                "{sub:?}"
+            );
+        }
     }
 
     #[test]
@@ -151,5 +259,10 @@ mod tests {
         let t = AdminToken::new("s3cret-admin-token");
         assert!(t.matches("s3cret-admin-token"));
         assert!(!t.matches("s3cret-admin-tokeN"));
+        let from_file = AdminToken::new("s3cret-admin-token\n");
+        assert!(
+            from_file.matches("s3cret-admin-token"),
+            "surrounding whitespace is trimmed"
+        );
     }
 }

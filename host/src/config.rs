@@ -111,6 +111,14 @@ fn max_age(raw: &str) -> Result<Duration, String> {
     duration_between(SECOND, 3650 * DAY)(raw)
 }
 
+fn database_timeout(raw: &str) -> Result<Duration, String> {
+    duration_between(10 * MS, MINUTE)(raw)
+}
+
+fn header_timeout(raw: &str) -> Result<Duration, String> {
+    duration_between(100 * MS, 5 * MINUTE)(raw)
+}
+
 fn bulk_api_version(raw: &str) -> Result<String, String> {
     match raw.trim() {
         v @ ("v1.0-alpha1" | "v1.0") => Ok(v.to_owned()),
@@ -146,6 +154,16 @@ pub struct ServeConfig {
     )]
     pub database_url: String,
 
+    /// Longest a request waits for a database connection or lock before it is answered
+    /// 503 with `Retry-After` (10ms to 1m).
+    #[arg(long, env = "DATABASE_TIMEOUT", default_value = "5s", value_parser = database_timeout)]
+    pub database_timeout: Duration,
+
+    /// Longest a client may take to send a request's headers before the connection is
+    /// closed (100ms to 5m).
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = header_timeout)]
+    pub http_header_timeout: Duration,
+
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: SocketAddr,
@@ -155,7 +173,12 @@ pub struct ServeConfig {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
 
-    /// Bearer token of the admin API (at least 16 characters). Unset: admin API off.
+    /// The audience (`aud`) user JWTs must carry. Unset: `aud` is not checked.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Bearer token of the admin API (at least 16 characters; surrounding whitespace,
+    /// such as a secret file's trailing newline, is ignored). Unset: admin API off.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
 
@@ -180,7 +203,7 @@ impl ServeConfig {
             check_jwt_secret(secret)?;
         }
         if let Some(token) = &self.admin_token
-            && token.expose().len() < 16
+            && token.expose().trim().len() < 16
         {
             return Err(ConfigError {
                 setting: "ADMIN_TOKEN",
@@ -193,6 +216,16 @@ impl ServeConfig {
             return Err(ConfigError {
                 setting: "DAPR_API_TOKEN",
                 message: "must not be empty when set".into(),
+            });
+        }
+        if self
+            .jwt_audience
+            .as_deref()
+            .is_some_and(|a| a.trim().is_empty() || a.chars().any(char::is_control))
+        {
+            return Err(ConfigError {
+                setting: "JWT_AUDIENCE",
+                message: "must be printable text when set".into(),
             });
         }
         if self.dapr.dapr_pubsub_name.trim().is_empty() {

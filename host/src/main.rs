@@ -70,7 +70,8 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
     if args.ttl < Duration::from_secs(1) {
         bail!("--ttl must be at least 1s");
     }
-    let token = JwtKeys::new(secret.expose().as_bytes())?.issue(args.user.trim(), args.ttl)?;
+    let keys = JwtKeys::new(secret.expose().as_bytes(), args.jwt_audience.as_deref())?;
+    let token = keys.issue(args.user.trim(), args.ttl)?;
     println!("{token}");
     Ok(())
 }

@@ -13,7 +13,7 @@ use crate::config::ServeConfig;
 use crate::http::{self, AppState};
 use crate::mapper::MapperRegistry;
 use crate::relay::{Relay, RelayContext};
-use crate::store::Db;
+use crate::store::{Db, PoolSettings};
 use crate::tasks::TaskService;
 
 /// A built application: bound, migrated, mappers loaded, not yet serving.
@@ -22,6 +22,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     stop: watch::Sender<bool>,
+    /// `HTTP_HEADER_TIMEOUT`.
+    header_timeout: Duration,
 }
 
 /// Stops a running [`Application`] gracefully.
@@ -45,16 +47,23 @@ impl Application {
     /// Connects and migrates the database, loads the mappers and binds the listener.
     pub async fn build(config: ServeConfig) -> anyhow::Result<(Self, Option<DemoCredentials>)> {
         config.validate()?;
-        let db = Db::connect(&config.database_url)
+        let pool = PoolSettings {
+            timeout: config.database_timeout,
+            ..PoolSettings::default()
+        };
+        let db = Db::connect_with(&config.database_url, &pool)
             .await
             .context("connecting to the database (DATABASE_URL)")?;
         db.migrate().await.context("migrating the database")?;
 
         let (jwt, demo) = match &config.jwt_secret {
-            Some(secret) => (JwtKeys::new(secret.expose().as_bytes())?, None),
+            Some(secret) => (
+                JwtKeys::new(secret.expose().as_bytes(), config.jwt_audience.as_deref())?,
+                None,
+            ),
             None => {
                 let secret: [u8; 32] = rand::random();
-                let keys = JwtKeys::new(&secret)?;
+                let keys = JwtKeys::new(&secret, config.jwt_audience.as_deref())?;
                 let user = "demo".to_owned();
                 let token = keys.issue(&user, Duration::from_secs(24 * 3600))?;
                 (keys, Some(DemoCredentials { user, token }))
@@ -70,7 +79,11 @@ impl Application {
             .with_context(|| format!("binding BIND_ADDR {}", config.bind_addr))?;
         let addr = listener.local_addr()?;
 
-        let relay_db = Db::connect_sized(&config.database_url, 4)
+        let relay_pool = PoolSettings {
+            max_connections: 4,
+            ..pool
+        };
+        let relay_db = Db::connect_with(&config.database_url, &relay_pool)
             .await
             .context("connecting the relay to the database (DATABASE_URL)")?;
         let relay = Relay::new(
@@ -103,6 +116,7 @@ impl Application {
                 listener,
                 state,
                 stop,
+                header_timeout: config.http_header_timeout,
             },
             demo,
         ))
@@ -135,6 +149,7 @@ impl Application {
             listener,
             state,
             stop,
+            header_timeout,
             ..
         } = self;
         let mut stopped = stop.subscribe();
@@ -158,10 +173,7 @@ impl Application {
                 () = terminate_signal() => tracing::info!("shutdown signal received"),
             }
         };
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        http::serve(listener, router, header_timeout, shutdown).await;
         reload.abort();
         upkeep.abort();
         let _ = stop.send(true);

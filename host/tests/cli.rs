@@ -69,7 +69,7 @@ fn token_prints_a_verifiable_token() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).unwrap();
-    let keys = pakaura_host::auth::JwtKeys::new(SECRET.as_bytes()).unwrap();
+    let keys = pakaura_host::auth::JwtKeys::new(SECRET.as_bytes(), None).unwrap();
     assert_eq!(keys.verify(token.trim()).unwrap(), "carol");
 }
 

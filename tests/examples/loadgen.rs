@@ -107,7 +107,7 @@ async fn run_mode(args: &Args, dapr: bool, dir: &std::path::Path) {
     let stop = app.stop_handle();
     let server = tokio::spawn(app.run_until_stopped());
 
-    let token = pakaura_host::auth::JwtKeys::new(SECRET.as_bytes())
+    let token = pakaura_host::auth::JwtKeys::new(SECRET.as_bytes(), None)
         .unwrap()
         .issue("load", Duration::from_secs(3600))
         .unwrap();

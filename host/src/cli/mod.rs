@@ -43,4 +43,7 @@ pub struct TokenArgs {
     /// The signing secret (the server's JWT_SECRET).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
+    /// The audience (`aud`) to issue the token for (the server's JWT_AUDIENCE).
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
 }

@@ -42,6 +42,10 @@ pub enum ApiError {
     /// 409: the request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// 503: the database is busy or unreachable; answered with `Retry-After`. Logged
+    /// at warn level with the cause; the body stays generic.
+    #[error("the service is busy; retry after {RETRY_AFTER_SECONDS} second(s)")]
+    Unavailable(StoreError),
     /// 500: anything unexpected. Logged with the cause; the body stays generic.
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
@@ -83,6 +87,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -105,9 +110,16 @@ impl From<TaskError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.into())
+        if e.is_transient() {
+            ApiError::Unavailable(e)
+        } else {
+            ApiError::Internal(e.into())
+        }
     }
 }
+
+/// How long a client is asked to wait after a 503.
+const RETRY_AFTER_SECONDS: u64 = 1;
 
 /// The RFC 9457 problem document.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -157,9 +169,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            // Logged here, inside the request span, so the correlation id is attached.
-            tracing::error!(error = format!("{cause:#}"), "request failed");
+        // Logged here, inside the request span, so the correlation id is attached.
+        match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "request failed");
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "request refused: the database is busy");
+            }
+            _ => {}
         }
         let problem = self.problem();
         let status = self.status();
@@ -172,6 +190,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         response
     }

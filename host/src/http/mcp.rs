@@ -163,7 +163,9 @@ impl From<ValidationError> for ToolFailure {
 impl From<TaskError> for ToolFailure {
     fn from(e: TaskError) -> Self {
         match e {
-            TaskError::Store(cause) => Self::Internal(cause),
+            // A busy database is a refusal the caller can act on (retry), not an
+            // internal error.
+            TaskError::Store(cause) if !cause.is_transient() => Self::Internal(cause),
             refusal => Self::Refused(refusal.into()),
         }
     }

@@ -14,6 +14,7 @@ pub mod extract;
 mod health;
 mod mcp;
 mod openapi;
+mod serve;
 pub mod tasks;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use crate::store::Db;
 use crate::tasks::TaskService;
 use context::RequestContext;
 use error::ApiError;
+pub use serve::serve;
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -14,7 +14,7 @@ use super::bindings::{Mapper, MapperPre};
 use super::error::MapFailure;
 use super::limits::Limits;
 use super::runtime::{InstanceSlot, MapperRuntime};
-use super::sandbox::{MemoryLimitHit, SandboxState, WaitPastDeadline};
+use super::sandbox::{LogBudget, MemoryLimitHit, SandboxState, WaitPastDeadline};
 use super::settings::Settings;
 use crate::domain::text::truncate;
 
@@ -28,6 +28,8 @@ pub(crate) struct CallContext<'a> {
     /// The name the host log tags the calls with.
     pub(crate) tag: Arc<str>,
     pub(crate) settings: Arc<Settings>,
+    /// The mapper's `host.log` budget, shared by all its instances.
+    pub(crate) log_budget: Arc<LogBudget>,
     pub(crate) limits: &'a Limits,
 }
 
@@ -36,9 +38,12 @@ impl CallContext<'_> {
     /// call too.
     pub(crate) fn instantiate(&self) -> Result<Instance, MapFailure> {
         let slot = self.runtime.instance_slot();
-        let mut store =
-            self.runtime
-                .new_store(self.tag.clone(), self.settings.clone(), self.limits);
+        let mut store = self.runtime.new_store(
+            self.tag.clone(),
+            self.settings.clone(),
+            self.log_budget.clone(),
+            self.limits,
+        );
         match self.pre.instantiate(&mut store) {
             Ok(mapper) => Ok(Instance {
                 store,
@@ -129,7 +134,8 @@ fn classify(
     let mut reason = match (trap, e.downcast_ref::<wasmtime_wasi::I32Exit>()) {
         (Some(trap), _) => trap.to_string(),
         (None, Some(exit)) => format!("the mapper exited with status {}", exit.0),
-        (None, None) => e.to_string(),
+        // The root cause names what went wrong; the outer layers only say where.
+        (None, None) => e.root_cause().to_string(),
     };
     if !stderr.is_empty() {
         // One line, so the reason fits a log field, a dead letter and a CLI error.

@@ -38,6 +38,18 @@ impl Limits {
         }
     }
 
+    /// Most bytes a guest may hand the host in one crossing (a log line, a setting's key,
+    /// the events it returns): wasmtime's hostcall fuel, so a guest cannot make the host
+    /// allocate unbounded memory on its behalf. Room for the largest output the caps
+    /// allow, twice over, plus 1 MiB, so the caps (with their typed failures) are what
+    /// a large but well-formed output meets first.
+    pub fn hostcall_fuel(&self) -> usize {
+        self.max_events
+            .saturating_mul(self.max_event_bytes)
+            .saturating_mul(2)
+            .saturating_add(1 << 20)
+    }
+
     /// Whether `topic` is one of the allowed topics.
     pub fn allows(&self, topic: &str) -> bool {
         self.allowed_topics.iter().any(|t| t.as_str() == topic)

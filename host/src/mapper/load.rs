@@ -23,7 +23,7 @@ use super::event::MappedEvent;
 use super::inspect::{check_contract, check_header};
 use super::limits::Limits;
 use super::runtime::MapperRuntime;
-use super::sandbox::SandboxState;
+use super::sandbox::{LogBudget, SandboxState};
 use super::settings::{Settings, SettingsTable};
 use super::stats::{CallStats, CallStatsSnapshot};
 use super::topic::TopicName;
@@ -112,7 +112,7 @@ impl MapperListing {
             file: m.source().to_string(),
             sha256: m.sha256().to_owned(),
             loaded_at: m.loaded_at(),
-            stats: m.stats.snapshot(),
+            stats: m.stats.snapshot(m.log_budget.dropped()),
         }
     }
 }
@@ -133,6 +133,8 @@ pub struct LoadedMapper {
     /// a reload discards them.
     idle: Mutex<Vec<Instance>>,
     stats: CallStats,
+    /// Its `host.log` budget, shared by all its instances.
+    log_budget: Arc<LogBudget>,
 }
 
 impl fmt::Debug for LoadedMapper {
@@ -186,11 +188,13 @@ impl LoadedMapper {
         let stem = source.settings_key();
         let mut describe_settings = (*settings.for_mapper(&stem)).clone();
         describe_settings.extend(overrides.clone());
+        let log_budget = Arc::new(LogBudget::default());
         let info = CallContext {
             runtime,
             pre: &pre,
             tag: source.to_string().into(),
             settings: Arc::new(describe_settings.clone()),
+            log_budget: log_budget.clone(),
             limits,
         }
         .describe()
@@ -228,6 +232,7 @@ impl LoadedMapper {
             pre,
             idle: Mutex::new(Vec::new()),
             stats: CallStats::default(),
+            log_budget,
         })
     }
 
@@ -268,6 +273,7 @@ impl LoadedMapper {
                 pre: &self.pre,
                 tag: self.name.clone(),
                 settings: self.settings.clone(),
+                log_budget: self.log_budget.clone(),
                 limits: &self.limits,
             }
             .instantiate()?,

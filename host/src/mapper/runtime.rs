@@ -16,7 +16,7 @@ use wasmtime::{
 use super::config::MapperConfig;
 use super::error::LoadError;
 use super::limits::Limits;
-use super::sandbox::{self, SandboxState};
+use super::sandbox::{self, LogBudget, SandboxState};
 use super::settings::Settings;
 
 /// How often the epoch advances; deadlines are measured in these ticks.
@@ -134,12 +134,14 @@ impl MapperRuntime {
         &self,
         mapper: Arc<str>,
         settings: Arc<Settings>,
+        log_budget: Arc<LogBudget>,
         limits: &Limits,
     ) -> Store<SandboxState> {
         SandboxState::store(
             &self.inner.engine,
             mapper,
             settings,
+            log_budget,
             limits,
             deadline_ticks(limits.deadline),
         )

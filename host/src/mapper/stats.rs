@@ -41,7 +41,8 @@ impl CallStats {
         }
     }
 
-    pub(crate) fn snapshot(&self) -> CallStatsSnapshot {
+    /// The counters now, with the `host.log` lines the mapper's budget dropped.
+    pub(crate) fn snapshot(&self, log_lines_dropped: u64) -> CallStatsSnapshot {
         let calls = self.calls.load(Ordering::Relaxed);
         let nanos = self.nanos.load(Ordering::Relaxed);
         CallStatsSnapshot {
@@ -51,6 +52,7 @@ impl CallStats {
                 .zip(&self.failures)
                 .map(|(kind, n)| ((*kind).to_owned(), n.load(Ordering::Relaxed)))
                 .collect(),
+            log_lines_dropped,
             mean_call_micros: if calls == 0 {
                 0.0
             } else {
@@ -70,6 +72,9 @@ pub struct CallStatsSnapshot {
     pub failures: BTreeMap<String, u64>,
     /// Mean duration of a call, output validation included, in microseconds.
     pub mean_call_micros: f64,
+    /// `host.log` lines dropped because the mapper logged more than its budget
+    /// (a burst of 1,000 lines, then 100 a second).
+    pub log_lines_dropped: u64,
 }
 
 #[cfg(test)]
@@ -84,7 +89,7 @@ mod tests {
             Duration::from_micros(30),
             Some(&MapFailure::Rejected("no".into())),
         );
-        let s = stats.snapshot();
+        let s = stats.snapshot(0);
         assert_eq!(s.calls, 2);
         assert_eq!(s.failures["rejected"], 1);
         assert_eq!(s.failures["trap"], 0);

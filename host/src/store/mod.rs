@@ -97,6 +97,24 @@ fn transient(e: &sqlx::Error) -> bool {
     }
 }
 
+/// How a pool is sized and how long its statements wait.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// Longest wait for a connection, a lock (PostgreSQL `lock_timeout`) or SQLite's
+    /// write lock (`busy_timeout`).
+    pub timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// The configured database.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -105,21 +123,29 @@ pub enum Db {
 }
 
 impl Db {
-    /// Connects to `url` (`sqlite:` or `postgres://`) with a pool for the API,
+    /// Connects to `url` (`sqlite:` or `postgres://`) with the default pool,
     /// creating a SQLite file if needed.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::connect_sized(url, 16).await
+        Self::connect_with(url, &PoolSettings::default()).await
     }
 
-    /// Connects with at most `max_connections` (the relay has its own small pool,
-    /// so its bookkeeping never makes API requests wait for a connection).
-    pub async fn connect_sized(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+    /// Connects to `url` with `settings`: the size of the pool (the relay has its own
+    /// small pool, so its bookkeeping never makes API requests wait for a connection)
+    /// and how long a statement may wait for a lock or a connection before the store
+    /// answers busy ([`StoreError::is_transient`]). Connections are not pinged on
+    /// every acquire: a broken one fails its statement, which is retried or answered
+    /// with 503, and the pool replaces it.
+    pub async fn connect_with(url: &str, settings: &PoolSettings) -> Result<Self, StoreError> {
+        let timeout = settings.timeout;
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts =
-                PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+            let lock_timeout = format!("{}ms", timeout.as_millis());
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Url(e.to_string()))?
+                .options([("lock_timeout", lock_timeout.as_str())]);
             let pool = PgPoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(5))
+                .max_connections(settings.max_connections)
+                .acquire_timeout(timeout)
+                .test_before_acquire(false)
                 .connect_with(opts)
                 .await?;
             Ok(Db::Postgres(pool))
@@ -129,11 +155,12 @@ impl Db {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
+                .busy_timeout(timeout)
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections.min(8))
-                .acquire_timeout(Duration::from_secs(10))
+                .max_connections(settings.max_connections.min(8))
+                .acquire_timeout(timeout)
+                .test_before_acquire(false)
                 .connect_with(opts)
                 .await?;
             Ok(Db::Sqlite(pool))

@@ -244,7 +244,7 @@ pub(crate) async fn start(database: TestDatabase, options: Options) -> TestApp {
 
 /// A bearer token for `user`, signed with the test secret.
 pub(crate) fn token_for(user: &str) -> String {
-    pakaura_host::auth::JwtKeys::new(JWT_SECRET.as_bytes())
+    pakaura_host::auth::JwtKeys::new(JWT_SECRET.as_bytes(), None)
         .unwrap()
         .issue(user, Duration::from_secs(600))
         .unwrap()

@@ -6,6 +6,7 @@ mod sink;
 
 mod auth;
 mod delivery;
+mod edges;
 mod golden;
 mod mcp;
 mod ops;

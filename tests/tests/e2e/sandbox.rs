@@ -365,3 +365,42 @@ fn a_reused_instance_serves_its_calls_and_is_replaced_after_a_trap_or_its_quota(
     );
     assert_eq!(seen[3..], [Ok(1), Ok(2), Ok(3), Ok(1)]);
 }
+
+#[test]
+fn a_guest_passing_too_much_data_to_the_host_traps() {
+    // Small output caps make small hostcall fuel (see `Limits::hostcall_fuel`).
+    let small = Limits {
+        max_events: 1,
+        max_event_bytes: 1024,
+        ..Limits::default()
+    };
+    let mapper = load_with(guests::MISBEHAVE, &[("mode", "huge-log")], small).unwrap();
+    let kind = map(mapper).1.unwrap_err().kind;
+    assert!(
+        matches!(&kind, MapFailure::Trap(reason) if reason.contains("fuel allocated for hostcalls has been exhausted")),
+        "{kind:?}"
+    );
+    // A line within the hostcall fuel is logged (and cut to the log's own limit).
+    let mapper = load_with(
+        guests::MISBEHAVE,
+        &[("mode", "huge-log"), ("bytes", "65536")],
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(map(mapper).1, Ok(1));
+}
+
+#[test]
+fn a_chatty_mapper_has_its_log_lines_dropped_past_its_budget() {
+    let mapper = misbehave("chatty");
+    let mapper = bounded(move || {
+        for _ in 0..10 {
+            assert_eq!(mapper.map(&mutation()).map(|e| e.len()), Ok(1));
+        }
+        mapper
+    });
+    let stats = pakaura_host::mapper::MapperListing::of(&mapper).stats;
+    assert_eq!(stats.calls, 10);
+    // 2,000 lines against a burst of 1,000 and 100 a second: most of the rest dropped.
+    assert!(stats.log_lines_dropped >= 800, "{stats:?}");
+}

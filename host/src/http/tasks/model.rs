@@ -17,9 +17,29 @@ pub(crate) const MAX_PAGE: u32 = 100;
 /// The page size when none is asked for.
 const DEFAULT_PAGE: u32 = 20;
 
-/// A task id from a path or tool argument (400 naming `id` when it is not a UUID).
+/// A task id from a path or tool argument: a UUID in its hyphenated form (400 naming
+/// `id` otherwise).
 pub(crate) fn parse_task_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::param("id", format!("`{raw}` is not a UUID")))
+    Some(raw)
+        .filter(|r| r.len() == 36)
+        .and_then(|r| Uuid::parse_str(r).ok())
+        .ok_or_else(|| {
+            ApiError::param(
+                "id",
+                format!(
+                    "`{}` is not a UUID",
+                    raw.chars().take(64).collect::<String>()
+                ),
+            )
+        })
+}
+
+/// A page cursor: what `next_cursor` returned, 1 to 18 digits without a leading zero.
+fn parse_cursor(raw: &str) -> Option<i64> {
+    let digits = (1..=18).contains(&raw.len())
+        && raw.bytes().all(|b| b.is_ascii_digit())
+        && !raw.starts_with('0');
+    digits.then(|| raw.parse().ok()).flatten()
 }
 
 fn parse_due_date(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ValidationError> {
@@ -147,7 +167,7 @@ impl ListParams {
             .cursor
             .as_deref()
             .map(|c| {
-                c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                parse_cursor(c).ok_or_else(|| {
                     ApiError::param("cursor", "is not a cursor returned by this API")
                 })
             })

@@ -32,6 +32,56 @@ pub(crate) use limiter::MemoryLimitHit;
 const MAX_LOG_MESSAGE: usize = 4 * 1024;
 /// Most `host.log` lines one call may write; later ones are dropped.
 const MAX_LOG_LINES: usize = 256;
+/// `host.log` lines one mapper may write over time, across calls and instances: a burst
+/// of [`LOG_BURST`], then [`LOG_LINES_PER_SECOND`]; lines past that are dropped and
+/// counted.
+const LOG_BURST: f64 = 1_000.0;
+const LOG_LINES_PER_SECOND: f64 = 100.0;
+
+/// The `host.log` budget one mapper shares across its calls (a token bucket).
+#[derive(Debug)]
+pub(crate) struct LogBudget {
+    state: std::sync::Mutex<(f64, std::time::Instant)>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        Self {
+            state: std::sync::Mutex::new((LOG_BURST, std::time::Instant::now())),
+            dropped: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl LogBudget {
+    /// Takes one line from the budget; false (and the line counted as dropped) when
+    /// the mapper has logged too much lately.
+    fn take(&self) -> bool {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (tokens, refilled) = &mut *state;
+        let now = std::time::Instant::now();
+        *tokens = (*tokens + now.duration_since(*refilled).as_secs_f64() * LOG_LINES_PER_SECOND)
+            .min(LOG_BURST);
+        *refilled = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Lines dropped so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 /// The linker every mapper is instantiated with: WASI p2 (whose context grants nothing,
 /// see [`SandboxState::new`]), monotonic-clock waits confined to the call's deadline, and
@@ -54,6 +104,7 @@ pub(crate) struct SandboxState {
     mapper: Arc<str>,
     settings: Arc<Settings>,
     log_lines: usize,
+    log_budget: Arc<LogBudget>,
     stdout: CapturedOutput,
     stderr: CapturedOutput,
     clock: CallClock,
@@ -62,7 +113,12 @@ pub(crate) struct SandboxState {
 impl SandboxState {
     /// A fresh state: no preopens, no environment, no arguments, closed stdin,
     /// no sockets or name lookups, captured stdout/stderr, the call's clock.
-    fn new(mapper: Arc<str>, settings: Arc<Settings>, limits: &Limits) -> Self {
+    fn new(
+        mapper: Arc<str>,
+        settings: Arc<Settings>,
+        log_budget: Arc<LogBudget>,
+        limits: &Limits,
+    ) -> Self {
         let stdout = CapturedOutput::default();
         let stderr = CapturedOutput::default();
         let clock = CallClock::start(limits.deadline);
@@ -82,6 +138,7 @@ impl SandboxState {
             mapper,
             settings,
             log_lines: 0,
+            log_budget,
             stdout,
             stderr,
             clock,
@@ -94,11 +151,13 @@ impl SandboxState {
         engine: &Engine,
         mapper: Arc<str>,
         settings: Arc<Settings>,
+        log_budget: Arc<LogBudget>,
         limits: &Limits,
         deadline_ticks: u64,
     ) -> Store<Self> {
-        let mut store = Store::new(engine, Self::new(mapper, settings, limits));
+        let mut store = Store::new(engine, Self::new(mapper, settings, log_budget, limits));
         store.limiter(|state| &mut state.limiter);
+        store.set_hostcall_fuel(limits.hostcall_fuel());
         store.set_epoch_deadline(deadline_ticks);
         store.epoch_deadline_trap();
         store
@@ -162,6 +221,9 @@ impl host::Host for SandboxState {
             }
             return;
         }
+        if !self.log_budget.take() {
+            return;
+        }
         let message = truncate(&message, MAX_LOG_MESSAGE);
         let mapper = &*self.mapper;
         match level {
@@ -183,9 +245,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_log_budget_drops_lines_past_its_burst() {
+        let budget = LogBudget::default();
+        let taken = (0..LOG_BURST as usize + 50)
+            .filter(|_| budget.take())
+            .count();
+        assert!(
+            taken >= LOG_BURST as usize && taken < LOG_BURST as usize + 50,
+            "{taken}"
+        );
+        assert!(budget.dropped() > 0);
+    }
+
+    #[test]
     fn config_reads_this_mappers_settings() {
         let settings = Arc::new(Settings::from([("mode".to_owned(), "ok".to_owned())]));
-        let mut state = SandboxState::new("m".into(), settings, &Limits::default());
+        let mut state = SandboxState::new("m".into(), settings, Arc::default(), &Limits::default());
         assert_eq!(
             host::Host::config(&mut state, "mode".into()).as_deref(),
             Some("ok")

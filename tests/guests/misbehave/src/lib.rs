@@ -24,13 +24,15 @@
 //! | `empty-type` | an event with an empty type |
 //! | `escape` | probes files, network, environment and arguments; one `test.escape` event reports each |
 //! | `counter` | one `test.ok` event whose data counts the calls this instance served; panics when the task's title is `trap` |
-//! | `hostile-err` | returns an `err` whose text carries a NUL and terminal escape sequences |
-//! | `hostile-panic` | panics with a message that carries a NUL and terminal escape sequences |
+//! | `huge-log` | writes one `host.log` line of config `bytes` (default 2 MiB) |
+//! | `chatty` | writes config `lines` (default 200) `host.log` lines, then one `ok` event |
+//! | `hostile-err` | for a task titled `hostile…`, returns an `err` whose text carries a NUL and terminal escape sequences; else `ok` |
+//! | `hostile-panic` | for a task titled `hostile…`, panics with a message that carries a NUL and terminal escape sequences; else `ok` |
 
 use core::hint::black_box;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use bindings::pakaura::events::host::config;
+use bindings::pakaura::events::host::{Level, config, log};
 use bindings::pakaura::events::types::{Event, MapperInfo, Mutation};
 
 // wit-bindgen's generated ABI glue needs `unsafe` and declares `pub` items in this private
@@ -136,8 +138,23 @@ impl bindings::Guest for Misbehave {
                     ..ok
                 }]
             }
-            "hostile-err" => return Err(HOSTILE_TEXT.to_owned()),
-            "hostile-panic" => panic!("{HOSTILE_TEXT}"),
+            "huge-log" => {
+                log(Level::Info, &"x".repeat(config_number("bytes", 2 << 20)));
+                vec![ok]
+            }
+            "chatty" => {
+                for i in 0..config_number("lines", 200) {
+                    log(Level::Debug, &format!("line {i}"));
+                }
+                vec![ok]
+            }
+            "hostile-err" if mutation.task.title.starts_with("hostile") => {
+                return Err(HOSTILE_TEXT.to_owned());
+            }
+            "hostile-panic" if mutation.task.title.starts_with("hostile") => {
+                panic!("{HOSTILE_TEXT}")
+            }
+            "hostile-err" | "hostile-panic" => vec![ok],
             other => return Err(format!("misbehave: unknown mode `{other}`")),
         };
         Ok(events)
