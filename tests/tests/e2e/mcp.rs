@@ -26,7 +26,7 @@ async fn rpc(app: &TestApp, user: &str, method: &str, params: Value) -> Value {
 }
 
 /// Calls a tool and returns its `result`.
-async fn call(app: &TestApp, user: &str, tool: &str, arguments: Value) -> Value {
+pub(crate) async fn call(app: &TestApp, user: &str, tool: &str, arguments: Value) -> Value {
     let body = rpc(
         app,
         user,

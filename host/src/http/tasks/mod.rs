@@ -50,9 +50,13 @@ async fn set_completed(
 /// Creates a task.
 #[utoipa::path(post, path = "/tasks", tag = "tasks", request_body = CreateTask,
     security(("bearer" = [])),
-    responses((status = 201, body = TaskView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, description = "The task created", body = TaskView, links(("GetTask" = (operation_id = "read", parameters(("id" = "$response.body#/id")), description = "The task created")), ("UpdateTask" = (operation_id = "update", parameters(("id" = "$response.body#/id")))), ("DeleteTask" = (operation_id = "remove", parameters(("id" = "$response.body#/id")))), ("CompleteTask" = (operation_id = "complete", parameters(("id" = "$response.body#/id")))), ("UncompleteTask" = (operation_id = "uncomplete", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (`field` names it)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
 pub(super) async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -69,7 +73,10 @@ pub(super) async fn create(
 
 /// Lists the caller's tasks, newest first unless `order=oldest`.
 #[utoipa::path(get, path = "/tasks", tag = "tasks", params(ListParams), security(("bearer" = [])),
-    responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "A page of the caller's tasks", body = TaskPage),
+        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
 pub(super) async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -80,8 +87,12 @@ pub(super) async fn list(
 }
 
 /// Reads one task.
-#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = TaskView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path, description = "The task's id (hyphenated)")), security(("bearer" = [])),
+    responses((status = 200, description = "The task", body = TaskView),
+        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller has no task with this id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
 pub(super) async fn read(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -91,13 +102,16 @@ pub(super) async fn read(
 }
 
 /// Changes title, description or due date; `null` clears description and due date.
-#[utoipa::path(patch, path = "/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path)), request_body = UpdateTask,
+#[utoipa::path(patch, path = "/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path, description = "The task's id (hyphenated)")), request_body = UpdateTask,
     security(("bearer" = [])),
-    responses((status = 200, body = TaskView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The task after the change", body = TaskView),
+        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller has no task with this id", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (`field` names it)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
 pub(super) async fn update(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -115,8 +129,12 @@ pub(super) async fn update(
 }
 
 /// Deletes a task.
-#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path, description = "The task's id (hyphenated)")), security(("bearer" = [])),
+    responses((status = 204, description = "Deleted"),
+        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller has no task with this id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
 pub(super) async fn remove(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -132,8 +150,12 @@ pub(super) async fn remove(
 }
 
 /// Marks a task complete (a no-op when it already is).
-#[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = TaskView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", params(("id" = Uuid, Path, description = "The task's id (hyphenated)")), security(("bearer" = [])),
+    responses((status = 200, description = "The task, completed", body = TaskView),
+        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller has no task with this id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
 pub(super) async fn complete(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -144,8 +166,12 @@ pub(super) async fn complete(
 }
 
 /// Marks a task incomplete (a no-op when it already is).
-#[utoipa::path(post, path = "/tasks/{id}/uncomplete", tag = "tasks", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = TaskView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/tasks/{id}/uncomplete", tag = "tasks", params(("id" = Uuid, Path, description = "The task's id (hyphenated)")), security(("bearer" = [])),
+    responses((status = 200, description = "The task, open again", body = TaskView),
+        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller has no task with this id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
 pub(super) async fn uncomplete(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -157,14 +183,17 @@ pub(super) async fn uncomplete(
 
 /// Deletes all the caller's completed tasks (`completed=true` is required).
 #[utoipa::path(delete, path = "/tasks", tag = "tasks", params(ClearParams), security(("bearer" = [])),
-    responses((status = 200, body = Cleared), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "How many completed tasks were deleted", body = Cleared),
+        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
 pub(super) async fn clear_completed(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     ctx: RequestContext,
     ApiQuery(params): ApiQuery<ClearParams>,
 ) -> Result<Json<Cleared>, ApiError> {
-    if params.completed != Some(true) {
+    if !params.completed {
         return Err(ApiError::param(
             "completed",
             "bulk deletion needs `completed=true`: only completed tasks can be cleared",

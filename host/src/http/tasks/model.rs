@@ -51,15 +51,31 @@ fn parse_due_date(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, Validation
 #[derive(Debug, Deserialize, utoipa::ToSchema, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 #[serde(deny_unknown_fields)]
+// The `pattern`s below say in the OpenAPI document what the parsers (`TaskTitle::parse`,
+// `parse_description`, `DueDate::parse`, `parse_cursor`) enforce: no control character
+// (titles: none; descriptions: none but tab, LF, CR), a title not only white space, a due
+// date in RFC 3339 with upper-case `T`/`Z` and years 0001 to 9998, a cursor of 1 to 18
+// digits. Explicit classes, which ECMA-262 and Python regular expressions read alike.
 pub struct CreateTask {
-    /// Trimmed; 1–500 characters.
+    /// At most 500 characters, no control character, not blank; stored trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub(crate) title: String,
-    /// At most 10,000 characters; blank means none.
+    /// At most 10,000 characters, no control character but tab and line breaks; blank
+    /// means none.
     #[serde(default)]
+    #[schema(
+        max_length = 10000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub(crate) description: Option<String>,
-    /// RFC 3339 timestamp, e.g. `2026-03-01T09:00:00Z`.
+    /// RFC 3339 timestamp with upper-case `T` and `Z` (or an offset), years 0001 to
+    /// 9998, e.g. `2026-03-01T09:00:00Z`; stored in UTC with milliseconds.
     #[serde(default)]
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, pattern = r"^(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})$")]
     pub(crate) due_date: Option<String>,
 }
 
@@ -74,21 +90,23 @@ impl CreateTask {
     }
 }
 
-/// The body of `PATCH /tasks/{id}`: absent fields stay, `null` clears.
+/// The body of `PATCH /tasks/{id}`: at least one field; absent fields stay, `null`
+/// clears the description or the due date.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateTask {
-    /// Trimmed; 1–500 characters; cannot be null.
+    /// As in `POST /tasks`; cannot be null.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, min_length = 1, max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$")]
     pub(crate) title: Option<Option<String>>,
-    /// `null` clears the description.
+    /// As in `POST /tasks`; `null` clears the description.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 10000, pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")]
     pub(crate) description: Option<Option<String>>,
-    /// RFC 3339 timestamp; `null` clears the due date.
+    /// As in `POST /tasks`; `null` clears the due date.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, pattern = r"^(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})$")]
     pub(crate) due_date: Option<Option<String>>,
 }
 
@@ -136,10 +154,13 @@ pub struct ListParams {
     /// Only completed (`true`) or open (`false`) tasks.
     pub(crate) completed: Option<bool>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = r"^[1-9][0-9]{0,17}$")]
     pub(crate) cursor: Option<String>,
     /// `newest` (default: most recently created first) or `oldest`.
+    #[param(inline, value_type = Option<ListOrderParam>)]
     pub(crate) order: Option<String>,
 }
 
@@ -186,6 +207,7 @@ impl ListParams {
 pub struct TaskPage {
     pub(crate) items: Vec<TaskView>,
     /// Pass as `cursor` to read the next page; null on the last page.
+    #[schema(pattern = r"^[1-9][0-9]{0,17}$")]
     pub(crate) next_cursor: Option<String>,
 }
 
@@ -198,13 +220,54 @@ impl From<Page> for TaskPage {
     }
 }
 
+// Documentation only: `ListParams::parse` reads `order` and names the parameter when it
+// is something else.
+/// The order of a task list.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase", as = ListOrder)]
+#[allow(dead_code)]
+pub(crate) enum ListOrderParam {
+    /// Most recently created first (the default).
+    Newest,
+    /// Oldest first.
+    Oldest,
+}
+
 /// Query of `DELETE /tasks`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
 pub struct ClearParams {
     /// Must be `true`: only completed tasks can be cleared in bulk.
-    pub(crate) completed: Option<bool>,
+    pub(crate) completed: bool,
+}
+
+// Written out rather than derived: the derive cannot say that the parameter is required
+// and only `true` is valid.
+impl utoipa::IntoParams for ClearParams {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        vec![
+            ParameterBuilder::new()
+                .name("completed")
+                .parameter_in(ParameterIn::Query)
+                .required(utoipa::openapi::Required::True)
+                .description(Some(
+                    "Must be `true`: only completed tasks can be cleared in bulk.",
+                ))
+                .schema(Some(only_true()))
+                .build(),
+        ]
+    }
+}
+
+/// The schema of a boolean whose only valid value is `true`.
+fn only_true() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Boolean)
+        .enum_values(Some([true]))
+        .build()
 }
 
 /// The result of clearing completed tasks.

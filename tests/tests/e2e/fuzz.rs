@@ -1,0 +1,253 @@
+//! Fuzzing in the suite: schemathesis against the served OpenAPI document (every check,
+//! the stateful phase included), and property tests that drive random mutations through
+//! REST and MCP and require every accepted one to map and publish.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, on_both_databases, spawn_with, token_for};
+use crate::mcp::call;
+use crate::sink::{DaprSink, dapr_options, sink_behaviour};
+
+/// The schemathesis executable of the test tools (`scripts/test` installs them).
+fn schemathesis() -> Option<std::path::PathBuf> {
+    let venv = std::env::var_os("PAKAURA_TOOLS_VENV")?;
+    let st = std::path::Path::new(&venv).join("bin/st");
+    st.is_file().then_some(st)
+}
+
+async fn schemathesis_finds_nothing_wrong_with_the_task_api(backend: Backend) {
+    let Some(st) = schemathesis() else {
+        eprintln!(
+            "SKIP: schemathesis_finds_nothing_wrong_with_the_task_api: PAKAURA_TOOLS_VENV is not set \
+             (run ./scripts/test, which installs schemathesis)"
+        );
+        return;
+    };
+    let app = spawn_with(backend, crate::helpers::Options::default()).await;
+    let report = tempfile::tempdir().unwrap();
+    let st = tokio::process::Command::new(st)
+        .current_dir(report.path())
+        .args(["run", &app.url("/openapi.json")])
+        .args([
+            "--header",
+            &format!("Authorization: Bearer {}", token_for("alice")),
+        ])
+        .args(["--include-tag", "tasks"])
+        .args(["--checks", "all"])
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
+        .args(["--max-examples", "40", "--seed", "1", "--workers", "1"])
+        .arg("--no-color")
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(600), st)
+        .await
+        .expect("schemathesis finished")
+        .expect("schemathesis ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("No issues found"), "{stdout}");
+}
+
+/// One random mutation request.
+#[derive(Debug, Clone)]
+enum Op {
+    Create {
+        title: String,
+        description: Option<String>,
+        due_date: Option<String>,
+        mcp: bool,
+    },
+    Rename {
+        title: String,
+        mcp: bool,
+    },
+}
+
+/// Text from the whole of Unicode, control characters and all, short and long.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        ".{0,20}",
+        "\\PC{1,40}",
+        "[ \\t\\n\\u{0}\\u{1b}a-zé🦀]{0,12}",
+        proptest::collection::vec(any::<char>(), 490..=510).prop_map(|c| c.into_iter().collect()),
+    ]
+}
+
+/// Due dates around the edges of what is valid, and some that are not.
+fn due_date() -> impl Strategy<Value = Option<String>> {
+    let year = prop_oneof![
+        Just(0u32),
+        Just(1),
+        Just(1970),
+        Just(2026),
+        Just(9998),
+        Just(9999),
+        0u32..=9999
+    ];
+    let offset = prop_oneof![
+        Just("Z".to_owned()),
+        Just("+23:59".to_owned()),
+        Just("-23:59".to_owned()),
+        Just("+01:00".to_owned()),
+    ];
+    prop_oneof![
+        Just(None),
+        (year, 1u32..=12, 1u32..=28, 0u32..=23, offset)
+            .prop_map(|(y, m, d, h, o)| Some(format!("{y:04}-{m:02}-{d:02}T{h:02}:30:00.5{o}"))),
+        ".{0,12}".prop_map(Some),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (
+            text(),
+            proptest::option::of(text()),
+            due_date(),
+            any::<bool>()
+        )
+            .prop_map(|(title, description, due_date, mcp)| Op::Create {
+                title,
+                description,
+                due_date,
+                mcp
+            }),
+        (text(), any::<bool>()).prop_map(|(title, mcp)| Op::Rename { title, mcp }),
+    ]
+}
+
+/// Applies `op` (renaming the task `last`, if one was created); returns whether it was
+/// accepted, and the id of a created task. A refusal must be a 4xx naming a field.
+async fn apply(app: &TestApp, op: Op, last: Option<&str>) -> (bool, Option<String>) {
+    match op {
+        Op::Create {
+            title,
+            description,
+            due_date,
+            mcp,
+        } => {
+            let body = json!({"title": title, "description": description, "due_date": due_date});
+            if mcp {
+                let result = call(app, "fuzzer", "add_task", body).await;
+                let content = &result["structuredContent"];
+                if result["isError"] == true {
+                    assert!(
+                        content["status"]
+                            .as_u64()
+                            .is_some_and(|s| (400..500).contains(&s)),
+                        "{result}"
+                    );
+                    return (false, None);
+                }
+                (true, content["id"].as_str().map(str::to_owned))
+            } else {
+                let response = app
+                    .send(Method::POST, "/tasks", Some("fuzzer"), Some(body))
+                    .await;
+                let status = response.status();
+                let body: Value = response.json().await.unwrap();
+                if status == StatusCode::CREATED {
+                    (true, body["id"].as_str().map(str::to_owned))
+                } else {
+                    assert!(status.is_client_error(), "{status} {body}");
+                    assert!(body["field"].is_string(), "{body}");
+                    (false, None)
+                }
+            }
+        }
+        Op::Rename { title, mcp } => {
+            let Some(id) = last else {
+                return (false, None);
+            };
+            if mcp {
+                let result = call(
+                    app,
+                    "fuzzer",
+                    "update_task",
+                    json!({"id": id, "title": title}),
+                )
+                .await;
+                (result["isError"] != true, None)
+            } else {
+                let response = app
+                    .send(
+                        Method::PATCH,
+                        &format!("/tasks/{id}"),
+                        Some("fuzzer"),
+                        Some(json!({"title": title})),
+                    )
+                    .await;
+                let status = response.status();
+                assert!(
+                    status == StatusCode::OK || status.is_client_error(),
+                    "{status}"
+                );
+                (status == StatusCode::OK, None)
+            }
+        }
+    }
+}
+
+async fn every_accepted_random_mutation_maps_and_publishes(backend: Backend) {
+    let sink = DaprSink::start(sink_behaviour()).await;
+    let app = spawn_with(backend, dapr_options(&sink)).await;
+    let mut runner = TestRunner::new(Config {
+        cases: 96,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let ops = proptest::collection::vec(op(), 96);
+    let tree = ops.new_tree(&mut runner).unwrap();
+    let ops = proptest::strategy::ValueTree::current(&tree);
+    let mut accepted = 0;
+    let mut last: Option<String> = None;
+    for op in ops {
+        let (ok, created) = apply(&app, op, last.as_deref()).await;
+        accepted += usize::from(ok);
+        if created.is_some() {
+            last = created;
+        }
+    }
+    assert!(
+        accepted > 10,
+        "the generators make mostly valid requests too: {accepted}"
+    );
+    // Everything accepted is mapped (no dead letter) and published.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let backlog = app.db.backlog(chrono::Utc::now()).await.unwrap();
+        assert_eq!(
+            backlog.dead_letters_open, 0,
+            "an accepted mutation did not map"
+        );
+        if backlog.outbox_pending == 0 && backlog.envelopes_pending == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{backlog:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = app.db.outbox_rows(None).await.unwrap();
+    assert_eq!(rows.len(), accepted, "one mutation per accepted request");
+    for row in &rows {
+        row.decode().expect("every stored mutation reads back");
+    }
+    assert!(
+        sink.published().len() >= 2 * accepted,
+        "each mutation published its events"
+    );
+}
+
+on_both_databases!(
+    schemathesis_finds_nothing_wrong_with_the_task_api,
+    every_accepted_random_mutation_maps_and_publishes,
+);
