@@ -56,6 +56,8 @@ async fn list_mappers(_: Admin, State(state): State<AppState>) -> Json<MapperLis
     })
 }
 
+/// Reloads the mapper set.
+///
 /// Loads `MAPPERS_DIR` again as one set; an invalid set is refused (422, naming the
 /// file and the reason) and the previous set stays live.
 #[utoipa::path(post, path = "/admin/mappers/reload", tag = "admin",
@@ -149,10 +151,11 @@ async fn dead_letters(
     }))
 }
 
-/// Replays a dead letter: a refused publish is queued again as it was (same id,
-/// same body); a mutation that could not be mapped is mapped again with the live
-/// mappers. Success resolves only this letter; a new mapping failure is 422 with the
-/// reason and the letter stays open.
+/// Replays a dead letter.
+///
+/// A refused publish is queued again as it was (same id, same body); a mutation that
+/// could not be mapped is mapped again with the live mappers. Success resolves only
+/// this letter; a new mapping failure is 422 with the reason and the letter stays open.
 #[utoipa::path(post, path = "/admin/dead-letters/{id}/replay", tag = "admin",
     params(("id" = Uuid, Path, description = "The dead letter's id")),
     responses((status = 200, body = ReplayOutcome),
@@ -209,8 +212,10 @@ async fn envelopes(
     Ok(Json(EnvelopeList { envelopes }))
 }
 
-/// One envelope: its exact CloudEvents JSON, its delivery history and the mutation it
-/// was mapped from (while the outbox keeps it).
+/// One envelope, with its delivery history and mutation.
+///
+/// Its exact CloudEvents JSON, its delivery history and the mutation it was mapped
+/// from (while the outbox keeps it).
 #[utoipa::path(get, path = "/admin/envelopes/{id}", tag = "admin",
     params(("id" = Uuid, Path, description = "The envelope's CloudEvents id")),
     responses((status = 200, body = EnvelopeDetail),

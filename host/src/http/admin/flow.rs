@@ -19,10 +19,11 @@ fn event(snapshot: &FlowSnapshot) -> Result<Event, Infallible> {
         .unwrap_or_else(|_| Event::default().comment("unserialisable snapshot")))
 }
 
-/// The event flow, live: first the snapshots of the last few minutes (oldest first),
-/// then one `snapshot` event every 2 seconds. Each event's data is a
-/// [`FlowSnapshot`]. Snapshots are taken once per interval for all subscribers; the
-/// stream ends when the host stops.
+/// The event flow, live (server-sent events).
+///
+/// First the snapshots of the last few minutes (oldest first), then one `snapshot`
+/// event every 2 seconds; each event's data is one FlowSnapshot as JSON. Snapshots are
+/// taken once per interval for all subscribers; the stream ends when the host stops.
 #[utoipa::path(get, path = "/admin/flow/stream", tag = "admin",
     responses((status = 200, content_type = "text/event-stream",
         description = "Server-sent events named `snapshot`, each carrying one FlowSnapshot as JSON data, every 2 seconds (comments keep the connection alive)",

@@ -33,6 +33,12 @@ pub(super) struct UploadQuery {
     name: Option<String>,
 }
 
+/// A WebAssembly component's bytes (documentation only: the body is read as bytes).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub(crate) struct ComponentBytes(Vec<u8>);
+
 /// `GET /admin/playground/uploads`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct UploadList {
@@ -52,13 +58,14 @@ fn playground_error(e: PlaygroundError) -> ApiError {
     }
 }
 
-/// Uploads a mapper component (the raw `.wasm` bytes) to try it in the playground. It
-/// is loaded like a mapper of `MAPPERS_DIR` (contract check, `describe`, declared
-/// topics) but never written there nor added to the live set; it is kept in memory for
-/// 30 minutes (four at most, the oldest forgotten first). Compiling an
-/// interpreter-based component takes about 20 s the first time.
+/// Uploads a mapper component to try in the playground.
+///
+/// The raw `.wasm` bytes are loaded like a mapper of `MAPPERS_DIR` (contract check,
+/// `describe`, declared topics) but never written there nor added to the live set; the
+/// upload is kept in memory for 30 minutes (four at most, the oldest forgotten first).
+/// Compiling an interpreter-based component takes about 20 s the first time.
 #[utoipa::path(post, path = "/admin/playground/uploads", tag = "admin", params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component's bytes (also accepted as application/octet-stream); at most CONSOLE_UPLOAD_LIMIT (default 32 MiB)"),
+    request_body(content = ComponentBytes, content_type = "application/wasm", description = "The component's bytes (also accepted as application/octet-stream); at most CONSOLE_UPLOAD_LIMIT (default 32 MiB)"),
     responses((status = 201, body = UploadView),
         (status = 400, description = "A bad query parameter, or the body could not be read", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than CONSOLE_UPLOAD_LIMIT", body = Problem, content_type = "application/problem+json"),
@@ -231,9 +238,11 @@ pub(crate) struct RunResult {
     pub(crate) took_micros: u64,
 }
 
-/// Runs a mapper on a mutation in the relay's sandbox and limits, with the live
-/// settings (plus `config`), and returns the envelopes it would yield, built exactly
-/// as the relay builds them, or its refusal. Nothing is stored or published.
+/// Runs a mapper on a mutation, storing and publishing nothing.
+///
+/// The mapper runs in the relay's sandbox and limits, with the live settings (plus
+/// `config`); the answer is the envelopes it would yield, built exactly as the relay
+/// builds them, or its refusal.
 #[utoipa::path(post, path = "/admin/playground/run", tag = "admin", request_body = RunRequest,
     responses((status = 200, body = RunResult),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
