@@ -99,6 +99,24 @@ function say(node, kind, title, detail) {
   node.replaceChildren(el('strong', { text: title }), detail ? ` ${detail}` : '');
 }
 
+/**
+ * Runs `render`, which replaces the rows of `container`, keeping the keyboard focus on
+ * the same control of the same row (rows carry `attr`), so live updates never throw a
+ * keyboard user back to the top of the page.
+ */
+function keepFocus(container, attr, render) {
+  const controls = (row) => [...row.querySelectorAll('button, summary, pre')];
+  const active = document.activeElement;
+  const row = active && container.contains(active) ? active.closest(`[${attr}]`) : null;
+  const key = row ? row.getAttribute(attr) : null;
+  const index = row ? controls(row).indexOf(active) : -1;
+  render();
+  if (key === null) return;
+  const again = container.querySelector(`[${attr}="${CSS.escape(key)}"]`);
+  const target = again ? controls(again)[index] : null;
+  if (target) target.focus();
+}
+
 /** Disables `button` while `work` runs. */
 async function busy(button, work) {
   button.disabled = true;
@@ -297,6 +315,10 @@ async function loadEnvelopes({ quiet = false } = {}) {
 
 function renderEnvelopes(envelopes) {
   const tbody = $('#envelopes-table tbody');
+  keepFocus(tbody, 'data-envelope', () => renderEnvelopeRows(tbody, envelopes));
+}
+
+function renderEnvelopeRows(tbody, envelopes) {
   if (envelopes.length === 0) {
     tbody.replaceChildren(el('tr', {}, el('td', { colspan: 7, class: 'empty', text: 'No envelopes match.' })));
     return;
@@ -365,6 +387,7 @@ $('#envelope-close').addEventListener('click', () => {
 // ---------------------------------------------------------------- dead letters
 
 let lettersLoading = false;
+let lettersShown = null;
 
 loaders['dead-letters'] = async () => {
   if (lettersLoading) return;
@@ -372,12 +395,19 @@ loaders['dead-letters'] = async () => {
   const list = $('#dead-letters-list');
   try {
     const { dead_letters: letters } = await api('/admin/dead-letters?limit=200');
-    if (letters.length === 0) {
-      list.replaceChildren(el('p', { class: 'empty', text: 'No open dead letters.' }));
-    } else {
-      list.replaceChildren(...letters.map(letterCard));
-    }
+    // Unchanged letters are left alone: open details and focus stay where they are.
+    const shown = JSON.stringify(letters);
+    if (shown === lettersShown) return;
+    lettersShown = shown;
+    keepFocus(list, 'data-letter', () => {
+      if (letters.length === 0) {
+        list.replaceChildren(el('p', { class: 'empty', text: 'No open dead letters.' }));
+      } else {
+        list.replaceChildren(...letters.map(letterCard));
+      }
+    });
   } catch (e) {
+    lettersShown = null;
     list.replaceChildren(el('p', { class: 'empty', text: e.message }));
   } finally {
     lettersLoading = false;
@@ -421,6 +451,8 @@ async function replay(button, letter) {
     }
   });
   await loaders['dead-letters']();
+  // The replayed letter's card is gone: the result is the next thing to read.
+  if (!document.activeElement || document.activeElement === document.body) out.focus();
 }
 
 $('#dead-refresh').addEventListener('click', () => loaders['dead-letters']());

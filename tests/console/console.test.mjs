@@ -192,6 +192,8 @@ try {
       return published.some((e) => e.type === 'reminder.scheduled' && e.subject === task);
     });
     await page.locator('#dead-letters-list', { hasText: 'No open dead letters' }).waitFor();
+    await until('the focus on the result, not lost with the card', async () =>
+      (await page.evaluate(() => document.activeElement.id)) === 'replay-result');
     await shot('07-replayed');
   });
 
