@@ -194,6 +194,9 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub mappers: MapperConfig,
+
+    #[command(flatten)]
+    pub console: crate::http::console::ConsoleConfig,
 }
 
 impl ServeConfig {

@@ -109,6 +109,11 @@ impl Application {
             mappers,
             relay,
             metrics: crate::telemetry::metrics_handle(),
+            console: http::console::Console::new(
+                config.console.clone(),
+                config.admin_token.as_ref().map(|t| t.expose()),
+                config.event_source.clone(),
+            ),
         };
         Ok((
             Self {
@@ -166,12 +171,16 @@ impl Application {
             }
         });
         let db = state.db.clone();
+        let console = state.console.clone();
         let router = http::router(state);
         let shutdown = async move {
             tokio::select! {
                 _ = stopped.wait_for(|s| *s) => {}
                 () = terminate_signal() => tracing::info!("shutdown signal received"),
             }
+            // Live console streams never end by themselves: end them, so the
+            // graceful shutdown is not held open.
+            console.shut_down();
         };
         http::serve(listener, router, header_timeout, shutdown).await;
         reload.abort();

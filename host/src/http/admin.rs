@@ -1,41 +1,79 @@
-//! `/admin`: the operator's surface (bearer `ADMIN_TOKEN`): mappers, dead letters
-//! and recent envelopes. Disabled (404) when no admin token is configured.
+//! `/admin`: the operator's surface, and the operator console's data: mappers, dead
+//! letters, recent envelopes, the live event flow and the mapper playground. Every
+//! route takes `Authorization: Bearer $ADMIN_TOKEN` or the console's session cookie
+//! (see [`super::auth::Admin`]); all are disabled (404) when no admin token is
+//! configured. Each is in the OpenAPI document (`openapi`), tag `admin`.
 
-use axum::extract::State;
+mod flow;
+pub(super) mod model;
+pub(super) mod openapi;
+mod playground;
+
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::extract::{ApiPath, ApiQuery};
 use crate::relay::ReplayError;
-use crate::store::{EnvelopeFilter, EnvelopeState};
+use crate::store::{EnvelopeFilter, EnvelopeRecord, EnvelopeState};
+use model::{
+    DeadLetterList, DeadLetterView, EnvelopeDetail, EnvelopeList, EnvelopeView, MapperList,
+    Reloaded, ReplayOutcome,
+};
 
-pub(super) fn router() -> Router<AppState> {
+pub(super) fn router(state: &AppState) -> Router<AppState> {
+    let upload_limit = state.console.config().upload_limit();
     Router::new()
         .route("/admin/mappers", get(list_mappers))
         .route("/admin/mappers/reload", post(reload_mappers))
         .route("/admin/dead-letters", get(dead_letters))
         .route("/admin/dead-letters/{id}/replay", post(replay))
         .route("/admin/envelopes", get(envelopes))
+        .route("/admin/envelopes/{id}", get(envelope))
+        .route("/admin/flow/stream", get(flow::stream))
+        .route(
+            "/admin/playground/uploads",
+            post(playground::upload)
+                .layer(DefaultBodyLimit::max(upload_limit))
+                .get(playground::uploads),
+        )
+        .route("/admin/playground/template", get(playground::template))
+        .route("/admin/playground/run", post(playground::run))
 }
 
-/// The live mapper set, in call order.
-async fn list_mappers(_: Admin, State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "mappers": state.mappers.list() }))
+/// The live mapper set, in call order, with each mapper's call statistics.
+#[utoipa::path(get, path = "/admin/mappers", tag = "admin",
+    responses((status = 200, body = MapperList)))]
+async fn list_mappers(_: Admin, State(state): State<AppState>) -> Json<MapperList> {
+    Json(MapperList {
+        mappers: state.mappers.list(),
+    })
 }
 
-/// Loads `MAPPERS_DIR` again as one set; an invalid set is refused (422) and the
-/// previous set stays live.
-async fn reload_mappers(_: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Reloads the mapper set.
+///
+/// Loads `MAPPERS_DIR` again as one set; an invalid set is refused (422, naming the
+/// file and the reason) and the previous set stays live.
+#[utoipa::path(post, path = "/admin/mappers/reload", tag = "admin",
+    responses((status = 200, body = Reloaded),
+        (status = 422, description = "The new set was refused; the previous set stays live", body = Problem, content_type = "application/problem+json")))]
+async fn reload_mappers(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<Reloaded>, ApiError> {
     match state.mappers.reload().await {
         Ok(report) => {
             tracing::info!(?report, "mappers reloaded through the admin API");
-            Ok(Json(json!({ "reloaded": true, "report": report })))
+            Ok(Json(Reloaded {
+                reloaded: true,
+                report,
+            }))
         }
         Err(e) => {
             tracing::error!(error = %e, "mapper reload refused; the previous set stays live");
@@ -47,21 +85,31 @@ async fn reload_mappers(_: Admin, State(state): State<AppState>) -> Result<Json<
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /admin/dead-letters`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Limit {
+#[into_params(parameter_in = Query)]
+pub(super) struct Limit {
+    /// How many, 1 to 1000 (default 50).
     limit: Option<i64>,
 }
 
 /// Query of `GET /admin/envelopes`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct EnvelopeQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct EnvelopeQuery {
+    /// How many, 1 to 1000 (default 50).
     limit: Option<i64>,
+    /// Only envelopes in this state: `pending`, `published`, `skipped` or `dead`.
     state: Option<String>,
+    /// Only this CloudEvents `type`.
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     event_type: Option<String>,
+    /// Only this topic.
     topic: Option<String>,
+    /// Only the envelopes of this task.
     task_id: Option<Uuid>,
 }
 
@@ -74,24 +122,52 @@ fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-/// Unresolved dead letters, oldest first.
+/// Parses a JSON text column for display; `null` if it is not JSON (never expected).
+fn parsed(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// Unresolved dead letters, oldest first, each with its mutation (the outbox JSON).
+#[utoipa::path(get, path = "/admin/dead-letters", tag = "admin", params(Limit),
+    responses((status = 200, body = DeadLetterList),
+        (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json")))]
 async fn dead_letters(
     _: Admin,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<Limit>,
-) -> Result<Json<Value>, ApiError> {
-    let letters = state.db.dead_letters(limit(q.limit)?).await?;
-    Ok(Json(json!({ "dead_letters": letters })))
+) -> Result<Json<DeadLetterList>, ApiError> {
+    let letters = state
+        .db
+        .dead_letters_with_mutations(limit(q.limit)?)
+        .await?
+        .into_iter()
+        .map(|(letter, mutation)| DeadLetterView {
+            letter,
+            mutation: mutation.as_deref().map(parsed),
+        })
+        .collect();
+    Ok(Json(DeadLetterList {
+        dead_letters: letters,
+    }))
 }
 
-/// Maps a dead letter's mutation again with the live mappers. Success stores its
-/// envelopes (already published ones keep their ids) and resolves the letter; a
-/// new failure is 422 with the reason and the letter stays.
+/// Replays a dead letter.
+///
+/// A refused publish is queued again as it was (same id, same body); a mutation that
+/// could not be mapped is mapped again with the live mappers. Success resolves only
+/// this letter; a new mapping failure is 422 with the reason and the letter stays open.
+#[utoipa::path(post, path = "/admin/dead-letters/{id}/replay", tag = "admin",
+    params(("id" = Uuid, Path, description = "The dead letter's id")),
+    responses((status = 200, body = ReplayOutcome),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dead letter, or the admin API is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already replayed, or a refused publish while DAPR_ENABLED=false", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Mapping failed again; the letter stays open with the new reason", body = Problem, content_type = "application/problem+json")))]
 async fn replay(
     _: Admin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReplayOutcome>, ApiError> {
     let id =
         Uuid::parse_str(&id).map_err(|_| ApiError::param("id", format!("`{id}` is not a UUID")))?;
     let replayed = state.relay.replay(id).await.map_err(|e| match e {
@@ -101,22 +177,21 @@ async fn replay(
         ReplayError::PublishingDisabled(_) => ApiError::Conflict(e.to_string()),
         ReplayError::Store(cause) => cause.into(),
     })?;
-    Ok(Json(json!({
-        "replayed": true,
-        "resolved": replayed.resolved,
-        "kind": replayed.kind,
-        "mutation_id": replayed.mutation_id,
-        "envelopes": replayed.envelopes,
-    })))
+    Ok(Json(ReplayOutcome {
+        replayed: true,
+        outcome: replayed,
+    }))
 }
 
-/// Recent envelopes, newest first, with their state; filters: `state`
-/// (`pending|published|skipped|dead`), `type`, `topic`, `task_id`.
+/// Recent envelopes, newest first, with their state and delivery history.
+#[utoipa::path(get, path = "/admin/envelopes", tag = "admin", params(EnvelopeQuery),
+    responses((status = 200, body = EnvelopeList),
+        (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json")))]
 async fn envelopes(
     _: Admin,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<EnvelopeQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EnvelopeList>, ApiError> {
     let filter = EnvelopeFilter {
         state: q
             .state
@@ -133,14 +208,39 @@ async fn envelopes(
         limit: limit(q.limit)?,
     };
     let records = state.db.recent_envelopes(&filter).await?;
-    let items: Vec<Value> = records
-        .into_iter()
-        .map(|r| {
-            let envelope: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-            let mut item = serde_json::to_value(&r).unwrap_or(Value::Null);
-            item["envelope"] = envelope;
-            item
-        })
-        .collect();
-    Ok(Json(json!({ "envelopes": items })))
+    let envelopes = records.into_iter().map(EnvelopeView::of).collect();
+    Ok(Json(EnvelopeList { envelopes }))
+}
+
+/// One envelope, with its delivery history and mutation.
+///
+/// Its exact CloudEvents JSON, its delivery history and the mutation it was mapped
+/// from (while the outbox keeps it).
+#[utoipa::path(get, path = "/admin/envelopes/{id}", tag = "admin",
+    params(("id" = Uuid, Path, description = "The envelope's CloudEvents id")),
+    responses((status = 200, body = EnvelopeDetail),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such envelope (or pruned after ENVELOPE_RETENTION), or the admin API is disabled", body = Problem, content_type = "application/problem+json")))]
+async fn envelope(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<EnvelopeDetail>, ApiError> {
+    let id = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::param("id", format!("`{id}` is not a UUID")))?
+        .to_string();
+    let record: EnvelopeRecord = state
+        .db
+        .envelope(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no envelope {id}")))?;
+    let mutation = state
+        .db
+        .outbox_row(record.mutation_id)
+        .await?
+        .map(|row| parsed(&row.mutation));
+    Ok(Json(EnvelopeDetail {
+        view: EnvelopeView::of(record),
+        mutation,
+    }))
 }

@@ -1,4 +1,5 @@
-//! Request authentication: the user's bearer JWT and the operator's admin token.
+//! Request authentication: the user's bearer JWT and the operator's admin token
+//! (as a bearer token, or as the console's session cookie derived from it).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -11,7 +12,10 @@ use super::error::ApiError;
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub String);
 
-/// An authenticated operator, for `/admin` routes.
+/// An authenticated operator, for `/admin` routes: `Authorization: Bearer
+/// $ADMIN_TOKEN`, or the console's session cookie (with its CSRF token on requests
+/// that change something). A request with an `Authorization` header is judged by it
+/// alone.
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
@@ -59,6 +63,14 @@ impl FromRequestParts<AppState> for Admin {
                 "the admin API is disabled: set ADMIN_TOKEN to enable it".into(),
             ));
         };
+        if !parts.headers.contains_key(AUTHORIZATION)
+            && let Some(cookie) = super::console::session::cookie_value(&parts.headers)
+        {
+            state
+                .console
+                .authorize(cookie, &parts.method, &parts.headers)?;
+            return Ok(Admin);
+        }
         let token = bearer(parts)?;
         if expected.matches(token) {
             Ok(Admin)

@@ -1,13 +1,15 @@
 //! The HTTP surface: one typed state, one router per resource.
 //!
 //! Layout: `tasks` (REST API), `mcp` (the same operations as MCP tools), `health`
-//! (liveness, readiness, metrics), `admin` (mappers, dead letters, envelopes),
-//! `openapi` (the generated document); `auth`, `context`, `error` and `extract` are
-//! shared plumbing. Handlers extract and respond: the task operations live in
+//! (liveness, readiness, metrics), `admin` (mappers, dead letters, envelopes, the
+//! event flow, the mapper playground), `console` (the operator console's pages, its
+//! session cookie and the state its admin routes share), `openapi` (the generated
+//! document); `auth`, `context`, `error` and `extract` are shared plumbing. Handlers extract and respond: the task operations live in
 //! [`crate::tasks`], replay in [`crate::relay`].
 
 pub mod admin;
 pub mod auth;
+pub mod console;
 pub mod context;
 pub mod error;
 pub mod extract;
@@ -51,6 +53,8 @@ pub struct AppState {
     pub mappers: MapperRegistry,
     pub relay: Relay,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The operator console: sessions, the live flow, the playground.
+    pub console: console::Console,
 }
 
 /// The whole application router.
@@ -58,7 +62,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(tasks::router())
         .merge(health::router())
-        .merge(admin::router())
+        .merge(admin::router(&state))
+        .merge(console::router())
         .merge(openapi::router())
         .merge(mcp::router(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })

@@ -37,9 +37,10 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The document, built once per call (it is small and rarely fetched).
+/// The document, built once per call (it is small and rarely fetched): the task API's,
+/// with the admin API's merged in.
 pub(crate) fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    ApiDoc::openapi().merge_from(super::admin::openapi::AdminDoc::openapi())
 }
 
 pub(super) fn router() -> Router<AppState> {

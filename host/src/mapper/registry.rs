@@ -2,7 +2,10 @@
 //!
 //! A reload builds a whole new set on a blocking thread and swaps it in only if
 //! every component loads; calls in flight finish on the set they started with.
+//! [`MapperRegistry::load_detached`] loads one more component with the same runtime,
+//! limits and settings without adding it to the set (the console's playground).
 
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -10,9 +13,11 @@ use serde::Serialize;
 
 use super::config::MapperConfig;
 use super::error::LoadError;
-use super::load::MapperListing;
+use super::limits::Limits;
+use super::load::{LoadedMapper, MapperListing, MapperSource};
 use super::runtime::{MapperRuntime, RuntimeOptions};
 use super::set::MapperSet;
+use super::settings::{Settings, SettingsTable};
 
 /// The outcome of a successful reload.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -115,5 +120,30 @@ impl MapperRegistry {
             .unwrap_or_else(PoisonError::into_inner) = set;
         tracing::info!(mappers = report.mappers.len(), "mapper set reloaded");
         Ok(report)
+    }
+
+    /// Loads one component with the live set's runtime, limits and settings (the
+    /// settings re-read as a reload would), `overrides` winning, **without** adding it
+    /// to the set: what the relay would run, for trying a mapper out. Compiles the
+    /// component: call it from a blocking thread.
+    pub fn load_detached(
+        &self,
+        source: MapperSource,
+        overrides: &Settings,
+    ) -> Result<LoadedMapper, LoadError> {
+        let config = &self.inner.config;
+        let settings = SettingsTable::load(config)?;
+        LoadedMapper::load(
+            &self.inner.runtime,
+            source,
+            &Limits::from_config(config),
+            &settings,
+            overrides,
+        )
+    }
+
+    /// The folder the live set is loaded from, if any (`MAPPERS_DIR`).
+    pub fn mappers_dir(&self) -> Option<&Path> {
+        self.inner.config.mappers_dir.as_deref()
     }
 }

@@ -1,5 +1,5 @@
-//! What the admin API reads and does: recent envelopes, dead letters and their
-//! replay.
+//! What the admin API reads and does: recent envelopes (one with its delivery
+//! history), dead letters (with their mutations) and their replay.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -93,6 +93,17 @@ pub struct Backlog {
 const LETTER_COLUMNS: &str =
     "id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, resolved_at";
 
+const ENVELOPE_COLUMNS: &str = "id, mutation_id, task_id, mapper, topic, event_type, state, \
+     attempts, last_error, error_code, dapr_status, created_at, first_failed_at, finished_at, body";
+
+/// A dead letter and the JSON of its mutation, if the outbox still holds it.
+#[derive(sqlx::FromRow)]
+struct LetterWithMutation {
+    #[sqlx(flatten)]
+    letter: DeadLetter,
+    mutation: Option<String>,
+}
+
 impl Db {
     /// The most recent envelopes matching `filter`, newest first.
     pub async fn recent_envelopes(
@@ -117,6 +128,39 @@ impl Db {
             .await?;
             Ok(rows)
         })
+    }
+
+    /// Envelope `id` (its CloudEvents id), whatever its state.
+    pub async fn envelope(&self, id: &str) -> Result<Option<EnvelopeRecord>, StoreError> {
+        with_pool!(self, |pool| async {
+            let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENVELOPE_COLUMNS} FROM envelopes WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row)
+        })
+    }
+
+    /// Unresolved dead letters, oldest first, each with its mutation's JSON (the
+    /// outbox row's), when the outbox still holds it.
+    pub async fn dead_letters_with_mutations(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(DeadLetter, Option<String>)>, StoreError> {
+        let rows: Vec<LetterWithMutation> = with_pool!(self, |pool| async {
+            sqlx::query_as(
+                "SELECT d.id, d.mutation_id, d.kind, d.mapper, d.envelope_id, d.reason, \
+                 d.attempts, d.created_at, d.resolved_at, o.mutation FROM dead_letters d \
+                 LEFT JOIN outbox o ON o.id = d.mutation_id WHERE d.resolved_at IS NULL \
+                 ORDER BY d.created_at, d.id LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(|r| (r.letter, r.mutation)).collect())
     }
 
     /// Unresolved dead letters, oldest first.

@@ -5,6 +5,7 @@ mod helpers;
 mod sink;
 
 mod auth;
+mod console;
 mod delivery;
 mod edges;
 mod fuzz;

@@ -1,5 +1,7 @@
 //! A recording Dapr sidecar: speaks the pub/sub publish contract (status codes,
-//! JSON error bodies, headers, query metadata) and records every request.
+//! JSON error bodies, headers, query metadata) and records every request. A small
+//! control surface under `/test/` lets a test running in another process (the
+//! console's browser test) refuse or accept a topic and read what was published.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -105,6 +107,9 @@ impl DaprSink {
                 "/v1.0/healthz/outbound",
                 get(|| async { StatusCode::NO_CONTENT }),
             )
+            .route("/test/forbid", post(forbid))
+            .route("/test/allow", post(allow))
+            .route("/test/published", get(published))
             .with_state(shared.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -333,6 +338,54 @@ async fn publish(
         bulk_request: None,
     }]);
     response
+}
+
+/// `POST /test/forbid?topic=T`: refuse topic T with 403 from now on.
+async fn forbid(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> StatusCode {
+    let Some(topic) = query.get("topic") else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let mut b = shared.behaviour.lock().unwrap();
+    b.forbidden_topics.insert(topic.clone());
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /test/allow?topic=T`: accept topic T again.
+async fn allow(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> StatusCode {
+    let Some(topic) = query.get("topic") else {
+        return StatusCode::BAD_REQUEST;
+    };
+    shared
+        .behaviour
+        .lock()
+        .unwrap()
+        .forbidden_topics
+        .remove(topic);
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /test/published`: the accepted events so far, as `{id, type, topic, subject}`.
+async fn published(State(shared): State<Arc<Shared>>) -> axum::Json<Value> {
+    let requests = shared.requests.lock().unwrap();
+    let accepted: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.status == 204)
+        .map(|r| {
+            json!({
+                "id": r.id(),
+                "type": r.event_type(),
+                "topic": r.topic,
+                "subject": r.body["subject"],
+            })
+        })
+        .collect();
+    axum::Json(Value::Array(accepted))
 }
 
 /// One entry of a bulk publish request, as Dapr reads it.

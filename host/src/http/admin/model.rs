@@ -1,0 +1,82 @@
+//! The admin API's response bodies, as the OpenAPI document describes them.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::mapper::{MapperListing, ReloadReport};
+use crate::relay::Replayed;
+use crate::store::{DeadLetter, EnvelopeRecord};
+
+/// `GET /admin/mappers`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct MapperList {
+    /// The live set, in call order.
+    pub(crate) mappers: Vec<MapperListing>,
+}
+
+/// `POST /admin/mappers/reload`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Reloaded {
+    /// Always true.
+    pub(crate) reloaded: bool,
+    pub(crate) report: ReloadReport,
+}
+
+/// A dead letter and the mutation it belongs to.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DeadLetterView {
+    #[serde(flatten)]
+    pub(crate) letter: DeadLetter,
+    /// The mutation as the outbox keeps it (the JSON mappers receive).
+    #[schema(value_type = Option<Object>)]
+    pub(crate) mutation: Option<Value>,
+}
+
+/// `GET /admin/dead-letters`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DeadLetterList {
+    pub(crate) dead_letters: Vec<DeadLetterView>,
+}
+
+/// `POST /admin/dead-letters/{id}/replay`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ReplayOutcome {
+    /// Always true.
+    pub(crate) replayed: bool,
+    #[serde(flatten)]
+    pub(crate) outcome: Replayed,
+}
+
+/// An envelope with its state, delivery history and CloudEvents document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EnvelopeView {
+    #[serde(flatten)]
+    pub(crate) record: EnvelopeRecord,
+    /// The exact CloudEvents JSON document published (or to be published).
+    #[schema(value_type = Object)]
+    pub(crate) envelope: Value,
+}
+
+impl EnvelopeView {
+    pub(crate) fn of(record: EnvelopeRecord) -> Self {
+        let envelope = super::parsed(&record.body);
+        Self { record, envelope }
+    }
+}
+
+/// `GET /admin/envelopes`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EnvelopeList {
+    /// Newest first.
+    pub(crate) envelopes: Vec<EnvelopeView>,
+}
+
+/// `GET /admin/envelopes/{id}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EnvelopeDetail {
+    #[serde(flatten)]
+    pub(crate) view: EnvelopeView,
+    /// The mutation it was mapped from (the outbox JSON), while the outbox keeps it.
+    #[schema(value_type = Option<Object>)]
+    pub(crate) mutation: Option<Value>,
+}

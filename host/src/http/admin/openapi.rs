@@ -1,0 +1,106 @@
+//! The admin API's part of the OpenAPI document (tag `admin`), merged into the task
+//! API's document by [`crate::http::openapi`].
+//!
+//! Every admin operation accepts either security scheme: `admin` (`Authorization:
+//! Bearer $ADMIN_TOKEN`) or `console` (the console's session cookie, with the
+//! `X-CSRF-Token` header on requests that change something). The responses every admin
+//! route shares (401, 403, 404) are added to each operation here rather than repeated
+//! on every handler.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use super::flow as flow_routes;
+use super::playground as playground_routes;
+use crate::http::console::session::COOKIE_NAME;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(super::list_mappers, super::reload_mappers, super::dead_letters, super::replay,
+        super::envelopes, super::envelope, flow_routes::stream, playground_routes::upload,
+        playground_routes::uploads, playground_routes::template, playground_routes::run),
+    modifiers(&AdminSecurity),
+    tags((name = "admin", description = "The operator's surface and the console's data (bearer `ADMIN_TOKEN` or the console session; 404 when `ADMIN_TOKEN` is unset)"))
+)]
+pub(crate) struct AdminDoc;
+
+struct AdminSecurity;
+
+/// The responses every admin operation may give, whatever it does.
+const SHARED: [(&str, &str); 3] = [
+    (
+        "401",
+        "No credentials, or ones that do not verify (a bad or expired console session)",
+    ),
+    (
+        "403",
+        "A bearer token that is not the admin token, or a console request that changes something without the session's X-CSRF-Token",
+    ),
+    ("404", "The admin API is disabled (no ADMIN_TOKEN)"),
+];
+
+impl Modify for AdminSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The host's ADMIN_TOKEN"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "console",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                COOKIE_NAME,
+                "The console's session cookie (POST /console/login with the admin token); \
+                 state-changing requests also need the X-CSRF-Token header the console page carries",
+            ))),
+        );
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                secure(operation);
+            }
+        }
+    }
+}
+
+fn secure(operation: &mut Operation) {
+    operation.security = Some(vec![
+        SecurityRequirement::new("admin", Vec::<String>::new()),
+        SecurityRequirement::new("console", Vec::<String>::new()),
+    ]);
+    for (status, description) in SHARED {
+        let responses = &mut operation.responses.responses;
+        if responses.contains_key(status) {
+            continue;
+        }
+        let problem = ContentBuilder::new()
+            .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
+            .build();
+        responses.insert(
+            status.to_owned(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/problem+json", problem)
+                    .build(),
+            ),
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! The operator console: its cookie session, CSRF defence and security headers
+//! (`session`), the admin API it reads (`api`: OpenAPI, envelopes, dead letters, the
+//! flow stream, the playground), and the page itself in a real headless browser
+//! (`browser`).
+
+mod api;
+mod browser;
+mod playground;
+mod session;
+
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+
+use crate::helpers::{ADMIN_TOKEN, TestApp};
+
+/// The Content-Security-Policy every console response must carry, word for word.
+pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+    frame-ancestors 'none'";
+
+/// A client that shows redirects instead of following them.
+pub(crate) fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Posts the login form with `token`.
+pub(crate) async fn post_login(app: &TestApp, token: &str) -> reqwest::Response {
+    no_redirects()
+        .post(app.url("/console/login"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `Set-Cookie` header of `response`.
+pub(crate) fn set_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(SET_COOKIE)
+        .expect("a Set-Cookie header")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Logs in with the admin token; returns the session cookie's value.
+pub(crate) async fn login(app: &TestApp) -> String {
+    let response = post_login(app, ADMIN_TOKEN).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let header = set_cookie(&response);
+    header
+        .split(';')
+        .next()
+        .and_then(|pair| pair.strip_prefix("pakaura_console="))
+        .expect("the session cookie")
+        .to_owned()
+}
+
+/// The console page as the browser gets it with session `cookie`.
+pub(crate) async fn page(app: &TestApp, cookie: &str) -> reqwest::Response {
+    no_redirects()
+        .get(app.url("/console"))
+        .header(COOKIE, format!("pakaura_console={cookie}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The CSRF token the console page carries for session `cookie`.
+pub(crate) async fn csrf_token(app: &TestApp, cookie: &str) -> String {
+    let html = page(app, cookie).await.text().await.unwrap();
+    let start = html
+        .find(r#"<meta name="csrf-token" content=""#)
+        .expect("the CSRF meta tag")
+        + r#"<meta name="csrf-token" content=""#.len();
+    html[start..]
+        .split('"')
+        .next()
+        .expect("the CSRF token")
+        .to_owned()
+}
+
+/// An admin request made with session `cookie` (and `csrf`, when given).
+pub(crate) fn with_session(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    cookie: &str,
+    csrf: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let mut request = app
+        .client
+        .request(method, app.url(path))
+        .header(COOKIE, format!("pakaura_console={cookie}"));
+    if let Some(csrf) = csrf {
+        request = request.header("x-csrf-token", csrf);
+    }
+    request
+}
