@@ -91,6 +91,7 @@ async fn reload_mappers(
 #[into_params(parameter_in = Query)]
 pub(super) struct Limit {
     /// How many, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -100,8 +101,10 @@ pub(super) struct Limit {
 #[into_params(parameter_in = Query)]
 pub(super) struct EnvelopeQuery {
     /// How many, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// Only envelopes in this state: `pending`, `published`, `skipped` or `dead`.
+    #[param(inline, value_type = Option<EnvelopeState>)]
     state: Option<String>,
     /// Only this CloudEvents `type`.
     #[serde(rename = "type")]

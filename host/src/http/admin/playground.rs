@@ -123,7 +123,21 @@ pub(super) async fn uploads(_: Admin, State(state): State<AppState>) -> Json<Upl
 #[into_params(parameter_in = Query)]
 pub(super) struct TemplateQuery {
     /// `created` (default), `updated`, `completed`, `uncompleted` or `deleted`.
+    #[param(inline, value_type = Option<ActionParam>)]
     action: Option<String>,
+}
+
+// Documentation only: `template` reads `action` and names it when it is something else.
+/// What happened to the task.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase", as = Action)]
+#[allow(dead_code)]
+pub(crate) enum ActionParam {
+    Created,
+    Updated,
+    Completed,
+    Uncompleted,
+    Deleted,
 }
 
 /// A sample mutation of one action, in the outbox's JSON form, to edit and run.
