@@ -44,6 +44,50 @@ impl OutboxRow {
     }
 }
 
+/// The outbox row of one mutation, ready to insert.
+#[derive(Debug, Clone)]
+pub(super) struct OutboxEntry {
+    pub(super) id: Uuid,
+    pub(super) task_id: Uuid,
+    pub(super) user_id: String,
+    pub(super) action: &'static str,
+    /// The [`Mutation`] as JSON.
+    pub(super) mutation: String,
+    pub(super) traceparent: Option<String>,
+    pub(super) occurred_at: DateTime<Utc>,
+}
+
+impl OutboxEntry {
+    /// The row of `action` on `task` (after the change; for `deleted`, as it was).
+    pub(super) fn new(
+        action: Action,
+        task: &Task,
+        changes: Vec<FieldChange>,
+        ctx: &MutationContext,
+        occurred_at: DateTime<Utc>,
+    ) -> Result<Self, sqlx::Error> {
+        let mutation = Mutation {
+            id: Uuid::new_v4(),
+            action,
+            task: task.clone(),
+            changes,
+            origin: ctx.origin,
+            correlation_id: ctx.correlation_id.clone(),
+            occurred_at,
+        };
+        Ok(Self {
+            id: mutation.id,
+            task_id: task.id,
+            user_id: task.user_id.clone(),
+            action: action.as_str(),
+            mutation: serde_json::to_string(&mutation)
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+            traceparent: ctx.traceparent.map(|t| t.to_string()),
+            occurred_at,
+        })
+    }
+}
+
 /// Writes the outbox row of one mutation inside the caller's transaction.
 pub(super) async fn insert<'c, DB, E>(
     conn: E,
@@ -59,30 +103,22 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'q> Uuid: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
 {
-    let mutation = Mutation {
-        id: Uuid::new_v4(),
-        action,
-        task: task.clone(),
-        changes,
-        origin: ctx.origin,
-        correlation_id: ctx.correlation_id.clone(),
-        occurred_at,
-    };
-    let json = serde_json::to_string(&mutation).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let entry = OutboxEntry::new(action, task, changes, ctx, occurred_at)?;
     sqlx::query(
         "INSERT INTO outbox (id, task_id, user_id, action, mutation, traceparent, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(mutation.id)
-    .bind(task.id)
-    .bind(task.user_id.clone())
-    .bind(action.as_str().to_owned())
-    .bind(json)
-    .bind(ctx.traceparent.map(|t| t.to_string()))
-    .bind(occurred_at)
+    .bind(entry.id)
+    .bind(entry.task_id)
+    .bind(entry.user_id)
+    .bind(entry.action)
+    .bind(entry.mutation)
+    .bind(entry.traceparent)
+    .bind(entry.occurred_at)
     .execute(conn)
     .await?;
     Ok(())

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 
-use super::outbox::{self, MutationContext};
+use super::outbox::{self, MutationContext, OutboxEntry};
 use super::{Db, StoreError, WritePool, with_pool};
 use crate::domain::task::{format_time, now};
 use crate::domain::{Action, FieldChange, Task};
@@ -125,26 +125,51 @@ impl Db {
             created_at: at,
             updated_at: at,
         };
-        with_pool!(self, |pool| async {
-            let mut tx = pool.begin_write().await?;
-            sqlx::query(
-                "INSERT INTO tasks (id, user_id, title, description, completed, due_date, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(task.id)
-            .bind(&task.user_id)
-            .bind(&task.title)
-            .bind(&task.description)
-            .bind(task.completed)
-            .bind(task.due_date)
-            .bind(task.created_at)
-            .bind(task.updated_at)
-            .execute(&mut *tx)
-            .await?;
-            outbox::insert(&mut *tx, Action::Created, &task, Vec::new(), ctx, at).await?;
-            tx.commit().await?;
-            Ok(task)
-        })
+        match self {
+            // One statement, so one round trip: the task and its outbox row commit
+            // together (a statement is atomic).
+            Db::Postgres(pool) => {
+                let entry = OutboxEntry::new(Action::Created, &task, Vec::new(), ctx, at)?;
+                sqlx::query(
+                    "WITH task AS (INSERT INTO tasks (id, user_id, title, description, completed, due_date, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)) \
+                     INSERT INTO outbox (id, task_id, user_id, action, mutation, traceparent, created_at) \
+                     VALUES ($8, $1, $2, $9, $10, $11, $7)",
+                )
+                .bind(task.id)
+                .bind(&task.user_id)
+                .bind(&task.title)
+                .bind(&task.description)
+                .bind(task.completed)
+                .bind(task.due_date)
+                .bind(at)
+                .bind(entry.id)
+                .bind(entry.action)
+                .bind(&entry.mutation)
+                .bind(&entry.traceparent)
+                .execute(pool)
+                .await?;
+            }
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO tasks (id, user_id, title, description, completed, due_date, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                )
+                .bind(task.id)
+                .bind(&task.user_id)
+                .bind(&task.title)
+                .bind(&task.description)
+                .bind(task.completed)
+                .bind(task.due_date)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                outbox::insert(&mut *tx, Action::Created, &task, Vec::new(), ctx, at).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(task)
     }
 
     /// One of `user`'s tasks.
