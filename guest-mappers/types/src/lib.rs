@@ -46,7 +46,8 @@ pub enum Origin {
     Rest,
     /// The MCP tool surface.
     Mcp,
-    /// The host itself (for example a replayed dead letter).
+    /// Reserved by the contract; the host never produces it (a replay keeps the
+    /// original mutation's origin).
     System,
 }
 

@@ -32,13 +32,14 @@ impl Action {
     }
 }
 
-/// Which surface caused a mutation (WIT `types.origin`).
+/// Which surface caused a mutation (WIT `types.origin`). The contract also has
+/// `system`, reserved and never produced: a replay re-delivers the original mutation
+/// with its original origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     Rest,
     Mcp,
-    System,
 }
 
 /// One field changed by an update; values are JSON texts (`"\"old\""`, `"null"`).

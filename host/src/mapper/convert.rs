@@ -33,7 +33,6 @@ fn origin(o: Origin) -> wit::Origin {
     match o {
         Origin::Rest => wit::Origin::Rest,
         Origin::Mcp => wit::Origin::Mcp,
-        Origin::System => wit::Origin::System,
     }
 }
 
