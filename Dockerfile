@@ -48,14 +48,14 @@ RUN --mount=type=cache,id=pakaura-cargo-registry,target=/usr/local/cargo/registr
 # outputs are copied out to /out in the same step:
 #   /out/pakaura                       the binary (default mapper embedded)
 #   /out/examples/*.wasm               the example v2 mapper, for operators to copy or mount
-#   /out/var/lib/pakaura, /out/etc/pakaura/mappers
+#   /out/var/lib/pakaura, /out/var/cache/pakaura, /out/etc/pakaura/mappers
 #                                      empty folders the runtime stage takes over (distroless
 #                                      has no shell to mkdir in)
 RUN --mount=type=cache,id=pakaura-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=pakaura-cargo-git,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,id=pakaura-cargo-target,target=/build/target,sharing=locked \
     cargo build --release --locked -p pakaura-host --bin pakaura \
- && mkdir -p /out/examples /out/var/lib/pakaura /out/etc/pakaura/mappers \
+ && mkdir -p /out/examples /out/var/lib/pakaura /out/var/cache/pakaura /out/etc/pakaura/mappers \
  && cp /build/target/release/pakaura /out/pakaura \
  && cp /build/target/guest-build/wasm32-wasip2/release/pakaura_mapper_v2.wasm /out/examples/v2.wasm \
  && /out/pakaura --version
@@ -81,12 +81,17 @@ COPY --from=builder /out/etc/pakaura/ /etc/pakaura/
 # owned by the runtime user. Kubernetes mounts an emptyDir or a volume here; `docker run`
 # can too (`-v pakaura-data:/var/lib/pakaura`).
 COPY --from=builder --chown=65532:65532 /out/var/lib/pakaura/ /var/lib/pakaura/
+# Compiled mappers (MAPPER_CACHE_DIR), so a restart or reload of an unchanged mapper skips
+# compiling it. With a read-only root filesystem mount an emptyDir here (the chart does);
+# if it cannot be written the host warns and compiles at every start instead.
+COPY --from=builder --chown=65532:65532 /out/var/cache/pakaura/ /var/cache/pakaura/
 
 # Defaults for a container; every one can be overridden at run time (the chart does).
 # BIND_ADDR listens on all interfaces (the binary's own default is loopback only).
 ENV BIND_ADDR=0.0.0.0:8080 \
     DATABASE_URL=sqlite:/var/lib/pakaura/pakaura.db \
     MAPPERS_DIR=/etc/pakaura/mappers \
+    MAPPER_CACHE_DIR=/var/cache/pakaura \
     RUST_LOG=info
 
 EXPOSE 8080

@@ -91,14 +91,22 @@ fn native(m: &Mutation) -> types::Mutation {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let config = Args::parse_from(["bench"]).mappers;
-    let registry = MapperRegistry::load_blocking(
+/// The built-in mapper loaded with the given extra settings (`--name=value`).
+fn load(flags: &[&str]) -> MapperRegistry {
+    let argv = std::iter::once("bench").chain(flags.iter().copied());
+    let config = Args::parse_from(argv).mappers;
+    MapperRegistry::load_blocking(
         MapperRuntime::new(&RuntimeOptions::from_config(&config)).expect("engine"),
         config,
     )
-    .expect("load builtin");
+    .expect("load builtin")
+}
+
+fn bench(c: &mut Criterion) {
+    let registry = load(&[]);
     let set = registry.current();
+    let reused_registry = load(&["--mapper-instance-reuse=1000000"]);
+    let reused = reused_registry.current();
 
     for action in [Action::Created, Action::Updated] {
         let m = mutation(action);
@@ -107,6 +115,12 @@ fn bench(c: &mut Criterion) {
         group.bench_function("wasm component (sandboxed, validated)", |b| {
             b.iter(|| set.map(black_box(&m)).expect("maps"));
         });
+        group.bench_function(
+            "wasm component, reused instance (MAPPER_INSTANCE_REUSE)",
+            |b| {
+                b.iter(|| reused.map(black_box(&m)).expect("maps"));
+            },
+        );
         group.bench_function("native catalogue", |b| {
             b.iter(|| catalogue::map_mutation(black_box(&n)).expect("maps"));
         });

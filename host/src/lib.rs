@@ -12,6 +12,7 @@
 //! - [`mapper`]: the WebAssembly mapper runtime (wasmtime, WIT `pakaura:events`).
 //! - [`events`]: CloudEvents envelopes; [`trace`]: W3C trace context.
 //! - [`relay`]: the outbox relay and the Dapr publisher.
+//! - [`instruments`]: the exported metrics, their help texts and buckets.
 //! - [`config`], [`startup`], [`telemetry`], [`cli`]: process plumbing.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod domain;
 pub mod events;
 pub mod http;
+pub mod instruments;
 pub mod mapper;
 pub mod relay;
 pub mod startup;

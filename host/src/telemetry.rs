@@ -26,11 +26,19 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = crate::instruments::builder()
+                .unwrap_or_else(|e| {
+                    // Only an empty bucket list fails, and ours are constants.
+                    tracing::error!(error = %e, "histogram buckets refused; exporting summaries");
+                    PrometheusBuilder::new()
+                })
+                .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (e.g. by an embedding program);
             // the handle then renders an empty page rather than failing start-up.
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                crate::instruments::describe();
+            }
             handle
         })
         .clone()

@@ -5,9 +5,11 @@
 //! the resulting events to the sidecar.
 //!
 //! Run: `cargo run --release -p pakaura-tests --example loadgen -- --requests 2000 --concurrency 32`
+//! (`--rate 1500` sends at a fixed rate instead, for latency without coordinated omission)
 //! (add `--database postgres` to use a fresh PostgreSQL database at PAKAURA_TEST_POSTGRES).
 //! Traffic goes only to 127.0.0.1; the run is bounded by `--requests`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -18,6 +20,9 @@ use axum::routing::{get, post};
 use clap::Parser;
 use pakaura_host::config::ServeConfig;
 use pakaura_host::startup::Application;
+
+mod support;
+use support::{create_task, database_url, drop_database};
 
 #[derive(Parser)]
 struct Args {
@@ -30,6 +35,10 @@ struct Args {
     /// sqlite or postgres.
     #[arg(long, default_value = "sqlite")]
     database: String,
+    /// Send at this fixed rate (requests per second, open loop) instead of keeping
+    /// `--concurrency` requests in flight.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 #[derive(Parser)]
@@ -65,28 +74,66 @@ async fn counting_sink() -> (u16, Arc<AtomicUsize>) {
     (port, count)
 }
 
-async fn database_url(kind: &str, dir: &std::path::Path, tag: &str) -> String {
-    match kind {
-        "sqlite" => format!("sqlite:{}", dir.join(format!("{tag}.db")).display()),
-        "postgres" => {
-            let admin = std::env::var("PAKAURA_TEST_POSTGRES")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let name = format!("pakaura_load_{}", uuid::Uuid::new_v4().simple());
-            let pool = sqlx::PgPool::connect(&admin).await.expect("postgres");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&pool)
-                .await
-                .unwrap();
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            format!("{base}/{name}")
-        }
-        other => panic!("--database must be sqlite or postgres, not {other}"),
-    }
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index]
+}
+
+/// `--concurrency` workers, each sending its next request when the last one answered.
+async fn closed_loop(
+    args: &Args,
+    addr: SocketAddr,
+    client: &reqwest::Client,
+    token: &str,
+) -> Vec<Duration> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let (client, token, next) = (client.clone(), token.to_owned(), next.clone());
+        let total = args.requests;
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let t = Instant::now();
+                create_task(&client, addr, &token).await;
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await.unwrap());
+    }
+    latencies
+}
+
+/// Requests sent on a fixed schedule, `rate` per second, whether or not earlier ones
+/// answered; each latency counts from when the request was due, so a stalled server
+/// is not hidden by requests that were never sent (no coordinated omission).
+async fn open_loop(
+    requests: usize,
+    rate: f64,
+    addr: SocketAddr,
+    client: &reqwest::Client,
+    token: &str,
+) -> Vec<Duration> {
+    let start = tokio::time::Instant::now();
+    let mut sent = Vec::with_capacity(requests);
+    for i in 0..requests {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        let (client, token) = (client.clone(), token.to_owned());
+        sent.push(tokio::spawn(async move {
+            create_task(&client, addr, &token).await;
+            due.elapsed()
+        }));
+    }
+    let mut latencies = Vec::with_capacity(requests);
+    for request in sent {
+        latencies.push(request.await.unwrap());
+    }
+    latencies
 }
 
 async fn run_mode(args: &Args, dapr: bool, dir: &std::path::Path) {
@@ -115,33 +162,11 @@ async fn run_mode(args: &Args, dapr: bool, dir: &std::path::Path) {
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .unwrap();
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..args.concurrency {
-        let (client, token, next) = (client.clone(), token.clone(), next.clone());
-        let total = args.requests;
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let t = Instant::now();
-                let response = client
-                    .post(format!("http://{addr}/tasks"))
-                    .bearer_auth(&token)
-                    .json(&serde_json::json!({"title": "load test task"}))
-                    .send()
-                    .await
-                    .expect("request");
-                assert_eq!(response.status(), StatusCode::CREATED);
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut latencies = Vec::new();
-    for w in workers {
-        latencies.extend(w.await.unwrap());
-    }
+    let mut latencies = match args.rate {
+        None => closed_loop(args, addr, &client, &token).await,
+        Some(rate) => open_loop(args.requests, rate, addr, &client, &token).await,
+    };
     let load_time = started.elapsed();
     latencies.sort();
     let expected_events = args.requests * 2;
@@ -177,20 +202,6 @@ async fn run_mode(args: &Args, dapr: bool, dir: &std::path::Path) {
     stop.stop();
     let _ = server.await;
     drop_database(&url).await;
-}
-
-/// Removes a PostgreSQL database this run created (SQLite files go with the temp dir).
-async fn drop_database(url: &str) {
-    if let Some((_, name)) = url.rsplit_once('/')
-        && name.starts_with("pakaura_load_")
-    {
-        let admin = std::env::var("PAKAURA_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
-        }
-    }
 }
 
 /// The process's peak resident memory (host and load generator together), from

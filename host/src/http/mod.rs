@@ -30,6 +30,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 use crate::auth::{AdminToken, JwtKeys};
+use crate::instruments::{HTTP_DURATION, HTTP_REQUESTS};
 use crate::mapper::MapperRegistry;
 use crate::relay::Relay;
 use crate::store::Db;
@@ -113,7 +114,7 @@ async fn observe(request: Request, next: Next) -> Response {
         ("route", route),
         ("status", status.to_string()),
     ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(HTTP_DURATION, &labels).record(elapsed.as_secs_f64());
     response
 }

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -29,6 +30,7 @@ use super::stats::{CallStats, CallStatsSnapshot};
 use super::topic::TopicName;
 use super::validate::{Producer, check_text, validate};
 use crate::domain::Mutation;
+use crate::instruments::{MAPPER_CALL_DURATION, MAPPER_CALLS, MAPPER_FAILURES};
 
 /// Most idle instances one mapper keeps for reuse.
 const MAX_IDLE_INSTANCES: usize = 4;
@@ -132,6 +134,8 @@ pub struct LoadedMapper {
     /// Instances kept for reuse (`MAPPER_INSTANCE_REUSE`); dropped with the mapper, so
     /// a reload discards them.
     idle: Mutex<Vec<Instance>>,
+    /// Instances in a call right now.
+    busy: AtomicUsize,
     stats: CallStats,
     /// Its `host.log` budget, shared by all its instances.
     log_budget: Arc<LogBudget>,
@@ -231,6 +235,7 @@ impl LoadedMapper {
             runtime: runtime.clone(),
             pre,
             idle: Mutex::new(Vec::new()),
+            busy: AtomicUsize::new(0),
             stats: CallStats::default(),
             log_budget,
         })
@@ -250,11 +255,11 @@ impl LoadedMapper {
         let took = started.elapsed();
         self.stats.record(took, result.as_ref().err());
         let mapper = self.name.to_string();
-        metrics::counter!("pakaura_mapper_calls_total", "mapper" => mapper.clone()).increment(1);
-        metrics::histogram!("pakaura_mapper_call_duration_seconds", "mapper" => mapper.clone())
+        metrics::counter!(MAPPER_CALLS, "mapper" => mapper.clone()).increment(1);
+        metrics::histogram!(MAPPER_CALL_DURATION, "mapper" => mapper.clone())
             .record(took.as_secs_f64());
         result.map_err(|kind| {
-            metrics::counter!("pakaura_mapper_failures_total", "mapper" => mapper.clone(), "kind" => kind.code())
+            metrics::counter!(MAPPER_FAILURES, "mapper" => mapper.clone(), "kind" => kind.code())
                 .increment(1);
             MapError { mapper, kind }
         })
@@ -264,6 +269,13 @@ impl LoadedMapper {
     /// else on a fresh one. The instance is kept afterwards only when the call returned
     /// (with events or an `err`) and it has calls left.
     fn call(&self, mutation: &Mutation) -> Result<Vec<wit::Event>, MapFailure> {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        let result = self.call_instance(mutation);
+        self.busy.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    fn call_instance(&self, mutation: &Mutation) -> Result<Vec<wit::Event>, MapFailure> {
         let reuse = self.limits.instance_reuse > 1;
         let kept = if reuse { self.idle().pop() } else { None };
         let mut instance = match kept {
@@ -291,6 +303,11 @@ impl LoadedMapper {
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Instance>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Its instances now: `(busy, idle)`.
+    pub fn instances(&self) -> (usize, usize) {
+        (self.busy.load(Ordering::Relaxed), self.idle().len())
     }
 
     /// The name from `describe`.

@@ -18,6 +18,7 @@ use super::load::{LoadedMapper, MapperListing, MapperSource};
 use super::runtime::{MapperRuntime, RuntimeOptions};
 use super::set::MapperSet;
 use super::settings::{Settings, SettingsTable};
+use crate::instruments::MAPPER_RELOADS;
 
 /// The outcome of a successful reload.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -108,7 +109,14 @@ impl MapperRegistry {
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let set = Arc::new(MapperSet::load(&self.inner.runtime, &self.inner.config)?);
+        let set = match MapperSet::load(&self.inner.runtime, &self.inner.config) {
+            Ok(set) => Arc::new(set),
+            Err(e) => {
+                metrics::counter!(MAPPER_RELOADS, "outcome" => "refused").increment(1);
+                return Err(e);
+            }
+        };
+        metrics::counter!(MAPPER_RELOADS, "outcome" => "applied").increment(1);
         let report = ReloadReport {
             loaded_at: set.loaded_at(),
             mappers: set.listing(),

@@ -95,9 +95,21 @@ impl MapperRuntime {
             cache
                 .with_directory(dir)
                 .with_files_total_size_soft_limit(CACHE_SIZE_LIMIT);
-            config.cache(Some(Cache::new(cache).map_err(|e| {
-                LoadError::Engine(format!("MAPPER_CACHE_DIR {}: {e:#}", dir.display()))
-            })?));
+            // The cache only saves time: a folder that cannot be created or written
+            // (a read-only root filesystem with no volume mounted) costs a compile per
+            // start and reload, not the start-up.
+            match Cache::new(cache) {
+                Ok(cache) => {
+                    config.cache(Some(cache));
+                }
+                Err(e) => {
+                    let error = format!("{e:#}");
+                    tracing::warn!(
+                        dir = %dir.display(), %error,
+                        "MAPPER_CACHE_DIR is not usable; mappers are compiled at every start and reload"
+                    );
+                }
+            }
         }
         let engine = Engine::new(&config).map_err(engine_error)?;
         let linker = sandbox::linker(&engine).map_err(engine_error)?;

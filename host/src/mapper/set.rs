@@ -81,6 +81,11 @@ impl MapperSet {
         Ok(events)
     }
 
+    /// The mappers, in chain order.
+    pub fn iter(&self) -> impl Iterator<Item = &LoadedMapper> {
+        self.mappers.iter()
+    }
+
     /// How many mappers the set holds.
     pub fn len(&self) -> usize {
         self.mappers.len()

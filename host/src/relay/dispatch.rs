@@ -28,6 +28,7 @@ use super::backoff;
 use super::publisher::{BulkEntry, Outcome, Publisher};
 use super::{Counters, RelayContext, chrono_duration};
 use crate::domain::task::now;
+use crate::instruments::{DEAD_LETTERS, PUBLISH_DURATION, PUBLISH_IN_FLIGHT, PUBLISHES};
 use crate::store::{
     DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, HeldTask, PendingEnvelope, Release,
     StoreError,
@@ -292,7 +293,7 @@ impl Dispatcher {
     fn send_single(&mut self, task: Uuid) {
         let e = self.mark_in_flight(task);
         let publisher = self.publisher.clone();
-        metrics::gauge!("pakaura_publish_in_flight").increment(1.0);
+        metrics::gauge!(PUBLISH_IN_FLIGHT).increment(1.0);
         self.in_flight.push(Box::pin(async move {
             let started = Instant::now();
             let outcome = publisher
@@ -311,7 +312,7 @@ impl Dispatcher {
         let envelopes: Vec<PendingEnvelope> =
             tasks.iter().map(|t| self.mark_in_flight(*t)).collect();
         let publisher = self.publisher.clone();
-        metrics::gauge!("pakaura_publish_in_flight").increment(1.0);
+        metrics::gauge!(PUBLISH_IN_FLIGHT).increment(1.0);
         self.in_flight.push(Box::pin(async move {
             let started = Instant::now();
             let entries: Vec<BulkEntry<'_>> = envelopes
@@ -333,8 +334,8 @@ impl Dispatcher {
     }
 
     fn on_sent(&mut self, sent: Sent) {
-        metrics::gauge!("pakaura_publish_in_flight").decrement(1.0);
-        metrics::histogram!("pakaura_publish_duration_seconds", "topic" => sent.topic.clone())
+        metrics::gauge!(PUBLISH_IN_FLIGHT).decrement(1.0);
+        metrics::histogram!(PUBLISH_DURATION, "topic" => sent.topic.clone())
             .record(sent.took.as_secs_f64());
         for ((task_id, seq), outcome) in sent.entries.into_iter().zip(sent.outcomes) {
             self.on_outcome(task_id, seq, &sent.topic, outcome);
@@ -358,7 +359,7 @@ impl Dispatcher {
             token: held.token,
         };
         let label = |outcome: &'static str| {
-            metrics::counter!("pakaura_publish_total", "topic" => topic.to_owned(), "outcome" => outcome)
+            metrics::counter!(PUBLISHES, "topic" => topic.to_owned(), "outcome" => outcome)
                 .increment(1);
         };
         let delivery = match outcome {
@@ -383,7 +384,7 @@ impl Dispatcher {
                     correlation_id = %e.correlation_id, dapr_status = status, envelope_id = %e.id, reason = %reason,
                     "Dapr refused the event (configuration error); parked as a dead letter"
                 );
-                metrics::counter!("pakaura_dead_letters_total", "kind" => "publish").increment(1);
+                metrics::counter!(DEAD_LETTERS, "kind" => "publish").increment(1);
                 Delivery::Parked {
                     status: Some(status),
                     code,
@@ -404,8 +405,7 @@ impl Dispatcher {
                         correlation_id = %e.correlation_id, dapr_status = status.map(i64::from), envelope_id = %e.id,
                         reason = %reason, "publish kept failing; parked as a dead letter"
                     );
-                    metrics::counter!("pakaura_dead_letters_total", "kind" => "publish")
-                        .increment(1);
+                    metrics::counter!(DEAD_LETTERS, "kind" => "publish").increment(1);
                     Delivery::Parked {
                         status,
                         code,

@@ -2,6 +2,7 @@
 //! counts rows) and prunes finished rows past `ENVELOPE_RETENTION` once a minute, in
 //! small batches so that no prune holds a write lock for long.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,10 @@ use tokio::sync::watch;
 
 use super::{RelayContext, chrono_duration};
 use crate::domain::task::now;
+use crate::instruments::{
+    DEAD_LETTERS_OPEN, ENVELOPES_PENDING, MAPPER_INSTANCES, MAPPERS_LOADED, OUTBOX_PENDING,
+    RELAY_LAG, SIDECAR_READY,
+};
 
 /// How often the backlog gauges are refreshed.
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
@@ -19,8 +24,9 @@ const PRUNE_BATCH: i64 = 1_000;
 
 pub(super) async fn run(ctx: Arc<RelayContext>, mut stop: watch::Receiver<bool>) {
     let mut last_prune: Option<Instant> = None;
+    let mut reported = BTreeSet::new();
     loop {
-        refresh_gauges(&ctx).await;
+        refresh_gauges(&ctx, &mut reported).await;
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(Instant::now());
             prune(&ctx, &mut stop).await;
@@ -32,21 +38,41 @@ pub(super) async fn run(ctx: Arc<RelayContext>, mut stop: watch::Receiver<bool>)
     }
 }
 
-async fn refresh_gauges(ctx: &RelayContext) {
+/// `reported`: the mapper names whose instance gauges were set last time, so that a
+/// mapper gone with a reload reads 0 rather than its last value.
+async fn refresh_gauges(ctx: &RelayContext, reported: &mut BTreeSet<String>) {
     match ctx.db.backlog(now()).await {
         Ok(b) => {
-            metrics::gauge!("pakaura_outbox_pending").set(b.outbox_pending as f64);
-            metrics::gauge!("pakaura_envelopes_pending").set(b.envelopes_pending as f64);
-            metrics::gauge!("pakaura_relay_lag_seconds").set(b.lag.as_secs_f64());
-            metrics::gauge!("pakaura_dead_letters_open").set(b.dead_letters_open as f64);
+            metrics::gauge!(OUTBOX_PENDING).set(b.outbox_pending as f64);
+            metrics::gauge!(ENVELOPES_PENDING).set(b.envelopes_pending as f64);
+            metrics::gauge!(RELAY_LAG).set(b.lag.as_secs_f64());
+            metrics::gauge!(DEAD_LETTERS_OPEN).set(b.dead_letters_open as f64);
         }
         Err(e) => tracing::warn!(error = %e, "reading the backlog for the gauges failed"),
     }
     if let Some(publisher) = &ctx.publisher {
         let ready = publisher.sidecar_ready().await;
-        metrics::gauge!("pakaura_sidecar_ready").set(if ready { 1.0 } else { 0.0 });
+        metrics::gauge!(SIDECAR_READY).set(if ready { 1.0 } else { 0.0 });
     }
-    metrics::gauge!("pakaura_mappers_loaded").set(ctx.mappers.current().len() as f64);
+    let set = ctx.mappers.current();
+    metrics::gauge!(MAPPERS_LOADED).set(set.len() as f64);
+    let mut now_reported = BTreeSet::new();
+    for mapper in set.iter() {
+        let (busy, idle) = mapper.instances();
+        set_instances(mapper.name(), busy, idle);
+        now_reported.insert(mapper.name().to_owned());
+    }
+    for gone in reported.difference(&now_reported) {
+        set_instances(gone, 0, 0);
+    }
+    *reported = now_reported;
+}
+
+fn set_instances(mapper: &str, busy: usize, idle: usize) {
+    for (state, n) in [("busy", busy), ("idle", idle)] {
+        metrics::gauge!(MAPPER_INSTANCES, "mapper" => mapper.to_owned(), "state" => state)
+            .set(n as f64);
+    }
 }
 
 async fn prune(ctx: &RelayContext, stop: &mut watch::Receiver<bool>) {

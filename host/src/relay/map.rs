@@ -10,6 +10,7 @@ use tokio::sync::{Notify, watch};
 use super::{Counters, RelayContext, chrono_duration};
 use crate::domain::task::now;
 use crate::events::build_envelope;
+use crate::instruments::{DEAD_LETTERS, ENVELOPES_BUILT, MAPPER_CHAIN_DURATION};
 use crate::mapper::{MapError, MapFailure, MapperSet};
 use crate::store::{MappedRow, Mapping, NewEnvelope, OutboxRow, StoreError};
 
@@ -78,8 +79,7 @@ pub fn map_row(set: &MapperSet, row: &OutboxRow, source: &str) -> MapOutcome {
     if matches!(&result, Err(e) if matches!(e.kind, MapFailure::Deadline { .. })) {
         result = set.map(&mutation);
     }
-    metrics::histogram!("pakaura_mapper_chain_duration_seconds")
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!(MAPPER_CHAIN_DURATION).record(started.elapsed().as_secs_f64());
     let incoming = row.trace_context();
     let result = result.map_err(MappingError::from).map(|events| {
         events
@@ -197,7 +197,7 @@ fn log_outcome(ctx: &RelayContext, row: &OutboxRow, outcome: &MapOutcome) {
     match &outcome.result {
         Ok(envelopes) => {
             Counters::add(&ctx.stats.mapped, 1);
-            metrics::counter!("pakaura_envelopes_built_total").increment(envelopes.len() as u64);
+            metrics::counter!(ENVELOPES_BUILT).increment(envelopes.len() as u64);
             if ctx.publisher.is_none() {
                 for e in envelopes {
                     tracing::debug!(
@@ -216,7 +216,7 @@ fn log_outcome(ctx: &RelayContext, row: &OutboxRow, outcome: &MapOutcome) {
                 mapper = e.mapper().unwrap_or("-"), reason = %e,
                 "mutation could not be mapped; parked as a dead letter"
             );
-            metrics::counter!("pakaura_dead_letters_total", "kind" => "mapping").increment(1);
+            metrics::counter!(DEAD_LETTERS, "kind" => "mapping").increment(1);
         }
     }
 }

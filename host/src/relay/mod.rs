@@ -34,6 +34,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::config::{DaprConfig, RelayConfig};
+use crate::instruments::{RELAY_RESTARTS, RELAY_UP, SIDECAR_READY};
 use crate::mapper::MapperRegistry;
 use crate::store::{Db, EnvelopeState, PendingEnvelope};
 use dispatch::Dispatcher;
@@ -288,7 +289,7 @@ impl Relay {
                             restart_in_ms = restart_delay.as_millis() as u64,
                             "the relay panicked; restarting it"
                         );
-                        metrics::counter!("pakaura_relay_restarts_total").increment(1);
+                        metrics::counter!(RELAY_RESTARTS).increment(1);
                     }
                     Err(_) => break,
                 }
@@ -306,7 +307,7 @@ impl Relay {
 impl Shared {
     fn set_running(&self, running: bool) {
         self.running.store(running, Ordering::Release);
-        metrics::gauge!("pakaura_relay_up").set(if running { 1.0 } else { 0.0 });
+        metrics::gauge!(RELAY_UP).set(if running { 1.0 } else { 0.0 });
     }
 }
 
@@ -352,7 +353,7 @@ async fn wait_for_sidecar(publisher: &Publisher) {
     let mut delay = Duration::from_millis(100);
     let mut warned = false;
     let started = Instant::now();
-    metrics::gauge!("pakaura_sidecar_ready").set(0.0);
+    metrics::gauge!(SIDECAR_READY).set(0.0);
     while !publisher.sidecar_ready().await {
         if !warned && started.elapsed() > Duration::from_secs(10) {
             tracing::warn!(
@@ -363,6 +364,6 @@ async fn wait_for_sidecar(publisher: &Publisher) {
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-    metrics::gauge!("pakaura_sidecar_ready").set(1.0);
+    metrics::gauge!(SIDECAR_READY).set(1.0);
     tracing::info!("Dapr sidecar ready");
 }

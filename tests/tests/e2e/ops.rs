@@ -108,7 +108,12 @@ async fn metrics_count_requests(backend: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(text.contains("http_requests_total"), "{text}");
+    assert!(
+        text.contains(
+            "pakaura_http_requests_total{method=\"GET\",route=\"/tasks\",status=\"200\"}"
+        ),
+        "{text}"
+    );
 }
 
 on_both_databases!(

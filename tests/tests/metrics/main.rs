@@ -1,0 +1,228 @@
+//! `/metrics` as a pager sees it. The Prometheus recorder is process-wide, so these
+//! tests live in a test binary of their own and run one host at a time: the gauges
+//! they read belong to that host alone.
+
+#[allow(dead_code)] // shared with the e2e tests, which use more of it
+#[path = "../e2e/helpers.rs"]
+mod helpers;
+#[allow(dead_code)]
+#[path = "../e2e/sink.rs"]
+mod sink;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use sqlx::{Connection, Executor};
+use tokio::sync::Mutex;
+
+use helpers::{Backend, TestApp, on_both_databases, spawn_with};
+use sink::{DaprSink, WAIT, dapr_options, sink_behaviour, task_id};
+
+/// One host at a time in this process.
+static ONE_HOST: Mutex<()> = Mutex::const_new(());
+
+/// The gauges are refreshed every 5 s; give them a few rounds.
+const GAUGE_WAIT: Duration = Duration::from_secs(30);
+
+async fn scrape(app: &TestApp) -> String {
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+/// The value of the series `name{labels}` (or `name` alone), if exported.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Scrapes until `check` holds for the page, panicking with the last page after
+/// `within`.
+async fn scrape_until(app: &TestApp, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + GAUGE_WAIT;
+    loop {
+        let text = scrape(app).await;
+        if check(&text) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "metrics never showed {what}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn backlog_gauges_follow_an_outage_and_its_drain(backend: Backend) {
+    let _one = ONE_HOST.lock().await;
+    let mut sidecar = DaprSink::start(sink_behaviour()).await;
+    sidecar.stop().await;
+    let app = spawn_with(backend, dapr_options(&sidecar)).await;
+
+    for i in 0..10 {
+        task_id(&app, "alice", json!({"title": format!("outage {i}")})).await;
+    }
+    // Each task without a due date maps to two envelopes (task-events, task-updates).
+    // The relay waits for the sidecar's health check before it publishes, so all of
+    // them wait as envelopes.
+    let during = scrape_until(&app, "a backlog with lag", |t| {
+        value(t, "pakaura_envelopes_pending") == Some(20.0)
+            && value(t, "pakaura_relay_lag_seconds").is_some_and(|s| s > 0.0)
+    })
+    .await;
+    assert_eq!(value(&during, "pakaura_outbox_pending"), Some(0.0), "{during}");
+    assert_eq!(
+        value(&during, "pakaura_sidecar_ready"),
+        Some(0.0),
+        "{during}"
+    );
+
+    let sidecar = sidecar.restart().await;
+    sidecar.wait_for_published(20, WAIT).await;
+    let after = scrape_until(&app, "the backlog drained", |t| {
+        value(t, "pakaura_envelopes_pending") == Some(0.0)
+            && value(t, "pakaura_outbox_pending") == Some(0.0)
+            && value(t, "pakaura_relay_lag_seconds") == Some(0.0)
+            && value(t, "pakaura_sidecar_ready") == Some(1.0)
+    })
+    .await;
+    assert!(
+        value(
+            &after,
+            "pakaura_publish_total{topic=\"task-events\",outcome=\"published\"}"
+        )
+        .is_some_and(|n| n >= 10.0),
+        "{after}"
+    );
+    assert_eq!(value(&after, "pakaura_dead_letters_open"), Some(0.0));
+    assert_eq!(value(&after, "pakaura_relay_up"), Some(1.0));
+    app.stop().await;
+}
+
+async fn histograms_expose_buckets_and_every_metric_is_described(backend: Backend) {
+    let _one = ONE_HOST.lock().await;
+    let sidecar = DaprSink::start(sink_behaviour()).await;
+    let app = spawn_with(
+        backend,
+        dapr_options(&sidecar).set("MAPPER_INSTANCE_REUSE", "100"),
+    )
+    .await;
+    task_id(&app, "alice", json!({"title": "measure me"})).await;
+    sidecar.wait_for_published(2, WAIT).await;
+    let text = scrape_until(&app, "the publish histogram and instance gauges", |t| {
+        t.contains("pakaura_publish_duration_seconds_bucket{")
+            && t.contains("pakaura_mapper_instances{mapper=\"default\",state=\"idle\"} 1")
+    })
+    .await;
+
+    for histogram in [
+        "pakaura_http_request_duration_seconds",
+        "pakaura_publish_duration_seconds",
+        "pakaura_mapper_call_duration_seconds",
+        "pakaura_mapper_chain_duration_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {histogram} histogram")),
+            "{histogram} is a histogram:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("{histogram}_bucket{{")) && text.contains("le=\"+Inf\""),
+            "{histogram} has buckets:\n{text}"
+        );
+    }
+    assert!(
+        value(
+            &text,
+            "pakaura_http_requests_total{method=\"POST\",route=\"/tasks\",status=\"201\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    // Counters with known labels start at zero, so rate() sees the first event.
+    for zero in [
+        "pakaura_dead_letters_total{kind=\"mapping\"} 0",
+        "pakaura_dead_letters_total{kind=\"publish\"} 0",
+        "pakaura_relay_restarts_total 0",
+    ] {
+        assert!(text.contains(zero), "{zero}:\n{text}");
+    }
+    assert_eq!(
+        value(
+            &text,
+            "pakaura_mapper_instances{mapper=\"default\",state=\"busy\"}"
+        ),
+        Some(0.0)
+    );
+    // Every metric the host exports says what it means.
+    let types: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(types.len() >= 15, "{text}");
+    for name in types {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no help text:\n{text}"
+        );
+    }
+
+    let reload = app
+        .admin(reqwest::Method::POST, "/admin/mappers/reload")
+        .await;
+    assert_eq!(reload.status(), StatusCode::OK);
+    let text = scrape(&app).await;
+    assert!(
+        value(&text, "pakaura_mapper_reloads_total{outcome=\"applied\"}").is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    app.stop().await;
+}
+
+/// A scrape reads no table: it answers while every table the gauges describe is
+/// locked against readers (a scrape that counted rows would wait for the lock).
+async fn a_scrape_reads_no_rows() {
+    let _one = ONE_HOST.lock().await;
+    let app = spawn_with(Backend::Postgres, helpers::Options::default()).await;
+    task_id(&app, "alice", json!({"title": "a row"})).await;
+    let mut locker = sqlx::PgConnection::connect(&app.database.url)
+        .await
+        .unwrap();
+    locker.execute("BEGIN").await.unwrap();
+    locker
+        .execute("LOCK TABLE tasks, outbox, envelopes, dead_letters IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .expect("the scrape answers while the tables are locked");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().contains("pakaura_relay_up"));
+    locker.execute("ROLLBACK").await.unwrap();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_does_not_wait_for_the_database() {
+    a_scrape_reads_no_rows().await;
+}
+
+on_both_databases!(
+    backlog_gauges_follow_an_outage_and_its_drain,
+    histograms_expose_buckets_and_every_metric_is_described,
+);
