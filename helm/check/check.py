@@ -25,7 +25,7 @@ import yaml
 # the dashboard may use these names only, plus the histograms' _bucket/_sum/_count series.
 METRICS = {
     "pakaura_http_requests_total": ("counter", {"method", "route", "status"}, {}),
-    "pakaura_http_request_duration_seconds": ("histogram", {"method", "route"}, {}),
+    "pakaura_http_request_duration_seconds": ("histogram", {"method", "route", "status"}, {}),
     "pakaura_outbox_pending": ("gauge", set(), {}),
     "pakaura_envelopes_pending": ("gauge", set(), {}),
     "pakaura_relay_lag_seconds": ("gauge", set(), {}),
@@ -60,7 +60,9 @@ METRICS = {
     "pakaura_mapper_call_duration_seconds": ("histogram", {"mapper"}, {}),
     "pakaura_mapper_instances": ("gauge", {"mapper", "state"}, {"state": {"idle", "busy"}}),
     "pakaura_mappers_loaded": ("gauge", set(), {}),
-    "pakaura_mapper_reloads_total": ("counter", {"outcome"}, {"outcome": {"ok", "refused"}}),
+    "pakaura_mapper_reloads_total": ("counter", {"outcome"}, {"outcome": {"applied", "refused"}}),
+    "pakaura_mapper_chain_duration_seconds": ("histogram", set(), {}),
+    "pakaura_envelopes_built_total": ("counter", set(), {}),
 }
 # Prometheus's own per-target series (not the host's): PakauraRelayDown uses `up` to tell "no
 # replica reports pakaura_relay_up" from "no pods at all".
@@ -402,6 +404,18 @@ def grep_metric_names(text):
     ]
 
 
+def check_host_metrics(checker, instruments):
+    """METRICS above must name exactly the metrics the host declares in instruments.rs."""
+    declared = set(re.findall(r'pub const [A-Z_]+: &str = "(pakaura_[a-z0-9_]+)";', instruments.read_text()))
+    if declared == set(METRICS):
+        checker.ok(f"metric names: the {len(declared)} the host declares ({instruments.name})")
+    else:
+        checker.fail(
+            f"metric names differ from {instruments}: only in the host {sorted(declared - set(METRICS))}, "
+            f"only in check.py {sorted(set(METRICS) - declared)}"
+        )
+
+
 def walk_panels(panels):
     for panel in panels:
         yield panel
@@ -442,6 +456,7 @@ def main():
         checker.validate_objects(case, docs)
 
     check_defaults(checker, rendered)
+    check_host_metrics(checker, Path(args.chart).parents[1] / "host" / "src" / "instruments.rs")
     checker.check_dashboard(rendered["all-on"])
     if checker.seen_alerts != ALERTS:
         checker.fail(f"all-on: alerts missing from the PrometheusRule: {sorted(ALERTS - checker.seen_alerts)}")

@@ -81,7 +81,11 @@ async fn backlog_gauges_follow_an_outage_and_its_drain(backend: Backend) {
             && value(t, "pakaura_relay_lag_seconds").is_some_and(|s| s > 0.0)
     })
     .await;
-    assert_eq!(value(&during, "pakaura_outbox_pending"), Some(0.0), "{during}");
+    assert_eq!(
+        value(&during, "pakaura_outbox_pending"),
+        Some(0.0),
+        "{during}"
+    );
     assert_eq!(
         value(&during, "pakaura_sidecar_ready"),
         Some(0.0),
