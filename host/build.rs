@@ -2,6 +2,9 @@
 //! mapper's path to the host crate as `PAKAURA_DEFAULT_MAPPER_WASM` (embedded with
 //! `include_bytes!`).
 //!
+//! It also embeds the `pakaura mapper new` templates (`build/templates.rs` writes
+//! `$OUT_DIR/templates.rs`).
+//!
 //! `guest-mappers/` is a workspace of its own, built by a nested `cargo build --release`
 //! into `<target>/guest-build` (see `build/guests.rs`, shared with `tests/build.rs`, which
 //! builds the test guests there too).
@@ -10,10 +13,19 @@ use std::process::ExitCode;
 
 #[path = "build/guests.rs"]
 mod guests;
+#[path = "build/templates.rs"]
+mod templates;
 
 fn main() -> ExitCode {
     let repo = guests::repo_root();
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());
+
+    let out_dir = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
+    let templates = repo.join("guest-mappers").join("templates");
+    if let Err(error) = templates::embed(&templates, &out_dir.join("templates.rs")) {
+        println!("cargo::error={error}");
+        return ExitCode::FAILURE;
+    }
 
     let target_dir = guests::guest_target_dir();
     let workspace = repo.join("guest-mappers");

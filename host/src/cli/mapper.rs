@@ -1,15 +1,17 @@
-//! `pakaura mapper`: the platform teams' tool to check a mapper component against
-//! the contract and to run it on a mutation, without starting the service.
+//! `pakaura mapper`: the platform teams' tool to scaffold a mapper project, check a
+//! component against the contract and run it on a mutation, without starting the
+//! service.
 //!
 //! `FILE` is a path to a `.wasm` component or `builtin:default` (the embedded
 //! default mapper). Failures print one line on stderr and exit with status 1.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 
+use super::scaffold::{Lang, scaffold};
 use crate::domain::Mutation;
 use crate::events::build_envelope;
 use crate::mapper::Settings;
@@ -22,6 +24,19 @@ use crate::trace::TraceParent;
 /// The mapper tool's commands.
 #[derive(Debug, clap::Subcommand)]
 pub enum MapperCommand {
+    /// Scaffold a mapper project (the contract in `wit/`, a mapping, a unit test, a
+    /// one-command build) and print how to build and test it.
+    New {
+        /// The mapper's name, also its package name: a-z, 0-9, `-` and `_`, starting
+        /// with a letter, at most 64 characters.
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum)]
+        lang: Lang,
+        /// The project's folder, which must not exist or be empty (default: ./NAME).
+        #[arg(long, value_name = "PATH")]
+        dir: Option<PathBuf>,
+    },
     /// Load a component, call `describe` and check it against the contract;
     /// print its name, version, topics, file and SHA-256.
     Check {
@@ -69,7 +84,8 @@ pub fn execute(cmd: MapperCommand, cfg: &MapperConfig) -> anyhow::Result<ExitCod
     std::thread::scope(|scope| {
         scope
             .spawn(move || match cmd {
-                MapperCommand::Check { file, json } => check(&file, json, cfg),
+                MapperCommand::New { name, lang, dir } => new(&name, lang, dir),
+                MapperCommand::Check { file, json } => check(&file, json, cfg).map(success),
                 MapperCommand::Run {
                     file,
                     mutation,
@@ -83,12 +99,48 @@ pub fn execute(cmd: MapperCommand, cfg: &MapperConfig) -> anyhow::Result<ExitCod
                     &source,
                     traceparent.as_deref(),
                     cfg,
-                ),
+                )
+                .map(success),
             })
             .join()
             .map_err(|_| anyhow!("the mapper tool panicked"))?
     })
-    .map(|()| ExitCode::SUCCESS)
+}
+
+fn success((): ()) -> ExitCode {
+    ExitCode::SUCCESS
+}
+
+fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let done = scaffold(name, lang, &dir)?;
+    let mut out = std::io::stdout().lock();
+    let cd = shell_quote(&done.dir.display().to_string());
+    writeln!(
+        out,
+        "created the {lang} mapper `{name}` in {} ({} files)",
+        done.dir.display(),
+        done.files.len()
+    )?;
+    if let Some(setup) = done.setup {
+        writeln!(out, "once:  cd {cd} && {setup}")?;
+    }
+    writeln!(out, "build: cd {cd} && {}", done.build)?;
+    writeln!(out, "test:  cd {cd} && {}", done.test)?;
+    writeln!(out, "check: pakaura mapper check {cd}/{}", done.component)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `s` as one shell word: as it is when it is plain, else in single quotes.
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@%+=,".contains(&b));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 /// Shows the mapper's `host.log` lines on stderr (level from RUST_LOG, default info)

@@ -1,6 +1,7 @@
 //! The `pakaura` command line: `serve` (the default), `token` and the `mapper` tool.
 
 pub mod mapper;
+pub mod scaffold;
 
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ pub enum Command {
     Serve(Box<ServeConfig>),
     /// Print a bearer token for a user, signed with JWT_SECRET.
     Token(TokenArgs),
-    /// Check or run a mapper component without starting the service.
+    /// Scaffold, check or run a mapper component without starting the service.
     Mapper {
         #[command(subcommand)]
         command: mapper::MapperCommand,

@@ -204,7 +204,7 @@ impl LoadedMapper {
         .describe()
         .map_err(Refusal::Describe)?;
 
-        check_name(&info.name)?;
+        check_mapper_name(&info.name).map_err(Refusal::BadName)?;
         check_text("version", &info.version, 64).map_err(Refusal::BadVersion)?;
         let mut topics = BTreeSet::new();
         for topic in &info.topics {
@@ -341,9 +341,9 @@ impl LoadedMapper {
     }
 }
 
-/// Mapper names appear in logs, metrics, envelope ids and setting names: 1 to 64
-/// characters of `a-z A-Z 0-9 . _ -`.
-fn check_name(name: &str) -> Result<(), Refusal> {
+/// Checks a mapper name: names appear in logs, metrics, envelope ids and setting names,
+/// so they are 1 to 64 characters of `a-z A-Z 0-9 . _ -`. The error says why not.
+pub fn check_mapper_name(name: &str) -> Result<(), String> {
     let valid = (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -351,9 +351,9 @@ fn check_name(name: &str) -> Result<(), Refusal> {
     if valid {
         Ok(())
     } else {
-        Err(Refusal::BadName(format!(
+        Err(format!(
             "`{}` must be 1 to 64 characters of a-z, A-Z, 0-9, `.`, `_` and `-`",
             name.chars().take(80).collect::<String>().escape_debug()
-        )))
+        ))
     }
 }

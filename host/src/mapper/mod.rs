@@ -54,7 +54,7 @@ pub use config::MapperConfig;
 pub use error::{LoadError, MapError, MapFailure, Refusal};
 pub use event::MappedEvent;
 pub use limits::Limits;
-pub use load::{LoadedMapper, MapperListing, MapperSource};
+pub use load::{LoadedMapper, MapperListing, MapperSource, check_mapper_name};
 pub use registry::{MapperRegistry, ReloadReport};
 pub use runtime::{MapperRuntime, RuntimeOptions};
 pub use set::MapperSet;
