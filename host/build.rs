@@ -35,7 +35,13 @@ fn main() -> ExitCode {
         println!("cargo::error={error}");
         return ExitCode::FAILURE;
     }
-    let default = guests::release_dir(&target_dir).join("pakaura_mapper_default.wasm");
+    let release = guests::release_dir(&target_dir);
+    // The v2 example, for the host's own tests of the mapper tool.
+    println!(
+        "cargo:rustc-env=PAKAURA_V2_MAPPER_WASM={}",
+        release.join("pakaura_mapper_v2.wasm").display()
+    );
+    let default = release.join("pakaura_mapper_default.wasm");
     println!(
         "cargo:rustc-env=PAKAURA_DEFAULT_MAPPER_WASM={}",
         default.display()

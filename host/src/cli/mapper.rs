@@ -1,6 +1,6 @@
 //! `pakaura mapper`: the platform teams' tool to scaffold a mapper project, check a
-//! component against the contract and run it on a mutation, without starting the
-//! service.
+//! component against the contract, run it on a mutation and test it on a folder of
+//! fixtures, without starting the service.
 //!
 //! `FILE` is a path to a `.wasm` component or `builtin:default` (the embedded
 //! default mapper). Failures print one line on stderr and exit with status 1.
@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 
+use super::fixtures::{self, TestOptions};
 use super::scaffold::{Lang, scaffold};
 use crate::domain::Mutation;
 use crate::events::build_envelope;
@@ -65,6 +66,24 @@ pub enum MapperCommand {
         #[arg(long)]
         traceparent: Option<String>,
     },
+    /// Run a component on every fixture in a folder and compare the envelopes (or the
+    /// error) with the expected ones: a PASS or FAIL line each, with a diff on a
+    /// mismatch, then a summary; exit status 1 when any fails. A fixture NAME is
+    /// NAME.json (the mutation), NAME.settings (optional KEY=VALUE lines) and
+    /// NAME.expected.json (the envelopes) or NAME.error (the error).
+    Test {
+        /// The component: a `.wasm` path or `builtin:default`.
+        file: String,
+        /// The folder of fixtures.
+        dir: PathBuf,
+        /// Write what the component yields as each fixture's expectation.
+        #[arg(long)]
+        bless: bool,
+        /// The CloudEvents `source` of the envelopes (EVENT_SOURCE is not read, so
+        /// fixtures do not depend on the environment).
+        #[arg(long, default_value = "pakaura/api")]
+        source: String,
+    },
 }
 
 fn parse_setting(raw: &str) -> Result<(String, String), String> {
@@ -86,6 +105,26 @@ pub fn execute(cmd: MapperCommand, cfg: &MapperConfig) -> anyhow::Result<ExitCod
             .spawn(move || match cmd {
                 MapperCommand::New { name, lang, dir } => new(&name, lang, dir),
                 MapperCommand::Check { file, json } => check(&file, json, cfg).map(success),
+                MapperCommand::Test {
+                    file,
+                    dir,
+                    bless,
+                    source,
+                } => {
+                    let opts = TestOptions {
+                        file: &file,
+                        dir: &dir,
+                        bless,
+                        source: &source,
+                    };
+                    fixtures::run(&opts, cfg).map(|all_passed| {
+                        if all_passed {
+                            ExitCode::SUCCESS
+                        } else {
+                            ExitCode::FAILURE
+                        }
+                    })
+                }
                 MapperCommand::Run {
                     file,
                     mutation,

@@ -1,5 +1,7 @@
 //! The `pakaura` command line: `serve` (the default), `token` and the `mapper` tool.
 
+mod diff;
+mod fixtures;
 pub mod mapper;
 pub mod scaffold;
 
@@ -24,7 +26,7 @@ pub enum Command {
     Serve(Box<ServeConfig>),
     /// Print a bearer token for a user, signed with JWT_SECRET.
     Token(TokenArgs),
-    /// Scaffold, check or run a mapper component without starting the service.
+    /// Scaffold, check, run or test a mapper component without starting the service.
     Mapper {
         #[command(subcommand)]
         command: mapper::MapperCommand,

@@ -1,12 +1,15 @@
 //! The authoring loop of the `pakaura mapper` tool, as a platform team runs it:
-//! `mapper new` scaffolds a project.
+//! `mapper new` scaffolds a project and `mapper test` runs a folder of fixtures.
 
+mod fixtures;
 mod new;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pakaura");
+/// The v2 example mapper, built by the host's build script.
+const V2_WASM: &str = env!("PAKAURA_V2_MAPPER_WASM");
 
 /// `pakaura` with a clean environment (no compile cache: there is no HOME).
 fn pakaura() -> Command {
