@@ -180,8 +180,7 @@ impl LoadedMapper {
         let bytes = source.read()?;
         check_header(&bytes)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        let component = Component::new(runtime.engine(), &bytes)
-            .map_err(|e| Refusal::Invalid(format!("{e:#}")))?;
+        let component = compile(runtime, &source, &bytes)?;
         check_contract(runtime.engine(), &component)?;
         let pre = runtime
             .linker()
@@ -339,6 +338,32 @@ impl LoadedMapper {
     pub fn loaded_at(&self) -> DateTime<Utc> {
         self.loaded_at
     }
+}
+
+/// Compiles `bytes`, through the compile cache when there is one, and logs how long it
+/// took and whether the cache served it.
+fn compile(
+    runtime: &MapperRuntime,
+    source: &MapperSource,
+    bytes: &[u8],
+) -> Result<Component, Refusal> {
+    let before = runtime.cache_counts();
+    let started = Instant::now();
+    let component =
+        Component::new(runtime.engine(), bytes).map_err(|e| Refusal::Invalid(format!("{e:#}")))?;
+    let cache = match (before, runtime.cache_counts()) {
+        (Some((hits, _)), Some((hits_after, _))) if hits_after > hits => "hit",
+        (Some((_, misses)), Some((_, misses_after))) if misses_after > misses => "miss",
+        (Some(_), Some(_)) => "not stored",
+        _ => "off",
+    };
+    tracing::debug!(
+        file = %source,
+        took_ms = started.elapsed().as_millis() as u64,
+        cache,
+        "component compiled"
+    );
+    Ok(component)
 }
 
 /// Checks a mapper name: names appear in logs, metrics, envelope ids and setting names,

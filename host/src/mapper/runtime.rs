@@ -50,6 +50,8 @@ pub struct MapperRuntime {
 
 struct Inner {
     engine: Engine,
+    /// The compile cache, for its hit and miss counts.
+    cache: Option<Cache>,
     linker: Linker<SandboxState>,
     slots: InstanceSlots,
     _ticker: EpochTicker,
@@ -90,7 +92,7 @@ impl MapperRuntime {
             .cranelift_opt_level(OptLevel::Speed)
             .memory_init_cow(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        if let Some(dir) = &options.cache_dir {
+        let cache = options.cache_dir.as_ref().and_then(|dir| {
             let mut cache = CacheConfig::new();
             cache
                 .with_directory(dir)
@@ -99,24 +101,25 @@ impl MapperRuntime {
             // (a read-only root filesystem with no volume mounted) costs a compile per
             // start and reload, not the start-up.
             match Cache::new(cache) {
-                Ok(cache) => {
-                    config.cache(Some(cache));
-                }
+                Ok(cache) => Some(cache),
                 Err(e) => {
                     let error = format!("{e:#}");
                     tracing::warn!(
                         dir = %dir.display(), %error,
                         "MAPPER_CACHE_DIR is not usable; mappers are compiled at every start and reload"
                     );
+                    None
                 }
             }
-        }
+        });
+        config.cache(cache.clone());
         let engine = Engine::new(&config).map_err(engine_error)?;
         let linker = sandbox::linker(&engine).map_err(engine_error)?;
         let ticker = EpochTicker::start(engine.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
+                cache,
                 linker,
                 slots: InstanceSlots::new(MAX_INSTANCES as usize),
                 _ticker: ticker,
@@ -131,6 +134,15 @@ impl MapperRuntime {
         InstanceSlot {
             runtime: self.clone(),
         }
+    }
+
+    /// The compile cache's hits and misses so far (a miss is a compilation whose result
+    /// was stored), or `None` when there is no cache.
+    pub(crate) fn cache_counts(&self) -> Option<(usize, usize)> {
+        self.inner
+            .cache
+            .as_ref()
+            .map(|c| (c.cache_hits(), c.cache_misses()))
     }
 
     pub(crate) fn engine(&self) -> &Engine {

@@ -1,6 +1,8 @@
 //! The authoring loop of the `pakaura mapper` tool, as a platform team runs it:
-//! `mapper new` scaffolds a project and `mapper test` runs a folder of fixtures.
+//! `mapper new` scaffolds a project, `mapper test` runs a folder of fixtures, and
+//! `mapper check` compiles a component once and then serves it from the compile cache.
 
+mod cache;
 mod fixtures;
 mod new;
 
