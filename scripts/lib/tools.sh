@@ -192,3 +192,63 @@ tools_chromium() {
   say "Chromium: $path"
   export PAKAURA_CHROMIUM="$path"
 }
+
+# --- The Python and JavaScript v2 mappers -----------------------------------------
+
+# polyglot_hash: the first 16 hex digits of a hash over the sources the two components
+# are built from (v2-python, v2-js, the golden fixtures their tests read, the build
+# script, wit/) and the tool installs, without build outputs.
+polyglot_hash() {
+  (
+    cd "$PAKAURA_ROOT" &&
+      find guest-mappers/v2-python guest-mappers/v2-js guest-mappers/fixtures \
+        guest-mappers/build-polyglot.sh wit \
+        \( -name node_modules -o -name __pycache__ -o -name .pytest_cache -o -name wit_world \) -prune \
+        -o -type f ! -name '*.wasm' -print |
+      LC_ALL=C sort | xargs -d '\n' sha256sum
+    printf '%s\n' "$(basename "$PAKAURA_TOOLS_VENV")" "$(basename "$(dirname "$PAKAURA_TOOLS_NODE_MODULES")")"
+  ) | sha256sum | cut -c1-16
+}
+
+# polyglot_build DIR LOG: build-polyglot.sh into DIR.partial, renamed to DIR when done.
+polyglot_build() {
+  local dir="$1" log="$2" partial="$1.partial"
+  [[ -f "$dir/$PAKAURA_DONE_MARKER" ]] && return 0 # another run built it while we waited
+  rm -rf "$dir" "$partial"
+  say "v2 in Python and JavaScript: building into $dir (once per change of their sources; a minute or two)"
+  run_child "$PAKAURA_ROOT/guest-mappers/build-polyglot.sh" "$partial" >"$log" 2>&1 || return 1
+  date -u +%FT%TZ >"$partial/$PAKAURA_DONE_MARKER" && mv "$partial" "$dir"
+}
+
+# polyglot_setup: exports PAKAURA_V2_PYTHON_WASM and PAKAURA_V2_JS_WASM, the v2 mapper
+# built from guest-mappers/v2-python and v2-js, for the e2e test that compares their
+# envelopes with the Rust v2 mapper's. Built once into $PAKAURA_CACHE/polyglot-<hash>;
+# needs PAKAURA_TOOLS_VENV and PAKAURA_TOOLS_NODE_MODULES (else a SKIP).
+polyglot_setup() {
+  local what="the Python and JavaScript v2 mappers compared with Rust v2 (e2e polyglot)"
+  if [[ -n "${PAKAURA_V2_PYTHON_WASM:-}" && -n "${PAKAURA_V2_JS_WASM:-}" ]]; then
+    say "v2 in Python and JavaScript: $PAKAURA_V2_PYTHON_WASM, $PAKAURA_V2_JS_WASM (set by you)"
+    export PAKAURA_V2_PYTHON_WASM PAKAURA_V2_JS_WASM
+    return 0
+  fi
+  if [[ -z "${PAKAURA_TOOLS_VENV:-}" || -z "${PAKAURA_TOOLS_NODE_MODULES:-}" ]]; then
+    unavailable "$what will not run: no Python or Node tools" \
+      "get them: see the Python and Node tool lines above"
+    return 0
+  fi
+  local dir log
+  dir="$PAKAURA_CACHE/polyglot-$(polyglot_hash)"
+  log="$dir.log"
+  if [[ -f "$dir/$PAKAURA_DONE_MARKER" ]]; then
+    say "v2 in Python and JavaScript: $dir (cached)"
+  elif ! with_lock "polyglot" polyglot_build "$dir" "$log"; then
+    tail -n 15 "$log" >&2 2>/dev/null || true
+    rm -rf "$dir.partial"
+    unavailable "$what will not run: guest-mappers/build-polyglot.sh failed (log: $log)" \
+      "fix what the log says and run ./scripts/test again"
+    return 0
+  else
+    rm -f "$log"
+  fi
+  export PAKAURA_V2_PYTHON_WASM="$dir/v2_python.wasm" PAKAURA_V2_JS_WASM="$dir/v2_js.wasm"
+}

@@ -14,6 +14,7 @@ pub(crate) mod mcp;
 mod ops;
 mod outbox;
 mod pipeline;
+mod polyglot;
 mod relay;
 mod replay;
 mod sandbox;
