@@ -12,8 +12,8 @@
 //! Envelopes are deterministic: their `id` derives from the mutation id, the mapper's
 //! name and the event's index, their `time` is the mutation's `occurred_at`, their
 //! `source` is `pakaura/api` unless `--source` says otherwise, and each fixture runs in a
-//! fresh instance with only its own settings (no MAPPER_SETTINGS_FILE, no
-//! `MAPPER__<NAME>__<KEY>` variables).
+//! fresh instance whose wall clock reads the mutation's `occurred_at`, with only its own
+//! settings (no MAPPER_SETTINGS_FILE, no `MAPPER__<NAME>__<KEY>` variables).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -86,9 +86,7 @@ pub(crate) struct TestOptions<'a> {
 pub(crate) fn run(opts: &TestOptions<'_>, cfg: &MapperConfig) -> anyhow::Result<bool> {
     let fixtures = discover(opts.dir)?;
     let runtime = MapperRuntime::new(&RuntimeOptions::from_config(cfg))?;
-    let mut limits = Limits::from_config(cfg);
-    // Each fixture runs alone: nothing one leaves in an instance reaches the next.
-    limits.instance_reuse = 1;
+    let limits = Limits::from_config(cfg);
     let mut mappers: BTreeMap<Settings, Result<LoadedMapper, String>> = BTreeMap::new();
     let mut out = std::io::stdout().lock();
     let (mut passed, mut failed, mut blessed) = (0, 0, 0);
@@ -104,6 +102,10 @@ pub(crate) fn run(opts: &TestOptions<'_>, cfg: &MapperConfig) -> anyhow::Result<
                     &SettingsTable::default(),
                     &settings,
                 )
+                .map(|mut mapper| {
+                    mapper.freeze_clock();
+                    mapper
+                })
                 .map_err(|e| format!("{e:#}"))
             });
             let mapper = mapper.as_ref().map_err(Clone::clone)?;

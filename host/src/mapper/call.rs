@@ -6,6 +6,7 @@
 //! instance gets a new deadline, a new `host.log` budget and empty stdio per call.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use wasmtime::Store;
 
@@ -31,6 +32,9 @@ pub(crate) struct CallContext<'a> {
     /// The mapper's `host.log` budget, shared by all its instances.
     pub(crate) log_budget: Arc<LogBudget>,
     pub(crate) limits: &'a Limits,
+    /// What the guest's wall clock reads, when it is frozen (`mapper test`); `None`: the
+    /// host's clock.
+    pub(crate) wall_clock: Option<SystemTime>,
 }
 
 impl CallContext<'_> {
@@ -43,6 +47,7 @@ impl CallContext<'_> {
             self.settings.clone(),
             self.log_budget.clone(),
             self.limits,
+            self.wall_clock,
         );
         match self.pre.instantiate(&mut store) {
             Ok(mapper) => Ok(Instance {

@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -139,6 +139,9 @@ pub struct LoadedMapper {
     stats: CallStats,
     /// Its `host.log` budget, shared by all its instances.
     log_budget: Arc<LogBudget>,
+    /// Whether each call's wall clock reads the mutation's `occurred_at` (see
+    /// [`LoadedMapper::freeze_clock`]).
+    frozen_clock: bool,
 }
 
 impl fmt::Debug for LoadedMapper {
@@ -199,6 +202,7 @@ impl LoadedMapper {
             settings: Arc::new(describe_settings.clone()),
             log_budget: log_budget.clone(),
             limits,
+            wall_clock: None,
         }
         .describe()
         .map_err(Refusal::Describe)?;
@@ -237,7 +241,15 @@ impl LoadedMapper {
             busy: AtomicUsize::new(0),
             stats: CallStats::default(),
             log_budget,
+            frozen_clock: false,
         })
+    }
+
+    /// Makes every later call run on a fresh instance whose wall clock reads the
+    /// mutation's `occurred_at`, so a mapper that reads the time still yields the same
+    /// events for the same mutation (`pakaura mapper test`). Never used by the service.
+    pub fn freeze_clock(&mut self) {
+        self.frozen_clock = true;
     }
 
     /// Maps one mutation through this mapper alone and validates the output.
@@ -275,7 +287,7 @@ impl LoadedMapper {
     }
 
     fn call_instance(&self, mutation: &Mutation) -> Result<Vec<wit::Event>, MapFailure> {
-        let reuse = self.limits.instance_reuse > 1;
+        let reuse = self.limits.instance_reuse > 1 && !self.frozen_clock;
         let kept = if reuse { self.idle().pop() } else { None };
         let mut instance = match kept {
             Some(instance) => instance,
@@ -286,6 +298,9 @@ impl LoadedMapper {
                 settings: self.settings.clone(),
                 log_budget: self.log_budget.clone(),
                 limits: &self.limits,
+                wall_clock: self
+                    .frozen_clock
+                    .then(|| SystemTime::from(mutation.occurred_at)),
             }
             .instantiate()?,
         };

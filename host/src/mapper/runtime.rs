@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use wasmtime::component::Linker;
 use wasmtime::{
@@ -160,6 +160,7 @@ impl MapperRuntime {
         settings: Arc<Settings>,
         log_budget: Arc<LogBudget>,
         limits: &Limits,
+        wall_clock: Option<SystemTime>,
     ) -> Store<SandboxState> {
         SandboxState::store(
             &self.inner.engine,
@@ -168,6 +169,7 @@ impl MapperRuntime {
             log_budget,
             limits,
             deadline_ticks(limits.deadline),
+            wall_clock,
         )
     }
 

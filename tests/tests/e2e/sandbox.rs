@@ -4,6 +4,7 @@
 //!
 //! These tests call the mapper runtime directly (no HTTP, no database).
 
+mod clock;
 mod loading;
 
 use std::collections::BTreeMap;

@@ -12,12 +12,39 @@
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Linker, Resource, ResourceTable};
-use wasmtime_wasi::HostMonotonicClock;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
 
 /// The monotonic-clock interface as `wasmtime-wasi` (pinned at =48.0.8) defines it
 /// in the linker; `wasi:clocks@0.2.x` imports of any patch version resolve to it.
 pub(crate) const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// A wall clock that always reads one instant, for `pakaura mapper test`: the guest
+/// sees the mutation's `occurred_at` as the time, so fixtures stay stable.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FrozenWallClock {
+    /// Since the Unix epoch.
+    since_epoch: Duration,
+}
+
+impl FrozenWallClock {
+    /// A clock reading `at` (the epoch itself for an instant before it).
+    pub(crate) fn at(at: std::time::SystemTime) -> Self {
+        Self {
+            since_epoch: at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default(),
+        }
+    }
+}
+
+impl HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.since_epoch
+    }
+}
 
 /// One call's clock: the guest's monotonic clock counts from `origin`, and no wait may
 /// end after `deadline`.

@@ -9,6 +9,7 @@ mod limiter;
 mod stdio;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -19,7 +20,7 @@ use super::bindings::pakaura::events::{host, types};
 use super::limits::Limits;
 use super::settings::Settings;
 use crate::domain::text::truncate;
-use clock::{CallClock, ClockedState, confine_waits};
+use clock::{CallClock, ClockedState, FrozenWallClock, confine_waits};
 use limiter::SandboxLimiter;
 use stdio::CapturedOutput;
 
@@ -118,11 +119,16 @@ impl SandboxState {
         settings: Arc<Settings>,
         log_budget: Arc<LogBudget>,
         limits: &Limits,
+        wall_clock: Option<SystemTime>,
     ) -> Self {
         let stdout = CapturedOutput::default();
         let stderr = CapturedOutput::default();
         let clock = CallClock::start(limits.deadline);
-        let wasi = WasiCtx::builder()
+        let mut builder = WasiCtx::builder();
+        if let Some(at) = wall_clock {
+            builder.wall_clock(FrozenWallClock::at(at));
+        }
+        let wasi = builder
             .monotonic_clock(clock)
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -154,8 +160,10 @@ impl SandboxState {
         log_budget: Arc<LogBudget>,
         limits: &Limits,
         deadline_ticks: u64,
+        wall_clock: Option<SystemTime>,
     ) -> Store<Self> {
-        let mut store = Store::new(engine, Self::new(mapper, settings, log_budget, limits));
+        let state = Self::new(mapper, settings, log_budget, limits, wall_clock);
+        let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(limits.hostcall_fuel());
         store.set_epoch_deadline(deadline_ticks);
@@ -260,7 +268,13 @@ mod tests {
     #[test]
     fn config_reads_this_mappers_settings() {
         let settings = Arc::new(Settings::from([("mode".to_owned(), "ok".to_owned())]));
-        let mut state = SandboxState::new("m".into(), settings, Arc::default(), &Limits::default());
+        let mut state = SandboxState::new(
+            "m".into(),
+            settings,
+            Arc::default(),
+            &Limits::default(),
+            None,
+        );
         assert_eq!(
             host::Host::config(&mut state, "mode".into()).as_deref(),
             Some("ok")

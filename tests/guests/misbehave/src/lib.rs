@@ -24,6 +24,7 @@
 //! | `empty-type` | an event with an empty type |
 //! | `escape` | probes files, network, environment and arguments; one `test.escape` event reports each |
 //! | `counter` | one `test.ok` event whose data counts the calls this instance served; panics when the task's title is `trap` |
+//! | `clock` | one `test.ok` event whose data is `{"now_ms": <the wall clock, ms since the Unix epoch>}` |
 //! | `huge-log` | writes one `host.log` line of config `bytes` (default 2 MiB) |
 //! | `chatty` | writes config `lines` (default 200) `host.log` lines, then one `ok` event |
 //! | `hostile-err` | for a task titled `hostile…`, returns an `err` whose text carries a NUL and terminal escape sequences; else `ok` |
@@ -125,6 +126,15 @@ impl bindings::Guest for Misbehave {
                 &mutation.task.id,
                 escape(),
             )],
+            "clock" => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                vec![Event {
+                    data: format!(r#"{{"now_ms":{now}}}"#),
+                    ..ok
+                }]
+            }
             "counter" => {
                 let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
                 if mutation.task.title == "trap" {
