@@ -66,11 +66,13 @@ pub enum MapperCommand {
         #[arg(long)]
         traceparent: Option<String>,
     },
-    /// Run a component on every fixture in a folder and compare the envelopes (or the
-    /// error) with the expected ones: a PASS or FAIL line each, with a diff on a
-    /// mismatch, then a summary; exit status 1 when any fails. A fixture NAME is
-    /// NAME.json (the mutation), NAME.settings (optional KEY=VALUE lines) and
-    /// NAME.expected.json (the envelopes) or NAME.error (the error).
+    /// Run a component on a folder of fixtures and compare what it yields with what
+    /// each expects.
+    ///
+    /// A fixture NAME is NAME.json (the mutation), NAME.settings (optional KEY=VALUE
+    /// lines) and NAME.expected.json (the envelopes) or NAME.error (the error). Prints
+    /// a PASS or FAIL line each, with a line diff on a mismatch, then a summary; the
+    /// exit status is 1 when any fails.
     Test {
         /// The component: a `.wasm` path or `builtin:default`.
         file: String,
