@@ -5,8 +5,11 @@
 #
 #   guest-mappers/templates/check.sh [rust|python|js ...]     (default: all three)
 #
-# PAKAURA_BIN=path/to/pakaura   also `pakaura mapper check` each component and `mapper run` it
-#                               on a fixture, with a valid and an invalid `tenant` setting.
+# PAKAURA_BIN=path/to/pakaura   instantiate with `pakaura mapper new` itself (the templates
+#                               embedded in that binary), then `pakaura mapper check` each
+#                               component, `mapper run` it on a fixture with a valid and an
+#                               invalid `tenant` setting, and `mapper test --bless` then
+#                               `mapper test` a folder of fixtures.
 # KEEP=1                        keep the temporary folder and print where it is.
 # Tools: cargo with wasm32-wasip2; PAKAURA_TOOLS_VENV (or componentize-py 0.25.1 and pytest on
 # PATH); PAKAURA_TOOLS_NODE_MODULES (else `npm install` runs in the instantiated project).
@@ -32,9 +35,13 @@ fail() {
   exit 1
 }
 
-# What `pakaura mapper new NAME --lang LANG` does.
+# What `pakaura mapper new NAME --lang LANG` does (it, with PAKAURA_BIN).
 instantiate() {
   local lang="$1" dest="$2"
+  if [ -n "${PAKAURA_BIN:-}" ]; then
+    "$PAKAURA_BIN" mapper new "$name" --lang "$lang" --dir "$dest"
+    return
+  fi
   mkdir -p "$dest/wit"
   cp -R "$here/$lang/." "$dest/"
   find "$dest" -type f -exec sed -i -e "s/{{name}}/$name/g" -e "s/{{crate_name}}/$crate_name/g" {} +
@@ -65,6 +72,16 @@ run_component() {
   fi
   echo "$out"
   printf '%s' "$out" | grep -q 'setting `tenant`' || fail "$lang: the refusal does not name the setting"
+  echo "-- $lang: pakaura mapper test --bless, then pakaura mapper test"
+  local fixtures
+  fixtures="$(dirname "$wasm")/fixtures-check"
+  mkdir -p "$fixtures"
+  cp "$mutation" "$fixtures/updated-title.json"
+  cp "$mutation" "$fixtures/bad-tenant.json"
+  echo 'tenant=Acme Corp' >"$fixtures/bad-tenant.settings"
+  "$PAKAURA_BIN" mapper test "$wasm" "$fixtures" --bless >/dev/null
+  [ -f "$fixtures/bad-tenant.error" ] || fail "$lang: the invalid tenant was not blessed as an error"
+  "$PAKAURA_BIN" mapper test "$wasm" "$fixtures" || fail "$lang: blessed fixtures do not pass"
 }
 
 for lang in "${langs[@]}"; do
