@@ -1,14 +1,14 @@
 //! The operator console at `/console`: a small framework-free page, embedded in the
 //! binary, over the documented admin API.
 //!
-//! Layout: `config` ([`ConsoleConfig`]), [`session`] (the stateless session cookie and
-//! its CSRF token), `pages` (login, logout, the page and its assets, under a strict
-//! Content-Security-Policy), [`flow`] (the live flow snapshots every console shares),
+//! Layout: [`session`] (the stateless session cookie and its CSRF token), `pages`
+//! (login, logout, the page and its assets, under a strict Content-Security-Policy),
+//! [`flow`] (the live flow snapshots every console shares),
 //! [`playground`] (trying mappers out without touching the outbox). The JSON the page
 //! reads and writes is the admin API (`super::admin`); this module only serves the page
-//! and holds the state those admin routes share.
+//! and holds the state those admin routes share. Its settings, [`ConsoleConfig`], live
+//! with the others in [`crate::config`].
 
-mod config;
 pub mod flow;
 mod pages;
 pub mod playground;
@@ -20,7 +20,7 @@ use axum::Router;
 use axum::http::{HeaderMap, Method};
 use tokio::sync::watch;
 
-pub use config::ConsoleConfig;
+pub use crate::config::ConsoleConfig;
 use flow::FlowHub;
 use playground::Playground;
 use session::{SessionError, SessionKey};
