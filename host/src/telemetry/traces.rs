@@ -17,6 +17,7 @@ use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Span;
@@ -37,8 +38,34 @@ static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
 /// Why traces could not be turned on.
 #[derive(Debug, thiserror::Error)]
-#[error("setting up the OTLP trace exporter: {0}")]
-pub struct TracesError(#[from] opentelemetry_otlp::ExporterBuildError);
+pub enum TracesError {
+    /// The protocol asked for is not built in.
+    #[error("{name} `{value}` is not supported: use http/protobuf or http/json")]
+    Protocol { name: &'static str, value: String },
+    /// The SDK refused the exporter's configuration.
+    #[error("setting up the OTLP trace exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+}
+
+/// The OTLP protocol: `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf` (the SDK itself would pick
+/// `http/json` whenever that encoding is built in).
+fn protocol() -> Result<Protocol, TracesError> {
+    for name in [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ] {
+        let Some(value) = std::env::var(name).ok().filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        return match value.trim() {
+            "http/protobuf" => Ok(Protocol::HttpBinary),
+            "http/json" => Ok(Protocol::HttpJson),
+            _ => Err(TracesError::Protocol { name, value }),
+        };
+    }
+    Ok(Protocol::HttpBinary)
+}
 
 /// Whether the environment asks for traces: an OTLP endpoint is set and the SDK is not
 /// disabled (`OTEL_SDK_DISABLED=true`).
@@ -60,6 +87,7 @@ where
     }
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
+        .with_protocol(protocol()?)
         .build()?;
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
