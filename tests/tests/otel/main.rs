@@ -70,6 +70,8 @@ async fn a_mutation_is_one_trace_from_the_callers_request_to_each_publish(backen
         .env_remove("OTEL_SERVICE_NAME")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env_remove("OTEL_TRACES_SAMPLER")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .env_remove("OTEL_SDK_DISABLED")
         .env("RUST_LOG", "info")
         .env(REPORT, &report_path)
         .env(BACKEND, format!("{backend:?}"))
