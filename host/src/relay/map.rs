@@ -76,7 +76,9 @@ pub fn map_row(set: &MapperSet, row: &OutboxRow, source: &str) -> MapOutcome {
             otel.status_code = tracing::field::Empty,
         )
     });
-    if let Some(parent) = row.trace_context() {
+    if !span.is_none()
+        && let Some(parent) = row.trace_context()
+    {
         traces::set_parent(&span, parent);
     }
     let outcome = span.in_scope(|| map_decoded(set, row, source));

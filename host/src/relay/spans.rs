@@ -32,6 +32,9 @@ pub(super) fn publish(e: &PendingEnvelope, batch: usize) -> Span {
             otel.status_code = Empty,
         )
     });
+    if span.is_none() {
+        return span;
+    }
     // The mutation's context; an envelope whose outbox row is gone continues its own.
     let parent = e
         .mutation_traceparent
