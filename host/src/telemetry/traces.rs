@@ -42,6 +42,11 @@ pub enum TracesError {
     /// The protocol asked for is not built in.
     #[error("{name} `{value}` is not supported: use http/protobuf or http/json")]
     Protocol { name: &'static str, value: String },
+    /// The endpoint asks for TLS, which is not built in.
+    #[error(
+        "{name} is an https:// URL: the OTLP exporter has no TLS; use a plain http:// collector"
+    )]
+    Tls { name: &'static str },
     /// The SDK refused the exporter's configuration.
     #[error("setting up the OTLP trace exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
@@ -55,10 +60,10 @@ fn protocol() -> Result<Protocol, TracesError> {
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         "OTEL_EXPORTER_OTLP_PROTOCOL",
     ] {
-        let Some(value) = std::env::var(name).ok().filter(|v| !v.trim().is_empty()) else {
+        let Some(value) = setting(name) else {
             continue;
         };
-        return match value.trim() {
+        return match value.as_str() {
             "http/protobuf" => Ok(Protocol::HttpBinary),
             "http/json" => Ok(Protocol::HttpJson),
             _ => Err(TracesError::Protocol { name, value }),
@@ -67,13 +72,39 @@ fn protocol() -> Result<Protocol, TracesError> {
     Ok(Protocol::HttpBinary)
 }
 
+/// The endpoint variables, the signal's own first.
+const ENDPOINTS: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+];
+
+/// A variable's value, trimmed, when set and not blank.
+fn setting(name: &str) -> Option<String> {
+    let value = std::env::var(name).ok()?;
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
 /// Whether the environment asks for traces: an OTLP endpoint is set and the SDK is not
 /// disabled (`OTEL_SDK_DISABLED=true`).
 fn wanted() -> bool {
-    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-    let disabled =
-        std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    let disabled = setting("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    !disabled && ENDPOINTS.iter().any(|name| setting(name).is_some())
+}
+
+/// Refuses an `https://` endpoint up front (the signal's own, else the general one):
+/// the exporter's HTTP client has no TLS, and every export would fail.
+fn check_endpoint() -> Result<(), TracesError> {
+    let Some((name, url)) = ENDPOINTS
+        .into_iter()
+        .find_map(|name| setting(name).map(|url| (name, url)))
+    else {
+        return Ok(());
+    };
+    if url.to_ascii_lowercase().starts_with("https://") {
+        return Err(TracesError::Tls { name });
+    }
+    Ok(())
 }
 
 /// The layer exporting spans, when the environment asks for traces (see
@@ -85,6 +116,7 @@ where
     if !wanted() || PROVIDER.get().is_some() {
         return Ok(None);
     }
+    check_endpoint()?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(protocol()?)
