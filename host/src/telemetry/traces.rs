@@ -1,9 +1,10 @@
 //! OpenTelemetry traces: `tracing` spans exported over OTLP/HTTP, off unless
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set.
 //!
-//! The SDK reads the standard `OTEL_*` variables itself (protocol `http/protobuf` or
-//! `http/json`, headers, timeout, sampler, resource attributes); the service name
-//! defaults to `pakaura`. Spans go through a batch processor, flushed by [`shutdown`].
+//! The SDK reads the standard `OTEL_*` variables itself (headers, timeout, sampler,
+//! batch settings, resource attributes); the service name defaults to `pakaura`, the
+//! protocol to `http/protobuf` (or `http/json`), and the endpoint must be `http://`.
+//! Spans go through a batch processor, flushed by [`shutdown`].
 //!
 //! One trace follows a mutation: the request span (a child of the caller's
 //! `traceparent`), the outbox write, whose context is stored with the outbox row, then
@@ -172,7 +173,8 @@ pub fn span(make: impl FnOnce() -> Span) -> Span {
     if enabled() { make() } else { Span::none() }
 }
 
-/// Makes the remote span `parent` the parent of `span` (before `span` is entered).
+/// Makes the remote span `parent` the parent of `span`. Only before `span` is entered
+/// or its context read ([`traceparent_of`]); later, the span keeps the parent it has.
 pub fn set_parent(span: &Span, parent: TraceParent) {
     if !enabled() || span.is_none() {
         return;
@@ -187,7 +189,8 @@ pub fn set_parent(span: &Span, parent: TraceParent) {
     let _ = span.set_parent(Context::new().with_remote_span_context(context));
 }
 
-/// The W3C trace context of `span`, when traces are on and it has a valid one.
+/// The W3C trace context of `span`, when traces are on and it has a valid one. Reading
+/// it starts the OpenTelemetry span, so its parent must be set before.
 pub fn traceparent_of(span: &Span) -> Option<TraceParent> {
     if !enabled() || span.is_none() {
         return None;
