@@ -42,7 +42,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let (app, demo) = Application::build(config).await?;
         if let Some(demo) = demo {
             tracing::warn!(
@@ -56,7 +56,10 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
         tracing::info!(addr = %app.addr(), database = app.db().kind(), "pakaura listening");
         app.run_until_stopped().await
-    })
+    });
+    // The last spans (the shutdown's own among them) leave before the process does.
+    telemetry::traces::shutdown();
+    served
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {

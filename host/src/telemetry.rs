@@ -1,23 +1,45 @@
-//! Logging (JSON lines through `tracing`) and the process-wide metrics recorder.
+//! Logging (JSON lines through `tracing`), OpenTelemetry traces ([`traces`]) and the
+//! process-wide metrics recorder.
 
-use std::sync::OnceLock;
+pub mod traces;
+
+use std::sync::{Once, OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the JSON log subscriber. `RUST_LOG` filters (default `info`).
+/// Installs the JSON log subscriber, with the OpenTelemetry layer when the environment
+/// asks for traces (see [`traces`]). `RUST_LOG` filters both (default `info`).
 /// Safe to call more than once (later calls do nothing), so tests may call it.
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(true)
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        let logs = tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_target(true)
+            .with_writer(std::io::stderr);
+        let (otel, failed) = match traces::layer() {
+            Ok(layer) => (layer, None),
+            Err(e) => (None, Some(e)),
+        };
+        // One global filter for logs and spans alike: per-layer filters keep per-thread
+        // state that a bare `enabled!` check (sqlx makes them) can leave stale, and the
+        // trace layer then misses spans now and then.
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(logs)
+            .with(otel)
+            .try_init();
+        if let Some(e) = failed {
+            tracing::error!(error = %e, "traces are off: the OTLP exporter could not be set up");
+        }
+    });
 }
 
 /// The Prometheus recorder, installed once per process (tests start many hosts in

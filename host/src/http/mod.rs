@@ -24,10 +24,11 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::auth::{AdminToken, JwtKeys};
 use crate::instruments::{HTTP_DURATION, HTTP_REQUESTS};
@@ -35,6 +36,8 @@ use crate::mapper::MapperRegistry;
 use crate::relay::Relay;
 use crate::store::Db;
 use crate::tasks::TaskService;
+use crate::telemetry::traces;
+use crate::trace::TraceParent;
 use context::RequestContext;
 use error::ApiError;
 pub use serve::serve;
@@ -78,30 +81,28 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Runs the request inside a span carrying its correlation id, logs its outcome and
-/// records HTTP metrics.
+/// Runs the request inside a span carrying its correlation id (see [`request_span`]),
+/// logs its outcome and records HTTP metrics.
 async fn observe(request: Request, next: Next) -> Response {
-    let correlation_id = request
+    let (correlation_id, traceparent) = request
         .extensions()
         .get::<RequestContext>()
-        .map(|c| c.correlation_id.clone())
+        .map(|c| (c.correlation_id.clone(), c.traceparent))
         .unwrap_or_default();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().clone();
-    let span = tracing::info_span!(
-        "request",
-        method = %method,
-        route = %route,
-        correlation_id = %correlation_id,
-        user_id = tracing::field::Empty,
-    );
+    let span = request_span(&method, &route, &correlation_id, traceparent);
     let started = Instant::now();
     let response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
     span.in_scope(|| {
         tracing::info!(
             status,
@@ -117,4 +118,44 @@ async fn observe(request: Request, next: Next) -> Response {
     metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
     metrics::histogram!(HTTP_DURATION, &labels).record(elapsed.as_secs_f64());
     response
+}
+
+/// The span of one request. With traces on, it is a server span continuing the caller's
+/// `traceparent` and carries its trace id into the log lines.
+fn request_span(
+    method: &Method,
+    route: &str,
+    correlation_id: &str,
+    traceparent: Option<TraceParent>,
+) -> Span {
+    if !traces::enabled() {
+        return tracing::info_span!(
+            "request",
+            method = %method,
+            route = %route,
+            correlation_id = %correlation_id,
+            user_id = tracing::field::Empty,
+        );
+    }
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        method = %method,
+        route = %route,
+        correlation_id = %correlation_id,
+        user_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    if let Some(parent) = traceparent {
+        traces::set_parent(&span, parent);
+    }
+    if let Some(own) = traces::traceparent_of(&span) {
+        span.record("trace_id", hex::encode(own.trace_id));
+    }
+    span
 }

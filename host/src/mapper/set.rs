@@ -18,6 +18,7 @@ use super::load::{LoadedMapper, MapperListing, MapperSource};
 use super::runtime::MapperRuntime;
 use super::settings::{Settings, SettingsTable};
 use crate::domain::Mutation;
+use crate::telemetry::traces;
 
 /// An ordered, immutable set of mappers with distinct names.
 #[derive(Debug)]
@@ -76,7 +77,29 @@ impl MapperSet {
     pub fn map(&self, mutation: &Mutation) -> Result<Vec<MappedEvent>, MapError> {
         let mut events = Vec::new();
         for mapper in &self.mappers {
-            events.extend(mapper.map(mutation)?);
+            // With traces on, one span per mapper call (a child of the current span).
+            let span = traces::span(|| {
+                tracing::info_span!(
+                    "mapper",
+                    otel.name = %format_args!("map {}", mapper.name()),
+                    mapper.name = mapper.name(),
+                    mapper.version = mapper.version(),
+                    mapper.events = tracing::field::Empty,
+                    error.type = tracing::field::Empty,
+                    otel.status_code = tracing::field::Empty,
+                )
+            });
+            match span.in_scope(|| mapper.map(mutation)) {
+                Ok(mapped) => {
+                    span.record("mapper.events", mapped.len());
+                    events.extend(mapped);
+                }
+                Err(e) => {
+                    span.record("error.type", e.kind.code());
+                    span.record("otel.status_code", "error");
+                    return Err(e);
+                }
+            }
         }
         Ok(events)
     }

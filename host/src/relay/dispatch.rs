@@ -22,10 +22,12 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use tokio::sync::{Notify, watch};
+use tracing::{Instrument, Span};
 use uuid::Uuid;
 
 use super::backoff;
 use super::publisher::{BulkEntry, Outcome, Publisher};
+use super::spans;
 use super::{Counters, RelayContext, chrono_duration};
 use crate::domain::task::now;
 use crate::instruments::{DEAD_LETTERS, PUBLISH_DURATION, PUBLISH_IN_FLIGHT, PUBLISHES};
@@ -294,11 +296,15 @@ impl Dispatcher {
         let e = self.mark_in_flight(task);
         let publisher = self.publisher.clone();
         metrics::gauge!(PUBLISH_IN_FLIGHT).increment(1.0);
+        let span = spans::publish(&e, 1);
+        let traceparent = spans::header(&span, &e);
         self.in_flight.push(Box::pin(async move {
             let started = Instant::now();
             let outcome = publisher
-                .publish(&e.topic, &e.partition_key, e.body, e.traceparent.as_deref())
+                .publish(&e.topic, &e.partition_key, e.body, traceparent.as_deref())
+                .instrument(span.clone())
                 .await;
+            spans::record(&span, &outcome);
             Sent {
                 entries: vec![(e.task_id, e.seq)],
                 outcomes: vec![outcome],
@@ -313,6 +319,11 @@ impl Dispatcher {
             tasks.iter().map(|t| self.mark_in_flight(*t)).collect();
         let publisher = self.publisher.clone();
         metrics::gauge!(PUBLISH_IN_FLIGHT).increment(1.0);
+        // One span per envelope; a bulk request carries no per-entry trace header.
+        let spans: Vec<Span> = envelopes
+            .iter()
+            .map(|e| spans::publish(e, envelopes.len()))
+            .collect();
         self.in_flight.push(Box::pin(async move {
             let started = Instant::now();
             let entries: Vec<BulkEntry<'_>> = envelopes
@@ -324,6 +335,9 @@ impl Dispatcher {
                 })
                 .collect();
             let outcomes = publisher.publish_bulk(&topic, &entries).await;
+            for (span, outcome) in spans.iter().zip(&outcomes) {
+                spans::record(span, outcome);
+            }
             Sent {
                 entries: envelopes.iter().map(|e| (e.task_id, e.seq)).collect(),
                 outcomes,

@@ -13,6 +13,7 @@ use crate::events::build_envelope;
 use crate::instruments::{DEAD_LETTERS, ENVELOPES_BUILT, MAPPER_CHAIN_DURATION};
 use crate::mapper::{MapError, MapFailure, MapperSet};
 use crate::store::{MappedRow, Mapping, NewEnvelope, OutboxRow, StoreError};
+use crate::telemetry::traces;
 
 /// Why a mutation could not be mapped.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +63,32 @@ impl MapOutcome {
 
 /// Maps one stored mutation with `set` and builds its envelopes. Synchronous and
 /// CPU-bound (see [`crate::mapper`]'s calling convention).
+///
+/// With traces on, mapping runs in a `map mutation` span whose parent is the mutation's
+/// stored trace context, with one span per mapper under it.
 pub fn map_row(set: &MapperSet, row: &OutboxRow, source: &str) -> MapOutcome {
+    let span = traces::span(|| {
+        tracing::info_span!(
+            "map mutation",
+            mutation.id = %row.id,
+            mutation.action = %row.action,
+            task.id = %row.task_id,
+            otel.status_code = tracing::field::Empty,
+        )
+    });
+    if !span.is_none()
+        && let Some(parent) = row.trace_context()
+    {
+        traces::set_parent(&span, parent);
+    }
+    let outcome = span.in_scope(|| map_decoded(set, row, source));
+    if outcome.result.is_err() {
+        span.record("otel.status_code", "error");
+    }
+    outcome
+}
+
+fn map_decoded(set: &MapperSet, row: &OutboxRow, source: &str) -> MapOutcome {
     let mutation = match row.decode() {
         Ok(m) => m,
         Err(e) => {

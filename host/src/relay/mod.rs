@@ -8,7 +8,8 @@
 //! - **publish** (`dispatch.rs`): claims ready task queues and keeps up to
 //!   `RELAY_MAX_IN_FLIGHT` publish requests in flight through the Dapr sidecar
 //!   (`publisher.rs`), one envelope per task at a time so each task's events leave in
-//!   mutation order, recording outcomes in batches;
+//!   mutation order, recording outcomes in batches (with traces on, a span per
+//!   publish: `spans.rs`);
 //! - **housekeeping** (`housekeeping.rs`): prunes finished rows after
 //!   `ENVELOPE_RETENTION` and refreshes the backlog gauges.
 //!
@@ -24,6 +25,7 @@ mod housekeeping;
 mod map;
 pub mod publisher;
 mod replay;
+mod spans;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -14,7 +14,8 @@ use crate::trace::TraceParent;
 pub struct MutationContext {
     pub origin: Origin,
     pub correlation_id: String,
-    /// The request's W3C trace context, when it carried a valid one.
+    /// The W3C trace context the mutation continues: the request's, when it carried a
+    /// valid one; with traces on, that of the span writing the mutation.
     pub traceparent: Option<TraceParent>,
 }
 
@@ -38,7 +39,7 @@ impl OutboxRow {
         serde_json::from_str(&self.mutation)
     }
 
-    /// The trace context of the request that caused the mutation, if it carried one.
+    /// The stored trace context of the mutation (see [`MutationContext::traceparent`]).
     pub fn trace_context(&self) -> Option<TraceParent> {
         self.traceparent.as_deref().and_then(TraceParent::parse)
     }

@@ -5,12 +5,19 @@
 //!
 //! Failures are [`TaskError`]s; each surface translates them its own way (HTTP problem
 //! documents, MCP tool errors).
+//!
+//! With traces on, each write runs in an `outbox write` span whose trace context is the
+//! one stored with the outbox row (see [`crate::telemetry::traces`]).
 
+use std::borrow::Cow;
+
+use tracing::{Instrument, Span};
 use uuid::Uuid;
 
 use crate::domain::Task;
 use crate::relay::Relay;
 use crate::store::{Db, MutationContext, NewTask, Page, PageRequest, StoreError, TaskPatch};
+use crate::telemetry::traces;
 
 /// Why a task operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +50,12 @@ impl TaskService {
         new: NewTask,
         ctx: &MutationContext,
     ) -> Result<Task, TaskError> {
-        let task = self.db.create_task(user, new, ctx).await?;
+        let (span, ctx) = outbox_write("create", ctx);
+        let task = self
+            .db
+            .create_task(user, new, &ctx)
+            .instrument(span)
+            .await?;
         self.relay.notify();
         Ok(task)
     }
@@ -69,7 +81,12 @@ impl TaskService {
         patch: TaskPatch,
         ctx: &MutationContext,
     ) -> Result<Task, TaskError> {
-        let task = self.db.update_task(user, id, patch, ctx).await?;
+        let (span, ctx) = outbox_write("update", ctx);
+        let task = self
+            .db
+            .update_task(user, id, patch, &ctx)
+            .instrument(span)
+            .await?;
         self.relay.notify();
         task.ok_or(TaskError::NotFound(id))
     }
@@ -82,7 +99,12 @@ impl TaskService {
         completed: bool,
         ctx: &MutationContext,
     ) -> Result<Task, TaskError> {
-        let task = self.db.set_completed(user, id, completed, ctx).await?;
+        let (span, ctx) = outbox_write("set_completed", ctx);
+        let task = self
+            .db
+            .set_completed(user, id, completed, &ctx)
+            .instrument(span)
+            .await?;
         self.relay.notify();
         task.ok_or(TaskError::NotFound(id))
     }
@@ -94,7 +116,8 @@ impl TaskService {
         id: Uuid,
         ctx: &MutationContext,
     ) -> Result<(), TaskError> {
-        if self.db.delete_task(user, id, ctx).await? {
+        let (span, ctx) = outbox_write("delete", ctx);
+        if self.db.delete_task(user, id, &ctx).instrument(span).await? {
             self.relay.notify();
             Ok(())
         } else {
@@ -108,10 +131,37 @@ impl TaskService {
         user: &str,
         ctx: &MutationContext,
     ) -> Result<u64, TaskError> {
-        let deleted = self.db.clear_completed(user, ctx).await?;
+        let (span, ctx) = outbox_write("clear_completed", ctx);
+        let deleted = self.db.clear_completed(user, &ctx).instrument(span).await?;
         if deleted > 0 {
             self.relay.notify();
         }
         Ok(deleted)
+    }
+}
+
+/// The span of one write (a task change and its outbox rows, one transaction) and the
+/// context to store with it: with traces on, the span's own trace context, so that the
+/// relay's spans continue from the write; else `ctx` as it is.
+fn outbox_write<'a>(
+    operation: &'static str,
+    ctx: &'a MutationContext,
+) -> (Span, Cow<'a, MutationContext>) {
+    let span = traces::span(|| {
+        tracing::info_span!(
+            "outbox write",
+            task.operation = operation,
+            correlation_id = %ctx.correlation_id,
+        )
+    });
+    match traces::traceparent_of(&span) {
+        Some(own) => {
+            let traced = MutationContext {
+                traceparent: Some(own),
+                ..ctx.clone()
+            };
+            (span, Cow::Owned(traced))
+        }
+        None => (span, Cow::Borrowed(ctx)),
     }
 }

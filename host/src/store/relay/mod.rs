@@ -88,6 +88,9 @@ pub struct PendingEnvelope {
     pub partition_key: String,
     pub body: String,
     pub traceparent: Option<String>,
+    /// The stored trace context of the envelope's mutation (its outbox row's), the
+    /// parent of the publish span; `None` when the row carries none or is gone.
+    pub mutation_traceparent: Option<String>,
     pub correlation_id: String,
     pub attempts: i32,
     pub first_failed_at: Option<DateTime<Utc>>,

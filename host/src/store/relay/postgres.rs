@@ -196,7 +196,8 @@ pub(super) async fn load_envelopes(
          CROSS JOIN LATERAL (SELECT min(o.seq) AS first FROM outbox o \
              WHERE o.task_id = t.task_id AND o.state = 'pending') u \
          CROSS JOIN LATERAL (SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, \
-             e.partition_key, e.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at \
+             e.partition_key, e.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
+             (SELECT o.traceparent FROM outbox o WHERE o.seq = e.outbox_seq) AS mutation_traceparent \
              FROM envelopes e WHERE e.task_id = t.task_id AND e.state = 'pending' \
              AND (u.first IS NULL OR e.outbox_seq < u.first) \
              ORDER BY e.outbox_seq, e.event_index LIMIT $2) x",

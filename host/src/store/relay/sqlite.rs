@@ -90,7 +90,8 @@ pub(super) async fn load_envelopes(
     for task in tasks {
         let rows: Vec<PendingEnvelope> = sqlx::query_as(
             "SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, e.partition_key, \
-             e.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at \
+             e.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
+             (SELECT o.traceparent FROM outbox o WHERE o.seq = e.outbox_seq) AS mutation_traceparent \
              FROM envelopes e WHERE e.task_id = $1 AND e.state = 'pending' \
              AND e.outbox_seq < COALESCE((SELECT min(o.seq) FROM outbox o \
                  WHERE o.task_id = $1 AND o.state = 'pending'), 9223372036854775807) \
