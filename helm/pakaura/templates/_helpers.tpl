@@ -194,8 +194,8 @@ Refuses values that would deploy a broken release, with one line naming the valu
 {{- end }}
 {{- end }}
 {{- if $v.tracing.enabled }}
-{{- if not (regexMatch "^https?://[^/]+" $v.tracing.endpoint) }}
-{{- fail "tracing.enabled needs tracing.endpoint, the collector's URL with its scheme (http://otel-collector.observability:4317)" }}
+{{- if not (regexMatch "^http://[^/]+" $v.tracing.endpoint) }}
+{{- fail "tracing.enabled needs tracing.endpoint, the collector's OTLP/HTTP URL with its scheme (http://otel-collector.observability:4318; https is not supported)" }}
 {{- end }}
 {{- range $key, $value := $v.tracing.resourceAttributes }}
 {{- if or (regexMatch "[,=\\s]" $key) (contains "," (toString $value)) }}
