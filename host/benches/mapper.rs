@@ -2,6 +2,11 @@
 //! WebAssembly component (fresh store, epoch deadline, memory cap, output
 //! validation) versus the same catalogue compiled natively, plus envelope building.
 //!
+//! With `PAKAURA_V2_PYTHON_WASM` and `PAKAURA_V2_JS_WASM` set (the components
+//! `guest-mappers/build-polyglot.sh` builds; `./scripts/test` caches them), the same
+//! mapper written in Rust, Python and JavaScript is measured too, with a fresh instance
+//! per call and with a reused one.
+//!
 //! Run: `cargo bench -p pakaura-host --bench mapper`
 
 use std::hint::black_box;
@@ -10,7 +15,10 @@ use clap::Parser;
 use criterion::{Criterion, criterion_group, criterion_main};
 use pakaura_host::domain::{Action, FieldChange, Mutation, Origin, Task};
 use pakaura_host::events::envelope::build_envelope;
-use pakaura_host::mapper::{MapperConfig, MapperRegistry, MapperRuntime, RuntimeOptions};
+use pakaura_host::mapper::{
+    Limits, LoadedMapper, MapperConfig, MapperRegistry, MapperRuntime, MapperSource,
+    RuntimeOptions, Settings, SettingsTable,
+};
 use pakaura_mapper_default::{catalogue, types};
 
 #[derive(Parser)]
@@ -136,6 +144,8 @@ fn bench(c: &mut Criterion) {
         group.finish();
     }
 
+    polyglot(c);
+
     let m = mutation(Action::Created);
     let events = set.map(&m).expect("maps");
     c.bench_function("envelope build (3 events)", |b| {
@@ -151,6 +161,47 @@ fn bench(c: &mut Criterion) {
                 .sum::<usize>()
         });
     });
+}
+
+/// The v2 mapper in three languages, fresh and reused instances, on a `created`
+/// mutation.
+fn polyglot(c: &mut Criterion) {
+    let files: Vec<(&str, Option<String>)> = vec![
+        ("rust", Some(env!("PAKAURA_V2_MAPPER_WASM").to_owned())),
+        ("python", std::env::var("PAKAURA_V2_PYTHON_WASM").ok()),
+        ("js", std::env::var("PAKAURA_V2_JS_WASM").ok()),
+    ];
+    let m = mutation(Action::Created);
+    let mut group = c.benchmark_group("v2 mapper, created");
+    for (language, file) in files {
+        let Some(file) = file else {
+            eprintln!("SKIP v2 in {language}: its component is not set (see the module docs)");
+            continue;
+        };
+        for reuse in [0, 1_000_000] {
+            let reuse_flag = format!("--mapper-instance-reuse={reuse}");
+            let config = Args::parse_from(["bench", reuse_flag.as_str()]).mappers;
+            let runtime =
+                MapperRuntime::new(&RuntimeOptions::from_config(&config)).expect("engine");
+            let mapper = LoadedMapper::load(
+                &runtime,
+                MapperSource::File(file.clone().into()),
+                &Limits::from_config(&config),
+                &SettingsTable::default(),
+                &Settings::new(),
+            )
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let how = if reuse == 0 {
+                "fresh instance"
+            } else {
+                "reused instance"
+            };
+            group.bench_function(format!("{language}, {how}"), |b| {
+                b.iter(|| mapper.map(black_box(&m)).expect("maps"));
+            });
+        }
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);
