@@ -6,7 +6,11 @@
 //! 2. Creates `--backlog` tasks through `POST /tasks` (two events each), waits until
 //!    every mutation is mapped, so the backlog is all envelopes waiting to publish.
 //! 3. Brings the sidecar up (answering 204 after `--latency-ms`, bulk requests too)
-//!    and times until it has accepted every event.
+//!    and times until it has accepted every event. Prints one Markdown table row: the
+//!    time until the first event arrived (the relay noticing the sidecar is back), the
+//!    time until the last, and the rate from the first event to the last, over the
+//!    whole backlog and over each half (a rate that falls in the second half would
+//!    mean claims get slower as the backlog shrinks or grows).
 //!
 //! Run: `cargo run --release -p pakaura-tests --example drain -- --backlog 10000`
 //! (`--database postgres` uses a fresh database at PAKAURA_TEST_POSTGRES; `--bulk`
@@ -224,31 +228,43 @@ async fn main() {
     )
     .await;
     let deadline = started + Duration::from_secs(3600);
+    let mut first = None;
     let mut halfway = None;
-    while published.load(Ordering::Relaxed) < events {
+    loop {
+        let n = published.load(Ordering::Relaxed);
+        if first.is_none() && n > 0 {
+            first = Some(started.elapsed());
+        }
+        if halfway.is_none() && n >= events / 2 {
+            halfway = Some(started.elapsed());
+        }
+        if n >= events {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
             "the backlog did not drain in an hour"
         );
-        if halfway.is_none() && published.load(Ordering::Relaxed) >= events / 2 {
-            halfway = Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let drained = started.elapsed();
+    let first = first.unwrap_or(drained);
     let halfway = halfway.unwrap_or(drained);
+    let rate =
+        |n: usize, from: Duration, to: Duration| n as f64 / (to - from).as_secs_f64().max(1e-9);
     println!(
-        "| {} | {} | {} | {} ms | {} | {} | {:.2} s | {:.0} events/s | {:.0} events/s | {:.0} events/s |",
+        "| {} | {} | {} | {} ms | {} | {} | {:.2} s | {:.2} s | {:.0} events/s | {:.0} events/s | {:.0} events/s |",
         args.database,
         args.replicas,
         if args.bulk { "bulk" } else { "single" },
         args.latency_ms,
         args.backlog,
         events,
+        first.as_secs_f64(),
         drained.as_secs_f64(),
-        events as f64 / drained.as_secs_f64(),
-        (events / 2) as f64 / halfway.as_secs_f64(),
-        (events - events / 2) as f64 / (drained - halfway).as_secs_f64().max(1e-9),
+        rate(events, first, drained),
+        rate(events / 2, first, halfway),
+        rate(events - events / 2, halfway, drained),
     );
     for host in hosts {
         host.stop.stop();
