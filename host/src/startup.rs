@@ -47,6 +47,8 @@ impl Application {
     /// Connects and migrates the database, loads the mappers and binds the listener.
     pub async fn build(config: ServeConfig) -> anyhow::Result<(Self, Option<DemoCredentials>)> {
         config.validate()?;
+        // The recorder first: mappers register their metric handles as they load.
+        let metrics = crate::telemetry::metrics_handle();
         let pool = PoolSettings {
             timeout: config.database_timeout,
             ..PoolSettings::default()
@@ -108,7 +110,7 @@ impl Application {
                 .map(|t| Arc::new(AdminToken::new(t.expose()))),
             mappers,
             relay,
-            metrics: crate::telemetry::metrics_handle(),
+            metrics,
             console: http::console::Console::new(
                 config.console.clone(),
                 config.admin_token.as_ref().map(|t| t.expose()),

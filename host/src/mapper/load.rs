@@ -137,11 +137,30 @@ pub struct LoadedMapper {
     /// Instances in a call right now.
     busy: AtomicUsize,
     stats: CallStats,
+    /// Its call counter and duration histogram, registered once at load rather than
+    /// looked up by name on every call.
+    meters: Meters,
     /// Its `host.log` budget, shared by all its instances.
     log_budget: Arc<LogBudget>,
     /// Whether each call's wall clock reads the mutation's `occurred_at` (see
     /// [`LoadedMapper::freeze_clock`]).
     frozen_clock: bool,
+}
+
+/// The per-mapper metric handles of the calls (`pakaura_mapper_calls_total`,
+/// `pakaura_mapper_call_duration_seconds`).
+struct Meters {
+    calls: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl Meters {
+    fn new(mapper: &str) -> Self {
+        Self {
+            calls: metrics::counter!(MAPPER_CALLS, "mapper" => mapper.to_owned()),
+            duration: metrics::histogram!(MAPPER_CALL_DURATION, "mapper" => mapper.to_owned()),
+        }
+    }
 }
 
 impl fmt::Debug for LoadedMapper {
@@ -226,6 +245,7 @@ impl LoadedMapper {
         let mut call_settings = describe_settings;
         call_settings.extend((*settings.for_mapper(&info.name)).clone());
         call_settings.extend(overrides.clone());
+        let meters = Meters::new(&info.name);
         Ok(Self {
             name: info.name.into(),
             version: info.version,
@@ -240,6 +260,7 @@ impl LoadedMapper {
             idle: Mutex::new(Vec::new()),
             busy: AtomicUsize::new(0),
             stats: CallStats::default(),
+            meters,
             log_budget,
             frozen_clock: false,
         })
@@ -265,11 +286,10 @@ impl LoadedMapper {
         });
         let took = started.elapsed();
         self.stats.record(took, result.as_ref().err());
-        let mapper = self.name.to_string();
-        metrics::counter!(MAPPER_CALLS, "mapper" => mapper.clone()).increment(1);
-        metrics::histogram!(MAPPER_CALL_DURATION, "mapper" => mapper.clone())
-            .record(took.as_secs_f64());
+        self.meters.calls.increment(1);
+        self.meters.duration.record(took.as_secs_f64());
         result.map_err(|kind| {
+            let mapper = self.name.to_string();
             metrics::counter!(MAPPER_FAILURES, "mapper" => mapper.clone(), "kind" => kind.code())
                 .increment(1);
             MapError { mapper, kind }

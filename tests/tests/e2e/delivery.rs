@@ -8,10 +8,10 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, on_both_databases, spawn_with, start};
+use crate::helpers::{Backend, on_both_databases, spawn_with, start};
 use crate::sink::{
-    Behaviour, DaprSink, Recorded, WAIT, dapr_options, pairs, sink_behaviour, task_id, types_of,
-    wait_for_dead_letters,
+    Behaviour, DaprSink, Recorded, WAIT, dapr_options, pairs, refusing_reminders, sink_behaviour,
+    task_id, types_of, wait_for_dead_letters,
 };
 
 async fn a_failing_sidecar_loses_nothing_and_keeps_ids(backend: Backend) {
@@ -104,22 +104,6 @@ async fn a_sidecar_down_for_a_while_gets_everything_when_back(backend: Backend) 
     for id in &ids {
         assert!(!types_of(&published, id).is_empty());
     }
-}
-
-/// A host whose sidecar refuses the `reminders` topic (403), and a task with a
-/// due date created on it.
-async fn refusing_reminders(backend: Backend) -> (DaprSink, TestApp, String) {
-    let mut behaviour = sink_behaviour();
-    behaviour.forbidden_topics.insert("reminders".into());
-    let sink = DaprSink::start(behaviour).await;
-    let app = spawn_with(backend, dapr_options(&sink)).await;
-    let id = task_id(
-        &app,
-        "alice",
-        json!({"title": "a", "due_date": "2026-03-01T09:00:00Z"}),
-    )
-    .await;
-    (sink, app, id)
 }
 
 async fn refused_events_are_parked_as_dead_letters(backend: Backend) {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, TestDatabase, on_both_databases, spawn_with};
 use crate::sink::{
-    Behaviour, DaprSink, Recorded, WAIT, dapr_options, sink_behaviour, task_id,
+    Behaviour, DaprSink, Recorded, WAIT, dapr_options, refusing_reminders, sink_behaviour, task_id,
     wait_for_dead_letters,
 };
 use pakaura_host::domain::Origin;
@@ -195,16 +195,7 @@ async fn an_event_failing_past_relay_max_attempts_is_parked_and_its_task_goes_on
 }
 
 async fn a_replay_after_pruning_sends_nothing_twice(backend: Backend) {
-    let mut behaviour = sink_behaviour();
-    behaviour.forbidden_topics.insert("reminders".into());
-    let sink = DaprSink::start(behaviour).await;
-    let app = spawn_with(backend, dapr_options(&sink)).await;
-    let id = task_id(
-        &app,
-        "alice",
-        json!({"title": "a", "due_date": "2026-03-01T09:00:00Z"}),
-    )
-    .await;
+    let (sink, app, id) = refusing_reminders(backend).await;
     sink.wait_for_published(2, WAIT).await;
     let letters = wait_for_dead_letters(&app, 1).await;
     // ENVELOPE_RETENTION passes: the published siblings are pruned.

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Options, TestApp};
+use crate::helpers::{Backend, Options, TestApp, spawn_with};
 use tokio::sync::Notify;
 
 /// One publish request as the sidecar saw it.
@@ -543,4 +543,20 @@ pub(crate) async fn wait_for_dead_letters(app: &TestApp, n: usize) -> Vec<Value>
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A host whose sidecar refuses the `reminders` topic (403), and a task with a
+/// due date created on it.
+pub(crate) async fn refusing_reminders(backend: Backend) -> (DaprSink, TestApp, String) {
+    let mut behaviour = sink_behaviour();
+    behaviour.forbidden_topics.insert("reminders".into());
+    let sink = DaprSink::start(behaviour).await;
+    let app = spawn_with(backend, dapr_options(&sink)).await;
+    let id = task_id(
+        &app,
+        "alice",
+        json!({"title": "a", "due_date": "2026-03-01T09:00:00Z"}),
+    )
+    .await;
+    (sink, app, id)
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, expect_problem, on_both_databases, spawn_app, spawn_with};
-use crate::sink::{DaprSink, dapr_options, sink_behaviour, task_id, wait_for_dead_letters};
+use crate::helpers::{Backend, TestApp, expect_problem, on_both_databases, spawn_app};
+use crate::sink::{refusing_reminders, task_id, wait_for_dead_letters};
 
 async fn admin_json(app: &TestApp, path: &str) -> Value {
     let response = app.admin(Method::GET, path).await;
@@ -155,16 +155,7 @@ async fn one_envelope_shows_its_json_history_and_mutation(backend: Backend) {
 }
 
 async fn dead_letters_carry_their_mutation_and_delivery_history(backend: Backend) {
-    let mut behaviour = sink_behaviour();
-    behaviour.forbidden_topics.insert("reminders".into());
-    let sink = DaprSink::start(behaviour).await;
-    let app = spawn_with(backend, dapr_options(&sink)).await;
-    let task = task_id(
-        &app,
-        "alice",
-        json!({"title": "remind me", "due_date": "2026-03-01T09:00:00Z"}),
-    )
-    .await;
+    let (_sink, app, task) = refusing_reminders(backend).await;
     let letters = wait_for_dead_letters(&app, 1).await;
     let letter = &letters[0];
     assert_eq!(letter["mutation"]["task"]["id"], task.as_str());
