@@ -85,7 +85,8 @@ impl Application {
             max_connections: 4,
             ..pool
         };
-        let relay_db = Db::connect_with(&config.database_url, &relay_pool)
+        let relay_db = db
+            .companion(&relay_pool)
             .await
             .context("connecting the relay to the database (DATABASE_URL)")?;
         let relay = Relay::new(

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::relay::{insert_envelope, queue_tasks, resolve_letter};
 use super::{
     Db, DeadLetterKind, EnvelopeState, MAX_STORED_REASON, NewEnvelope, OutboxRow, StoreError,
-    WritePool, with_pool,
+    WritePool, with_pool, with_writer,
 };
 use crate::domain::text::storable;
 
@@ -207,7 +207,7 @@ impl Db {
     /// Records a replay that failed again.
     pub async fn replay_failed(&self, id: Uuid, reason: &str) -> Result<(), StoreError> {
         let reason = storable(reason, MAX_STORED_REASON);
-        with_pool!(self, |pool| async {
+        with_writer!(self, |pool| async {
             sqlx::query(
                 "UPDATE dead_letters SET attempts = attempts + 1, reason = $1 WHERE id = $2",
             )
@@ -226,7 +226,7 @@ impl Db {
         now: DateTime<Utc>,
     ) -> Result<Requeued, StoreError> {
         let envelope = letter.envelope_id.clone().unwrap_or_default();
-        with_pool!(self, |pool| async {
+        with_writer!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             if !resolve_letter(&mut *tx, letter.id, now).await? {
                 return Ok(Requeued::AlreadyResolved);
@@ -261,7 +261,7 @@ impl Db {
         state: EnvelopeState,
         now: DateTime<Utc>,
     ) -> Result<Requeued, StoreError> {
-        with_pool!(self, |pool| async {
+        with_writer!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             if !resolve_letter(&mut *tx, letter.id, now).await? {
                 return Ok(Requeued::AlreadyResolved);
@@ -300,7 +300,7 @@ impl Db {
         ];
         let mut total = 0;
         for sql in statements {
-            total += with_pool!(self, |pool| async {
+            total += with_writer!(self, |pool| async {
                 let mut tx = pool.begin_write().await?;
                 let n = sqlx::query(sql)
                     .bind(before)

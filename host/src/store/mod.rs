@@ -1,8 +1,9 @@
 //! Storage: tasks and the transactional outbox, on SQLite or PostgreSQL.
 //!
 //! Both back-ends run the same SQL text (numbered `$n` parameters work on both);
-//! [`with_pool!`] runs one `async` block against whichever pool is configured, so
-//! every query is written once and type-checked against both drivers.
+//! [`with_pool!`] (reads) and [`with_writer!`] (anything that writes) run one `async`
+//! block against whichever pool is configured, so every query is written once and
+//! type-checked against both drivers.
 
 mod admin;
 mod outbox;
@@ -29,7 +30,8 @@ pub use tasks::{ListOrder, NewTask, Page, PageRequest, TaskPatch};
 /// Longest reason or error text stored (dead letters, an envelope's last error).
 pub const MAX_STORED_REASON: usize = 4 * 1024;
 
-/// Awaits `$body`, an `async` block, with `$pool` bound to the configured pool.
+/// Awaits `$body`, an `async` block that only reads, with `$pool` bound to the
+/// configured pool (on SQLite, its readers: see [`SqliteDb`]).
 ///
 /// Why a macro and not a generic function: the same query code must be type-checked
 /// once per driver (`SqlitePool`, `PgPool`); a generic function could only do that
@@ -39,12 +41,30 @@ pub const MAX_STORED_REASON: usize = 4 * 1024;
 macro_rules! with_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite($pool) => $body.await,
+            $crate::store::Db::Sqlite(sqlite) => {
+                let $pool = sqlite.reader();
+                $body.await
+            }
             $crate::store::Db::Postgres($pool) => $body.await,
         }
     };
 }
 pub(crate) use with_pool;
+
+/// Like [`with_pool!`], for an `async` block that writes: on SQLite `$pool` is the
+/// one writing connection.
+macro_rules! with_writer {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite(sqlite) => {
+                let $pool = sqlite.writer();
+                $body.await
+            }
+            $crate::store::Db::Postgres($pool) => $body.await,
+        }
+    };
+}
+pub(crate) use with_writer;
 
 /// A failure of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -118,8 +138,35 @@ impl Default for PoolSettings {
 /// The configured database.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
+}
+
+/// A SQLite database: one connection writes, a pool of others reads.
+///
+/// SQLite has one write lock per database file. Writers on separate connections
+/// contend for it in SQLite's busy handler, which polls with sleeps growing to 100 ms
+/// and serves nobody in order: with the relay writing steadily, an API write could
+/// wait a second. With every write on one connection, writers wait in that pool's
+/// queue, first come first served, and hand the lock over without sleeping; readers
+/// never wait for writers (WAL). Readers are `query_only`, so a write sent to them by
+/// mistake fails instead of contending.
+#[derive(Clone, Debug)]
+pub struct SqliteDb {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+impl SqliteDb {
+    /// The read-only connections.
+    pub fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// The one connection that writes.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
 }
 
 impl Db {
@@ -129,41 +176,37 @@ impl Db {
         Self::connect_with(url, &PoolSettings::default()).await
     }
 
-    /// Connects to `url` with `settings`: the size of the pool (the relay has its own
-    /// small pool, so its bookkeeping never makes API requests wait for a connection)
-    /// and how long a statement may wait for a lock or a connection before the store
-    /// answers busy ([`StoreError::is_transient`]). Connections are not pinged on
-    /// every acquire: a broken one fails its statement, which is retried or answered
-    /// with 503, and the pool replaces it.
+    /// Connects to `url` with `settings`: the size of the pool and how long a
+    /// statement may wait for a lock or a connection before the store answers busy
+    /// ([`StoreError::is_transient`]). Connections are not pinged on every acquire: a
+    /// broken one fails its statement, which is retried or answered with 503, and the
+    /// pool replaces it.
     pub async fn connect_with(url: &str, settings: &PoolSettings) -> Result<Self, StoreError> {
-        let timeout = settings.timeout;
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let lock_timeout = format!("{}ms", timeout.as_millis());
+            let lock_timeout = format!("{}ms", settings.timeout.as_millis());
             let opts = PgConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Url(e.to_string()))?
                 .options([("lock_timeout", lock_timeout.as_str())]);
-            let pool = PgPoolOptions::new()
-                .max_connections(settings.max_connections)
-                .acquire_timeout(timeout)
-                .test_before_acquire(false)
-                .connect_with(opts)
-                .await?;
-            Ok(Db::Postgres(pool))
+            Ok(Db::Postgres(postgres_pool(opts, settings).await?))
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Url(e.to_string()))?
-                .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(timeout)
+                .busy_timeout(settings.timeout)
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(settings.max_connections.min(8))
-                .acquire_timeout(timeout)
+            // The writer first: it creates the file and switches it to WAL.
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .acquire_timeout(settings.timeout)
+                .idle_timeout(None)
+                .max_lifetime(None)
                 .test_before_acquire(false)
-                .connect_with(opts)
+                .connect_with(opts.clone().create_if_missing(true))
                 .await?;
-            Ok(Db::Sqlite(pool))
+            let reader = sqlite_readers(opts, settings).await?;
+            Ok(Db::Sqlite(SqliteDb { reader, writer }))
         } else {
             Err(StoreError::Url(format!(
                 "unsupported scheme in {:?}: use sqlite:PATH or postgres://…",
@@ -172,10 +215,31 @@ impl Db {
         }
     }
 
+    /// Another handle on the same database with its own connections sized by
+    /// `settings` (the relay's, so its bookkeeping never makes API requests wait for
+    /// a connection). On SQLite only the readers are new: the process keeps one
+    /// writer, shared by both handles.
+    pub async fn companion(&self, settings: &PoolSettings) -> Result<Self, StoreError> {
+        match self {
+            Db::Postgres(pool) => Ok(Db::Postgres(
+                postgres_pool((*pool.connect_options()).clone(), settings).await?,
+            )),
+            Db::Sqlite(sqlite) => Ok(Db::Sqlite(SqliteDb {
+                reader: sqlite_readers((*sqlite.reader.connect_options()).clone(), settings)
+                    .await?,
+                writer: sqlite.writer.clone(),
+            })),
+        }
+    }
+
     /// Applies the embedded migrations for this driver.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self {
-            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Db::Sqlite(sqlite) => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&sqlite.writer)
+                    .await?
+            }
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -199,8 +263,38 @@ impl Db {
 
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
-        with_pool!(self, |pool| pool.close());
+        match self {
+            Db::Sqlite(sqlite) => {
+                sqlite.reader.close().await;
+                sqlite.writer.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
+}
+
+async fn postgres_pool(
+    opts: PgConnectOptions,
+    settings: &PoolSettings,
+) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.timeout)
+        .test_before_acquire(false)
+        .connect_with(opts)
+        .await
+}
+
+async fn sqlite_readers(
+    opts: SqliteConnectOptions,
+    settings: &PoolSettings,
+) -> Result<SqlitePool, sqlx::Error> {
+    SqlitePoolOptions::new()
+        .max_connections(settings.max_connections.min(8))
+        .acquire_timeout(settings.timeout)
+        .test_before_acquire(false)
+        .connect_with(opts.create_if_missing(false).pragma("query_only", "ON"))
+        .await
 }
 
 /// Starting a transaction that will write, per driver.

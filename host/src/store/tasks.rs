@@ -7,7 +7,7 @@ use uuid::Uuid;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::outbox::{self, MutationContext, OutboxEntry};
-use super::{Db, StoreError, WritePool, with_pool};
+use super::{Db, StoreError, WritePool, with_pool, with_writer};
 use crate::domain::task::{format_time, now};
 use crate::domain::{Action, FieldChange, Task};
 
@@ -150,8 +150,8 @@ impl Db {
                 .execute(pool)
                 .await?;
             }
-            Db::Sqlite(pool) => {
-                let mut tx = pool.begin_write().await?;
+            Db::Sqlite(sqlite) => {
+                let mut tx = sqlite.writer().begin_write().await?;
                 sqlx::query(
                     "INSERT INTO tasks (id, user_id, title, description, completed, due_date, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -233,7 +233,7 @@ impl Db {
         patch: TaskPatch,
         ctx: &MutationContext,
     ) -> Result<Option<Task>, StoreError> {
-        with_pool!(self, |pool| async {
+        with_writer!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             let Some(before) = lock_task(&mut *tx, pool.select_task_for_update(), user, id).await?
             else {
@@ -275,7 +275,7 @@ impl Db {
         completed: bool,
         ctx: &MutationContext,
     ) -> Result<Option<Task>, StoreError> {
-        with_pool!(self, |pool| async {
+        with_writer!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             let Some(mut task) =
                 lock_task(&mut *tx, pool.select_task_for_update(), user, id).await?
@@ -311,7 +311,7 @@ impl Db {
         id: Uuid,
         ctx: &MutationContext,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, |pool| async {
+        with_writer!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             let Some(task) = lock_task(&mut *tx, pool.select_task_for_update(), user, id).await?
             else {
@@ -334,7 +334,7 @@ impl Db {
         user: &str,
         ctx: &MutationContext,
     ) -> Result<u64, StoreError> {
-        with_pool!(self, |pool| async {
+        with_writer!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             let mut rows: Vec<TaskRow> = sqlx::query_as(
                 "DELETE FROM tasks WHERE user_id = $1 AND completed = TRUE \

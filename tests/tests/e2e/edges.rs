@@ -7,7 +7,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{Backend, Options, expect_problem, on_both_databases, spawn_app, spawn_with};
+use crate::helpers::{
+    Backend, Options, TestDatabase, expect_problem, on_both_databases, spawn_app, spawn_with,
+};
 use crate::sink::{DaprSink, WAIT, dapr_options, sink_behaviour, task_id, wait_for_dead_letters};
 
 /// Control characters the API refuses in a title (and, but for tab and line breaks, in
@@ -282,4 +284,67 @@ async fn a_locked_sqlite_database_answers_503() {
         )
         .await;
     assert_eq!(after.status(), StatusCode::CREATED);
+}
+
+/// On SQLite the process writes through one connection: the readers refuse writes, and
+/// the relay's handle shares the API's writer, so a write waits its turn there (in
+/// order) instead of in SQLite's busy handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_go_through_one_connection() {
+    use pakaura_host::domain::Origin;
+    use pakaura_host::store::{Db, MutationContext, NewTask, PoolSettings};
+
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let api = Db::connect(&database.url).await.unwrap();
+    api.migrate().await.unwrap();
+    let relay = api
+        .companion(&PoolSettings {
+            max_connections: 2,
+            ..PoolSettings::default()
+        })
+        .await
+        .unwrap();
+    let (Db::Sqlite(api_sqlite), Db::Sqlite(relay_sqlite)) = (&api, &relay) else {
+        panic!("a SQLite URL gives SQLite handles");
+    };
+
+    let refused = sqlx::query("CREATE TABLE forbidden (a INTEGER)")
+        .execute(api_sqlite.reader())
+        .await
+        .expect_err("a reader refuses writes");
+    assert!(refused.to_string().contains("readonly"), "{refused}");
+
+    let held = api_sqlite.writer().begin().await.unwrap();
+    assert_eq!(
+        relay_sqlite.writer().num_idle(),
+        0,
+        "the relay's writer is the API's"
+    );
+    let ctx = MutationContext {
+        origin: Origin::Rest,
+        correlation_id: "one-writer".into(),
+        traceparent: None,
+    };
+    let waiting = tokio::spawn(async move {
+        let task = NewTask {
+            title: "after the held write".into(),
+            description: None,
+            due_date: None,
+        };
+        relay.create_task("alice", task, &ctx).await
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "a write went past the held writer");
+    held.rollback().await.unwrap();
+    let task = waiting
+        .await
+        .unwrap()
+        .expect("the write goes through once the writer is free");
+    assert_eq!(
+        api.get_task("alice", task.id)
+            .await
+            .unwrap()
+            .map(|t| t.title),
+        Some("after the held write".to_owned())
+    );
 }

@@ -183,7 +183,7 @@ async fn a_failed_mutation_leaves_neither_task_nor_outbox_row(backend: Backend) 
 
 async fn exec(db: &Db, sql: &'static str) {
     match db {
-        Db::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        Db::Sqlite(sqlite) => sqlx::query(sql).execute(sqlite.writer()).await.map(|_| ()),
         Db::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
     }
     .unwrap();

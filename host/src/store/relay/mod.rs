@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use uuid::Uuid;
 
-use super::{Db, OutboxRow, StoreError, WritePool, with_pool};
+use super::{Db, OutboxRow, StoreError, WritePool, with_writer};
 
 use super::states::EnvelopeState;
 
@@ -172,7 +172,7 @@ impl Db {
         until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut rows: Vec<OutboxRow> = with_pool!(self, |pool| async {
+        let mut rows: Vec<OutboxRow> = with_writer!(self, |pool| async {
             sqlx::query_as(pool.claim_mutations_sql())
                 .bind(owner)
                 .bind(until)
@@ -200,8 +200,8 @@ impl Db {
             Db::Postgres(pool) => {
                 postgres::record_mappings(pool, token, batch, envelope_state, now).await
             }
-            Db::Sqlite(pool) => {
-                sqlite::record_mappings(pool, token, batch, envelope_state, now).await
+            Db::Sqlite(sqlite) => {
+                sqlite::record_mappings(sqlite.writer(), token, batch, envelope_state, now).await
             }
         }
     }
@@ -216,7 +216,7 @@ impl Db {
         until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let rows: Vec<(Uuid,)> = with_pool!(self, |pool| async {
+        let rows: Vec<(Uuid,)> = with_writer!(self, |pool| async {
             sqlx::query_as(pool.claim_tasks_sql())
                 .bind(owner)
                 .bind(until)
@@ -239,7 +239,7 @@ impl Db {
     ) -> Result<Vec<PendingEnvelope>, StoreError> {
         match self {
             Db::Postgres(pool) => postgres::load_envelopes(pool, tasks, per_task).await,
-            Db::Sqlite(pool) => sqlite::load_envelopes(pool, tasks, per_task).await,
+            Db::Sqlite(sqlite) => sqlite::load_envelopes(sqlite.reader(), tasks, per_task).await,
         }
     }
 
@@ -253,7 +253,9 @@ impl Db {
     ) -> Result<DeliveriesStored, StoreError> {
         match self {
             Db::Postgres(pool) => postgres::record_deliveries(pool, batch, now, renew_until).await,
-            Db::Sqlite(pool) => sqlite::record_deliveries(pool, batch, now, renew_until).await,
+            Db::Sqlite(sqlite) => {
+                sqlite::record_deliveries(sqlite.writer(), batch, now, renew_until).await
+            }
         }
     }
 }
