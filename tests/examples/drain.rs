@@ -22,16 +22,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
 use clap::Parser;
 use pakaura_host::config::ServeConfig;
 use pakaura_host::startup::{Application, StopHandle};
 
 mod support;
-use support::{create_task, database_url, drop_database};
+use support::{create_task, database_url, drop_database, serve_sink};
 
 #[derive(Parser)]
 struct Args {
@@ -65,44 +61,6 @@ struct Config {
 }
 
 const SECRET: &str = "loadgen-secret-loadgen-secret-0123456789";
-
-/// A Dapr sidecar stand-in that accepts everything after `latency` and counts events.
-async fn serve_sink(addr: SocketAddr, latency: Duration, count: Arc<AtomicUsize>) {
-    let single = count.clone();
-    let app = Router::new()
-        .route(
-            "/v1.0/publish/{pubsub}/{topic}",
-            post(move || {
-                let count = single.clone();
-                async move {
-                    tokio::time::sleep(latency).await;
-                    count.fetch_add(1, Ordering::Relaxed);
-                    StatusCode::NO_CONTENT
-                }
-            }),
-        )
-        .route(
-            "/{version}/publish/bulk/{pubsub}/{topic}",
-            post(move |body: Bytes| {
-                let count = count.clone();
-                async move {
-                    tokio::time::sleep(latency).await;
-                    let entries: Vec<serde_json::Value> =
-                        serde_json::from_slice(&body).expect("a bulk body is a JSON array");
-                    count.fetch_add(entries.len(), Ordering::Relaxed);
-                    StatusCode::NO_CONTENT
-                }
-            }),
-        )
-        .route(
-            "/v1.0/healthz/outbound",
-            get(|| async { StatusCode::NO_CONTENT }),
-        );
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .expect("the sidecar's port is free again");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-}
 
 struct Host {
     addr: SocketAddr,

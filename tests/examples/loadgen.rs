@@ -14,15 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
 use clap::Parser;
 use pakaura_host::config::ServeConfig;
 use pakaura_host::startup::Application;
 
 mod support;
-use support::{create_task, database_url, drop_database};
+use support::{create_task, database_url, drop_database, serve_sink};
 
 #[derive(Parser)]
 struct Args {
@@ -49,29 +46,11 @@ struct Config {
 
 const SECRET: &str = "loadgen-secret-loadgen-secret-0123456789";
 
-/// A Dapr sidecar that accepts everything and counts.
+/// A Dapr sidecar stand-in on a free port that accepts everything at once and counts.
 async fn counting_sink() -> (u16, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
-    let counter = count.clone();
-    let app = Router::new()
-        .route(
-            "/v1.0/publish/{pubsub}/{topic}",
-            post(move || {
-                let counter = counter.clone();
-                async move {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    StatusCode::NO_CONTENT
-                }
-            }),
-        )
-        .route(
-            "/v1.0/healthz/outbound",
-            get(|| async { StatusCode::NO_CONTENT }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (port, count)
+    let addr = serve_sink(([127, 0, 0, 1], 0).into(), Duration::ZERO, count.clone()).await;
+    (addr.port(), count)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
