@@ -238,7 +238,7 @@ impl Db {
             Db::Sqlite(sqlite) => {
                 sqlx::migrate!("./migrations/sqlite")
                     .run(&sqlite.writer)
-                    .await?
+                    .await?;
             }
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
