@@ -30,38 +30,40 @@ pub use tasks::{ListOrder, NewTask, Page, PageRequest, TaskPatch};
 /// Longest reason or error text stored (dead letters, an envelope's last error).
 pub const MAX_STORED_REASON: usize = 4 * 1024;
 
-/// Awaits `$body`, an `async` block that only reads, with `$pool` bound to the
-/// configured pool (on SQLite, its readers: see [`SqliteDb`]).
+/// Awaits `$body`, an `async` block, with `$pool` bound to the configured pool; on
+/// SQLite to the one [`SqliteDb`] method `$sqlite` returns (`reader` or `writer`).
+/// Used through [`with_pool!`] and [`with_writer!`].
 ///
 /// Why a macro and not a generic function: the same query code must be type-checked
 /// once per driver (`SqlitePool`, `PgPool`); a generic function could only do that
 /// with a dozen `for<'q> T: Encode<'q, DB> + Type<DB>` bounds repeated on every
 /// query function. The body is an `async` block, so `?` and `return` leave the
 /// block, never the function that uses the macro.
-macro_rules! with_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
+macro_rules! on_pool {
+    ($db:expr, $sqlite:ident, |$pool:ident| $body:expr) => {
         match $db {
             $crate::store::Db::Sqlite(sqlite) => {
-                let $pool = sqlite.reader();
+                let $pool = sqlite.$sqlite();
                 $body.await
             }
             $crate::store::Db::Postgres($pool) => $body.await,
         }
     };
 }
+pub(crate) use on_pool;
+
+/// Runs `$body`, an `async` block that only reads (on SQLite, on its readers).
+macro_rules! with_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        $crate::store::on_pool!($db, reader, |$pool| $body)
+    };
+}
 pub(crate) use with_pool;
 
-/// Like [`with_pool!`], for an `async` block that writes: on SQLite `$pool` is the
-/// one writing connection.
+/// Runs `$body`, an `async` block that writes (on SQLite, on its one writer).
 macro_rules! with_writer {
     ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            $crate::store::Db::Sqlite(sqlite) => {
-                let $pool = sqlite.writer();
-                $body.await
-            }
-            $crate::store::Db::Postgres($pool) => $body.await,
-        }
+        $crate::store::on_pool!($db, writer, |$pool| $body)
     };
 }
 pub(crate) use with_writer;
