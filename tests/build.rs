@@ -65,6 +65,16 @@ fn main() -> ExitCode {
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());
 
     let target_dir = guests::guest_target_dir();
+    // The tests' one compile cache for mappers, where integration tests' own scratch
+    // space is (`CARGO_TARGET_TMPDIR`, which the harness library is not given).
+    let scratch = target_dir
+        .parent()
+        .expect("guest-build sits in the target directory")
+        .join("tmp");
+    println!(
+        "cargo:rustc-env=PAKAURA_TEST_MAPPER_CACHE={}",
+        scratch.join("mapper-cache").display()
+    );
     for (workspace, sources) in WORKSPACES {
         if let Err(error) =
             guests::build_wasm_workspace(&repo.join(workspace), sources, &target_dir)

@@ -26,8 +26,8 @@ use clap::Parser;
 use pakaura_host::config::ServeConfig;
 use pakaura_host::startup::{Application, StopHandle};
 
-mod support;
-use support::{create_task, database_url, drop_database, serve_sink};
+use pakaura_tests::app::create_load_task;
+use pakaura_tests::{Backend, CountingSidecar, TestDatabase};
 
 #[derive(Parser)]
 struct Args {
@@ -36,7 +36,7 @@ struct Args {
     backlog: usize,
     /// sqlite or postgres.
     #[arg(long, default_value = "sqlite")]
-    database: String,
+    database: Backend,
     /// Hosts sharing the database (PostgreSQL only for more than one).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
@@ -134,7 +134,7 @@ async fn create_tasks(addr: SocketAddr, n: usize, concurrency: usize) -> Duratio
         let (client, token, next) = (client.clone(), token.clone(), next.clone());
         workers.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < n {
-                create_task(&client, addr, &token).await;
+                create_load_task(&client, addr, &token).await;
             }
         }));
     }
@@ -148,11 +148,11 @@ async fn create_tasks(addr: SocketAddr, n: usize, concurrency: usize) -> Duratio
 async fn main() {
     let args = Args::parse();
     assert!(
-        args.replicas == 1 || args.database == "postgres",
+        args.replicas == 1 || args.database == Backend::Postgres,
         "--replicas > 1 needs --database postgres"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let url = database_url(&args.database, dir.path(), "drain").await;
+    let database = TestDatabase::create(args.database).await;
+    let url = database.url.clone();
     // The sidecar's port: reserved, then closed, so publishes are refused until the
     // stand-in listens there.
     let sidecar = {
@@ -177,19 +177,13 @@ async fn main() {
     // Let every envelope's retry time pass, so the drain starts with all of them due.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let published = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    serve_sink(
-        sidecar,
-        Duration::from_millis(args.latency_ms),
-        published.clone(),
-    )
-    .await;
+    let sink = CountingSidecar::serve(sidecar, Duration::from_millis(args.latency_ms)).await;
     let deadline = started + Duration::from_secs(3600);
     let mut first = None;
     let mut halfway = None;
     loop {
-        let n = published.load(Ordering::Relaxed);
+        let n = sink.published();
         if first.is_none() && n > 0 {
             first = Some(started.elapsed());
         }
@@ -212,7 +206,7 @@ async fn main() {
         |n: usize, from: Duration, to: Duration| n as f64 / (to - from).as_secs_f64().max(1e-9);
     println!(
         "| {} | {} | {} | {} ms | {} | {} | {:.2} s | {:.2} s | {:.0} events/s | {:.0} events/s | {:.0} events/s |",
-        args.database,
+        format!("{:?}", args.database).to_lowercase(),
         args.replicas,
         if args.bulk { "bulk" } else { "single" },
         args.latency_ms,
@@ -228,5 +222,5 @@ async fn main() {
         host.stop.stop();
         let _ = host.server.await;
     }
-    drop_database(&url).await;
+    drop(database);
 }

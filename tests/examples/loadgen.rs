@@ -18,8 +18,8 @@ use clap::Parser;
 use pakaura_host::config::ServeConfig;
 use pakaura_host::startup::Application;
 
-mod support;
-use support::{create_task, database_url, drop_database, serve_sink};
+use pakaura_tests::app::create_load_task;
+use pakaura_tests::{Backend, CountingSidecar, TestDatabase};
 
 #[derive(Parser)]
 struct Args {
@@ -31,7 +31,7 @@ struct Args {
     concurrency: usize,
     /// sqlite or postgres.
     #[arg(long, default_value = "sqlite")]
-    database: String,
+    database: Backend,
     /// Send at this fixed rate (requests per second, open loop) instead of keeping
     /// `--concurrency` requests in flight.
     #[arg(long)]
@@ -45,13 +45,6 @@ struct Config {
 }
 
 const SECRET: &str = "loadgen-secret-loadgen-secret-0123456789";
-
-/// A Dapr sidecar stand-in on a free port that accepts everything at once and counts.
-async fn counting_sink() -> (u16, Arc<AtomicUsize>) {
-    let count = Arc::new(AtomicUsize::new(0));
-    let addr = serve_sink(([127, 0, 0, 1], 0).into(), Duration::ZERO, count.clone()).await;
-    (addr.port(), count)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -74,7 +67,7 @@ async fn closed_loop(
             let mut latencies = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < total {
                 let t = Instant::now();
-                create_task(&client, addr, &token).await;
+                create_load_task(&client, addr, &token).await;
                 latencies.push(t.elapsed());
             }
             latencies
@@ -104,7 +97,7 @@ async fn open_loop(
         tokio::time::sleep_until(due).await;
         let (client, token) = (client.clone(), token.to_owned());
         sent.push(tokio::spawn(async move {
-            create_task(&client, addr, &token).await;
+            create_load_task(&client, addr, &token).await;
             due.elapsed()
         }));
     }
@@ -115,9 +108,11 @@ async fn open_loop(
     latencies
 }
 
-async fn run_mode(args: &Args, dapr: bool, dir: &std::path::Path) {
-    let url = database_url(&args.database, dir, if dapr { "on" } else { "off" }).await;
-    let (sink_port, published) = counting_sink().await;
+async fn run_mode(args: &Args, dapr: bool) {
+    let database = TestDatabase::create(args.database).await;
+    let url = database.url.clone();
+    let sink = CountingSidecar::serve(([127, 0, 0, 1], 0).into(), Duration::ZERO).await;
+    let sink_port = sink.addr.port();
     let mut argv = vec![
         "pakaura".to_owned(),
         format!("--database-url={url}"),
@@ -151,7 +146,7 @@ async fn run_mode(args: &Args, dapr: bool, dir: &std::path::Path) {
     let expected_events = args.requests * 2;
     let drained = if dapr {
         let deadline = Instant::now() + Duration::from_secs(300);
-        while published.load(Ordering::Relaxed) < expected_events && Instant::now() < deadline {
+        while sink.published() < expected_events && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Some(started.elapsed())
@@ -160,7 +155,7 @@ async fn run_mode(args: &Args, dapr: bool, dir: &std::path::Path) {
     };
     println!(
         "| {} | {} | {} | {:.0} req/s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
-        args.database,
+        format!("{:?}", args.database).to_lowercase(),
         if dapr { "on" } else { "off" },
         args.requests,
         args.requests as f64 / load_time.as_secs_f64(),
@@ -171,16 +166,16 @@ async fn run_mode(args: &Args, dapr: bool, dir: &std::path::Path) {
         match drained {
             Some(t) => format!(
                 "{} events in {:.2} s ({:.0} events/s)",
-                published.load(Ordering::Relaxed),
+                sink.published(),
                 t.as_secs_f64(),
-                published.load(Ordering::Relaxed) as f64 / t.as_secs_f64()
+                sink.published() as f64 / t.as_secs_f64()
             ),
             None => "not published (Dapr off)".into(),
         }
     );
     stop.stop();
     let _ = server.await;
-    drop_database(&url).await;
+    drop(database);
 }
 
 /// The process's peak resident memory (host and load generator together), from
@@ -199,13 +194,12 @@ fn peak_rss() -> String {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let dir = tempfile::tempdir().unwrap();
     println!(
         "| database | publishing | requests | throughput | p50 | p95 | p99 | max | relay: events at the sidecar, from first request |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    run_mode(&args, false, dir.path()).await;
-    run_mode(&args, true, dir.path()).await;
+    run_mode(&args, false).await;
+    run_mode(&args, true).await;
     println!(
         "\nPeak resident memory of this process (host + load generator): {}",
         peak_rss()

@@ -5,14 +5,10 @@
 //! Run: `cargo run --release -p pakaura-tests --example sidecar -- --port 3500`
 //! Listens on 127.0.0.1 only; stops with the process (Ctrl-C, SIGTERM).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-
-mod support;
-use support::serve_sink;
+use pakaura_tests::CountingSidecar;
 
 #[derive(Parser)]
 struct Args {
@@ -27,18 +23,16 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let count = Arc::new(AtomicUsize::new(0));
-    let addr = serve_sink(
+    let sidecar = CountingSidecar::serve(
         ([127, 0, 0, 1], args.port).into(),
         Duration::from_millis(args.latency_ms),
-        count.clone(),
     )
     .await;
-    eprintln!("sidecar stand-in listening on {addr}");
+    eprintln!("sidecar stand-in listening on {}", sidecar.addr);
     let mut last = 0;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = count.load(Ordering::Relaxed);
+        let now = sidecar.published();
         if now != last {
             println!("events accepted: {now}");
             last = now;

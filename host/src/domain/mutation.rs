@@ -3,10 +3,12 @@
 //! Its JSON form (snake_case keys) is the one `pakaura mapper run` reads and the
 //! one the outbox table keeps, so it is part of the public surface.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Task;
+use crate::trace::TraceParent;
 
 /// What happened to a task (WIT `types.action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,4 +80,38 @@ pub struct Mutation {
     pub correlation_id: String,
     /// RFC 3339 UTC.
     pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Who asked for a mutation: the surface, the request's correlation id and the trace
+/// context the mutation continues.
+#[derive(Debug, Clone)]
+pub struct MutationContext {
+    pub origin: Origin,
+    pub correlation_id: String,
+    /// The W3C trace context the mutation continues: the request's, when it carried a
+    /// valid one; with traces on, that of the span writing the mutation. Stored beside
+    /// the mutation, not in it (mappers never see it).
+    pub traceparent: Option<TraceParent>,
+}
+
+impl Mutation {
+    /// A new mutation (with a new id) of `action` on `task` (after the change; for
+    /// `deleted`, the task as it was), asked for in `ctx`, at `at`.
+    pub fn new(
+        action: Action,
+        task: Task,
+        changes: Vec<FieldChange>,
+        ctx: &MutationContext,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            action,
+            task,
+            changes,
+            origin: ctx.origin,
+            correlation_id: ctx.correlation_id.clone(),
+            occurred_at: at,
+        }
+    }
 }

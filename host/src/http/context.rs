@@ -8,8 +8,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use uuid::Uuid;
 
-use crate::domain::Origin;
-use crate::store::MutationContext;
+use crate::domain::{MutationContext, Origin};
 use crate::trace::TraceParent;
 
 /// The correlation id header, read from requests and set on every response.

@@ -26,8 +26,8 @@ use super::error::ApiError;
 use super::tasks::model::{
     Cleared, CreateTask, ListParams, TaskPage, TaskView, UpdateTask, parse_task_id,
 };
-use crate::domain::{Origin, ValidationError};
-use crate::store::{MutationContext, StoreError};
+use crate::domain::{MutationContext, Origin, ValidationError};
+use crate::store::StoreError;
 use crate::tasks::{TaskError, TaskService};
 
 /// The MCP endpoint, behind bearer authentication.

@@ -19,13 +19,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use admin::{Backlog, DeadLetter, EnvelopeFilter, EnvelopeRecord, Requeued};
-pub use outbox::{MutationContext, OutboxRow};
+pub use outbox::OutboxRow;
 pub use relay::{
     DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, HeldTask, MappedRow, Mapping,
     MappingStored, NewEnvelope, PendingEnvelope, Release,
 };
 pub use states::{DeadLetterKind, EnvelopeState};
-pub use tasks::{ListOrder, NewTask, Page, PageRequest, TaskPatch};
 
 /// Longest reason or error text stored (dead letters, an envelope's last error).
 pub const MAX_STORED_REASON: usize = 4 * 1024;
@@ -351,8 +350,11 @@ impl WritePool for SqlitePool {
     }
 
     fn select_task_for_update(&self) -> &'static str {
-        "SELECT seq, id, user_id, title, description, completed, due_date, created_at, updated_at \
-         FROM tasks WHERE id = $1 AND user_id = $2"
+        concat!(
+            "SELECT ",
+            tasks::task_columns!(),
+            " FROM tasks WHERE id = $1 AND user_id = $2"
+        )
     }
 
     // One relay per SQLite database: `BEGIN IMMEDIATE`-style serialisation suffices.
@@ -373,8 +375,11 @@ impl WritePool for PgPool {
     }
 
     fn select_task_for_update(&self) -> &'static str {
-        "SELECT seq, id, user_id, title, description, completed, due_date, created_at, updated_at \
-         FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE"
+        concat!(
+            "SELECT ",
+            tasks::task_columns!(),
+            " FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE"
+        )
     }
 
     fn claim_mutations_sql(&self) -> &'static str {

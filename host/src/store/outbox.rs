@@ -6,18 +6,8 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 use uuid::Uuid;
 
 use super::{Db, StoreError, with_pool};
-use crate::domain::{Action, FieldChange, Mutation, Origin, Task};
+use crate::domain::Mutation;
 use crate::trace::TraceParent;
-
-/// Who asked for a mutation, carried into the outbox row.
-#[derive(Debug, Clone)]
-pub struct MutationContext {
-    pub origin: Origin,
-    pub correlation_id: String,
-    /// The W3C trace context the mutation continues: the request's, when it carried a
-    /// valid one; with traces on, that of the span writing the mutation.
-    pub traceparent: Option<TraceParent>,
-}
 
 /// An outbox row as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -39,7 +29,8 @@ impl OutboxRow {
         serde_json::from_str(&self.mutation)
     }
 
-    /// The stored trace context of the mutation (see [`MutationContext::traceparent`]).
+    /// The stored trace context of the mutation (see
+    /// [`crate::domain::MutationContext::traceparent`]).
     pub fn trace_context(&self) -> Option<TraceParent> {
         self.traceparent.as_deref().and_then(TraceParent::parse)
     }
@@ -59,66 +50,45 @@ pub(super) struct OutboxEntry {
 }
 
 impl OutboxEntry {
-    /// The row of `action` on `task` (after the change; for `deleted`, as it was).
+    /// The row of `mutation`, stored with the trace context `trace`.
     pub(super) fn new(
-        action: Action,
-        task: &Task,
-        changes: Vec<FieldChange>,
-        ctx: &MutationContext,
-        occurred_at: DateTime<Utc>,
+        mutation: &Mutation,
+        trace: Option<TraceParent>,
     ) -> Result<Self, sqlx::Error> {
-        let mutation = Mutation {
-            id: Uuid::new_v4(),
-            action,
-            task: task.clone(),
-            changes,
-            origin: ctx.origin,
-            correlation_id: ctx.correlation_id.clone(),
-            occurred_at,
-        };
         Ok(Self {
             id: mutation.id,
-            task_id: task.id,
-            user_id: task.user_id.clone(),
-            action: action.as_str(),
-            mutation: serde_json::to_string(&mutation)
+            task_id: mutation.task.id,
+            user_id: mutation.task.user_id.clone(),
+            action: mutation.action.as_str(),
+            mutation: serde_json::to_string(mutation)
                 .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
-            traceparent: ctx.traceparent.map(|t| t.to_string()),
-            occurred_at,
+            traceparent: trace.map(|t| t.to_string()),
+            occurred_at: mutation.occurred_at,
         })
     }
 }
 
-/// Writes the outbox row of one mutation inside the caller's transaction.
-pub(super) async fn insert<'c, DB, E>(
-    conn: E,
-    action: Action,
-    task: &Task,
-    changes: Vec<FieldChange>,
-    ctx: &MutationContext,
-    occurred_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error>
+/// Writes the outbox row `entry` inside the caller's transaction.
+pub(super) async fn insert<'c, DB, E>(conn: E, entry: &OutboxEntry) -> Result<(), sqlx::Error>
 where
     DB: Database,
     E: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> Uuid: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
 {
-    let entry = OutboxEntry::new(action, task, changes, ctx, occurred_at)?;
     sqlx::query(
         "INSERT INTO outbox (id, task_id, user_id, action, mutation, traceparent, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(entry.id)
     .bind(entry.task_id)
-    .bind(entry.user_id)
+    .bind(entry.user_id.as_str())
     .bind(entry.action)
-    .bind(entry.mutation)
-    .bind(entry.traceparent)
+    .bind(entry.mutation.as_str())
+    .bind(entry.traceparent.as_deref())
     .bind(entry.occurred_at)
     .execute(conn)
     .await?;

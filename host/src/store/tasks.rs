@@ -1,40 +1,25 @@
-//! Task queries. Every mutation commits the task change and its outbox row in one
-//! transaction: a failed change leaves neither.
+//! Task rows. Every change commits the task row and its mutation's outbox row in one
+//! transaction: a failed change leaves neither. What a change makes of a task is the
+//! domain's ([`crate::domain::change`]); the store locks the row, hands it to the rule,
+//! and persists the [`Mutation`] the rule returns.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 
-use super::outbox::{self, MutationContext, OutboxEntry};
+use super::outbox::{self, OutboxEntry};
 use super::{Db, StoreError, WritePool, with_pool, with_writer};
-use crate::domain::task::{format_time, now};
-use crate::domain::{Action, FieldChange, Task};
+use crate::domain::{Action, ListOrder, Mutation, Page, PageRequest, Task};
+use crate::trace::TraceParent;
 
-/// One of `user`'s tasks, read with `sql` (the driver's locking read, see
-/// [`WritePool::select_task_for_update`]) inside the caller's write transaction, so
-/// it stays locked until the transaction ends; `None` if the user has no such task.
-async fn lock_task<'c, DB, E>(
-    conn: E,
-    sql: &'static str,
-    user: &str,
-    id: Uuid,
-) -> Result<Option<Task>, sqlx::Error>
-where
-    DB: Database,
-    E: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'r> TaskRow: FromRow<'r, DB::Row>,
-    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-{
-    let row: Option<TaskRow> = sqlx::query_as(sql)
-        .bind(id)
-        .bind(user)
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(Task::from))
+/// The columns of a task row, in [`TaskRow`]'s order: one list for every query.
+macro_rules! task_columns {
+    () => {
+        "seq, id, user_id, title, description, completed, due_date, created_at, updated_at"
+    };
 }
+pub(super) use task_columns;
 
 /// A task as stored, with its insertion sequence (the pagination key).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -65,76 +50,95 @@ impl From<TaskRow> for Task {
     }
 }
 
-/// A validated new task.
-#[derive(Debug, Clone)]
-pub struct NewTask {
-    pub title: String,
-    pub description: Option<String>,
-    pub due_date: Option<DateTime<Utc>>,
+/// One of `user`'s tasks, read with `sql` (the driver's locking read, see
+/// [`WritePool::select_task_for_update`]) inside the caller's write transaction, so
+/// it stays locked until the transaction ends; `None` if the user has no such task.
+async fn lock_task<'c, DB, E>(
+    conn: E,
+    sql: &'static str,
+    user: &str,
+    id: Uuid,
+) -> Result<Option<Task>, sqlx::Error>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> TaskRow: FromRow<'r, DB::Row>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    let row: Option<TaskRow> = sqlx::query_as(sql)
+        .bind(id)
+        .bind(user)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(Task::from))
 }
 
-/// A validated partial update: `None` leaves a field alone, `Some(None)` clears it.
-#[derive(Debug, Clone, Default)]
-pub struct TaskPatch {
-    pub title: Option<String>,
-    pub description: Option<Option<String>>,
-    pub due_date: Option<Option<DateTime<Utc>>>,
-}
-
-/// Newest first (the default) or oldest first.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ListOrder {
-    #[default]
-    NewestFirst,
-    OldestFirst,
-}
-
-/// Which page of a user's tasks to read.
-#[derive(Debug, Clone, Default)]
-pub struct PageRequest {
-    pub completed: Option<bool>,
-    pub limit: u32,
-    /// The opaque cursor of the previous page's last item.
-    pub after: Option<i64>,
-    pub order: ListOrder,
-}
-
-/// One page of tasks and the cursor for the next page, if there is one.
-#[derive(Debug, Clone)]
-pub struct Page {
-    pub items: Vec<Task>,
-    pub next: Option<i64>,
+/// Inside the caller's transaction: writes `task`'s row as `action` leaves it (inserted,
+/// updated or deleted).
+async fn write_task<'c, DB, E>(conn: E, action: Action, task: &Task) -> Result<(), sqlx::Error>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
+{
+    let sql = match action {
+        Action::Created => {
+            "INSERT INTO tasks (id, user_id, title, description, completed, due_date, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        }
+        Action::Updated | Action::Completed | Action::Uncompleted => {
+            "UPDATE tasks SET user_id = $2, title = $3, description = $4, completed = $5, \
+             due_date = $6, created_at = $7, updated_at = $8 WHERE id = $1"
+        }
+        Action::Deleted => {
+            return sqlx::query("DELETE FROM tasks WHERE id = $1")
+                .bind(task.id)
+                .execute(conn)
+                .await
+                .map(drop);
+        }
+    };
+    sqlx::query(sql)
+        .bind(task.id)
+        .bind(task.user_id.as_str())
+        .bind(task.title.as_str())
+        .bind(task.description.as_deref())
+        .bind(task.completed)
+        .bind(task.due_date)
+        .bind(task.created_at)
+        .bind(task.updated_at)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 impl Db {
-    /// Creates a task and its `created` mutation.
-    pub async fn create_task(
+    /// Stores a new task and its `created` mutation (`trace`: the trace context to store
+    /// with the outbox row).
+    pub async fn insert_task(
         &self,
-        user: &str,
-        new: NewTask,
-        ctx: &MutationContext,
-    ) -> Result<Task, StoreError> {
-        let at = now();
-        let task = Task {
-            id: Uuid::new_v4(),
-            user_id: user.to_owned(),
-            title: new.title,
-            description: new.description,
-            completed: false,
-            due_date: new.due_date,
-            created_at: at,
-            updated_at: at,
-        };
+        mutation: &Mutation,
+        trace: Option<TraceParent>,
+    ) -> Result<(), StoreError> {
+        let entry = OutboxEntry::new(mutation, trace)?;
+        let task = &mutation.task;
         match self {
             // One statement, so one round trip: the task and its outbox row commit
             // together (a statement is atomic).
             Db::Postgres(pool) => {
-                let entry = OutboxEntry::new(Action::Created, &task, Vec::new(), ctx, at)?;
                 sqlx::query(
                     "WITH task AS (INSERT INTO tasks (id, user_id, title, description, completed, due_date, \
-                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)) \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)) \
                      INSERT INTO outbox (id, task_id, user_id, action, mutation, traceparent, created_at) \
-                     VALUES ($8, $1, $2, $9, $10, $11, $7)",
+                     VALUES ($9, $1, $2, $10, $11, $12, $13)",
                 )
                 .bind(task.id)
                 .bind(&task.user_id)
@@ -142,43 +146,34 @@ impl Db {
                 .bind(&task.description)
                 .bind(task.completed)
                 .bind(task.due_date)
-                .bind(at)
+                .bind(task.created_at)
+                .bind(task.updated_at)
                 .bind(entry.id)
                 .bind(entry.action)
                 .bind(&entry.mutation)
                 .bind(&entry.traceparent)
+                .bind(entry.occurred_at)
                 .execute(pool)
                 .await?;
             }
             Db::Sqlite(sqlite) => {
                 let mut tx = sqlite.writer().begin_write().await?;
-                sqlx::query(
-                    "INSERT INTO tasks (id, user_id, title, description, completed, due_date, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-                )
-                .bind(task.id)
-                .bind(&task.user_id)
-                .bind(&task.title)
-                .bind(&task.description)
-                .bind(task.completed)
-                .bind(task.due_date)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-                outbox::insert(&mut *tx, Action::Created, &task, Vec::new(), ctx, at).await?;
+                write_task(&mut *tx, Action::Created, task).await?;
+                outbox::insert(&mut *tx, &entry).await?;
                 tx.commit().await?;
             }
         }
-        Ok(task)
+        Ok(())
     }
 
     /// One of `user`'s tasks.
     pub async fn get_task(&self, user: &str, id: Uuid) -> Result<Option<Task>, StoreError> {
         with_pool!(self, |pool| async {
-            let row: Option<TaskRow> = sqlx::query_as(
-                "SELECT seq, id, user_id, title, description, completed, due_date, created_at, updated_at \
-                 FROM tasks WHERE id = $1 AND user_id = $2",
-            )
+            let row: Option<TaskRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                task_columns!(),
+                " FROM tasks WHERE id = $1 AND user_id = $2"
+            ))
             .bind(id)
             .bind(user)
             .fetch_optional(pool)
@@ -194,16 +189,18 @@ impl Db {
         let after = req.after;
         let mut rows: Vec<TaskRow> = with_pool!(self, |pool| async {
             let query = match req.order {
-                ListOrder::NewestFirst => sqlx::query_as(
-                    "SELECT seq, id, user_id, title, description, completed, due_date, created_at, updated_at \
-                     FROM tasks WHERE user_id = $1 AND ($2 IS NULL OR completed = $2) \
-                     AND ($3 IS NULL OR seq < $3) ORDER BY seq DESC LIMIT $4",
-                ),
-                ListOrder::OldestFirst => sqlx::query_as(
-                    "SELECT seq, id, user_id, title, description, completed, due_date, created_at, updated_at \
-                     FROM tasks WHERE user_id = $1 AND ($2 IS NULL OR completed = $2) \
-                     AND ($3 IS NULL OR seq > $3) ORDER BY seq ASC LIMIT $4",
-                ),
+                ListOrder::NewestFirst => sqlx::query_as(concat!(
+                    "SELECT ",
+                    task_columns!(),
+                    " FROM tasks WHERE user_id = $1 AND ($2 IS NULL OR completed = $2) \
+                     AND ($3 IS NULL OR seq < $3) ORDER BY seq DESC LIMIT $4"
+                )),
+                ListOrder::OldestFirst => sqlx::query_as(concat!(
+                    "SELECT ",
+                    task_columns!(),
+                    " FROM tasks WHERE user_id = $1 AND ($2 IS NULL OR completed = $2) \
+                     AND ($3 IS NULL OR seq > $3) ORDER BY seq ASC LIMIT $4"
+                )),
             };
             query
                 .bind(user)
@@ -225,176 +222,60 @@ impl Db {
         })
     }
 
-    /// Applies `patch`; records an `updated` mutation when something really changed.
-    pub async fn update_task(
+    /// Changes one of `user`'s tasks: locks it for the transaction, asks `change` what
+    /// becomes of it, and stores the mutation `change` returns (the task row as the
+    /// mutation leaves it, and its outbox row with `trace`). Returns the task as it was
+    /// and the mutation (`None` when `change` changed nothing), or `None` when the user
+    /// has no such task.
+    pub async fn change_task(
         &self,
         user: &str,
         id: Uuid,
-        patch: TaskPatch,
-        ctx: &MutationContext,
-    ) -> Result<Option<Task>, StoreError> {
+        trace: Option<TraceParent>,
+        change: impl FnOnce(&Task) -> Option<Mutation>,
+    ) -> Result<Option<(Task, Option<Mutation>)>, StoreError> {
         with_writer!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
             let Some(before) = lock_task(&mut *tx, pool.select_task_for_update(), user, id).await?
             else {
                 return Ok(None);
             };
-            let (after, changes) = apply_patch(&before, patch);
-            if changes.is_empty() {
-                return Ok(Some(before));
-            }
-            sqlx::query(
-                "UPDATE tasks SET title = $1, description = $2, due_date = $3, updated_at = $4 WHERE id = $5",
-            )
-            .bind(&after.title)
-            .bind(&after.description)
-            .bind(after.due_date)
-            .bind(after.updated_at)
-            .bind(after.id)
-            .execute(&mut *tx)
-            .await?;
-            outbox::insert(
-                &mut *tx,
-                Action::Updated,
-                &after,
-                changes,
-                ctx,
-                after.updated_at,
-            )
-            .await?;
+            let Some(mutation) = change(&before) else {
+                return Ok(Some((before, None)));
+            };
+            let entry = OutboxEntry::new(&mutation, trace)?;
+            write_task(&mut *tx, mutation.action, &mutation.task).await?;
+            outbox::insert(&mut *tx, &entry).await?;
             tx.commit().await?;
-            Ok(Some(after))
+            Ok(Some((before, Some(mutation))))
         })
     }
 
-    /// Marks a task complete or incomplete; a no-op (and no mutation) when it already is.
-    pub async fn set_completed(
+    /// Deletes all of `user`'s completed tasks, each with the mutation `deleted` makes
+    /// of it (in insertion order), and returns how many went.
+    pub async fn delete_completed(
         &self,
         user: &str,
-        id: Uuid,
-        completed: bool,
-        ctx: &MutationContext,
-    ) -> Result<Option<Task>, StoreError> {
-        with_writer!(self, |pool| async {
-            let mut tx = pool.begin_write().await?;
-            let Some(mut task) =
-                lock_task(&mut *tx, pool.select_task_for_update(), user, id).await?
-            else {
-                return Ok(None);
-            };
-            if task.completed == completed {
-                return Ok(Some(task));
-            }
-            task.completed = completed;
-            task.updated_at = now();
-            sqlx::query("UPDATE tasks SET completed = $1, updated_at = $2 WHERE id = $3")
-                .bind(task.completed)
-                .bind(task.updated_at)
-                .bind(task.id)
-                .execute(&mut *tx)
-                .await?;
-            let action = if completed {
-                Action::Completed
-            } else {
-                Action::Uncompleted
-            };
-            outbox::insert(&mut *tx, action, &task, Vec::new(), ctx, task.updated_at).await?;
-            tx.commit().await?;
-            Ok(Some(task))
-        })
-    }
-
-    /// Deletes a task, recording a `deleted` mutation with the task as it was.
-    pub async fn delete_task(
-        &self,
-        user: &str,
-        id: Uuid,
-        ctx: &MutationContext,
-    ) -> Result<bool, StoreError> {
-        with_writer!(self, |pool| async {
-            let mut tx = pool.begin_write().await?;
-            let Some(task) = lock_task(&mut *tx, pool.select_task_for_update(), user, id).await?
-            else {
-                return Ok(false);
-            };
-            sqlx::query("DELETE FROM tasks WHERE id = $1")
-                .bind(task.id)
-                .execute(&mut *tx)
-                .await?;
-            outbox::insert(&mut *tx, Action::Deleted, &task, Vec::new(), ctx, now()).await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-    }
-
-    /// Deletes all of `user`'s completed tasks, one `deleted` mutation each, and
-    /// returns how many went.
-    pub async fn clear_completed(
-        &self,
-        user: &str,
-        ctx: &MutationContext,
+        trace: Option<TraceParent>,
+        deleted: impl Fn(Task) -> Mutation,
     ) -> Result<u64, StoreError> {
         with_writer!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
-            let mut rows: Vec<TaskRow> = sqlx::query_as(
-                "DELETE FROM tasks WHERE user_id = $1 AND completed = TRUE \
-                 RETURNING seq, id, user_id, title, description, completed, due_date, created_at, updated_at",
-            )
+            let mut rows: Vec<TaskRow> = sqlx::query_as(concat!(
+                "DELETE FROM tasks WHERE user_id = $1 AND completed = TRUE RETURNING ",
+                task_columns!()
+            ))
             .bind(user)
             .fetch_all(&mut *tx)
             .await?;
             rows.sort_by_key(|r| r.seq);
-            let at = now();
-            for row in &rows {
-                outbox::insert(
-                    &mut *tx,
-                    Action::Deleted,
-                    &Task::from(row.clone()),
-                    Vec::new(),
-                    ctx,
-                    at,
-                )
-                .await?;
+            let n = rows.len() as u64;
+            for row in rows {
+                let mutation = deleted(Task::from(row));
+                outbox::insert(&mut *tx, &OutboxEntry::new(&mutation, trace)?).await?;
             }
             tx.commit().await?;
-            Ok(rows.len() as u64)
+            Ok(n)
         })
     }
-}
-
-/// The task after `patch`, and the field changes it makes (empty when none).
-fn apply_patch(before: &Task, patch: TaskPatch) -> (Task, Vec<FieldChange>) {
-    let mut after = before.clone();
-    let mut changes = Vec::new();
-    if let Some(title) = patch.title
-        && title != before.title
-    {
-        changes.push(FieldChange::new("title", &before.title, &title));
-        after.title = title;
-    }
-    if let Some(description) = patch.description
-        && description != before.description
-    {
-        changes.push(FieldChange::new(
-            "description",
-            &before.description,
-            &description,
-        ));
-        after.description = description;
-    }
-    if let Some(due_date) = patch.due_date
-        && due_date != before.due_date
-    {
-        let text = |d: &Option<DateTime<Utc>>| d.as_ref().map(format_time);
-        changes.push(FieldChange::new(
-            "due_date",
-            &text(&before.due_date),
-            &text(&due_date),
-        ));
-        after.due_date = due_date;
-    }
-    if !changes.is_empty() {
-        after.updated_at = now();
-    }
-    (after, changes)
 }

@@ -1,7 +1,9 @@
 //! The task service: the operations REST and MCP share. Each takes already validated input
 //! (the surfaces parse their requests into [`NewTask`], [`TaskPatch`] and [`PageRequest`]),
-//! calls the store (a task change and its outbox row commit in one transaction) and wakes
-//! the relay. Nothing here waits on mapping or publishing.
+//! applies the domain's rule for it ([`crate::domain::change`]) to the task the store
+//! locked, has the store persist the resulting [`Mutation`] (the task row and its outbox
+//! row commit in one transaction) and wakes the relay. Nothing here waits on mapping or
+//! publishing.
 //!
 //! Failures are [`TaskError`]s; each surface translates them its own way (HTTP problem
 //! documents, MCP tool errors).
@@ -14,9 +16,12 @@ use std::borrow::Cow;
 use tracing::{Instrument, Span};
 use uuid::Uuid;
 
-use crate::domain::Task;
+use crate::domain::task::now;
+use crate::domain::{
+    Action, Mutation, MutationContext, NewTask, Page, PageRequest, Task, TaskPatch,
+};
 use crate::relay::Relay;
-use crate::store::{Db, MutationContext, NewTask, Page, PageRequest, StoreError, TaskPatch};
+use crate::store::{Db, StoreError};
 use crate::telemetry::traces;
 
 /// Why a task operation failed.
@@ -51,13 +56,20 @@ impl TaskService {
         ctx: &MutationContext,
     ) -> Result<Task, TaskError> {
         let (span, ctx) = outbox_write("create", ctx);
-        let task = self
-            .db
-            .create_task(user, new, &ctx)
+        let at = now();
+        let mutation = Mutation::new(
+            Action::Created,
+            Task::create(user, new, at),
+            Vec::new(),
+            &ctx,
+            at,
+        );
+        self.db
+            .insert_task(&mutation, ctx.traceparent)
             .instrument(span)
             .await?;
         self.relay.notify();
-        Ok(task)
+        Ok(mutation.task)
     }
 
     /// A page of `user`'s tasks.
@@ -81,14 +93,17 @@ impl TaskService {
         patch: TaskPatch,
         ctx: &MutationContext,
     ) -> Result<Task, TaskError> {
-        let (span, ctx) = outbox_write("update", ctx);
-        let task = self
-            .db
-            .update_task(user, id, patch, &ctx)
-            .instrument(span)
-            .await?;
-        self.relay.notify();
-        task.ok_or(TaskError::NotFound(id))
+        self.change("update", user, id, ctx, |before, ctx, at| {
+            let changed = before.apply(patch, at)?;
+            Some(Mutation::new(
+                Action::Updated,
+                changed.task,
+                changed.changes,
+                ctx,
+                at,
+            ))
+        })
+        .await
     }
 
     /// Marks a task complete or incomplete (a no-op when it already is).
@@ -99,14 +114,16 @@ impl TaskService {
         completed: bool,
         ctx: &MutationContext,
     ) -> Result<Task, TaskError> {
-        let (span, ctx) = outbox_write("set_completed", ctx);
-        let task = self
-            .db
-            .set_completed(user, id, completed, &ctx)
-            .instrument(span)
-            .await?;
-        self.relay.notify();
-        task.ok_or(TaskError::NotFound(id))
+        let action = if completed {
+            Action::Completed
+        } else {
+            Action::Uncompleted
+        };
+        self.change("set_completed", user, id, ctx, |before, ctx, at| {
+            let after = before.with_completed(completed, at)?;
+            Some(Mutation::new(action, after, Vec::new(), ctx, at))
+        })
+        .await
     }
 
     /// Deletes a task.
@@ -116,13 +133,17 @@ impl TaskService {
         id: Uuid,
         ctx: &MutationContext,
     ) -> Result<(), TaskError> {
-        let (span, ctx) = outbox_write("delete", ctx);
-        if self.db.delete_task(user, id, &ctx).instrument(span).await? {
-            self.relay.notify();
-            Ok(())
-        } else {
-            Err(TaskError::NotFound(id))
-        }
+        self.change("delete", user, id, ctx, |before, ctx, at| {
+            Some(Mutation::new(
+                Action::Deleted,
+                before.clone(),
+                Vec::new(),
+                ctx,
+                at,
+            ))
+        })
+        .await
+        .map(drop)
     }
 
     /// Deletes all of `user`'s completed tasks; returns how many went.
@@ -132,11 +153,47 @@ impl TaskService {
         ctx: &MutationContext,
     ) -> Result<u64, TaskError> {
         let (span, ctx) = outbox_write("clear_completed", ctx);
-        let deleted = self.db.clear_completed(user, &ctx).instrument(span).await?;
+        let at = now();
+        let deleted = self
+            .db
+            .delete_completed(user, ctx.traceparent, |task| {
+                Mutation::new(Action::Deleted, task, Vec::new(), &ctx, at)
+            })
+            .instrument(span)
+            .await?;
         if deleted > 0 {
             self.relay.notify();
         }
         Ok(deleted)
+    }
+
+    /// Runs `rule` on one of `user`'s tasks, locked by the store, and stores the mutation
+    /// it makes (none: the task stays as it is). Returns the task as the change leaves it
+    /// (for a deletion, as it was).
+    async fn change(
+        &self,
+        operation: &'static str,
+        user: &str,
+        id: Uuid,
+        ctx: &MutationContext,
+        rule: impl FnOnce(&Task, &MutationContext, chrono::DateTime<chrono::Utc>) -> Option<Mutation>,
+    ) -> Result<Task, TaskError> {
+        let (span, ctx) = outbox_write(operation, ctx);
+        let changed = self
+            .db
+            .change_task(user, id, ctx.traceparent, |before| {
+                rule(before, &ctx, now())
+            })
+            .instrument(span)
+            .await?;
+        let (before, mutation) = changed.ok_or(TaskError::NotFound(id))?;
+        Ok(match mutation {
+            Some(mutation) => {
+                self.relay.notify();
+                mutation.task
+            }
+            None => before,
+        })
     }
 }
 

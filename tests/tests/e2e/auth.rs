@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Backend, expect_problem, on_both_databases, spawn_app};
+use pakaura_tests::{Backend, expect_problem, on_both_databases, spawn_app};
 
 fn signed(secret: &str, claims: &serde_json::Value) -> String {
     jsonwebtoken::encode(
@@ -25,7 +25,7 @@ fn now() -> u64 {
 
 async fn requests_without_a_valid_token_are_unauthorized(backend: Backend) {
     let app = spawn_app(backend).await;
-    let secret = crate::helpers::JWT_SECRET;
+    let secret = pakaura_tests::JWT_SECRET;
     let cases: Vec<(&str, Option<String>)> = vec![
         ("no header", None),
         ("not bearer", Some("Basic YWxpY2U6cHc=".into())),

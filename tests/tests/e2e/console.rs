@@ -11,7 +11,7 @@ mod session;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 
-use crate::helpers::{ADMIN_TOKEN, TestApp};
+use pakaura_tests::{ADMIN_TOKEN, TestApp};
 
 /// The Content-Security-Policy every console response must carry, word for word.
 pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \

@@ -8,8 +8,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, on_both_databases, spawn_with, start};
-use crate::sink::{
+use pakaura_tests::{Backend, on_both_databases, spawn_with, start};
+use pakaura_tests::{
     Behaviour, DaprSink, Recorded, WAIT, dapr_options, pairs, refusing_reminders, sink_behaviour,
     task_id, types_of, wait_for_dead_letters,
 };

@@ -7,10 +7,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{
+use pakaura_tests::{
     Backend, Options, TestDatabase, expect_problem, on_both_databases, spawn_app, spawn_with,
 };
-use crate::sink::{DaprSink, WAIT, dapr_options, sink_behaviour, task_id, wait_for_dead_letters};
+use pakaura_tests::{DaprSink, WAIT, dapr_options, sink_behaviour, task_id, wait_for_dead_letters};
 
 /// Control characters the API refuses in a title (and, but for tab and line breaks, in
 /// a description), with PostgreSQL's nemesis first.
@@ -197,7 +197,7 @@ async fn tokens_with_unusable_subjects_are_refused(backend: Backend) {
         let token = jsonwebtoken::encode(
             &jsonwebtoken::Header::default(),
             &json!({"sub": sub, "exp": now + 600}),
-            &jsonwebtoken::EncodingKey::from_secret(crate::helpers::JWT_SECRET.as_bytes()).unwrap(),
+            &jsonwebtoken::EncodingKey::from_secret(pakaura_tests::JWT_SECRET.as_bytes()).unwrap(),
         )
         .unwrap();
         let response = app
@@ -291,8 +291,7 @@ async fn a_locked_sqlite_database_answers_503() {
 /// order) instead of in SQLite's busy handler.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_writes_go_through_one_connection() {
-    use pakaura_host::domain::Origin;
-    use pakaura_host::store::{Db, MutationContext, NewTask, PoolSettings};
+    use pakaura_host::store::{Db, PoolSettings};
 
     let database = TestDatabase::create(Backend::Sqlite).await;
     let api = Db::connect(&database.url).await.unwrap();
@@ -320,18 +319,8 @@ async fn sqlite_writes_go_through_one_connection() {
         0,
         "the relay's writer is the API's"
     );
-    let ctx = MutationContext {
-        origin: Origin::Rest,
-        correlation_id: "one-writer".into(),
-        traceparent: None,
-    };
     let waiting = tokio::spawn(async move {
-        let task = NewTask {
-            title: "after the held write".into(),
-            description: None,
-            due_date: None,
-        };
-        relay.create_task("alice", task, &ctx).await
+        pakaura_tests::assert::store_new_task(&relay, "alice", "after the held write").await
     });
     tokio::task::yield_now().await;
     assert!(!waiting.is_finished(), "a write went past the held writer");

@@ -10,9 +10,9 @@ use proptest::test_runner::{Config, TestRunner};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, on_both_databases, spawn_with, token_for};
 use crate::mcp::call;
-use crate::sink::{DaprSink, dapr_options, sink_behaviour};
+use pakaura_tests::{Backend, TestApp, on_both_databases, spawn_with, token_for};
+use pakaura_tests::{DaprSink, dapr_options, sink_behaviour};
 
 /// The schemathesis executable of the test tools (`scripts/test` installs them).
 fn schemathesis_bin() -> Option<std::path::PathBuf> {
@@ -61,7 +61,7 @@ async fn schemathesis(app: &TestApp, token: &str, selection: &[&str]) -> Result<
 }
 
 async fn schemathesis_finds_nothing_wrong_with_the_api(backend: Backend) {
-    let app = spawn_with(backend, crate::helpers::Options::default()).await;
+    let app = spawn_with(backend, pakaura_tests::Options::default()).await;
     if let Err(report) = schemathesis(&app, &token_for("alice"), &["--include-tag", "tasks"]).await
     {
         panic!("schemathesis found problems in the task API:\n{report}");
@@ -77,7 +77,7 @@ async fn schemathesis_finds_nothing_wrong_with_the_api(backend: Backend) {
         "--exclude-path-regex",
         "^/admin/playground/(run|uploads)$",
     ];
-    if let Err(report) = schemathesis(&app, crate::helpers::ADMIN_TOKEN, &admin).await {
+    if let Err(report) = schemathesis(&app, pakaura_tests::ADMIN_TOKEN, &admin).await {
         panic!("schemathesis found problems in the admin API:\n{report}");
     }
 }

@@ -1,9 +1,6 @@
 //! End-to-end tests: the real host on port 0 with its own database (each test runs
 //! on SQLite and on PostgreSQL), real mapper components and a recording Dapr sidecar.
 
-mod helpers;
-mod sink;
-
 mod auth;
 mod console;
 mod delivery;

@@ -4,8 +4,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, mutations_of, on_both_databases, spawn_app, token_for};
 use pakaura_host::domain::{Action, Origin};
+use pakaura_tests::{Backend, TestApp, mutations_of, on_both_databases, spawn_app, token_for};
 
 /// Sends one JSON-RPC request to `/mcp` as `user` and returns the response body.
 async fn rpc(app: &TestApp, user: &str, method: &str, params: Value) -> Value {
@@ -156,7 +156,7 @@ async fn mcp_needs_a_valid_token(backend: Backend) {
         .send()
         .await
         .unwrap();
-    crate::helpers::expect_problem(response, StatusCode::UNAUTHORIZED).await;
+    pakaura_tests::expect_problem(response, StatusCode::UNAUTHORIZED).await;
 }
 
 on_both_databases!(

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{Backend, on_both_databases, spawn_app};
+use pakaura_tests::{Backend, on_both_databases, spawn_app};
 
 async fn health_and_readiness_report_ok(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -4,16 +4,16 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Backend, mutations_of, on_both_databases, spawn_app};
 use pakaura_host::domain::{Action, Origin};
 use pakaura_host::store::Db;
+use pakaura_tests::{Backend, mutations_of, on_both_databases, spawn_app};
 
 async fn every_mutation_writes_one_outbox_row_with_the_mutation(backend: Backend) {
     let app = spawn_app(backend).await;
     let response = app
         .client
         .post(app.url("/tasks"))
-        .bearer_auth(crate::helpers::token_for("alice"))
+        .bearer_auth(pakaura_tests::token_for("alice"))
         .header("x-correlation-id", "req-123")
         .header(
             "traceparent",

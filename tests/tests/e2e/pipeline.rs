@@ -7,11 +7,11 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Options, on_both_databases, spawn_app, spawn_with};
-use crate::sink::{
+use pakaura_host::store::EnvelopeFilter;
+use pakaura_tests::{Backend, Options, on_both_databases, spawn_app, spawn_with};
+use pakaura_tests::{
     Behaviour, DaprSink, Recorded, WAIT, dapr_options, pairs, sink_behaviour, task_id, types_of,
 };
-use pakaura_host::store::EnvelopeFilter;
 
 fn assert_valid_envelope(r: &Recorded) {
     let e = &r.body;
@@ -51,7 +51,7 @@ async fn every_route_publishes_exactly_the_catalogue(backend: Backend) {
     let response = app
         .client
         .post(app.url("/tasks"))
-        .bearer_auth(crate::helpers::token_for("alice"))
+        .bearer_auth(pakaura_tests::token_for("alice"))
         .header("x-correlation-id", "corr-1")
         .header(
             "traceparent",
@@ -314,7 +314,7 @@ async fn finished_rows_are_pruned_after_the_retention(backend: Backend) {
 async fn the_admin_api_is_off_without_an_admin_token(backend: Backend) {
     let app = spawn_with(backend, Options::default().without("ADMIN_TOKEN")).await;
     let response = app.admin(Method::GET, "/admin/mappers").await;
-    crate::helpers::expect_problem(response, StatusCode::NOT_FOUND).await;
+    pakaura_tests::expect_problem(response, StatusCode::NOT_FOUND).await;
 }
 
 async fn admin_routes_need_the_admin_token(backend: Backend) {
@@ -325,7 +325,7 @@ async fn admin_routes_need_the_admin_token(backend: Backend) {
         let user = app
             .client
             .get(app.url(path))
-            .bearer_auth(crate::helpers::token_for("alice"))
+            .bearer_auth(pakaura_tests::token_for("alice"))
             .send()
             .await
             .unwrap();

@@ -8,15 +8,14 @@ use chrono::Utc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, TestDatabase, on_both_databases, spawn_with};
-use crate::sink::{
-    Behaviour, DaprSink, Recorded, WAIT, dapr_options, refusing_reminders, sink_behaviour, task_id,
-    wait_for_dead_letters,
-};
-use pakaura_host::domain::Origin;
 use pakaura_host::store::{
     Db, Delivery, DeliveryBatch, DeliveryRecord, EnvelopeState, HeldTask, MappedRow, Mapping,
-    MutationContext, NewEnvelope, NewTask,
+    NewEnvelope,
+};
+use pakaura_tests::{Backend, TestApp, TestDatabase, on_both_databases, spawn_with};
+use pakaura_tests::{
+    Behaviour, DaprSink, Recorded, WAIT, dapr_options, refusing_reminders, sink_behaviour, task_id,
+    wait_for_dead_letters,
 };
 
 /// The event types the default mapper publishes for a task created with a due date and
@@ -267,17 +266,9 @@ async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
     let database = TestDatabase::create(backend).await;
     let db = Db::connect(&database.url).await.unwrap();
     db.migrate().await.unwrap();
-    let ctx = MutationContext {
-        origin: Origin::Rest,
-        correlation_id: "c".into(),
-        traceparent: None,
-    };
-    let new = NewTask {
-        title: "fenced".into(),
-        description: None,
-        due_date: None,
-    };
-    let task = db.create_task("alice", new, &ctx).await.unwrap();
+    let task = pakaura_tests::assert::store_new_task(&db, "alice", "fenced")
+        .await
+        .unwrap();
     let t0 = Utc::now();
     let lease = chrono::Duration::seconds(30);
 

@@ -8,8 +8,10 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Options, TestDatabase, on_both_databases, spawn_with, start};
-use crate::sink::{DaprSink, Recorded, WAIT, dapr_options, sink_behaviour, wait_for_dead_letters};
+use pakaura_tests::{Backend, Options, TestDatabase, on_both_databases, spawn_with, start};
+use pakaura_tests::{
+    DaprSink, Recorded, WAIT, dapr_options, sink_behaviour, wait_for_dead_letters,
+};
 
 /// A mapper folder holding the misbehaving guest, and its settings file.
 struct MapperDir {
@@ -115,7 +117,7 @@ async fn a_mapper_trap_parks_a_dead_letter_and_replay_after_a_fix_publishes_it(b
 }
 
 /// `GET /admin/mappers`, and the names it lists in order.
-async fn mapper_names(app: &crate::helpers::TestApp) -> (Value, Vec<String>) {
+async fn mapper_names(app: &pakaura_tests::TestApp) -> (Value, Vec<String>) {
     let listed: Value = app
         .admin(Method::GET, "/admin/mappers")
         .await
@@ -150,7 +152,7 @@ async fn reloading_swaps_valid_sets_and_refuses_invalid_ones(backend: Backend) {
     // An invalid component refuses the whole new set; the old one stays live.
     std::fs::write(folder.join("70-broken.wasm"), b"\0asm not really").unwrap();
     let refused = app.admin(Method::POST, "/admin/mappers/reload").await;
-    let problem = crate::helpers::expect_problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let problem = pakaura_tests::expect_problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(
         problem["detail"]
             .as_str()

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, expect_problem, on_both_databases, spawn_app};
+use pakaura_tests::{Backend, expect_problem, on_both_databases, spawn_app};
 
 async fn creating_a_task_returns_it_with_defaults(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -333,7 +333,7 @@ async fn invalid_bodies_are_refused_naming_the_field(backend: Backend) {
 
 async fn malformed_requests_get_clear_problems(backend: Backend) {
     let app = spawn_app(backend).await;
-    let token = crate::helpers::token_for("alice");
+    let token = pakaura_tests::token_for("alice");
     let raw = |body: &'static str, content_type: &'static str| {
         app.client
             .post(app.url("/tasks"))

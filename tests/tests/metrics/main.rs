@@ -2,13 +2,6 @@
 //! tests live in a test binary of their own and run one host at a time: the gauges
 //! they read belong to that host alone.
 
-#[allow(dead_code)] // shared with the e2e tests, which use more of it
-#[path = "../e2e/helpers.rs"]
-mod helpers;
-#[allow(dead_code)]
-#[path = "../e2e/sink.rs"]
-mod sink;
-
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -16,8 +9,8 @@ use serde_json::json;
 use sqlx::{Connection, Executor};
 use tokio::sync::Mutex;
 
-use helpers::{Backend, TestApp, on_both_databases, spawn_with};
-use sink::{DaprSink, WAIT, dapr_options, sink_behaviour, task_id};
+use pakaura_tests::{Backend, TestApp, on_both_databases, spawn_with};
+use pakaura_tests::{DaprSink, WAIT, dapr_options, sink_behaviour, task_id};
 
 /// One host at a time in this process.
 static ONE_HOST: Mutex<()> = Mutex::const_new(());
@@ -198,7 +191,7 @@ async fn histograms_expose_buckets_and_every_metric_is_described(backend: Backen
 /// locked against readers (a scrape that counted rows would wait for the lock).
 async fn a_scrape_reads_no_rows() {
     let _one = ONE_HOST.lock().await;
-    let app = spawn_with(Backend::Postgres, helpers::Options::default()).await;
+    let app = spawn_with(Backend::Postgres, pakaura_tests::Options::default()).await;
     task_id(&app, "alice", json!({"title": "a row"})).await;
     let mut locker = sqlx::PgConnection::connect(&app.database.url)
         .await

@@ -6,14 +6,7 @@
 //! runs in a child process, this test binary again running only [`traced_host`], with
 //! the `OTEL_*` variables set, while the test itself plays the OTLP receiver.
 
-// The end-to-end harness, shared with `tests/e2e/`; this binary uses only part of it.
-#[allow(dead_code)]
-#[path = "../e2e/helpers.rs"]
-mod helpers;
 mod receiver;
-#[allow(dead_code)]
-#[path = "../e2e/sink.rs"]
-mod sink;
 
 use std::path::Path;
 use std::time::Duration;
@@ -21,9 +14,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use helpers::{Backend, on_both_databases, spawn_with, token_for};
+use pakaura_tests::{Backend, on_both_databases, spawn_with, token_for};
+use pakaura_tests::{DaprSink, Recorded, WAIT, dapr_options, sink_behaviour};
 use receiver::{OtlpReceiver, Span};
-use sink::{DaprSink, Recorded, WAIT, dapr_options, sink_behaviour};
 
 /// The caller's trace and span ids, in the `traceparent` of the first request.
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -7,10 +7,12 @@ use rmcp::schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use crate::domain::task::{parse_description, rfc3339};
-use crate::domain::{DueDate, Task, TaskTitle, ValidationError};
+use crate::domain::task::rfc3339;
+use crate::domain::{
+    Description, DueDate, ListOrder, NewTask, Page, PageRequest, Task, TaskPatch, TaskTitle,
+    ValidationError,
+};
 use crate::http::error::ApiError;
-use crate::store::{ListOrder, NewTask, Page, PageRequest, TaskPatch};
 
 /// The largest page a list returns.
 pub(crate) const MAX_PAGE: u32 = 100;
@@ -42,9 +44,12 @@ fn parse_cursor(raw: &str) -> Option<i64> {
     digits.then(|| raw.parse().ok()).flatten()
 }
 
-fn parse_due_date(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ValidationError> {
-    raw.map(|d| DueDate::parse(d).map(DueDate::into_inner))
-        .transpose()
+fn parse_due_date(raw: Option<&str>) -> Result<Option<DueDate>, ValidationError> {
+    raw.map(DueDate::parse).transpose()
+}
+
+fn parse_description(raw: Option<&str>) -> Result<Option<Description>, ValidationError> {
+    Ok(raw.map(Description::parse).transpose()?.flatten())
 }
 
 /// The body of `POST /tasks`.
@@ -52,7 +57,7 @@ fn parse_due_date(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, Validation
 #[schemars(crate = "rmcp::schemars")]
 #[serde(deny_unknown_fields)]
 // The `pattern`s below say in the OpenAPI document what the parsers (`TaskTitle::parse`,
-// `parse_description`, `DueDate::parse`, `parse_cursor`) enforce: no control character
+// `Description::parse`, `DueDate::parse`, `parse_cursor`) enforce: no control character
 // (titles: none; descriptions: none but tab, LF, CR), a title not only white space, a due
 // date in RFC 3339 with upper-case `T`/`Z` and years 0001 to 9998, a cursor of 1 to 18
 // digits. Explicit classes, which ECMA-262 and Python regular expressions read alike.
@@ -83,7 +88,7 @@ impl CreateTask {
     /// The validated task to create.
     pub(crate) fn parse(self) -> Result<NewTask, ValidationError> {
         Ok(NewTask {
-            title: TaskTitle::parse(&self.title)?.into_inner(),
+            title: TaskTitle::parse(&self.title)?,
             description: parse_description(self.description.as_deref())?,
             due_date: parse_due_date(self.due_date.as_deref())?,
         })
@@ -115,7 +120,7 @@ impl UpdateTask {
     pub(crate) fn parse(self) -> Result<TaskPatch, ValidationError> {
         let patch = TaskPatch {
             title: match self.title {
-                Some(Some(t)) => Some(TaskTitle::parse(&t)?.into_inner()),
+                Some(Some(t)) => Some(TaskTitle::parse(&t)?),
                 Some(None) => return Err(ValidationError::new("title", "cannot be null")),
                 None => None,
             },

@@ -6,8 +6,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, expect_problem, on_both_databases, spawn_app};
-use crate::sink::{refusing_reminders, task_id, wait_for_dead_letters};
+use pakaura_tests::{Backend, TestApp, expect_problem, on_both_databases, spawn_app};
+use pakaura_tests::{refusing_reminders, task_id, wait_for_dead_letters};
 
 async fn admin_json(app: &TestApp, path: &str) -> Value {
     let response = app.admin(Method::GET, path).await;

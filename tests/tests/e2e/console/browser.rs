@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::helpers::{ADMIN_TOKEN, Backend, spawn_with, token_for};
-use crate::sink::{DaprSink, dapr_options, sink_behaviour};
+use pakaura_tests::{ADMIN_TOKEN, Backend, spawn_with, token_for};
+use pakaura_tests::{DaprSink, dapr_options, sink_behaviour};
 
 /// The browser test's whole run, startup included.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);

@@ -6,11 +6,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::api::envelopes_of;
-use crate::helpers::{
+use pakaura_tests::task_id;
+use pakaura_tests::{
     ADMIN_TOKEN, Backend, Options, TestApp, expect_problem, on_both_databases, spawn_app,
     spawn_with,
 };
-use crate::sink::task_id;
 
 async fn run(app: &TestApp, body: Value) -> reqwest::Response {
     app.client

@@ -6,7 +6,7 @@ use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION};
 use reqwest::{Method, StatusCode};
 
 use super::{CSP, csrf_token, login, no_redirects, page, post_login, set_cookie, with_session};
-use crate::helpers::{
+use pakaura_tests::{
     ADMIN_TOKEN, Backend, Options, expect_problem, on_both_databases, spawn_app, spawn_with,
 };
 

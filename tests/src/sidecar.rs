@@ -1,10 +1,12 @@
-//! A recording Dapr sidecar: speaks the pub/sub publish contract (status codes,
-//! JSON error bodies, headers, query metadata) and records every request. A small
-//! control surface under `/test/` lets a test running in another process (the
-//! console's browser test) refuse or accept a topic and read what was published.
+//! Dapr sidecar stand-ins. [`DaprSink`] speaks the pub/sub publish contract (status
+//! codes, JSON error bodies, headers, query metadata) and records every request; a small
+//! control surface under `/test/` lets a test running in another process (the console's
+//! browser test) refuse or accept a topic and read what was published.
+//! [`CountingSidecar`] accepts everything and only counts, for the benchmarks.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,58 +16,58 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Options, TestApp, spawn_with};
+use crate::app::{Options, TestApp, spawn_with};
+use crate::database::Backend;
 use tokio::sync::Notify;
 
 /// One publish request as the sidecar saw it.
 #[derive(Debug, Clone)]
-pub(crate) struct Recorded {
-    pub(crate) pubsub: String,
-    pub(crate) topic: String,
-    pub(crate) headers: HeaderMap,
+pub struct Recorded {
+    pub pubsub: String,
+    pub topic: String,
+    pub headers: HeaderMap,
     /// The Kafka key: `metadata.partitionKey` of a single publish, or the entry's
     /// `metadata.partitionKey` in a bulk one.
-    pub(crate) partition_key: Option<String>,
+    pub partition_key: Option<String>,
     /// The CloudEvent (a bulk entry's `event`).
-    pub(crate) body: Value,
+    pub body: Value,
     /// The status the sidecar answered for this event (a bulk entry that failed: 500).
-    pub(crate) status: u16,
+    pub status: u16,
     /// For a bulk entry, which bulk request (counting from 1) carried it.
-    pub(crate) bulk_request: Option<usize>,
+    pub bulk_request: Option<usize>,
 }
 
 impl Recorded {
-    pub(crate) fn id(&self) -> &str {
+    pub fn id(&self) -> &str {
         self.body["id"].as_str().unwrap_or_default()
     }
 
-    pub(crate) fn event_type(&self) -> &str {
+    pub fn event_type(&self) -> &str {
         self.body["type"].as_str().unwrap_or_default()
     }
 }
 
 /// How the sidecar answers.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Behaviour {
+pub struct Behaviour {
     /// Answer this many events with 500 `ERR_PUBSUB_PUBLISH_MESSAGE` first (in a bulk
     /// request, as `failedEntries`).
-    pub(crate) fail_next: usize,
+    pub fail_next: usize,
     /// Hold this many publishes for `hang_for` before answering 204.
-    pub(crate) hang_next: usize,
-    pub(crate) hang_for: Duration,
+    pub hang_next: usize,
+    pub hang_for: Duration,
     /// Topics refused with 403 `ERR_PUBSUB_FORBIDDEN`.
-    pub(crate) forbidden_topics: BTreeSet<String>,
+    pub forbidden_topics: BTreeSet<String>,
     /// The only pub/sub component that exists (404 `ERR_PUBSUB_NOT_FOUND` otherwise).
-    pub(crate) pubsub: String,
+    pub pubsub: String,
     /// When set, requests must carry this `dapr-api-token` (401 otherwise).
-    pub(crate) api_token: Option<String>,
+    pub api_token: Option<String>,
     /// How long every request takes to answer (unless it hangs).
-    pub(crate) latency: Duration,
+    pub latency: Duration,
     /// Bulk requests received so far.
-    pub(crate) bulk_requests: usize,
+    pub bulk_requests: usize,
 }
 
 #[derive(Default)]
@@ -76,15 +78,15 @@ struct Shared {
 }
 
 /// A running recording sidecar.
-pub(crate) struct DaprSink {
-    pub(crate) addr: SocketAddr,
+pub struct DaprSink {
+    pub addr: SocketAddr,
     shared: Arc<Shared>,
     server: Option<tokio::task::JoinHandle<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl DaprSink {
-    pub(crate) async fn start(behaviour: Behaviour) -> Self {
+    pub async fn start(behaviour: Behaviour) -> Self {
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(behaviour),
             ..Default::default()
@@ -129,7 +131,7 @@ impl DaprSink {
 
     /// Goes down: stops listening and closes its connections, so publishes fail
     /// with a refused connection until [`DaprSink::restart`].
-    pub(crate) async fn stop(&mut self) {
+    pub async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -139,7 +141,7 @@ impl DaprSink {
     }
 
     /// Listens again on the same port, keeping the recordings.
-    pub(crate) async fn restart(mut self) -> Self {
+    pub async fn restart(mut self) -> Self {
         self.stop().await;
         let mut tries = 0;
         loop {
@@ -159,17 +161,17 @@ impl DaprSink {
     }
 
     /// Changes how the sidecar answers from now on.
-    pub(crate) fn behave(&self, change: impl FnOnce(&mut Behaviour)) {
+    pub fn behave(&self, change: impl FnOnce(&mut Behaviour)) {
         change(&mut self.shared.behaviour.lock().unwrap());
     }
 
     /// Every request so far, in arrival order.
-    pub(crate) fn requests(&self) -> Vec<Recorded> {
+    pub fn requests(&self) -> Vec<Recorded> {
         self.shared.requests.lock().unwrap().clone()
     }
 
     /// The accepted (204) publishes so far, in arrival order.
-    pub(crate) fn published(&self) -> Vec<Recorded> {
+    pub fn published(&self) -> Vec<Recorded> {
         self.requests()
             .into_iter()
             .filter(|r| r.status == 204)
@@ -177,7 +179,7 @@ impl DaprSink {
     }
 
     /// Waits until `n` distinct envelope ids were accepted (panics after `within`).
-    pub(crate) async fn wait_for_published(&self, n: usize, within: Duration) -> Vec<Recorded> {
+    pub async fn wait_for_published(&self, n: usize, within: Duration) -> Vec<Recorded> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let notified = self.shared.changed.notified();
@@ -479,9 +481,9 @@ async fn publish_bulk(
 
 // Pointing a host at the sink, and reading what it recorded.
 
-pub(crate) const WAIT: Duration = Duration::from_secs(30);
+pub const WAIT: Duration = Duration::from_secs(30);
 
-pub(crate) fn sink_behaviour() -> Behaviour {
+pub fn sink_behaviour() -> Behaviour {
     Behaviour {
         pubsub: "pubsub-kafka".into(),
         api_token: Some("dapr-token-123".into()),
@@ -490,7 +492,7 @@ pub(crate) fn sink_behaviour() -> Behaviour {
 }
 
 /// Settings that point the host at `sink`, with fast relay timings for tests.
-pub(crate) fn dapr_options(sink: &DaprSink) -> Options {
+pub fn dapr_options(sink: &DaprSink) -> Options {
     Options::default()
         .set("DAPR_ENABLED", "true")
         .set("DAPR_HTTP_PORT", sink.addr.port().to_string())
@@ -501,53 +503,16 @@ pub(crate) fn dapr_options(sink: &DaprSink) -> Options {
         .set("RELAY_RETRY_MAX", "200ms")
 }
 
-pub(crate) async fn task_id(app: &TestApp, user: &str, body: Value) -> String {
+pub async fn task_id(app: &TestApp, user: &str, body: Value) -> String {
     app.create_task(user, body).await["id"]
         .as_str()
         .unwrap()
         .to_owned()
 }
 
-/// The accepted publishes of one task, as (type, topic), in publish order.
-pub(crate) fn types_of(published: &[Recorded], task: &str) -> Vec<(String, String)> {
-    published
-        .iter()
-        .filter(|r| r.body["subject"] == task)
-        .map(|r| (r.event_type().to_owned(), r.topic.clone()))
-        .collect()
-}
-
-pub(crate) fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-        .collect()
-}
-
-/// Waits until the admin API lists at least `n` open dead letters.
-pub(crate) async fn wait_for_dead_letters(app: &TestApp, n: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let body: Value = app
-            .admin(Method::GET, "/admin/dead-letters")
-            .await
-            .json()
-            .await
-            .unwrap();
-        let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
-        if letters.len() >= n {
-            return letters;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "expected {n} dead letters, got {letters:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A host whose sidecar refuses the `reminders` topic (403), and a task with a
 /// due date created on it.
-pub(crate) async fn refusing_reminders(backend: Backend) -> (DaprSink, TestApp, String) {
+pub async fn refusing_reminders(backend: Backend) -> (DaprSink, TestApp, String) {
     let mut behaviour = sink_behaviour();
     behaviour.forbidden_topics.insert("reminders".into());
     let sink = DaprSink::start(behaviour).await;
@@ -559,4 +524,67 @@ pub(crate) async fn refusing_reminders(backend: Backend) -> (DaprSink, TestApp, 
     )
     .await;
     (sink, app, id)
+}
+
+/// A Dapr sidecar stand-in for benchmarks: accepts every publish (single and bulk)
+/// after a fixed latency and only counts the events, so that it costs the machine as
+/// little as possible. It runs until the process ends.
+#[derive(Debug, Clone)]
+pub struct CountingSidecar {
+    pub addr: SocketAddr,
+    published: Arc<AtomicUsize>,
+}
+
+impl CountingSidecar {
+    /// Listens on `addr` (port 0 picks one) and answers each request after `latency`.
+    pub async fn serve(addr: SocketAddr, latency: Duration) -> Self {
+        let published = Arc::new(AtomicUsize::new(0));
+        let (single, bulk) = (published.clone(), published.clone());
+        let app = Router::new()
+            .route(
+                "/v1.0/publish/{pubsub}/{topic}",
+                post(move || {
+                    let count = single.clone();
+                    async move {
+                        if !latency.is_zero() {
+                            tokio::time::sleep(latency).await;
+                        }
+                        count.fetch_add(1, Ordering::Relaxed);
+                        StatusCode::NO_CONTENT
+                    }
+                }),
+            )
+            .route(
+                "/{version}/publish/bulk/{pubsub}/{topic}",
+                post(move |body: Bytes| {
+                    let count = bulk.clone();
+                    async move {
+                        if !latency.is_zero() {
+                            tokio::time::sleep(latency).await;
+                        }
+                        let entries: Vec<serde::de::IgnoredAny> =
+                            serde_json::from_slice(&body).expect("a bulk body is a JSON array");
+                        count.fetch_add(entries.len(), Ordering::Relaxed);
+                        StatusCode::NO_CONTENT
+                    }
+                }),
+            )
+            .route(
+                "/v1.0/healthz/outbound",
+                get(|| async { StatusCode::NO_CONTENT }),
+            );
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("binding the sidecar stand-in to {addr}: {e}"));
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, published }
+    }
+
+    /// Events accepted so far.
+    pub fn published(&self) -> usize {
+        self.published.load(Ordering::Relaxed)
+    }
 }
