@@ -356,7 +356,7 @@ async function showEnvelope(id) {
     const facts = [
       ['Id', e.id], ['State', e.state], ['Topic', e.topic], ['Mapper', e.mapper],
       ['Task', e.task_id], ['Mutation', e.mutation_id], ['Mapped', when(e.created_at)],
-      ['Attempts', e.attempts], ['Last status', e.dapr_status ?? '–'],
+      ['Attempts', e.attempts], ['Last status', e.delivery_status ?? '–'],
       ['Dapr error code', e.error_code ?? '–'], ['Last error', e.last_error ?? '–'],
       ['First failure', when(e.first_failed_at)], ['Finished', when(e.finished_at)],
     ];

@@ -186,6 +186,12 @@ pub struct ServeConfig {
     #[arg(long, env = "EVENT_SOURCE", default_value = "pakaura/api", value_parser = parse_source)]
     pub event_source: String,
 
+    /// How envelopes leave the host: `dapr` (through the Dapr sidecar) or `none` (built
+    /// and kept as `skipped`, nothing sent). Unset: `DAPR_ENABLED` decides (its older
+    /// spelling; `none` when that is unset too).
+    #[arg(long, env = "PUBLISHER", value_enum)]
+    pub publisher: Option<PublisherKind>,
+
     #[command(flatten)]
     pub dapr: DaprConfig,
 
@@ -199,9 +205,53 @@ pub struct ServeConfig {
     pub console: ConsoleConfig,
 }
 
+/// Which publisher the relay uses (`PUBLISHER`; `DAPR_ENABLED` is its older alias).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PublisherKind {
+    /// Through the Dapr sidecar's pub/sub HTTP API.
+    Dapr,
+    /// Publish nothing: envelopes are built and kept as `skipped`.
+    None,
+}
+
+impl PublisherKind {
+    /// The setting's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublisherKind::Dapr => "dapr",
+            PublisherKind::None => "none",
+        }
+    }
+}
+
 impl ServeConfig {
+    /// The publisher `PUBLISHER` names, or `DAPR_ENABLED` when `PUBLISHER` is unset; the
+    /// two must agree when both are set.
+    pub fn publisher_kind(&self) -> Result<PublisherKind, ConfigError> {
+        let alias = self.dapr.dapr_enabled.map(|on| {
+            if on {
+                PublisherKind::Dapr
+            } else {
+                PublisherKind::None
+            }
+        });
+        match (self.publisher, alias) {
+            (Some(kind), Some(alias)) if kind != alias => Err(ConfigError {
+                setting: "PUBLISHER",
+                message: format!(
+                    "says {} but DAPR_ENABLED says {}; set one of them (DAPR_ENABLED is the older name)",
+                    kind.as_str(),
+                    alias.as_str()
+                ),
+            }),
+            (Some(kind), _) | (None, Some(kind)) => Ok(kind),
+            (None, None) => Ok(PublisherKind::None),
+        }
+    }
+
     /// Checks the settings clap cannot check without echoing them (secrets).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.publisher_kind()?;
         if let Some(secret) = &self.jwt_secret {
             check_jwt_secret(secret)?;
         }
@@ -260,11 +310,11 @@ impl ServeConfig {
 /// How envelopes reach the Dapr sidecar.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DaprConfig {
-    /// Publish through the Dapr sidecar (true/false). Off: envelopes are built and
-    /// kept as `skipped`, nothing is sent.
-    #[arg(long, env = "DAPR_ENABLED", default_value = "false", value_name = "BOOL",
+    /// Publish through the Dapr sidecar (true/false): the older spelling of
+    /// `PUBLISHER=dapr` / `PUBLISHER=none`.
+    #[arg(long, env = "DAPR_ENABLED", value_name = "BOOL",
           value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
-    pub dapr_enabled: bool,
+    pub dapr_enabled: Option<bool>,
 
     /// The sidecar's HTTP port (Dapr injects DAPR_HTTP_PORT).
     #[arg(long, env = "DAPR_HTTP_PORT", default_value_t = 3500)]
@@ -402,6 +452,34 @@ fn parse_session_ttl(raw: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn serve_config(args: &[&str]) -> ServeConfig {
+        #[derive(clap::Parser)]
+        struct Args {
+            #[command(flatten)]
+            config: ServeConfig,
+        }
+        let argv = std::iter::once("pakaura").chain(args.iter().copied());
+        <Args as clap::Parser>::try_parse_from(argv).unwrap().config
+    }
+
+    #[test]
+    fn publisher_falls_back_to_its_older_spelling() {
+        let kind = |args: &[&str]| serve_config(args).publisher_kind();
+        assert_eq!(kind(&[]).unwrap(), PublisherKind::None);
+        assert_eq!(kind(&["--dapr-enabled=true"]).unwrap(), PublisherKind::Dapr);
+        assert_eq!(kind(&["--publisher=dapr"]).unwrap(), PublisherKind::Dapr);
+        assert_eq!(
+            kind(&["--publisher=none", "--dapr-enabled=false"]).unwrap(),
+            PublisherKind::None
+        );
+        let conflict = kind(&["--publisher=none", "--dapr-enabled=true"]).unwrap_err();
+        assert_eq!(conflict.setting, "PUBLISHER");
+        assert!(
+            conflict.message.contains("DAPR_ENABLED says dapr"),
+            "{conflict}"
+        );
+    }
 
     #[test]
     fn limits_are_bounded() {

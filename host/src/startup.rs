@@ -89,16 +89,14 @@ impl Application {
             .companion(&relay_pool)
             .await
             .context("connecting the relay to the database (DATABASE_URL)")?;
-        let relay = Relay::new(
-            RelayContext::new(
-                relay_db,
-                mappers.clone(),
-                &config.dapr,
-                config.relay.clone(),
-                config.event_source.clone(),
-            )
-            .context("setting up the Dapr publisher")?,
-        );
+        let publisher = crate::relay::publish::build(config.publisher_kind()?, &config.dapr)?;
+        let relay = Relay::new(RelayContext::new(
+            relay_db,
+            mappers.clone(),
+            publisher,
+            config.relay.clone(),
+            config.event_source.clone(),
+        ));
 
         let (stop, _) = watch::channel(false);
         let state = AppState {

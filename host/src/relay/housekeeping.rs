@@ -6,8 +6,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
+use super::stage::{Signals, Stage};
 use super::{RelayContext, chrono_duration};
 use crate::domain::task::now;
 use crate::instruments::{
@@ -22,7 +25,16 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Rows deleted per prune statement.
 const PRUNE_BATCH: i64 = 1_000;
 
-pub(super) async fn run(ctx: Arc<RelayContext>, mut stop: watch::Receiver<bool>) {
+/// The housekeeping stage.
+pub(super) struct Housekeeping;
+
+impl Stage for Housekeeping {
+    fn run(self: Box<Self>, ctx: Arc<RelayContext>, signals: Signals) -> BoxFuture<'static, ()> {
+        run(ctx, signals.stop).boxed()
+    }
+}
+
+async fn run(ctx: Arc<RelayContext>, mut stop: watch::Receiver<bool>) {
     let mut last_prune: Option<Instant> = None;
     let mut reported = BTreeSet::new();
     loop {
@@ -51,7 +63,7 @@ async fn refresh_gauges(ctx: &RelayContext, reported: &mut BTreeSet<String>) {
         Err(e) => tracing::warn!(error = %e, "reading the backlog for the gauges failed"),
     }
     if let Some(publisher) = &ctx.publisher {
-        let ready = publisher.sidecar_ready().await;
+        let ready = publisher.ready().await;
         metrics::gauge!(SIDECAR_READY).set(if ready { 1.0 } else { 0.0 });
     }
     let set = ctx.mappers.current();

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{Notify, watch};
+use futures::FutureExt;
+use futures::future::BoxFuture;
 
+use super::stage::{Signals, Stage};
 use super::{Counters, RelayContext, chrono_duration};
 use crate::domain::task::now;
 use crate::events::build_envelope;
@@ -151,14 +153,18 @@ pub(super) async fn map_rows(
     }
 }
 
-/// Runs the map stage until `stop` turns true; `published` is told whenever envelopes
-/// were stored.
-pub(super) async fn run(
-    ctx: Arc<RelayContext>,
-    wake: Arc<Notify>,
-    published: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// The map stage: claims, maps and stores batches until stopped; wakes the publish
+/// stage whenever envelopes were stored.
+pub(super) struct MapStage;
+
+impl Stage for MapStage {
+    fn run(self: Box<Self>, ctx: Arc<RelayContext>, signals: Signals) -> BoxFuture<'static, ()> {
+        run(ctx, signals).boxed()
+    }
+}
+
+async fn run(ctx: Arc<RelayContext>, signals: Signals) {
+    let Signals { wakes, mut stop } = signals;
     loop {
         if *stop.borrow() {
             return;
@@ -167,12 +173,12 @@ pub(super) async fn run(
         match map_batch(&ctx).await {
             Ok(0) => {
                 tokio::select! {
-                    () = wake.notified() => {}
+                    () = wakes.mutations.notified() => {}
                     () = tokio::time::sleep(ctx.config.relay_poll_interval) => {}
                     _ = stop.changed() => {}
                 }
             }
-            Ok(_) => published.notify_one(),
+            Ok(_) => wakes.envelopes.notify_one(),
             Err(e) => {
                 tracing::warn!(error = %e, "mapping a batch failed; will retry");
                 tokio::select! {
@@ -229,7 +235,7 @@ fn log_outcome(ctx: &RelayContext, row: &OutboxRow, outcome: &MapOutcome) {
                     tracing::debug!(
                         event_type = %e.event_type, topic = %e.topic, task_id = %row.task_id,
                         user_id = %row.user_id, correlation_id = %outcome.correlation_id, envelope_id = %e.id,
-                        "event not published: DAPR_ENABLED=false"
+                        "event not published: PUBLISHER=none"
                     );
                 }
             }

@@ -5,13 +5,17 @@
 //! - **map** (`map.rs`): claims batches of pending outbox rows, maps each batch through
 //!   the live mapper set on a blocking thread, and stores the envelopes, the per-task
 //!   publish queues and any dead letters in one transaction;
-//! - **publish** (`dispatch.rs`): claims ready task queues and keeps up to
-//!   `RELAY_MAX_IN_FLIGHT` publish requests in flight through the Dapr sidecar
-//!   (`publisher.rs`), one envelope per task at a time so each task's events leave in
-//!   mutation order, recording outcomes in batches (with traces on, a span per
-//!   publish: `spans.rs`);
+//! - **publish** (`dispatch/`): claims ready task queues and keeps up to
+//!   `RELAY_MAX_IN_FLIGHT` publish requests in flight through the configured
+//!   [`Publisher`] (`publish/`: the seam, and Dapr behind it), one envelope per task at
+//!   a time so each task's events leave in mutation order, recording outcomes in
+//!   batches;
 //! - **housekeeping** (`housekeeping.rs`): prunes finished rows after
 //!   `ENVELOPE_RETENTION` and refreshes the backlog gauges.
+//!
+//! Every stage has one shape (`stage.rs`): a value that runs until told to stop, with
+//! the relay's context and its wake-ups; a new stage is a file and a line in
+//! [`stage::stages`].
 //!
 //! Every claim is a lease fenced by a token, so several replicas can share one
 //! PostgreSQL database and each event is published by one of them (retries aside,
@@ -19,28 +23,27 @@
 //!
 //! The request path only calls [`Relay::notify`]; it never waits on the relay.
 
-mod backoff;
 mod dispatch;
 mod housekeeping;
 mod map;
-pub mod publisher;
+pub mod publish;
 mod replay;
-mod spans;
+mod stage;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::config::{DaprConfig, RelayConfig};
-use crate::instruments::{RELAY_RESTARTS, RELAY_UP, SIDECAR_READY};
+use crate::config::RelayConfig;
+use crate::instruments::{RELAY_RESTARTS, RELAY_UP};
 use crate::mapper::MapperRegistry;
-use crate::store::{Db, EnvelopeState, PendingEnvelope};
-use dispatch::Dispatcher;
-use publisher::Publisher;
+use crate::store::{Db, EnvelopeState};
+pub use publish::Publisher;
+use stage::{Signals, Wakes};
 
 pub use map::{MapOutcome, MappingError, map_row};
 pub use replay::{ReplayError, Replayed};
@@ -55,10 +58,7 @@ pub struct Relay {
 
 struct Shared {
     ctx: Arc<RelayContext>,
-    /// Wakes the map stage: a mutation committed.
-    map_wake: Arc<Notify>,
-    /// Wakes the publish stage: envelopes were stored.
-    publish_wake: Arc<Notify>,
+    wakes: Arc<Wakes>,
     running: AtomicBool,
 }
 
@@ -74,10 +74,10 @@ impl std::fmt::Debug for Relay {
 pub struct RelayContext {
     db: Db,
     mappers: MapperRegistry,
-    /// `None` when Dapr is disabled: envelopes are stored as `skipped`.
-    publisher: Option<Publisher>,
+    /// `None` when nothing is published (`PUBLISHER=none`): envelopes are stored as
+    /// `skipped`.
+    publisher: Option<Arc<dyn Publisher>>,
     config: RelayConfig,
-    dapr: DaprConfig,
     /// The CloudEvents `source` of every envelope.
     source: String,
     /// This process's relay id, written into leases.
@@ -105,11 +105,12 @@ pub struct RelayStats {
     pub mapped: u64,
     /// Mutations parked as dead letters because they could not be mapped.
     pub mapping_failed: u64,
-    /// Events Dapr accepted.
+    /// Events the publisher accepted.
     pub published: u64,
     /// Publish attempts that failed and will be retried.
     pub retried: u64,
-    /// Events parked as dead letters: refused by Dapr, or failing past the limits.
+    /// Events parked as dead letters: refused by the publisher, or failing past the
+    /// limits.
     pub parked: u64,
 }
 
@@ -131,29 +132,25 @@ impl Counters {
 }
 
 impl RelayContext {
-    /// The relay of this process over `db` (its own pool) and `mappers`.
+    /// The relay of this process over `db` (its own pool) and `mappers`, publishing
+    /// through `publisher` (`None`: nothing is published).
     pub fn new(
         db: Db,
         mappers: MapperRegistry,
-        dapr: &DaprConfig,
+        publisher: Option<Arc<dyn Publisher>>,
         config: RelayConfig,
         source: String,
-    ) -> Result<Self, reqwest::Error> {
-        let publisher = dapr
-            .dapr_enabled
-            .then(|| Publisher::new(dapr))
-            .transpose()?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             db,
             mappers,
             publisher,
             config,
-            dapr: dapr.clone(),
             source,
             id: format!("relay-{}", Uuid::new_v4().simple()),
             inject_panic: AtomicBool::new(false),
             stats: Counters::default(),
-        })
+        }
     }
 
     /// The state new envelopes start in: pending when publishing, else skipped.
@@ -163,43 +160,6 @@ impl RelayContext {
         } else {
             EnvelopeState::Skipped
         }
-    }
-
-    /// Most entries of one bulk request, when bulk publishing is on.
-    fn bulk_entries(&self) -> Option<usize> {
-        self.dapr
-            .dapr_bulk_publish
-            .then_some(self.dapr.dapr_bulk_max_entries as usize)
-    }
-
-    /// Most bytes of envelopes in one bulk request.
-    fn bulk_max_bytes(&self) -> usize {
-        usize::try_from(self.dapr.dapr_bulk_max_bytes).unwrap_or(usize::MAX)
-    }
-
-    fn publish_timeout(&self) -> Duration {
-        self.dapr.dapr_publish_timeout
-    }
-
-    /// Why the relay stops retrying `e` after one more failure, if it does:
-    /// `RELAY_MAX_ATTEMPTS` attempts made, or failing for `RELAY_MAX_AGE`.
-    fn gives_up(&self, e: &PendingEnvelope) -> Option<String> {
-        let attempts = u32::try_from(e.attempts + 1).unwrap_or(u32::MAX);
-        if self.config.relay_max_attempts > 0 && attempts >= self.config.relay_max_attempts {
-            return Some(format!(
-                "gave up after {attempts} attempts (RELAY_MAX_ATTEMPTS)"
-            ));
-        }
-        let failing = e
-            .first_failed_at
-            .map(|first| crate::domain::task::now() - first)
-            .and_then(|d| d.to_std().ok())?;
-        (failing >= self.config.relay_max_age).then(|| {
-            format!(
-                "gave up after failing for {} (RELAY_MAX_AGE)",
-                humantime::format_duration(Duration::from_secs(failing.as_secs()))
-            )
-        })
     }
 
     /// Panics if a panic was injected (see [`Relay::inject_panic`]).
@@ -222,8 +182,7 @@ impl Relay {
         Self {
             shared: Arc::new(Shared {
                 ctx: Arc::new(ctx),
-                map_wake: Arc::new(Notify::new()),
-                publish_wake: Arc::new(Notify::new()),
+                wakes: Arc::default(),
                 running: AtomicBool::new(false),
             }),
         }
@@ -231,7 +190,7 @@ impl Relay {
 
     /// Tells the relay a mutation committed.
     pub fn notify(&self) {
-        self.shared.map_wake.notify_one();
+        self.shared.wakes.mutations.notify_one();
     }
 
     /// Replays dead letter `id`: a refused or expired envelope is queued again as it
@@ -239,7 +198,7 @@ impl Relay {
     /// with the live mappers. Either way only that letter is resolved.
     pub async fn replay(&self, id: Uuid) -> Result<Replayed, ReplayError> {
         let replayed = replay::replay(&self.shared.ctx, id).await?;
-        self.shared.publish_wake.notify_one();
+        self.shared.wakes.envelopes.notify_one();
         Ok(replayed)
     }
 
@@ -313,30 +272,22 @@ impl Shared {
     }
 }
 
-/// The relay's three stages, until `stop` turns true; a panic in any of them ends
-/// the others and is passed on to the supervisor.
+/// The relay's stages, until `stop` turns true; a panic in any of them ends the
+/// others and is passed on to the supervisor.
 async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let ctx = shared.ctx.clone();
-    tracing::info!(relay = %ctx.id, dapr = ctx.publisher.is_some(), "relay started");
+    tracing::info!(
+        relay = %ctx.id,
+        publisher = ctx.publisher.as_ref().map_or("none", |p| p.system()),
+        "relay started"
+    );
     let mut stages = JoinSet::new();
-    stages.spawn(map::run(
-        ctx.clone(),
-        shared.map_wake.clone(),
-        shared.publish_wake.clone(),
-        stop.clone(),
-    ));
-    stages.spawn(housekeeping::run(ctx.clone(), stop.clone()));
-    if let Some(publisher) = ctx.publisher.clone() {
-        let wake = shared.publish_wake.clone();
-        let mut stop = stop.clone();
-        let ctx = ctx.clone();
-        stages.spawn(async move {
-            tokio::select! {
-                () = wait_for_sidecar(&publisher) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            Dispatcher::new(ctx, publisher).run(wake, stop).await;
-        });
+    for stage in stage::stages(&ctx) {
+        let signals = Signals {
+            wakes: shared.wakes.clone(),
+            stop: stop.clone(),
+        };
+        stages.spawn(stage.run(ctx.clone(), signals));
     }
     while let Some(done) = stages.join_next().await {
         if let Err(e) = done
@@ -347,25 +298,4 @@ async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
         }
     }
     tracing::info!(relay = %ctx.id, "relay stopped");
-}
-
-/// Polls `/v1.0/healthz/outbound` until the sidecar is ready; the API serves and the
-/// map stage runs meanwhile.
-async fn wait_for_sidecar(publisher: &Publisher) {
-    let mut delay = Duration::from_millis(100);
-    let mut warned = false;
-    let started = Instant::now();
-    metrics::gauge!(SIDECAR_READY).set(0.0);
-    while !publisher.sidecar_ready().await {
-        if !warned && started.elapsed() > Duration::from_secs(10) {
-            tracing::warn!(
-                "Dapr sidecar not ready yet (GET /v1.0/healthz/outbound); events wait in the outbox"
-            );
-            warned = true;
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
-    metrics::gauge!(SIDECAR_READY).set(1.0);
-    tracing::info!("Dapr sidecar ready");
 }

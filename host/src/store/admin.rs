@@ -29,10 +29,10 @@ pub struct EnvelopeRecord {
     pub attempts: i32,
     /// The last failure, if the last attempt failed.
     pub last_error: Option<String>,
-    /// Dapr's `errorCode` of the last failure.
+    /// The publisher's error code of the last failure (Dapr's `errorCode`).
     pub error_code: Option<String>,
-    /// The HTTP status of the last attempt.
-    pub dapr_status: Option<i32>,
+    /// The publisher's status of the last attempt (for Dapr, the HTTP status).
+    pub delivery_status: Option<i32>,
     /// When it was mapped.
     pub created_at: DateTime<Utc>,
     /// When publishing first failed, if it did.
@@ -94,7 +94,7 @@ const LETTER_COLUMNS: &str =
     "id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, resolved_at";
 
 const ENVELOPE_COLUMNS: &str = "id, mutation_id, task_id, mapper, topic, event_type, state, \
-     attempts, last_error, error_code, dapr_status, created_at, first_failed_at, finished_at, body";
+     attempts, last_error, error_code, delivery_status, created_at, first_failed_at, finished_at, body";
 
 /// A dead letter and the JSON of its mutation, if the outbox still holds it.
 #[derive(sqlx::FromRow)]
@@ -114,7 +114,7 @@ impl Db {
         with_pool!(self, |pool| async {
             let rows = sqlx::query_as(
                 "SELECT id, mutation_id, task_id, mapper, topic, event_type, state, attempts, last_error, \
-                 error_code, dapr_status, created_at, first_failed_at, finished_at, body FROM envelopes \
+                 error_code, delivery_status, created_at, first_failed_at, finished_at, body FROM envelopes \
                  WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR event_type = $2) \
                  AND ($3 IS NULL OR topic = $3) AND ($4 IS NULL OR task_id = $4) \
                  ORDER BY seq DESC LIMIT $5",

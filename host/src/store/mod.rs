@@ -22,7 +22,7 @@ pub use admin::{Backlog, DeadLetter, EnvelopeFilter, EnvelopeRecord, Requeued};
 pub use outbox::OutboxRow;
 pub use relay::{
     DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, HeldTask, MappedRow, Mapping,
-    MappingStored, NewEnvelope, PendingEnvelope, Release,
+    MappingStored, NewEnvelope, PendingRow, Release,
 };
 pub use states::{DeadLetterKind, EnvelopeState};
 

@@ -349,7 +349,7 @@ async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
                 task_id: task.id,
                 token,
             },
-            delivery: Delivery::Published { status: 204 },
+            delivery: Delivery::Published { status: Some(204) },
         }],
         releases: Vec::new(),
         renew: vec![HeldTask {

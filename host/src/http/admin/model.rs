@@ -52,6 +52,10 @@ pub(crate) struct ReplayOutcome {
 pub(crate) struct EnvelopeView {
     #[serde(flatten)]
     pub(crate) record: EnvelopeRecord,
+    /// The same as `delivery_status`, under its name from when Dapr was the only
+    /// publisher; kept for existing clients.
+    #[schema(deprecated)]
+    pub(crate) dapr_status: Option<i32>,
     /// The exact CloudEvents JSON document published (or to be published).
     #[schema(value_type = Object)]
     pub(crate) envelope: Value,
@@ -60,7 +64,11 @@ pub(crate) struct EnvelopeView {
 impl EnvelopeView {
     pub(crate) fn of(record: EnvelopeRecord) -> Self {
         let envelope = super::parsed(&record.body);
-        Self { record, envelope }
+        Self {
+            dapr_status: record.delivery_status,
+            record,
+            envelope,
+        }
     }
 }
 

@@ -77,7 +77,7 @@ pub struct MappingStored {
 
 /// A pending envelope loaded for publishing.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PendingEnvelope {
+pub struct PendingRow {
     pub seq: i64,
     pub id: String,
     pub task_id: Uuid,
@@ -103,18 +103,19 @@ pub struct HeldTask {
     pub token: i64,
 }
 
-/// What one publish attempt of one envelope came to.
-#[derive(Debug, Clone)]
+/// What one publish attempt of one envelope came to (`status` and `code`: the
+/// publisher's own status and error code, e.g. Dapr's HTTP status and `errorCode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    /// Dapr accepted it.
-    Published { status: u16 },
+    /// The publisher accepted it.
+    Published { status: Option<u16> },
     /// It failed and will be retried; the task waits until its retry time.
     Failed {
         status: Option<u16>,
         code: Option<String>,
         error: String,
     },
-    /// It is parked as a dead letter: Dapr refused it, or it kept failing past
+    /// It is parked as a dead letter: the publisher refused it, or it kept failing past
     /// `RELAY_MAX_ATTEMPTS` / `RELAY_MAX_AGE`.
     Parked {
         status: Option<u16>,
@@ -236,7 +237,7 @@ impl Db {
         &self,
         tasks: &[Uuid],
         per_task: i64,
-    ) -> Result<Vec<PendingEnvelope>, StoreError> {
+    ) -> Result<Vec<PendingRow>, StoreError> {
         match self {
             Db::Postgres(pool) => postgres::load_envelopes(pool, tasks, per_task).await,
             Db::Sqlite(sqlite) => sqlite::load_envelopes(sqlite.reader(), tasks, per_task).await,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     DeliveriesStored, Delivery, DeliveryBatch, EnvelopeState, HeldTask, MappedRow, Mapping,
-    MappingStored, PendingEnvelope, Release,
+    MappingStored, PendingRow, Release,
 };
 use crate::domain::text::storable;
 use crate::store::{MAX_STORED_REASON, StoreError};
@@ -190,7 +190,7 @@ pub(super) async fn load_envelopes(
     pool: &PgPool,
     tasks: &[Uuid],
     per_task: i64,
-) -> Result<Vec<PendingEnvelope>, StoreError> {
+) -> Result<Vec<PendingRow>, StoreError> {
     let rows = sqlx::query_as(
         "SELECT x.* FROM UNNEST($1::uuid[]) AS t(task_id) \
          CROSS JOIN LATERAL (SELECT min(o.seq) AS first FROM outbox o \
@@ -222,7 +222,7 @@ pub(super) async fn record_deliveries(
         match &d.delivery {
             Delivery::Published { status } => {
                 published.0.push(d.seq);
-                published.1.push(i32::from(*status));
+                published.1.push(status.map(i32::from));
                 published.2.push(d.task.token);
             }
             Delivery::Failed {
@@ -261,7 +261,7 @@ pub(super) async fn record_deliveries(
     let mut tx = begin(pool).await?;
     if !published.0.is_empty() {
         sqlx::query(
-            "UPDATE envelopes e SET state = 'published', attempts = e.attempts + 1, dapr_status = o.status, \
+            "UPDATE envelopes e SET state = 'published', attempts = e.attempts + 1, delivery_status = o.status, \
              finished_at = $4, last_error = NULL, error_code = NULL \
              FROM UNNEST($1::int8[], $2::int4[], $3::int8[]) AS o(seq, status, token), relay_tasks t \
              WHERE e.seq = o.seq AND e.state = 'pending' AND t.task_id = e.task_id AND t.lock_token = o.token",
@@ -275,7 +275,7 @@ pub(super) async fn record_deliveries(
     }
     if !failed.0.is_empty() {
         sqlx::query(
-            "UPDATE envelopes e SET attempts = e.attempts + 1, dapr_status = o.status, last_error = o.error, \
+            "UPDATE envelopes e SET attempts = e.attempts + 1, delivery_status = o.status, last_error = o.error, \
              error_code = o.code, first_failed_at = COALESCE(e.first_failed_at, $6) \
              FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[]) \
                  AS o(seq, status, error, code, token), relay_tasks t \
@@ -293,7 +293,7 @@ pub(super) async fn record_deliveries(
     if !parked.0.is_empty() {
         stored.parked = sqlx::query(
             "WITH parked AS (UPDATE envelopes e SET state = 'dead', attempts = e.attempts + 1, \
-                 dapr_status = o.status, last_error = o.reason, error_code = o.code, finished_at = $6 \
+                 delivery_status = o.status, last_error = o.reason, error_code = o.code, finished_at = $6 \
                  FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[]) \
                      AS o(seq, status, reason, code, token), relay_tasks t \
                  WHERE e.seq = o.seq AND e.state = 'pending' AND t.task_id = e.task_id AND t.lock_token = o.token \

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     DeliveriesStored, Delivery, DeliveryBatch, EnvelopeState, HeldTask, MappedRow, Mapping,
-    MappingStored, PendingEnvelope, Release, insert_envelope, queue_tasks,
+    MappingStored, PendingRow, Release, insert_envelope, queue_tasks,
 };
 use crate::domain::text::storable;
 use crate::store::{MAX_STORED_REASON, StoreError, WritePool};
@@ -84,11 +84,11 @@ pub(super) async fn load_envelopes(
     pool: &SqlitePool,
     tasks: &[Uuid],
     per_task: i64,
-) -> Result<Vec<PendingEnvelope>, StoreError> {
+) -> Result<Vec<PendingRow>, StoreError> {
     let mut conn = pool.acquire().await?;
     let mut all = Vec::new();
     for task in tasks {
-        let rows: Vec<PendingEnvelope> = sqlx::query_as(
+        let rows: Vec<PendingRow> = sqlx::query_as(
             "SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, e.partition_key, \
              e.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
              (SELECT o.traceparent FROM outbox o WHERE o.seq = e.outbox_seq) AS mutation_traceparent \
@@ -118,12 +118,12 @@ pub(super) async fn record_deliveries(
         match &d.delivery {
             Delivery::Published { status } => {
                 sqlx::query(
-                    "UPDATE envelopes SET state = 'published', attempts = attempts + 1, dapr_status = $1, \
+                    "UPDATE envelopes SET state = 'published', attempts = attempts + 1, delivery_status = $1, \
                      finished_at = $2, last_error = NULL, error_code = NULL \
                      WHERE seq = $3 AND state = 'pending' AND EXISTS (SELECT 1 FROM relay_tasks t \
                      WHERE t.task_id = envelopes.task_id AND t.lock_token = $4)",
                 )
-                .bind(i32::from(*status))
+                .bind(status.map(i32::from))
                 .bind(now)
                 .bind(d.seq)
                 .bind(d.task.token)
@@ -136,7 +136,7 @@ pub(super) async fn record_deliveries(
                 error,
             } => {
                 sqlx::query(
-                    "UPDATE envelopes SET attempts = attempts + 1, dapr_status = $1, last_error = $2, \
+                    "UPDATE envelopes SET attempts = attempts + 1, delivery_status = $1, last_error = $2, \
                      error_code = $3, first_failed_at = COALESCE(first_failed_at, $4) \
                      WHERE seq = $5 AND state = 'pending' AND EXISTS (SELECT 1 FROM relay_tasks t \
                      WHERE t.task_id = envelopes.task_id AND t.lock_token = $6)",
@@ -158,7 +158,7 @@ pub(super) async fn record_deliveries(
                 let reason = storable(reason, MAX_STORED_REASON);
                 let row: Option<(Uuid, String, String, i32)> =
                     sqlx::query_as(
-                        "UPDATE envelopes SET state = 'dead', attempts = attempts + 1, dapr_status = $1, \
+                        "UPDATE envelopes SET state = 'dead', attempts = attempts + 1, delivery_status = $1, \
                          last_error = $2, error_code = $3, finished_at = $4 \
                          WHERE seq = $5 AND state = 'pending' AND EXISTS (SELECT 1 FROM relay_tasks t \
                          WHERE t.task_id = envelopes.task_id AND t.lock_token = $6) \

@@ -1,47 +1,23 @@
-//! The Dapr publisher: single publishes (`POST /v1.0/publish/{pubsub}/{topic}`) and bulk
-//! publishes (`POST /{version}/publish/bulk/{pubsub}/{topic}`) of structured-mode
-//! CloudEvents, each answer classified as published, retry or refusal.
+//! The Dapr sidecar's pub/sub HTTP API: single publishes
+//! (`POST /v1.0/publish/{pubsub}/{topic}`) and bulk publishes
+//! (`POST /{version}/publish/bulk/{pubsub}/{topic}`) of structured-mode CloudEvents,
+//! each answer classified as published (2xx), retry (a timeout, a refused connection,
+//! a 5xx, 408 or 429) or refusal (any other 4xx: Dapr's configuration refuses it).
+//! Readiness is `GET /v1.0/healthz/outbound`.
 
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::{Batching, Failure, Outcome, Outgoing, Publisher, PublisherError};
 use crate::config::DaprConfig;
 
 /// The content type of a structured-mode CloudEvent.
 const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
-
-/// What one publish attempt of one envelope came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// 2xx (Dapr answers 204).
-    Published(u16),
-    /// A timeout, a refused connection, a 5xx, 408 or 429: try again later.
-    Retry {
-        status: Option<u16>,
-        code: Option<String>,
-        reason: String,
-    },
-    /// Any other 4xx: Dapr's configuration refuses it; retrying cannot help.
-    Refused {
-        status: u16,
-        code: Option<String>,
-        reason: String,
-    },
-}
-
-/// One envelope of a bulk publish.
-#[derive(Debug, Clone, Copy)]
-pub struct BulkEntry<'a> {
-    /// The envelope id, used as the entry id.
-    pub id: &'a str,
-    /// The CloudEvents JSON document.
-    pub body: &'a str,
-    /// The Kafka partition key.
-    pub partition_key: &'a str,
-}
 
 /// Dapr's error body: `{errorCode, message}`, and for bulk publishes `failedEntries`.
 #[derive(Debug, Default, Deserialize)]
@@ -63,7 +39,7 @@ struct FailedEntry {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct WireEntry<'a> {
-    entry_id: &'a str,
+    entry_id: String,
     event: &'a RawValue,
     content_type: &'static str,
     metadata: WireMetadata<'a>,
@@ -75,19 +51,22 @@ struct WireMetadata<'a> {
     partition_key: &'a str,
 }
 
-/// Sends envelopes to the sidecar over a keep-alive pool. Cheap to clone.
+/// Sends envelopes to the sidecar over a keep-alive pool.
 #[derive(Debug, Clone)]
-pub struct Publisher {
+pub struct DaprPublisher {
     client: reqwest::Client,
     base: String,
     pubsub: String,
     token: Option<String>,
+    timeout: Duration,
+    /// `DAPR_BULK_PUBLISH`: the limits of one bulk request.
+    bulk: Option<Batching>,
     /// The API version segment of bulk publishes (`v1.0-alpha1` or `v1.0`).
     bulk_version: String,
 }
 
-impl Publisher {
-    pub fn new(config: &DaprConfig) -> Result<Self, reqwest::Error> {
+impl DaprPublisher {
+    pub fn new(config: &DaprConfig) -> Result<Self, PublisherError> {
         let client = reqwest::Client::builder()
             .timeout(config.dapr_publish_timeout)
             .connect_timeout(config.dapr_publish_timeout)
@@ -98,7 +77,11 @@ impl Publisher {
             // an environment proxy, never follow a redirect elsewhere.
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .build()
+            .map_err(|e| PublisherError {
+                publisher: "dapr",
+                message: e.to_string(),
+            })?;
         Ok(Self {
             client,
             base: format!("http://{}:{}", config.dapr_host, config.dapr_http_port),
@@ -107,6 +90,11 @@ impl Publisher {
                 .dapr_api_token
                 .as_ref()
                 .map(|t| t.expose().to_owned()),
+            timeout: config.dapr_publish_timeout,
+            bulk: config.dapr_bulk_publish.then(|| Batching {
+                max_entries: config.dapr_bulk_max_entries as usize,
+                max_bytes: usize::try_from(config.dapr_bulk_max_bytes).unwrap_or(usize::MAX),
+            }),
             bulk_version: config.dapr_bulk_api_version.clone(),
         })
     }
@@ -119,23 +107,18 @@ impl Publisher {
         }
     }
 
-    /// Publishes one envelope to `topic` with Kafka key `partition_key`; `traceparent`
-    /// is also sent as the request's header so the sidecar's span joins the trace.
-    pub async fn publish(
-        &self,
-        topic: &str,
-        partition_key: &str,
-        body: String,
-        traceparent: Option<&str>,
-    ) -> Outcome {
-        let url = format!("{}/v1.0/publish/{}/{}", self.base, self.pubsub, topic);
+    /// Publishes one envelope with its Kafka key as `metadata.partitionKey`; its
+    /// `traceparent` is also sent as the request's header so the sidecar's span joins
+    /// the trace.
+    async fn publish_one(&self, event: Outgoing<'_>) -> Outcome {
+        let url = format!("{}/v1.0/publish/{}/{}", self.base, self.pubsub, event.topic);
         let mut request = self
             .post(url)
-            .query(&[("metadata.partitionKey", partition_key)])
+            .query(&[("metadata.partitionKey", event.partition_key)])
             .header(reqwest::header::CONTENT_TYPE, CLOUDEVENTS_JSON)
-            .body(body);
-        if let Some(traceparent) = traceparent {
-            request = request.header("traceparent", traceparent);
+            .body(event.body.get().to_owned());
+        if let Some(traceparent) = event.traceparent {
+            request = request.header("traceparent", traceparent.to_string());
         }
         let response = match request.send().await {
             Ok(r) => r,
@@ -143,45 +126,29 @@ impl Publisher {
         };
         let status = response.status();
         if status.is_success() {
-            return Outcome::Published(status.as_u16());
+            return Outcome::Published {
+                status: Some(status.as_u16()),
+            };
         }
         let text = response.text().await.unwrap_or_default();
         classify_error(status, &parse_error(&text), &text)
     }
 
-    /// Publishes `entries` (at most one per task: Dapr does not order the entries of
-    /// one request) to `topic` in one bulk request; one outcome per entry, in order.
-    pub async fn publish_bulk(&self, topic: &str, entries: &[BulkEntry<'_>]) -> Vec<Outcome> {
-        let mut wire = Vec::with_capacity(entries.len());
-        for e in entries {
-            let event: &RawValue = match serde_json::from_str(e.body) {
-                Ok(event) => event,
-                // Stored bodies are the host's own JSON; this cannot happen short of
-                // corruption, and a corrupt envelope must not sink its neighbours.
-                Err(err) => {
-                    return entries
-                        .iter()
-                        .map(|x| Outcome::Refused {
-                            status: 0,
-                            code: None,
-                            reason: if x.id == e.id {
-                                format!("stored envelope is not JSON: {err}")
-                            } else {
-                                "not sent: another entry of its bulk request was corrupt".to_owned()
-                            },
-                        })
-                        .collect();
-                }
-            };
-            wire.push(WireEntry {
-                entry_id: e.id,
-                event,
+    /// Publishes `events` (at most one per task: Dapr does not order the entries of
+    /// one request) to `topic` in one bulk request, each entry keyed by its envelope id
+    /// and carrying its own `metadata.partitionKey`; one outcome per event, in order.
+    async fn publish_bulk(&self, topic: &str, events: &[Outgoing<'_>]) -> Vec<Outcome> {
+        let wire: Vec<WireEntry<'_>> = events
+            .iter()
+            .map(|e| WireEntry {
+                entry_id: e.id.to_string(),
+                event: e.body,
                 content_type: CLOUDEVENTS_JSON,
                 metadata: WireMetadata {
                     partition_key: e.partition_key,
                 },
-            });
-        }
+            })
+            .collect();
         let url = format!(
             "{}/{}/publish/bulk/{}/{}",
             self.base, self.bulk_version, self.pubsub, topic
@@ -190,7 +157,7 @@ impl Publisher {
             Ok(r) => r,
             Err(e) => {
                 let failure = transport_failure(&e);
-                return vec![failure; entries.len()];
+                return vec![failure; events.len()];
             }
         };
         let status = response.status();
@@ -198,16 +165,21 @@ impl Publisher {
         let error = parse_error(&text);
         if !status.is_success() && error.failed_entries.is_empty() {
             let outcome = classify_error(status, &error, &text);
-            return vec![outcome; entries.len()];
+            return vec![outcome; events.len()];
         }
         // 204, or a partial failure: the entries Dapr lists failed, the rest went.
-        entries
-            .iter()
-            .map(
-                |e| match error.failed_entries.iter().find(|f| f.entry_id == e.id) {
-                    None if status.is_success() => Outcome::Published(status.as_u16()),
-                    None => Outcome::Published(204),
-                    Some(failed) => Outcome::Retry {
+        wire.iter()
+            .map(|e| {
+                match error
+                    .failed_entries
+                    .iter()
+                    .find(|f| f.entry_id == e.entry_id)
+                {
+                    None if status.is_success() => Outcome::Published {
+                        status: Some(status.as_u16()),
+                    },
+                    None => Outcome::Published { status: Some(204) },
+                    Some(failed) => Outcome::Retry(Failure {
                         status: Some(status.as_u16()),
                         code: error.error_code.clone(),
                         reason: format!(
@@ -216,19 +188,53 @@ impl Publisher {
                             error.error_code.as_deref().unwrap_or("(no errorCode)"),
                             failed.error.as_deref().unwrap_or("(no error)")
                         ),
-                    },
-                },
-            )
+                    }),
+                }
+            })
             .collect()
     }
 
     /// Whether the sidecar is ready to reach its components (`/v1.0/healthz/outbound`).
-    pub async fn sidecar_ready(&self) -> bool {
+    async fn sidecar_ready(&self) -> bool {
         self.client
             .get(format!("{}/v1.0/healthz/outbound", self.base))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
+    }
+}
+
+impl Publisher for DaprPublisher {
+    fn system(&self) -> &'static str {
+        "dapr"
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn batching(&self) -> Option<Batching> {
+        self.bulk
+    }
+
+    fn publish<'a>(&'a self, event: Outgoing<'a>) -> BoxFuture<'a, Outcome> {
+        self.publish_one(event).boxed()
+    }
+
+    fn publish_batch<'a>(
+        &'a self,
+        topic: &'a str,
+        events: &'a [Outgoing<'a>],
+    ) -> BoxFuture<'a, Vec<Outcome>> {
+        self.publish_bulk(topic, events).boxed()
+    }
+
+    fn ready(&self) -> BoxFuture<'_, bool> {
+        self.sidecar_ready().boxed()
+    }
+
+    fn readiness_check(&self) -> &'static str {
+        "the Dapr sidecar (GET /v1.0/healthz/outbound)"
     }
 }
 
@@ -240,11 +246,11 @@ fn transport_failure(e: &reqwest::Error) -> Outcome {
     } else {
         format!("publish failed: {e}")
     };
-    Outcome::Retry {
+    Outcome::Retry(Failure {
         status: None,
         code: None,
         reason,
-    }
+    })
 }
 
 fn parse_error(body: &str) -> DaprError {
@@ -253,23 +259,18 @@ fn parse_error(body: &str) -> DaprError {
 
 /// A non-2xx answer: 408, 429 and 5xx are retried, any other 4xx refused.
 fn classify_error(status: StatusCode, error: &DaprError, body: &str) -> Outcome {
-    let reason = describe_error(status, error, body);
-    let code = error.error_code.clone();
+    let failure = Failure {
+        status: Some(status.as_u16()),
+        code: error.error_code.clone(),
+        reason: describe_error(status, error, body),
+    };
     if status.is_client_error()
         && status != StatusCode::REQUEST_TIMEOUT
         && status != StatusCode::TOO_MANY_REQUESTS
     {
-        Outcome::Refused {
-            status: status.as_u16(),
-            code,
-            reason,
-        }
+        Outcome::Refused(failure)
     } else {
-        Outcome::Retry {
-            status: Some(status.as_u16()),
-            code,
-            reason,
-        }
+        Outcome::Retry(failure)
     }
 }
 
@@ -298,12 +299,12 @@ mod tests {
         let outcome = classify_error(StatusCode::FORBIDDEN, &parse_error(body), body);
         assert_eq!(
             outcome,
-            Outcome::Refused {
-                status: 403,
+            Outcome::Refused(Failure {
+                status: Some(403),
                 code: Some("ERR_PUBSUB_FORBIDDEN".into()),
                 reason: "HTTP 403 ERR_PUBSUB_FORBIDDEN: topic reminders is not allowed for app id pakaura"
                     .into()
-            }
+            })
         );
         assert_eq!(
             describe_error(StatusCode::BAD_GATEWAY, &parse_error("oops"), "oops"),
@@ -320,7 +321,7 @@ mod tests {
         ] {
             assert!(matches!(
                 classify_error(status, &DaprError::default(), ""),
-                Outcome::Retry { .. }
+                Outcome::Retry(_)
             ));
         }
     }

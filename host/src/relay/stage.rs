@@ -1,0 +1,46 @@
+//! The one shape every relay stage has: a value that runs until its stop signal turns
+//! true, given the relay's context and the wake-ups the stages send each other. Stages
+//! meet only in the database; a wake-up only says "look now" (each stage also polls),
+//! so a lost one delays, never loses, work.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::sync::{Notify, watch};
+
+use super::RelayContext;
+use super::dispatch::PublishStage;
+use super::housekeeping::Housekeeping;
+use super::map::MapStage;
+
+/// Wake-ups between the request path and the stages.
+#[derive(Debug, Default)]
+pub(super) struct Wakes {
+    /// A mutation committed: the map stage looks for work.
+    pub(super) mutations: Notify,
+    /// Envelopes were stored or queued again: the publish stage looks for work.
+    pub(super) envelopes: Notify,
+}
+
+/// What a running stage listens to.
+pub(super) struct Signals {
+    pub(super) wakes: Arc<Wakes>,
+    /// Turns true when the relay stops; a stage finishes what it holds and returns.
+    pub(super) stop: watch::Receiver<bool>,
+}
+
+/// A relay stage.
+pub(super) trait Stage: Send {
+    /// Runs until `signals.stop` turns true.
+    fn run(self: Box<Self>, ctx: Arc<RelayContext>, signals: Signals) -> BoxFuture<'static, ()>;
+}
+
+/// The stages of a relay with `ctx`: mapping and housekeeping always, publishing when
+/// a publisher is configured.
+pub(super) fn stages(ctx: &RelayContext) -> Vec<Box<dyn Stage>> {
+    let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(MapStage), Box::new(Housekeeping)];
+    if let Some(publisher) = &ctx.publisher {
+        stages.push(Box::new(PublishStage::new(publisher.clone())));
+    }
+    stages
+}
