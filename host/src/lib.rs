@@ -6,12 +6,13 @@
 //!
 //! - [`domain`]: tasks, mutations and their validated parts.
 //! - [`tasks`]: the task service, the operations REST and MCP share.
+//! - [`operator`]: the operator's service, what the admin API and the console do.
 //! - [`store`]: SQLite/PostgreSQL storage of tasks and the outbox.
 //! - [`http`]: the REST API, MCP, operations and admin surfaces.
 //! - [`auth`]: bearer JWTs and the admin token.
 //! - [`mapper`]: the WebAssembly mapper runtime (wasmtime, WIT `pakaura:events`).
 //! - [`events`]: CloudEvents envelopes; [`trace`]: W3C trace context.
-//! - [`relay`]: the outbox relay and the Dapr publisher.
+//! - [`relay`]: the outbox relay and the publishers behind its seam (Dapr).
 //! - [`instruments`]: the exported metrics, their help texts and buckets.
 //! - [`config`], [`startup`], [`telemetry`], [`cli`]: process plumbing.
 
@@ -23,6 +24,7 @@ pub mod events;
 pub mod http;
 pub mod instruments;
 pub mod mapper;
+pub mod operator;
 pub mod relay;
 pub mod startup;
 pub mod store;

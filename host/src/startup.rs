@@ -12,6 +12,7 @@ use crate::auth::{AdminToken, JwtKeys};
 use crate::config::ServeConfig;
 use crate::http::{self, AppState};
 use crate::mapper::MapperRegistry;
+use crate::operator::Operator;
 use crate::relay::{Relay, RelayContext};
 use crate::store::{Db, PoolSettings};
 use crate::tasks::TaskService;
@@ -20,6 +21,10 @@ use crate::tasks::TaskService;
 pub struct Application {
     addr: SocketAddr,
     listener: TcpListener,
+    /// The API's database pool.
+    db: Db,
+    relay: Relay,
+    mappers: MapperRegistry,
     state: AppState,
     stop: watch::Sender<bool>,
     /// `HTTP_HEADER_TIMEOUT`.
@@ -101,25 +106,30 @@ impl Application {
         let (stop, _) = watch::channel(false);
         let state = AppState {
             tasks: TaskService::new(db.clone(), relay.clone()),
-            db,
+            operator: Operator::new(
+                db.clone(),
+                relay.clone(),
+                mappers.clone(),
+                config.event_source.clone(),
+            ),
             jwt: Arc::new(jwt),
             admin_token: config
                 .admin_token
                 .as_ref()
                 .map(|t| Arc::new(AdminToken::new(t.expose()))),
-            mappers,
-            relay,
             metrics,
             console: http::console::Console::new(
                 config.console.clone(),
                 config.admin_token.as_ref().map(|t| t.expose()),
-                config.event_source.clone(),
             ),
         };
         Ok((
             Self {
                 addr,
                 listener,
+                db,
+                relay,
+                mappers,
                 state,
                 stop,
                 header_timeout: config.http_header_timeout,
@@ -135,12 +145,12 @@ impl Application {
 
     /// The database the application uses.
     pub fn db(&self) -> &Db {
-        &self.state.db
+        &self.db
     }
 
     /// The application's relay.
     pub fn relay(&self) -> &Relay {
-        &self.state.relay
+        &self.relay
     }
 
     /// A handle that stops the application gracefully.
@@ -153,15 +163,23 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self {
             listener,
+            db,
+            relay,
+            mappers,
             state,
             stop,
             header_timeout,
             ..
         } = self;
         let mut stopped = stop.subscribe();
-        let relay_db = state.relay.db().clone();
-        let relay_task = state.relay.spawn(stop.subscribe());
-        let reload = tokio::spawn(reload_on_sighup(state.mappers.clone()));
+        let relay_db = relay.db().clone();
+        let relay_task = relay.spawn(stop.subscribe());
+        let sampler = {
+            let operator = state.operator.clone();
+            let stop = stop.subscribe();
+            tokio::spawn(async move { operator.run_sampler(stop).await })
+        };
+        let reload = tokio::spawn(reload_on_sighup(mappers));
         let metrics = state.metrics.clone();
         // The recorder's histograms only drain on upkeep (or a scrape); keep them bounded.
         let upkeep = tokio::spawn(async move {
@@ -171,7 +189,6 @@ impl Application {
                 metrics.run_upkeep();
             }
         });
-        let db = state.db.clone();
         let console = state.console.clone();
         let router = http::router(state);
         let shutdown = async move {
@@ -190,6 +207,7 @@ impl Application {
         if let Err(e) = relay_task.await {
             tracing::error!(error = %e, "relay task failed");
         }
+        let _ = sampler.await;
         db.close().await;
         relay_db.close().await;
         tracing::info!("stopped");

@@ -13,7 +13,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::AppState;
@@ -21,7 +20,7 @@ use super::auth::Admin;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiPath, ApiQuery};
 use crate::relay::ReplayError;
-use crate::store::{EnvelopeFilter, EnvelopeRecord, EnvelopeState};
+use crate::store::{EnvelopeFilter, EnvelopeState};
 use model::{
     DeadLetterList, DeadLetterView, EnvelopeDetail, EnvelopeList, EnvelopeView, MapperList,
     Reloaded, ReplayOutcome,
@@ -52,7 +51,7 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
     responses((status = 200, body = MapperList)))]
 async fn list_mappers(_: Admin, State(state): State<AppState>) -> Json<MapperList> {
     Json(MapperList {
-        mappers: state.mappers.list(),
+        mappers: state.operator.mappers(),
     })
 }
 
@@ -67,7 +66,7 @@ async fn reload_mappers(
     _: Admin,
     State(state): State<AppState>,
 ) -> Result<Json<Reloaded>, ApiError> {
-    match state.mappers.reload().await {
+    match state.operator.reload().await {
         Ok(report) => {
             tracing::info!(?report, "mappers reloaded through the admin API");
             Ok(Json(Reloaded {
@@ -125,11 +124,6 @@ fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-/// Parses a JSON text column for display; `null` if it is not JSON (never expected).
-fn parsed(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or(Value::Null)
-}
-
 /// Unresolved dead letters, oldest first, each with its mutation (the outbox JSON).
 #[utoipa::path(get, path = "/admin/dead-letters", tag = "admin", params(Limit),
     responses((status = 200, body = DeadLetterList),
@@ -140,13 +134,13 @@ async fn dead_letters(
     ApiQuery(q): ApiQuery<Limit>,
 ) -> Result<Json<DeadLetterList>, ApiError> {
     let letters = state
-        .db
-        .dead_letters_with_mutations(limit(q.limit)?)
+        .operator
+        .dead_letters(limit(q.limit)?)
         .await?
         .into_iter()
-        .map(|(letter, mutation)| DeadLetterView {
-            letter,
-            mutation: mutation.as_deref().map(parsed),
+        .map(|l| DeadLetterView {
+            letter: l.letter,
+            mutation: l.mutation,
         })
         .collect();
     Ok(Json(DeadLetterList {
@@ -173,7 +167,7 @@ async fn replay(
 ) -> Result<Json<ReplayOutcome>, ApiError> {
     let id =
         Uuid::parse_str(&id).map_err(|_| ApiError::param("id", format!("`{id}` is not a UUID")))?;
-    let replayed = state.relay.replay(id).await.map_err(|e| match e {
+    let replayed = state.operator.replay(id).await.map_err(|e| match e {
         ReplayError::NotFound(_) => ApiError::NotFound(e.to_string()),
         ReplayError::AlreadyReplayed(_) => ApiError::Conflict(e.to_string()),
         ReplayError::MappingFailed { .. } => ApiError::invalid("mappers", e.to_string()),
@@ -210,7 +204,7 @@ async fn envelopes(
         task_id: q.task_id,
         limit: limit(q.limit)?,
     };
-    let records = state.db.recent_envelopes(&filter).await?;
+    let records = state.operator.envelopes(&filter).await?;
     let envelopes = records.into_iter().map(EnvelopeView::of).collect();
     Ok(Json(EnvelopeList { envelopes }))
 }
@@ -229,21 +223,15 @@ async fn envelope(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<EnvelopeDetail>, ApiError> {
-    let id = Uuid::parse_str(&id)
-        .map_err(|_| ApiError::param("id", format!("`{id}` is not a UUID")))?
-        .to_string();
-    let record: EnvelopeRecord = state
-        .db
-        .envelope(&id)
+    let id =
+        Uuid::parse_str(&id).map_err(|_| ApiError::param("id", format!("`{id}` is not a UUID")))?;
+    let found = state
+        .operator
+        .envelope(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no envelope {id}")))?;
-    let mutation = state
-        .db
-        .outbox_row(record.mutation_id)
-        .await?
-        .map(|row| parsed(&row.mutation));
     Ok(Json(EnvelopeDetail {
-        view: EnvelopeView::of(record),
-        mutation,
+        view: EnvelopeView::of(found.record),
+        mutation: found.mutation,
     }))
 }

@@ -20,19 +20,8 @@ pub(super) fn router() -> Router<AppState> {
 /// (start-up fails without one, a refused reload keeps the previous one); its size is
 /// reported for information.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let database = match state.db.ping().await {
-        Ok(()) => "ok",
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: database unreachable");
-            "unreachable"
-        }
-    };
-    let relay = if state.relay.is_running() {
-        "running"
-    } else {
-        "stopped"
-    };
-    let ready = database == "ok" && relay == "running";
+    let readiness = state.operator.readiness().await;
+    let ready = readiness.ready();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -42,9 +31,9 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         status,
         Json(json!({
             "status": if ready { "ready" } else { "not ready" },
-            "database": database,
-            "relay": relay,
-            "mappers": state.mappers.current().len(),
+            "database": readiness.database,
+            "relay": readiness.relay,
+            "mappers": readiness.mappers,
         })),
     )
 }

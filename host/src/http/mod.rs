@@ -2,10 +2,10 @@
 //!
 //! Layout: `tasks` (REST API), `mcp` (the same operations as MCP tools), `health`
 //! (liveness, readiness, metrics), `admin` (mappers, dead letters, envelopes, the
-//! event flow, the mapper playground), `console` (the operator console's pages, its
-//! session cookie and the state its admin routes share), `openapi` (the generated
-//! document); `auth`, `context`, `error` and `extract` are shared plumbing. Handlers extract and respond: the task operations live in
-//! [`crate::tasks`], replay in [`crate::relay`].
+//! event flow, the mapper playground), `console` (the operator console's pages and its
+//! session cookie), `openapi` (the generated document); `auth`, `context`, `error` and
+//! `extract` are shared plumbing. Handlers extract, call one service and respond: the
+//! task operations live in [`crate::tasks`], the operator's in [`crate::operator`].
 
 pub mod admin;
 pub mod auth;
@@ -32,9 +32,7 @@ use tracing::{Instrument, Span};
 
 use crate::auth::{AdminToken, JwtKeys};
 use crate::instruments::{HTTP_DURATION, HTTP_REQUESTS};
-use crate::mapper::MapperRegistry;
-use crate::relay::Relay;
-use crate::store::Db;
+use crate::operator::Operator;
 use crate::tasks::TaskService;
 use crate::telemetry::traces;
 use crate::trace::TraceParent;
@@ -48,16 +46,15 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Everything a handler may need; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The database, for readiness and the admin API's reads.
-    pub db: Db,
+    /// The task operations (REST and MCP).
     pub tasks: TaskService,
+    /// The operator's operations (admin API, console, readiness).
+    pub operator: Operator,
     pub jwt: Arc<JwtKeys>,
     /// `None` disables the admin API.
     pub admin_token: Option<Arc<AdminToken>>,
-    pub mappers: MapperRegistry,
-    pub relay: Relay,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    /// The operator console: sessions, the live flow, the playground.
+    /// The operator console's sessions.
     pub console: console::Console,
 }
 

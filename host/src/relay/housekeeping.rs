@@ -1,6 +1,7 @@
-//! Housekeeping: refreshes the backlog gauges every few seconds (so a scrape never
-//! counts rows) and prunes finished rows past `ENVELOPE_RETENTION` once a minute, in
-//! small batches so that no prune holds a write lock for long.
+//! Housekeeping: refreshes the relay's own gauges every few seconds (publisher
+//! readiness, the mapper set and its instances; the backlog gauges are the operator
+//! layer's sampler's) and prunes finished rows past `ENVELOPE_RETENTION` once a minute,
+//! in small batches so that no prune holds a write lock for long.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,12 +14,9 @@ use tokio::sync::watch;
 use super::stage::{Signals, Stage};
 use super::{RelayContext, chrono_duration};
 use crate::domain::task::now;
-use crate::instruments::{
-    DEAD_LETTERS_OPEN, ENVELOPES_PENDING, MAPPER_INSTANCES, MAPPERS_LOADED, OUTBOX_PENDING,
-    RELAY_LAG, SIDECAR_READY,
-};
+use crate::instruments::{MAPPER_INSTANCES, MAPPERS_LOADED, SIDECAR_READY};
 
-/// How often the backlog gauges are refreshed.
+/// How often the gauges are refreshed.
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
 /// How often finished rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -53,15 +51,6 @@ async fn run(ctx: Arc<RelayContext>, mut stop: watch::Receiver<bool>) {
 /// `reported`: the mapper names whose instance gauges were set last time, so that a
 /// mapper gone with a reload reads 0 rather than its last value.
 async fn refresh_gauges(ctx: &RelayContext, reported: &mut BTreeSet<String>) {
-    match ctx.db.backlog(now()).await {
-        Ok(b) => {
-            metrics::gauge!(OUTBOX_PENDING).set(b.outbox_pending as f64);
-            metrics::gauge!(ENVELOPES_PENDING).set(b.envelopes_pending as f64);
-            metrics::gauge!(RELAY_LAG).set(b.lag.as_secs_f64());
-            metrics::gauge!(DEAD_LETTERS_OPEN).set(b.dead_letters_open as f64);
-        }
-        Err(e) => tracing::warn!(error = %e, "reading the backlog for the gauges failed"),
-    }
     if let Some(publisher) = &ctx.publisher {
         let ready = publisher.ready().await;
         metrics::gauge!(SIDECAR_READY).set(if ready { 1.0 } else { 0.0 });

@@ -5,8 +5,11 @@
 //! block against whichever pool is configured, so every query is written once and
 //! type-checked against both drivers.
 
-mod admin;
+mod backlog;
+mod dead_letters;
+mod envelopes;
 mod outbox;
+mod prune;
 mod relay;
 mod states;
 mod tasks;
@@ -18,7 +21,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use admin::{Backlog, DeadLetter, EnvelopeFilter, EnvelopeRecord, Requeued};
+pub use backlog::Backlog;
+pub use dead_letters::{DeadLetter, Requeued};
+pub use envelopes::{EnvelopeFilter, EnvelopeRecord};
 pub use outbox::OutboxRow;
 pub use relay::{
     DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, HeldTask, MappedRow, Mapping,

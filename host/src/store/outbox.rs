@@ -109,4 +109,17 @@ impl Db {
         })?;
         Ok(rows)
     }
+    /// The outbox row of mutation `id`.
+    pub async fn outbox_row(&self, id: Uuid) -> Result<Option<OutboxRow>, StoreError> {
+        with_pool!(self, |pool| async {
+            let row = sqlx::query_as(
+                "SELECT seq, id, task_id, user_id, action, mutation, traceparent, created_at \
+                 FROM outbox WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row)
+        })
+    }
 }

@@ -9,7 +9,7 @@ use futures::{Stream, StreamExt, stream};
 
 use crate::http::AppState;
 use crate::http::auth::Admin;
-use crate::http::console::flow::FlowSnapshot;
+use crate::operator::flow::FlowSnapshot;
 
 /// One `snapshot` event.
 fn event(snapshot: &FlowSnapshot) -> Result<Event, Infallible> {
@@ -32,11 +32,7 @@ pub(super) async fn stream(
     _: Admin,
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let subscription =
-        state
-            .console
-            .flow()
-            .subscribe(&state.db, &state.relay, state.console.stopping());
+    let subscription = state.operator.flow(state.console.stopping());
     let history = stream::iter(subscription.history).map(|s| event(&s));
     let live = stream::unfold(
         (subscription.updates, state.console.stopping()),

@@ -63,7 +63,7 @@ pub(crate) struct EnvelopeView {
 
 impl EnvelopeView {
     pub(crate) fn of(record: EnvelopeRecord) -> Self {
-        let envelope = super::parsed(&record.body);
+        let envelope = crate::operator::parsed(&record.body);
         Self {
             dapr_status: record.delivery_status,
             record,

@@ -1,6 +1,6 @@
 //! `/admin/playground`: run a loaded or uploaded mapper on a mutation, in the relay's
 //! sandbox and limits, and see the envelopes it would yield or its refusal. Nothing
-//! here writes to the outbox or publishes (see [`crate::http::console::playground`]).
+//! here writes to the outbox or publishes (see [`crate::operator::playground`]).
 
 use std::collections::BTreeMap;
 
@@ -19,9 +19,9 @@ use crate::domain::task::{format_time, now};
 use crate::domain::{Action, FieldChange, Mutation, Origin, Task};
 use crate::http::AppState;
 use crate::http::auth::Admin;
-use crate::http::console::playground::{PlaygroundError, Target, UploadView};
 use crate::http::error::{ApiError, Problem};
 use crate::mapper::MapperListing;
+use crate::operator::playground::{PlaygroundError, Target, UploadView};
 
 /// Query of `POST /admin/playground/uploads`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -100,9 +100,9 @@ pub(super) async fn upload(
     })?;
     let name = q.name.unwrap_or_else(|| "upload.wasm".to_owned());
     let view = state
-        .console
+        .operator
         .playground()
-        .upload(&state.mappers, &name, bytes)
+        .upload(&name, bytes)
         .await
         .map_err(playground_error)?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -113,7 +113,7 @@ pub(super) async fn upload(
     responses((status = 200, body = UploadList)))]
 pub(super) async fn uploads(_: Admin, State(state): State<AppState>) -> Json<UploadList> {
     Json(UploadList {
-        uploads: state.console.playground().uploads_list(),
+        uploads: state.operator.playground().uploads_list(),
     })
 }
 
@@ -282,15 +282,9 @@ pub(super) async fn run(
     let mutation: Mutation = serde_json::from_value(body.mutation)
         .map_err(|e| ApiError::invalid("mutation", format!("not a valid mutation: {e}")))?;
     let outcome = state
-        .console
+        .operator
         .playground()
-        .run(
-            &state.mappers,
-            target,
-            body.config,
-            mutation,
-            state.console.event_source(),
-        )
+        .run(target, body.config, mutation)
         .await
         .map_err(playground_error)?;
     let took_micros = u64::try_from(outcome.took.as_micros()).unwrap_or(u64::MAX);

@@ -2,16 +2,13 @@
 //! binary, over the documented admin API.
 //!
 //! Layout: [`session`] (the stateless session cookie and its CSRF token), `pages`
-//! (login, logout, the page and its assets, under a strict Content-Security-Policy),
-//! [`flow`] (the live flow snapshots every console shares),
-//! [`playground`] (trying mappers out without touching the outbox). The JSON the page
-//! reads and writes is the admin API (`super::admin`); this module only serves the page
-//! and holds the state those admin routes share. Its settings, [`ConsoleConfig`], live
-//! with the others in [`crate::config`].
+//! (login, logout, the page and its assets, under a strict Content-Security-Policy).
+//! The JSON the page reads and writes is the admin API (`super::admin`), whose work is
+//! the operator layer's ([`crate::operator`]: the live flow, the playground); this
+//! module only serves the page and holds the sessions. Its settings,
+//! [`ConsoleConfig`], live with the others in [`crate::config`].
 
-pub mod flow;
 mod pages;
-pub mod playground;
 pub mod session;
 
 use std::sync::Arc;
@@ -21,8 +18,6 @@ use axum::http::{HeaderMap, Method};
 use tokio::sync::watch;
 
 pub use crate::config::ConsoleConfig;
-use flow::FlowHub;
-use playground::Playground;
 use session::{SessionError, SessionKey};
 
 use super::AppState;
@@ -38,10 +33,6 @@ struct Inner {
     config: ConsoleConfig,
     /// `None` when the admin API is disabled (no `ADMIN_TOKEN`).
     key: Option<SessionKey>,
-    /// The CloudEvents `source` envelopes carry (`EVENT_SOURCE`), for the playground.
-    event_source: String,
-    flow: Arc<FlowHub>,
-    playground: Playground,
     /// Turns true when the host starts shutting down: live streams end then, or they
     /// would hold the graceful shutdown open.
     closing: watch::Sender<bool>,
@@ -56,15 +47,11 @@ impl std::fmt::Debug for Console {
 }
 
 impl Console {
-    /// The console of a host whose admin token is `admin_token` (`None`: disabled) and
-    /// whose envelopes carry `event_source`.
-    pub fn new(config: ConsoleConfig, admin_token: Option<&str>, event_source: String) -> Self {
+    /// The console of a host whose admin token is `admin_token` (`None`: disabled).
+    pub fn new(config: ConsoleConfig, admin_token: Option<&str>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 key: admin_token.map(SessionKey::from_admin_token),
-                event_source,
-                flow: Arc::default(),
-                playground: Playground::new(),
                 config,
                 closing: watch::channel(false).0,
             }),
@@ -80,24 +67,12 @@ impl Console {
         self.inner.key.as_ref()
     }
 
-    pub fn event_source(&self) -> &str {
-        &self.inner.event_source
-    }
-
-    pub fn flow(&self) -> &Arc<FlowHub> {
-        &self.inner.flow
-    }
-
-    pub fn playground(&self) -> &Playground {
-        &self.inner.playground
-    }
-
     /// A receiver that turns true when the host starts shutting down.
     pub fn stopping(&self) -> watch::Receiver<bool> {
         self.inner.closing.subscribe()
     }
 
-    /// Ends the live streams (and the flow ticker): call it when shutdown begins.
+    /// Ends the live streams: call it when shutdown begins.
     pub fn shut_down(&self) {
         self.inner.closing.send_replace(true);
     }

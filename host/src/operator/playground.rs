@@ -107,6 +107,10 @@ pub enum PlaygroundError {
 
 /// Keeps uploads and loaded copies. See the module documentation.
 pub struct Playground {
+    /// The live set's registry: its runtime, limits and settings load every copy.
+    registry: MapperRegistry,
+    /// The CloudEvents `source` envelopes carry (`EVENT_SOURCE`).
+    source: String,
     uploads: Mutex<VecDeque<Upload>>,
     loaded: Mutex<VecDeque<(CopyKey, Arc<LoadedMapper>)>>,
     /// One compilation at a time: the machine's cores belong to the relay.
@@ -128,8 +132,10 @@ struct CopyKey {
 }
 
 impl Playground {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(registry: MapperRegistry, source: String) -> Self {
         Self {
+            registry,
+            source,
             uploads: Mutex::default(),
             loaded: Mutex::default(),
             loading: Semaphore::new(1),
@@ -138,12 +144,7 @@ impl Playground {
 
     /// Loads `bytes`, uploaded as `name`, with the live runtime, limits and settings;
     /// keeps it when it loads. A refused component is [`PlaygroundError::Load`].
-    pub async fn upload(
-        &self,
-        registry: &MapperRegistry,
-        name: &str,
-        bytes: Bytes,
-    ) -> Result<UploadView, PlaygroundError> {
+    pub async fn upload(&self, name: &str, bytes: Bytes) -> Result<UploadView, PlaygroundError> {
         let id = Uuid::new_v4();
         let stem = file_stem(name);
         let sha256 = hex::encode(Sha256::digest(&bytes));
@@ -153,7 +154,7 @@ impl Playground {
             overrides: Settings::new(),
         };
         let loaded = self
-            .load(registry, key, LoadFrom::Bytes(stem.clone(), bytes.clone()))
+            .load(key, LoadFrom::Bytes(stem.clone(), bytes.clone()))
             .await?;
         let now = Utc::now();
         let view = UploadView {
@@ -185,18 +186,17 @@ impl Playground {
         self.uploads().iter().map(|u| u.view.clone()).collect()
     }
 
-    /// Runs `target` on `mutation` with setting `overrides`; envelopes carry `source`.
+    /// Runs `target` on `mutation` with setting `overrides`.
     pub async fn run(
         &self,
-        registry: &MapperRegistry,
         target: Target,
         overrides: Settings,
         mutation: Mutation,
-        source: &str,
     ) -> Result<RunOutcome, PlaygroundError> {
         let (mapper, listing) = match target {
             Target::Live(name) => {
-                let live = registry
+                let live = self
+                    .registry
                     .list()
                     .into_iter()
                     .find(|m| m.name == name)
@@ -207,7 +207,7 @@ impl Playground {
                     overrides: overrides.clone(),
                 };
                 let from = LoadFrom::Source(MapperSource::parse(&live.file), overrides);
-                let copy = self.load(registry, key, from).await?;
+                let copy = self.load(key, from).await?;
                 if copy.sha256() != live.sha256 {
                     self.evict(copy.sha256());
                     return Err(PlaygroundError::Changed {
@@ -233,14 +233,12 @@ impl Playground {
                     sha256: view.mapper.sha256.clone(),
                     overrides: overrides.clone(),
                 };
-                let copy = self
-                    .load(registry, key, LoadFrom::Bytes(stem.clone(), bytes))
-                    .await?;
+                let copy = self.load(key, LoadFrom::Bytes(stem.clone(), bytes)).await?;
                 let listing = upload_listing(&copy, &stem);
                 (copy, listing)
             }
         };
-        let source = source.to_owned();
+        let source = self.source.clone();
         let (result, took) = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let result = mapper.map(&mutation).map(|events| {
@@ -263,7 +261,6 @@ impl Playground {
     /// The copy `key`, from the cache or loaded on a blocking thread.
     async fn load(
         &self,
-        registry: &MapperRegistry,
         key: CopyKey,
         from: LoadFrom,
     ) -> Result<Arc<LoadedMapper>, PlaygroundError> {
@@ -278,7 +275,7 @@ impl Playground {
         if let Some(hit) = self.cached(&key) {
             return Ok(hit);
         }
-        let registry = registry.clone();
+        let registry = self.registry.clone();
         let overrides = key.overrides.clone();
         let loaded = tokio::task::spawn_blocking(move || match from {
             LoadFrom::Source(source, overrides) => registry

@@ -1,10 +1,11 @@
-//! The live event flow every console watches: one snapshot every [`FLOW_INTERVAL`],
-//! computed once and fanned out to every subscriber through a `watch` channel.
+//! The live event flow every console watches: one snapshot per backlog sample (every
+//! [`FLOW_INTERVAL`] while anyone watches), computed once and fanned out to every
+//! subscriber through a `watch` channel.
 //!
-//! The ticker starts with the first subscriber and stops after a tick that finds none
-//! left, so an idle host runs no console queries. A snapshot costs the backlog's
-//! partial-index queries ([`Db::backlog`]) and a read of this replica's relay
-//! counters ([`Relay::stats`]); rates come from the difference of two snapshots.
+//! The ticker starts with the first subscriber and stops after a sample that finds
+//! none left. A snapshot is the latest backlog sample ([`BacklogSampler`], the same
+//! reading the gauges show) and this replica's relay counters ([`Relay::stats`]);
+//! rates come from the difference of two snapshots.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,11 +15,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::backlog::{BacklogSampler, Sample, WATCHED_EVERY};
 use crate::relay::{Relay, RelayStats};
-use crate::store::Db;
 
 /// How often a snapshot is taken while someone watches.
-pub const FLOW_INTERVAL: Duration = Duration::from_secs(2);
+pub const FLOW_INTERVAL: Duration = WATCHED_EVERY;
 /// Snapshots kept for a console that connects later (three minutes).
 const HISTORY: usize = 90;
 
@@ -105,11 +106,11 @@ pub struct FlowSubscription {
 }
 
 impl FlowHub {
-    /// Subscribes, starting the ticker on `db` and `relay` if it is not running; it
-    /// ends when `stop` turns true or nobody subscribes any more.
+    /// Subscribes, starting the ticker on `sampler`'s samples and `relay`'s counters if
+    /// it is not running; it ends when `stop` turns true or nobody subscribes any more.
     pub fn subscribe(
         self: &Arc<Self>,
-        db: &Db,
+        sampler: &BacklogSampler,
         relay: &Relay,
         stop: watch::Receiver<bool>,
     ) -> FlowSubscription {
@@ -117,7 +118,7 @@ impl FlowHub {
         let updates = self.sender.subscribe();
         if !state.running {
             state.running = true;
-            tokio::spawn(tick(self.clone(), db.clone(), relay.clone(), stop));
+            tokio::spawn(tick(self.clone(), sampler.clone(), relay.clone(), stop));
         }
         FlowSubscription {
             history: state.history.iter().cloned().collect(),
@@ -147,17 +148,25 @@ impl FlowHub {
     }
 }
 
-/// The ticker: a snapshot per interval while anyone listens.
-async fn tick(hub: Arc<FlowHub>, db: Db, relay: Relay, mut stop: watch::Receiver<bool>) {
-    let mut interval = tokio::time::interval(FLOW_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+/// The ticker: a snapshot per backlog sample while anyone listens.
+async fn tick(
+    hub: Arc<FlowHub>,
+    sampler: BacklogSampler,
+    relay: Relay,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _watching = sampler.watch();
+    let mut samples = sampler.subscribe();
     let mut previous: Option<(Instant, RelayStats)> = None;
     loop {
         tokio::select! {
-            _ = interval.tick() => {}
+            changed = samples.changed() => if changed.is_err() { break },
             _ = stop.wait_for(|s| *s) => break,
         }
-        let snapshot = take(&db, &relay, previous.as_ref()).await;
+        let Some(sample) = samples.borrow_and_update().clone() else {
+            continue;
+        };
+        let snapshot = take(&sample, &relay, previous.as_ref());
         previous = Some((Instant::now(), snapshot.relay));
         if !hub.publish(snapshot) {
             return;
@@ -166,15 +175,14 @@ async fn tick(hub: Arc<FlowHub>, db: Db, relay: Relay, mut stop: watch::Receiver
     hub.lock().running = false;
 }
 
-/// One snapshot; rates relative to `previous`, if any.
-async fn take(db: &Db, relay: &Relay, previous: Option<&(Instant, RelayStats)>) -> FlowSnapshot {
-    let now = crate::domain::task::now();
+/// The snapshot of `sample`; rates relative to `previous`, if any.
+fn take(sample: &Sample, relay: &Relay, previous: Option<&(Instant, RelayStats)>) -> FlowSnapshot {
     let stats = relay.stats();
     let rates = previous.map_or_else(FlowRates::default, |(at, before)| {
         FlowRates::between(before, &stats, at.elapsed().as_secs_f64())
     });
     let mut snapshot = FlowSnapshot {
-        at: now,
+        at: sample.at,
         outbox_pending: 0,
         envelopes_pending: 0,
         lag_seconds: 0.0,
@@ -184,17 +192,14 @@ async fn take(db: &Db, relay: &Relay, previous: Option<&(Instant, RelayStats)>) 
         rates,
         error: None,
     };
-    match db.backlog(now).await {
+    match &sample.backlog {
         Ok(backlog) => {
             snapshot.outbox_pending = backlog.outbox_pending;
             snapshot.envelopes_pending = backlog.envelopes_pending;
             snapshot.lag_seconds = backlog.lag.as_secs_f64();
             snapshot.dead_letters_open = backlog.dead_letters_open;
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "console flow: the backlog could not be read");
-            snapshot.error = Some("the database could not be read".to_owned());
-        }
+        Err(e) => snapshot.error = Some(e.clone()),
     }
     snapshot
 }

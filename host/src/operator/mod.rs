@@ -1,0 +1,190 @@
+//! The operator layer: what the admin API and the console do, beside the task service
+//! ([`crate::tasks`]) that the task API and MCP share. Handlers extract, call one
+//! [`Operator`] method and respond; the reads, the replays, the live flow and the
+//! playground live here, the SQL in [`crate::store`].
+//!
+//! Layout: this file (the [`Operator`] service: mappers, dead letters, envelopes,
+//! replay, readiness), `backlog` (the one backlog sampler the gauges and the flow read),
+//! `flow` (the live flow snapshots every console shares), `playground` (trying mappers
+//! out without touching the outbox).
+
+pub mod backlog;
+pub mod flow;
+pub mod playground;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::mapper::{LoadError, MapperListing, MapperRegistry, ReloadReport};
+use crate::relay::{Relay, ReplayError, Replayed};
+use crate::store::{Db, DeadLetter, EnvelopeFilter, EnvelopeRecord, StoreError};
+use backlog::BacklogSampler;
+use flow::{FlowHub, FlowSubscription};
+use playground::Playground;
+
+/// The operator's service; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The database, through the relay's pool: operator reads never make API requests
+    /// wait for a connection.
+    db: Db,
+    /// The API's pool, whose health readiness reports.
+    api_db: Db,
+    relay: Relay,
+    mappers: MapperRegistry,
+    backlog: BacklogSampler,
+    flow: Arc<FlowHub>,
+    playground: Playground,
+}
+
+/// A dead letter and the JSON of the mutation it belongs to (while the outbox keeps it).
+#[derive(Debug, Clone)]
+pub struct LetterWithMutation {
+    pub letter: DeadLetter,
+    pub mutation: Option<Value>,
+}
+
+/// One envelope, and the mutation it was mapped from (while the outbox keeps it).
+#[derive(Debug, Clone)]
+pub struct EnvelopeWithMutation {
+    pub record: EnvelopeRecord,
+    pub mutation: Option<Value>,
+}
+
+/// Whether the host can serve: the database answers and the relay runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub database: &'static str,
+    pub relay: &'static str,
+    /// The live mapper set's size (a set is always loaded).
+    pub mappers: usize,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.database == "ok" && self.relay == "running"
+    }
+}
+
+impl Operator {
+    /// The operator's service over the API's database `api_db`, the relay and the
+    /// mapper registry; the playground's envelopes carry `event_source`.
+    pub fn new(api_db: Db, relay: Relay, mappers: MapperRegistry, event_source: String) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db: relay.db().clone(),
+                api_db,
+                relay,
+                playground: Playground::new(mappers.clone(), event_source),
+                mappers,
+                backlog: BacklogSampler::default(),
+                flow: Arc::default(),
+            }),
+        }
+    }
+
+    /// Samples the backlog (gauges and flow) until `stop` turns true.
+    pub async fn run_sampler(&self, stop: watch::Receiver<bool>) {
+        let sampler = self.inner.backlog.clone();
+        sampler.run(self.inner.db.clone(), stop).await;
+    }
+
+    /// The live mapper set, in call order, with each mapper's statistics.
+    pub fn mappers(&self) -> Vec<MapperListing> {
+        self.inner.mappers.list()
+    }
+
+    /// Reloads the mapper set from `MAPPERS_DIR` (all or nothing).
+    pub async fn reload(&self) -> Result<ReloadReport, LoadError> {
+        self.inner.mappers.reload().await
+    }
+
+    /// Open dead letters, oldest first, each with its mutation.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<LetterWithMutation>, StoreError> {
+        Ok(self
+            .inner
+            .db
+            .dead_letters_with_mutations(limit)
+            .await?
+            .into_iter()
+            .map(|(letter, mutation)| LetterWithMutation {
+                letter,
+                mutation: mutation.as_deref().map(parsed),
+            })
+            .collect())
+    }
+
+    /// Replays dead letter `id` (see [`Relay::replay`]).
+    pub async fn replay(&self, id: Uuid) -> Result<Replayed, ReplayError> {
+        self.inner.relay.replay(id).await
+    }
+
+    /// The most recent envelopes matching `filter`, newest first.
+    pub async fn envelopes(
+        &self,
+        filter: &EnvelopeFilter,
+    ) -> Result<Vec<EnvelopeRecord>, StoreError> {
+        self.inner.db.recent_envelopes(filter).await
+    }
+
+    /// Envelope `id` and its mutation; `None` when there is no such envelope (or it was
+    /// pruned).
+    pub async fn envelope(&self, id: Uuid) -> Result<Option<EnvelopeWithMutation>, StoreError> {
+        let Some(record) = self.inner.db.envelope(&id.to_string()).await? else {
+            return Ok(None);
+        };
+        let mutation = self
+            .inner
+            .db
+            .outbox_row(record.mutation_id)
+            .await?
+            .map(|row| parsed(&row.mutation));
+        Ok(Some(EnvelopeWithMutation { record, mutation }))
+    }
+
+    /// Subscribes to the live flow (it ends when `stop` turns true).
+    pub fn flow(&self, stop: watch::Receiver<bool>) -> FlowSubscription {
+        self.inner
+            .flow
+            .subscribe(&self.inner.backlog, &self.inner.relay, stop)
+    }
+
+    /// Whether the host is ready to serve (`/readyz`).
+    pub async fn readiness(&self) -> Readiness {
+        let database = match self.inner.api_db.ping().await {
+            Ok(()) => "ok",
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: database unreachable");
+                "unreachable"
+            }
+        };
+        Readiness {
+            database,
+            relay: if self.inner.relay.is_running() {
+                "running"
+            } else {
+                "stopped"
+            },
+            mappers: self.inner.mappers.current().len(),
+        }
+    }
+
+    /// The mapper playground.
+    pub fn playground(&self) -> &Playground {
+        &self.inner.playground
+    }
+}
+
+/// A JSON text column for display; `null` if it is not JSON (never expected).
+pub(crate) fn parsed(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}

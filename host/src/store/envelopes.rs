@@ -1,0 +1,92 @@
+//! Envelopes as the operator reads them: the most recent ones by filter, and one by id.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{Db, EnvelopeState, StoreError, with_pool};
+
+/// An envelope as the admin API shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct EnvelopeRecord {
+    /// The CloudEvents id.
+    pub id: String,
+    pub mutation_id: Uuid,
+    pub task_id: Uuid,
+    /// The mapper that produced it.
+    pub mapper: String,
+    pub topic: String,
+    pub event_type: String,
+    #[sqlx(try_from = "String")]
+    pub state: EnvelopeState,
+    /// Publish attempts made.
+    pub attempts: i32,
+    /// The last failure, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// The publisher's error code of the last failure (Dapr's `errorCode`).
+    pub error_code: Option<String>,
+    /// The publisher's status of the last attempt (for Dapr, the HTTP status).
+    pub delivery_status: Option<i32>,
+    /// When it was mapped.
+    pub created_at: DateTime<Utc>,
+    /// When publishing first failed, if it did.
+    pub first_failed_at: Option<DateTime<Utc>>,
+    /// When it was published, skipped or parked.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The CloudEvents JSON document (shown parsed, as `envelope`).
+    #[serde(skip)]
+    pub body: String,
+}
+
+/// Which envelopes to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EnvelopeFilter {
+    pub state: Option<EnvelopeState>,
+    pub event_type: Option<String>,
+    pub topic: Option<String>,
+    pub task_id: Option<Uuid>,
+    pub limit: i64,
+}
+
+const ENVELOPE_COLUMNS: &str = "id, mutation_id, task_id, mapper, topic, event_type, state, \
+     attempts, last_error, error_code, delivery_status, created_at, first_failed_at, finished_at, body";
+
+impl Db {
+    /// The most recent envelopes matching `filter`, newest first.
+    pub async fn recent_envelopes(
+        &self,
+        filter: &EnvelopeFilter,
+    ) -> Result<Vec<EnvelopeRecord>, StoreError> {
+        let state = filter.state.map(EnvelopeState::as_str);
+        with_pool!(self, |pool| async {
+            let rows = sqlx::query_as(
+                "SELECT id, mutation_id, task_id, mapper, topic, event_type, state, attempts, last_error, \
+                 error_code, delivery_status, created_at, first_failed_at, finished_at, body FROM envelopes \
+                 WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR event_type = $2) \
+                 AND ($3 IS NULL OR topic = $3) AND ($4 IS NULL OR task_id = $4) \
+                 ORDER BY seq DESC LIMIT $5",
+            )
+            .bind(state)
+            .bind(filter.event_type.as_deref())
+            .bind(filter.topic.as_deref())
+            .bind(filter.task_id)
+            .bind(filter.limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows)
+        })
+    }
+
+    /// Envelope `id` (its CloudEvents id), whatever its state.
+    pub async fn envelope(&self, id: &str) -> Result<Option<EnvelopeRecord>, StoreError> {
+        with_pool!(self, |pool| async {
+            let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENVELOPE_COLUMNS} FROM envelopes WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row)
+        })
+    }
+}
