@@ -11,12 +11,12 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::flow as flow_routes;
 use super::playground as playground_routes;
 use crate::http::console::session::COOKIE_NAME;
+use crate::http::openapi::add_problem;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -86,21 +86,6 @@ fn secure(operation: &mut Operation) {
         SecurityRequirement::new("console", Vec::<String>::new()),
     ]);
     for (status, description) in SHARED {
-        let responses = &mut operation.responses.responses;
-        if responses.contains_key(status) {
-            continue;
-        }
-        let problem = ContentBuilder::new()
-            .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
-            .build();
-        responses.insert(
-            status.to_owned(),
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(description)
-                    .content("application/problem+json", problem)
-                    .build(),
-            ),
-        );
+        add_problem(operation, status, description);
     }
 }

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use super::AppState;
 use super::auth::AuthUser;
 use super::context::RequestContext;
-use super::error::{ApiError, Problem};
+use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::domain::{Origin, Task};
 use model::{
@@ -50,13 +50,7 @@ async fn set_completed(
 /// Creates a task.
 #[utoipa::path(post, path = "/tasks", tag = "tasks", request_body = CreateTask,
     security(("bearer" = [])),
-    responses((status = 201, description = "The task created", body = TaskView, links(("GetTask" = (operation_id = "read", parameters(("id" = "$response.body#/id")), description = "The task created")), ("UpdateTask" = (operation_id = "update", parameters(("id" = "$response.body#/id")))), ("DeleteTask" = (operation_id = "remove", parameters(("id" = "$response.body#/id")))), ("CompleteTask" = (operation_id = "complete", parameters(("id" = "$response.body#/id")))), ("UncompleteTask" = (operation_id = "uncomplete", parameters(("id" = "$response.body#/id")))))),
-        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
+    responses((status = 201, description = "The task created", body = TaskView, links(("GetTask" = (operation_id = "read", parameters(("id" = "$response.body#/id")), description = "The task created")), ("UpdateTask" = (operation_id = "update", parameters(("id" = "$response.body#/id")))), ("DeleteTask" = (operation_id = "remove", parameters(("id" = "$response.body#/id")))), ("CompleteTask" = (operation_id = "complete", parameters(("id" = "$response.body#/id")))), ("UncompleteTask" = (operation_id = "uncomplete", parameters(("id" = "$response.body#/id"))))))))]
 pub(super) async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -73,10 +67,7 @@ pub(super) async fn create(
 
 /// Lists the caller's tasks, newest first unless `order=oldest`.
 #[utoipa::path(get, path = "/tasks", tag = "tasks", params(ListParams), security(("bearer" = [])),
-    responses((status = 200, description = "A page of the caller's tasks", body = TaskPage),
-        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
+    responses((status = 200, description = "A page of the caller's tasks", body = TaskPage)))]
 pub(super) async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -88,11 +79,7 @@ pub(super) async fn list(
 
 /// Reads one task.
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path, description = "The task's id (hyphenated)")), security(("bearer" = [])),
-    responses((status = 200, description = "The task", body = TaskView),
-        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The caller has no task with this id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
+    responses((status = 200, description = "The task", body = TaskView)))]
 pub(super) async fn read(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -104,14 +91,7 @@ pub(super) async fn read(
 /// Changes title, description or due date; `null` clears description and due date.
 #[utoipa::path(patch, path = "/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path, description = "The task's id (hyphenated)")), request_body = UpdateTask,
     security(("bearer" = [])),
-    responses((status = 200, description = "The task after the change", body = TaskView),
-        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The caller has no task with this id", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
+    responses((status = 200, description = "The task after the change", body = TaskView)))]
 pub(super) async fn update(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -130,11 +110,7 @@ pub(super) async fn update(
 
 /// Deletes a task.
 #[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path, description = "The task's id (hyphenated)")), security(("bearer" = [])),
-    responses((status = 204, description = "Deleted"),
-        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The caller has no task with this id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
+    responses((status = 204, description = "Deleted")))]
 pub(super) async fn remove(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -151,11 +127,7 @@ pub(super) async fn remove(
 
 /// Marks a task complete (a no-op when it already is).
 #[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", params(("id" = Uuid, Path, description = "The task's id (hyphenated)")), security(("bearer" = [])),
-    responses((status = 200, description = "The task, completed", body = TaskView),
-        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The caller has no task with this id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
+    responses((status = 200, description = "The task, completed", body = TaskView)))]
 pub(super) async fn complete(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -167,11 +139,7 @@ pub(super) async fn complete(
 
 /// Marks a task incomplete (a no-op when it already is).
 #[utoipa::path(post, path = "/tasks/{id}/uncomplete", tag = "tasks", params(("id" = Uuid, Path, description = "The task's id (hyphenated)")), security(("bearer" = [])),
-    responses((status = 200, description = "The task, open again", body = TaskView),
-        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The caller has no task with this id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
+    responses((status = 200, description = "The task, open again", body = TaskView)))]
 pub(super) async fn uncomplete(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -183,10 +151,7 @@ pub(super) async fn uncomplete(
 
 /// Deletes all the caller's completed tasks (`completed=true` is required).
 #[utoipa::path(delete, path = "/tasks", tag = "tasks", params(ClearParams), security(("bearer" = [])),
-    responses((status = 200, description = "How many completed tasks were deleted", body = Cleared),
-        (status = 400, description = "Malformed JSON, or a bad query or path parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or one that does not verify", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is busy; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))))]
+    responses((status = 200, description = "How many completed tasks were deleted", body = Cleared)))]
 pub(super) async fn clear_completed(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
