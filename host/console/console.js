@@ -535,8 +535,9 @@ $('#pg-upload').addEventListener('click', (event) => busy(event.currentTarget, a
     const upload = await api(`/admin/playground/uploads?name=${encodeURIComponent(file.name)}`, {
       method: 'POST', body: file, contentType: 'application/wasm',
     });
-    say(out, 'ok', `Loaded ${upload.mapper.name} ${upload.mapper.version}.`, `Topics: ${upload.mapper.topics.join(', ')}. Kept until ${when(upload.expires_at)}.`);
+    // The picker first, so that "Loaded" is only said once the upload can be run.
     await fillMappers(`upload:${upload.id}`);
+    say(out, 'ok', `Loaded ${upload.mapper.name} ${upload.mapper.version}.`, `Topics: ${upload.mapper.topics.join(', ')}. Kept until ${when(upload.expires_at)}.`);
   } catch (e) {
     say(out, 'bad', 'The upload was refused.', e.message);
   }

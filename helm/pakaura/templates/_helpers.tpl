@@ -179,7 +179,7 @@ Refuses values that would deploy a broken release, with one line naming the valu
 {{- if and $v.secrets.adminToken (lt (len $v.secrets.adminToken) 16) }}
 {{- fail "secrets.adminToken must be at least 16 characters" }}
 {{- end }}
-{{- $managed := list "BIND_ADDR" "DATABASE_URL" "JWT_SECRET" "ADMIN_TOKEN" "DAPR_ENABLED" "DAPR_HTTP_PORT" "DAPR_PUBSUB_NAME" "DAPR_API_TOKEN" "MAPPERS_DIR" "MAPPER_BUILTIN" "MAPPER_SETTINGS_FILE" "MAPPER_CACHE_DIR" }}
+{{- $managed := list "BIND_ADDR" "DATABASE_URL" "JWT_SECRET" "ADMIN_TOKEN" "PUBLISHER" "DAPR_ENABLED" "DAPR_HTTP_PORT" "DAPR_PUBSUB_NAME" "DAPR_API_TOKEN" "MAPPERS_DIR" "MAPPER_BUILTIN" "MAPPER_SETTINGS_FILE" "MAPPER_CACHE_DIR" }}
 {{- if $v.tracing.enabled }}
 {{- $managed = concat $managed (include "pakaura.tracingEnvNames" . | fromYamlArray) }}
 {{- end }}

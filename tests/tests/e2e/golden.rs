@@ -1,5 +1,8 @@
 //! The built-in default mapper's envelopes for every action, with and without due
-//! dates, compared with the golden files in `tests/golden/default/`.
+//! dates, compared with the golden files in `tests/golden/default/`; and the same for
+//! the default mapper as built against `pakaura:events@1.0.0`, kept as a binary
+//! (`tests/fixtures/contract-1.0.0/`), against `tests/golden/contract-1.0.0/`: every
+//! later contract change must keep it loading and yielding exactly those envelopes.
 //!
 //! Mutation ids, task ids and timestamps are fixed, so the envelopes (ids and
 //! `traceparent` included) are deterministic. After an intended change to the
@@ -133,23 +136,36 @@ fn cases() -> Vec<(&'static str, Mutation)> {
     ]
 }
 
-fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("golden/default")
-        .join(format!("{name}.json"))
+/// The folder of `tests/` at `relative`.
+fn tests_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
 #[test]
 fn the_default_mapper_matches_its_golden_envelopes() {
-    let actual: Vec<(&str, Value)> = bounded(|| {
+    check_golden(MapperSource::BuiltinDefault, "golden/default");
+}
+
+#[test]
+fn a_component_built_against_contract_1_0_0_keeps_its_envelopes() {
+    check_golden(
+        MapperSource::File(tests_path("fixtures/contract-1.0.0/default-mapper.wasm")),
+        "golden/contract-1.0.0",
+    );
+}
+
+/// Loads `source` as the host loads a mapper and compares its envelopes for every case
+/// with the golden files in `tests/{golden}/`.
+fn check_golden(source: MapperSource, golden: &str) {
+    let actual: Vec<(&str, Value)> = bounded(move || {
         let mapper = LoadedMapper::load(
             runtime(),
-            MapperSource::BuiltinDefault,
+            source,
             &Limits::default(),
             &Default::default(),
             &Default::default(),
         )
-        .expect("the built-in default mapper loads");
+        .expect("the mapper loads");
         cases()
             .into_iter()
             .map(|(name, m)| {
@@ -163,10 +179,13 @@ fn the_default_mapper_matches_its_golden_envelopes() {
             .collect()
     });
 
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    // The 1.0.0 component's envelopes are never regenerated: a change there is a change
+    // that deployed mappers would see.
+    let update =
+        golden == "golden/default" && std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let mut mismatched = Vec::new();
     for (name, envelopes) in &actual {
-        let path = golden_path(name);
+        let path = tests_path(golden).join(format!("{name}.json"));
         let pretty = serde_json::to_string_pretty(envelopes).unwrap() + "\n";
         if update {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
