@@ -6,7 +6,7 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, KnownFormat, ObjectBuilder, Ref, RefOr, ResponseBuilder,
@@ -63,16 +63,7 @@ impl Modify for TaskResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in &mut openapi.paths.paths {
             let on_a_task = path.contains("{id}");
-            for operation in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for operation in operations(item) {
                 let with_body = operation.request_body.is_some();
                 add_problem(operation, "400", MALFORMED);
                 add_problem(operation, "401", UNAUTHORIZED);
@@ -88,6 +79,19 @@ impl Modify for TaskResponses {
             }
         }
     }
+}
+
+/// Every operation of a path.
+pub(super) fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Adds a problem+json response with `status` and `description` to `operation`, unless

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
 use super::flow as flow_routes;
 use super::playground as playground_routes;
 use crate::http::console::session::COOKIE_NAME;
-use crate::http::openapi::add_problem;
+use crate::http::openapi::{add_problem, operations};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -64,18 +64,7 @@ impl Modify for AdminSecurity {
             ))),
         );
         for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                secure(operation);
-            }
+            operations(item).for_each(secure);
         }
     }
 }
