@@ -111,6 +111,10 @@ fn max_age(raw: &str) -> Result<Duration, String> {
     duration_between(SECOND, 3650 * DAY)(raw)
 }
 
+fn stall_timeout(raw: &str) -> Result<Duration, String> {
+    duration_between(10 * SECOND, HOUR)(raw)
+}
+
 fn database_timeout(raw: &str) -> Result<Duration, String> {
     duration_between(10 * MS, MINUTE)(raw)
 }
@@ -392,6 +396,18 @@ pub struct RelayConfig {
     #[arg(long, env = "RELAY_MAX_AGE", default_value = "24h", value_parser = max_age)]
     pub relay_max_age: Duration,
 
+    /// What an event that cannot be mapped or published does to its task's later
+    /// events: `hold` (they wait on its topic until the operator replays or skips it, so
+    /// consumers keep the task's order) or `skip` (they go on; the parked one, replayed,
+    /// arrives after them).
+    #[arg(long, env = "RELAY_ON_POISON", default_value = "hold", value_enum)]
+    pub relay_on_poison: OnPoison,
+
+    /// How long a relay stage may go without progress before it counts as stalled:
+    /// `/readyz` says so and the relay is restarted (10s to 1h).
+    #[arg(long, env = "RELAY_STALL_TIMEOUT", default_value = "2m", value_parser = stall_timeout)]
+    pub relay_stall_timeout: Duration,
+
     /// How long a claim stays leased to one relay before another may take it (1s to
     /// 1h; at least 3 × DAPR_PUBLISH_TIMEOUT + 5s).
     #[arg(long, env = "RELAY_LEASE", default_value = "30s", value_parser = lease)]
@@ -400,6 +416,16 @@ pub struct RelayConfig {
     /// How long published and skipped envelopes are kept before pruning (1m to 10y).
     #[arg(long, env = "ENVELOPE_RETENTION", default_value = "7d", value_parser = long_period)]
     pub envelope_retention: Duration,
+}
+
+/// What a poison event (one that cannot be mapped or published) does to its task's
+/// later events on its topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnPoison {
+    /// They wait until the operator resolves it: order kept, the task held.
+    Hold,
+    /// They go on: progress kept, order traded.
+    Skip,
 }
 
 /// How the operator console behaves. Every field is a flag and an environment variable.

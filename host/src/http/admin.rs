@@ -5,6 +5,7 @@
 //! configured. Each is in the OpenAPI document (`openapi`), tag `admin`.
 
 mod flow;
+mod letters;
 pub(super) mod model;
 pub(super) mod openapi;
 mod playground;
@@ -19,20 +20,20 @@ use super::AppState;
 use super::auth::Admin;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiPath, ApiQuery};
-use crate::relay::ReplayError;
+use crate::domain::text::control_character;
 use crate::store::{EnvelopeFilter, EnvelopeState};
-use model::{
-    DeadLetterList, DeadLetterView, EnvelopeDetail, EnvelopeList, EnvelopeView, MapperList,
-    Reloaded, ReplayOutcome,
-};
+use model::{EnvelopeDetail, EnvelopeList, EnvelopeView, MapperList, Reloaded};
 
 pub(super) fn router(state: &AppState) -> Router<AppState> {
     let upload_limit = state.console.config().upload_limit();
     Router::new()
         .route("/admin/mappers", get(list_mappers))
         .route("/admin/mappers/reload", post(reload_mappers))
-        .route("/admin/dead-letters", get(dead_letters))
-        .route("/admin/dead-letters/{id}/replay", post(replay))
+        .route("/admin/dead-letters", get(letters::dead_letters))
+        .route("/admin/dead-letters/{id}/replay", post(letters::replay))
+        .route("/admin/dead-letters/{id}/skip", post(letters::skip))
+        .route("/admin/holds", get(letters::holds))
+        .route("/admin/holds/retry", post(letters::retry))
         .route("/admin/envelopes", get(envelopes))
         .route("/admin/envelopes/{id}", get(envelope))
         .route("/admin/flow/stream", get(flow::stream))
@@ -84,7 +85,7 @@ async fn reload_mappers(
     }
 }
 
-/// Query of `GET /admin/dead-letters`.
+/// Query of `GET /admin/dead-letters` and `GET /admin/holds`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -105,14 +106,32 @@ pub(super) struct EnvelopeQuery {
     /// Only envelopes in this state: `pending`, `published`, `skipped` or `dead`.
     #[param(inline, value_type = Option<EnvelopeState>)]
     state: Option<String>,
-    /// Only this CloudEvents `type`.
+    /// Only this CloudEvents `type` (printable, at most 256 bytes).
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(
+        rename = "type",
+        max_length = 256,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"
+    )]
     event_type: Option<String>,
-    /// Only this topic.
+    /// Only this topic (printable, at most 256 bytes).
+    #[param(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     topic: Option<String>,
     /// Only the envelopes of this task.
     task_id: Option<Uuid>,
+}
+
+/// A text query parameter `field`: printable (no control character, NUL included) and
+/// at most 256 bytes, else 400 naming the field.
+fn text_param(field: &'static str, raw: Option<String>) -> Result<Option<String>, ApiError> {
+    match raw {
+        Some(text) if text.len() > 256 => Err(ApiError::param(field, "must be at most 256 bytes")),
+        Some(text) if control_character(&text, &[]).is_some() => Err(ApiError::param(
+            field,
+            "must not contain control characters",
+        )),
+        other => Ok(other),
+    }
 }
 
 fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
@@ -122,62 +141,6 @@ fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
     } else {
         Err(ApiError::param("limit", "must be between 1 and 1000"))
     }
-}
-
-/// Unresolved dead letters, oldest first, each with its mutation (the outbox JSON).
-#[utoipa::path(get, path = "/admin/dead-letters", tag = "admin", params(Limit),
-    responses((status = 200, body = DeadLetterList),
-        (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json")))]
-async fn dead_letters(
-    _: Admin,
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<Limit>,
-) -> Result<Json<DeadLetterList>, ApiError> {
-    let letters = state
-        .operator
-        .dead_letters(limit(q.limit)?)
-        .await?
-        .into_iter()
-        .map(|l| DeadLetterView {
-            letter: l.letter,
-            mutation: l.mutation,
-        })
-        .collect();
-    Ok(Json(DeadLetterList {
-        dead_letters: letters,
-    }))
-}
-
-/// Replays a dead letter.
-///
-/// A refused publish is queued again as it was (same id, same body); a mutation that
-/// could not be mapped is mapped again with the live mappers. Success resolves only
-/// this letter; a new mapping failure is 422 with the reason and the letter stays open.
-#[utoipa::path(post, path = "/admin/dead-letters/{id}/replay", tag = "admin",
-    params(("id" = Uuid, Path, description = "The dead letter's id")),
-    responses((status = 200, body = ReplayOutcome),
-        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such dead letter, or the admin API is disabled", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already replayed, or a refused publish while DAPR_ENABLED=false", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Mapping failed again; the letter stays open with the new reason", body = Problem, content_type = "application/problem+json")))]
-async fn replay(
-    _: Admin,
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<ReplayOutcome>, ApiError> {
-    let id =
-        Uuid::parse_str(&id).map_err(|_| ApiError::param("id", format!("`{id}` is not a UUID")))?;
-    let replayed = state.operator.replay(id).await.map_err(|e| match e {
-        ReplayError::NotFound(_) => ApiError::NotFound(e.to_string()),
-        ReplayError::AlreadyReplayed(_) => ApiError::Conflict(e.to_string()),
-        ReplayError::MappingFailed { .. } => ApiError::invalid("mappers", e.to_string()),
-        ReplayError::PublishingDisabled(_) => ApiError::Conflict(e.to_string()),
-        ReplayError::Store(cause) => cause.into(),
-    })?;
-    Ok(Json(ReplayOutcome {
-        replayed: true,
-        outcome: replayed,
-    }))
 }
 
 /// Recent envelopes, newest first, with their state and delivery history.
@@ -199,8 +162,8 @@ async fn envelopes(
                 })
             })
             .transpose()?,
-        event_type: q.event_type,
-        topic: q.topic,
+        event_type: text_param("type", q.event_type)?,
+        topic: text_param("topic", q.topic)?,
         task_id: q.task_id,
         limit: limit(q.limit)?,
     };

@@ -15,9 +15,19 @@ pub struct AuthUser(pub String);
 /// An authenticated operator, for `/admin` routes: `Authorization: Bearer
 /// $ADMIN_TOKEN`, or the console's session cookie (with its CSRF token on requests
 /// that change something). A request with an `Authorization` header is judged by it
-/// alone.
-#[derive(Debug, Clone, Copy)]
-pub struct Admin;
+/// alone. Its name is what the host records of who resolved a dead letter.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    name: &'static str,
+}
+
+impl Admin {
+    /// Who the operator is: `admin` (the bearer admin token) or `console` (a console
+    /// session opened with it).
+    pub fn name(&self) -> &str {
+        self.name
+    }
+}
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts
@@ -69,11 +79,11 @@ impl FromRequestParts<AppState> for Admin {
             state
                 .console
                 .authorize(cookie, &parts.method, &parts.headers)?;
-            return Ok(Admin);
+            return Ok(Admin { name: "console" });
         }
         let token = bearer(parts)?;
         if expected.matches(token) {
-            Ok(Admin)
+            Ok(Admin { name: "admin" })
         } else {
             Err(ApiError::Forbidden(
                 "the bearer token is not the admin token".into(),

@@ -41,7 +41,7 @@ impl CallContext<'_> {
     /// A new instance in a fresh sandbox; its deadline starts now and covers its first
     /// call too.
     pub(crate) fn instantiate(&self) -> Result<Instance, MapFailure> {
-        let slot = self.runtime.instance_slot();
+        let slot = self.runtime.instance_slot()?;
         let mut store = self.runtime.new_store(
             self.tag.clone(),
             self.settings.clone(),

@@ -165,6 +165,13 @@ pub enum MapFailure {
         /// The configured maximum.
         max: usize,
     },
+    /// Every instance slot of the pool stayed taken for `waited`: the host is busy, the
+    /// mapper did nothing wrong. Not the mutation's fault: the relay tries it again later.
+    #[error("found no free instance slot within {} (the host is busy)", humantime::format_duration(*.waited))]
+    Busy {
+        /// How long the call waited for a slot.
+        waited: Duration,
+    },
 }
 
 impl MapFailure {
@@ -178,7 +185,14 @@ impl MapFailure {
             MapFailure::InvalidOutput(_) => "invalid_output",
             MapFailure::TooManyEvents { .. } => "too_many_events",
             MapFailure::EventTooLarge { .. } => "event_too_large",
+            MapFailure::Busy { .. } => "busy",
         }
+    }
+
+    /// Whether the failure is the host's, not the mutation's or the mapper's: the same
+    /// call may succeed later, so it must not park the mutation.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, MapFailure::Busy { .. })
     }
 }
 

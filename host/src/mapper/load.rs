@@ -276,14 +276,9 @@ impl LoadedMapper {
     /// Maps one mutation through this mapper alone and validates the output.
     pub fn map(&self, mutation: &Mutation) -> Result<Vec<MappedEvent>, MapError> {
         let started = Instant::now();
-        let result = self.call(mutation).and_then(|events| {
-            let producer = Producer {
-                name: &self.name,
-                version: &self.version,
-                topics: &self.topics,
-            };
-            validate(&producer, &self.limits, events)
-        });
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        let result = self.call(mutation);
+        self.busy.fetch_sub(1, Ordering::Relaxed);
         let took = started.elapsed();
         self.stats.record(took, result.as_ref().err());
         self.meters.calls.increment(1);
@@ -296,43 +291,67 @@ impl LoadedMapper {
         })
     }
 
-    /// One `map-mutation` call, on an idle instance when reuse is on and one is kept,
-    /// else on a fresh one. The instance is kept afterwards only when the call returned
-    /// (with events or an `err`) and it has calls left.
-    fn call(&self, mutation: &Mutation) -> Result<Vec<wit::Event>, MapFailure> {
-        self.busy.fetch_add(1, Ordering::Relaxed);
-        let result = self.call_instance(mutation);
-        self.busy.fetch_sub(1, Ordering::Relaxed);
-        result
+    /// One `map-mutation` call and the validation of its output. With reuse on, the
+    /// call runs on a kept instance when there is one, and the instance is kept again
+    /// only when the call succeeded (valid events) and it has calls left; a call that
+    /// failed on a kept instance is tried once more on a fresh one before it counts, so
+    /// state a previous mutation left in the instance never fails this one.
+    fn call(&self, mutation: &Mutation) -> Result<Vec<MappedEvent>, MapFailure> {
+        let reuse = self.limits.instance_reuse > 1 && !self.frozen_clock;
+        let wit = to_wit(mutation);
+        // Popped into a local: the idle list's lock must not be held during the call.
+        let kept = if reuse { self.idle().pop() } else { None };
+        if let Some(kept) = kept {
+            match self.call_on(kept, &wit) {
+                Ok(events) => return Ok(events),
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => {
+                    tracing::debug!(mapper = %self.name, error = %e, "a kept instance failed; trying a fresh one");
+                }
+            }
+        }
+        let fresh = self.instantiate(mutation)?;
+        self.call_on(fresh, &wit)
     }
 
-    fn call_instance(&self, mutation: &Mutation) -> Result<Vec<wit::Event>, MapFailure> {
-        let reuse = self.limits.instance_reuse > 1 && !self.frozen_clock;
-        let kept = if reuse { self.idle().pop() } else { None };
-        let mut instance = match kept {
-            Some(instance) => instance,
-            None => CallContext {
-                runtime: &self.runtime,
-                pre: &self.pre,
-                tag: self.name.clone(),
-                settings: self.settings.clone(),
-                log_budget: self.log_budget.clone(),
-                limits: &self.limits,
-                wall_clock: self
-                    .frozen_clock
-                    .then(|| SystemTime::from(mutation.occurred_at)),
-            }
-            .instantiate()?,
+    /// Calls `instance` on `mutation` and validates the output; keeps the instance for
+    /// reuse only after a success.
+    fn call_on(
+        &self,
+        mut instance: Instance,
+        wit: &wit::Mutation,
+    ) -> Result<Vec<MappedEvent>, MapFailure> {
+        let events = instance.map_mutation(&self.runtime, &self.limits, wit)?;
+        let producer = Producer {
+            name: &self.name,
+            version: &self.version,
+            topics: &self.topics,
         };
-        let result = instance.map_mutation(&self.runtime, &self.limits, &to_wit(mutation));
-        let returned = matches!(result, Ok(_) | Err(MapFailure::Rejected(_)));
-        if reuse && returned && instance.calls() < self.limits.instance_reuse {
+        let events = validate(&producer, &self.limits, events)?;
+        let reuse = self.limits.instance_reuse > 1 && !self.frozen_clock;
+        if reuse && instance.calls() < self.limits.instance_reuse {
             let mut idle = self.idle();
             if idle.len() < MAX_IDLE_INSTANCES {
                 idle.push(instance);
             }
         }
-        result
+        Ok(events)
+    }
+
+    /// A fresh instance for a call on `mutation`.
+    fn instantiate(&self, mutation: &Mutation) -> Result<Instance, MapFailure> {
+        CallContext {
+            runtime: &self.runtime,
+            pre: &self.pre,
+            tag: self.name.clone(),
+            settings: self.settings.clone(),
+            log_budget: self.log_budget.clone(),
+            limits: &self.limits,
+            wall_clock: self
+                .frozen_clock
+                .then(|| SystemTime::from(mutation.occurred_at)),
+        }
+        .instantiate()
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Instance>> {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use wasmtime::component::Linker;
 use wasmtime::{
@@ -14,7 +14,7 @@ use wasmtime::{
 };
 
 use super::config::MapperConfig;
-use super::error::LoadError;
+use super::error::{LoadError, MapFailure};
 use super::limits::Limits;
 use super::sandbox::{self, LogBudget, SandboxState};
 use super::settings::Settings;
@@ -26,6 +26,9 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// the pooling allocator reserves this many slots. An instantiation past it waits for a
 /// slot rather than failing.
 const MAX_INSTANCES: u32 = 128;
+/// Longest a call waits for a free instance slot before it fails as busy (the pool's
+/// slots are all taken by calls in flight and kept instances of many mappers).
+pub(crate) const SLOT_WAIT: Duration = Duration::from_secs(5);
 /// Core instances, memories and tables one component instance may create (the
 /// sandbox's limiter enforces the same caps per store).
 const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
@@ -135,13 +138,16 @@ impl MapperRuntime {
         })
     }
 
-    /// Takes one of the pool's instance slots, waiting for one if all are taken; the
-    /// slot is given back when the returned guard drops (with the instance).
-    pub(crate) fn instance_slot(&self) -> InstanceSlot {
-        self.inner.slots.take();
-        InstanceSlot {
-            runtime: self.clone(),
+    /// Takes one of the pool's instance slots, waiting up to [`SLOT_WAIT`] for one if all
+    /// are taken ([`MapFailure::Busy`] after that); the slot is given back when the
+    /// returned guard drops (with the instance).
+    pub(crate) fn instance_slot(&self) -> Result<InstanceSlot, MapFailure> {
+        if !self.inner.slots.take(SLOT_WAIT) {
+            return Err(MapFailure::Busy { waited: SLOT_WAIT });
         }
+        Ok(InstanceSlot {
+            runtime: self.clone(),
+        })
     }
 
     /// The compile cache's hits and misses so far (a miss is a compilation whose result
@@ -258,15 +264,23 @@ impl InstanceSlots {
         }
     }
 
-    fn take(&self) {
+    /// Takes a slot, waiting at most `bound` for one to be freed; false when none was.
+    fn take(&self, bound: Duration) -> bool {
+        let deadline = Instant::now() + bound;
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
         while *free == 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
             free = self
                 .freed
-                .wait(free)
-                .unwrap_or_else(PoisonError::into_inner);
+                .wait_timeout(free, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         *free -= 1;
+        true
     }
 
     fn give_back(&self) {

@@ -104,6 +104,14 @@ impl MapperSet {
         Ok(events)
     }
 
+    /// Every topic a mapper of the set declared: the topics a mutation may reach.
+    pub fn topics(&self) -> std::collections::BTreeSet<String> {
+        self.mappers
+            .iter()
+            .flat_map(|m| m.topics().map(ToString::to_string))
+            .collect()
+    }
+
     /// The mappers, in chain order.
     pub fn iter(&self) -> impl Iterator<Item = &LoadedMapper> {
         self.mappers.iter()

@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::mapper::{LoadError, MapperListing, MapperRegistry, ReloadReport};
-use crate::relay::{Relay, ReplayError, Replayed};
-use crate::store::{Db, DeadLetter, EnvelopeFilter, EnvelopeRecord, StoreError};
+use crate::relay::{Relay, ReplayError, Replayed, Retried, Skipped};
+use crate::store::{Db, DeadLetter, EnvelopeFilter, EnvelopeRecord, Hold, LetterHold, StoreError};
 use backlog::BacklogSampler;
 use flow::{FlowHub, FlowSubscription};
 use playground::Playground;
@@ -46,10 +46,14 @@ struct Inner {
     playground: Playground,
 }
 
-/// A dead letter and the JSON of the mutation it belongs to (while the outbox keeps it).
+/// A dead letter, what it holds, and the JSON of the mutation it belongs to (while the
+/// outbox keeps it).
 #[derive(Debug, Clone)]
 pub struct LetterWithMutation {
     pub letter: DeadLetter,
+    /// The topics it holds its task on and the events waiting behind it; `None` when it
+    /// holds nothing (`RELAY_ON_POISON=skip`, or resolved).
+    pub hold: Option<LetterHold>,
     pub mutation: Option<Value>,
 }
 
@@ -64,7 +68,8 @@ pub struct EnvelopeWithMutation {
 #[derive(Debug, Clone, Serialize)]
 pub struct Readiness {
     pub database: &'static str,
-    pub relay: &'static str,
+    /// `running`, `stopped`, or `stalled: <stage>` (between a stall and the restart).
+    pub relay: String,
     /// The live mapper set's size (a set is always loaded).
     pub mappers: usize,
 }
@@ -108,24 +113,40 @@ impl Operator {
         self.inner.mappers.reload().await
     }
 
-    /// Open dead letters, oldest first, each with its mutation.
+    /// Open dead letters, oldest first, each with its hold and its mutation.
     pub async fn dead_letters(&self, limit: i64) -> Result<Vec<LetterWithMutation>, StoreError> {
-        Ok(self
-            .inner
-            .db
-            .dead_letters_with_mutations(limit)
-            .await?
+        let letters = self.inner.db.dead_letters_with_mutations(limit).await?;
+        let ids: Vec<Uuid> = letters.iter().map(|(l, _)| l.id).collect();
+        let mut holds = self.inner.db.letter_holds(&ids).await?;
+        Ok(letters
             .into_iter()
             .map(|(letter, mutation)| LetterWithMutation {
+                hold: holds.remove(&letter.id),
                 letter,
                 mutation: mutation.as_deref().map(parsed),
             })
             .collect())
     }
 
-    /// Replays dead letter `id` (see [`Relay::replay`]).
-    pub async fn replay(&self, id: Uuid) -> Result<Replayed, ReplayError> {
-        self.inner.relay.replay(id).await
+    /// The tasks held on a topic, the longest held first.
+    pub async fn holds(&self, limit: i64) -> Result<Vec<Hold>, StoreError> {
+        self.inner.db.holds(limit).await
+    }
+
+    /// Replays dead letter `id` for operator `by` (see [`Relay::replay`]).
+    pub async fn replay(&self, id: Uuid, by: &str) -> Result<Replayed, ReplayError> {
+        self.inner.relay.replay(id, by).await
+    }
+
+    /// Skips dead letter `id` for operator `by`, saying `reason` (see [`Relay::skip`]).
+    pub async fn skip(&self, id: Uuid, by: &str, reason: &str) -> Result<Skipped, ReplayError> {
+        self.inner.relay.skip(id, by, reason).await
+    }
+
+    /// Replays every open letter of `mapper` for operator `by` (see
+    /// [`Relay::retry_mapper`]).
+    pub async fn retry_mapper(&self, mapper: &str, by: &str) -> Result<Retried, ReplayError> {
+        self.inner.relay.retry_mapper(mapper, by).await
     }
 
     /// The most recent envelopes matching `filter`, newest first.
@@ -167,13 +188,17 @@ impl Operator {
                 "unreachable"
             }
         };
+        let relay = match (
+            self.inner.relay.is_running(),
+            self.inner.relay.stalled_stage(),
+        ) {
+            (_, Some(stage)) => format!("stalled: {stage} stage"),
+            (true, None) => "running".to_owned(),
+            (false, None) => "stopped".to_owned(),
+        };
         Readiness {
             database,
-            relay: if self.inner.relay.is_running() {
-                "running"
-            } else {
-                "stopped"
-            },
+            relay,
             mappers: self.inner.mappers.current().len(),
         }
     }

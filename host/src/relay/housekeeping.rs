@@ -26,6 +26,10 @@ const PRUNE_BATCH: i64 = 1_000;
 /// The housekeeping stage.
 pub(super) struct Housekeeping;
 
+impl Housekeeping {
+    pub(super) const NAME: &'static str = "housekeeping";
+}
+
 impl Stage for Housekeeping {
     fn run(self: Box<Self>, ctx: Arc<RelayContext>, signals: Signals) -> BoxFuture<'static, ()> {
         run(ctx, signals.stop).boxed()
@@ -36,6 +40,7 @@ async fn run(ctx: Arc<RelayContext>, mut stop: watch::Receiver<bool>) {
     let mut last_prune: Option<Instant> = None;
     let mut reported = BTreeSet::new();
     loop {
+        ctx.beat(Housekeeping::NAME);
         refresh_gauges(&ctx, &mut reported).await;
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(Instant::now());

@@ -1,15 +1,22 @@
 //! The map stage: claims a batch of committed mutations (outbox rows, oldest first),
-//! maps the whole batch through the live mapper set on one blocking thread, and stores
-//! all of its envelopes, queue rows and dead letters in one transaction.
+//! maps the whole batch through the live mapper set on one blocking thread (renewing its
+//! lease meanwhile), and stores its envelopes, queue rows and dead letters in
+//! transactions bounded in bytes as well as rows.
+//!
+//! Nothing wedges: a batch whose store fails while the database answers is split down
+//! to single rows, and a single row that keeps failing is parked as a dead letter (and
+//! holds its task) like any poison mutation, so no error stalls other tasks for ever. A
+//! mutation the host was too busy to map (no free instance slot) is given back, not
+//! parked.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::stage::{Signals, Stage};
-use super::{Counters, RelayContext, chrono_duration};
+use super::{Counters, RelayContext};
 use crate::domain::task::now;
 use crate::events::build_envelope;
 use crate::instruments::{DEAD_LETTERS, ENVELOPES_BUILT, MAPPER_CHAIN_DURATION};
@@ -50,16 +57,22 @@ pub struct MapOutcome {
 }
 
 impl MapOutcome {
-    /// The outcome as the store records it.
-    pub(crate) fn into_mapping(self) -> (String, Mapping) {
+    /// The outcome as the store records it; a failure holds the task on `hold`.
+    pub(crate) fn into_mapping(self, hold: &[String]) -> (String, Mapping) {
         let mapping = match self.result {
             Ok(envelopes) => Mapping::Mapped(envelopes),
             Err(e) => Mapping::Failed {
                 mapper: e.mapper().map(str::to_owned),
                 reason: e.to_string(),
+                hold: hold.to_vec(),
             },
         };
         (self.correlation_id, mapping)
+    }
+
+    /// Whether the host was too busy to map it (not the mutation's fault).
+    fn busy(&self) -> bool {
+        matches!(&self.result, Err(MappingError::Mapper(e)) if e.kind.is_transient())
     }
 }
 
@@ -134,20 +147,46 @@ fn map_decoded(set: &MapperSet, row: &OutboxRow, source: &str) -> MapOutcome {
     }
 }
 
-/// Maps `rows` with the live set on one blocking thread.
-pub(super) async fn map_rows(
-    ctx: &RelayContext,
-    rows: Vec<OutboxRow>,
-) -> (Vec<OutboxRow>, Vec<MapOutcome>) {
+/// A batch of rows mapped with one set.
+pub(super) struct Mapped {
+    pub(super) rows: Vec<OutboxRow>,
+    pub(super) outcomes: Vec<MapOutcome>,
+    /// The topics a failed mutation holds its task on: every topic the set's mappers
+    /// declared (the topics it could have reached), none with `RELAY_ON_POISON=skip`.
+    pub(super) hold: Vec<String>,
+}
+
+/// Maps `rows` with the live set on one blocking thread; with `beat`, each mapped row
+/// is progress of the map stage (for the watchdog).
+pub(super) async fn map_rows(ctx: &Arc<RelayContext>, rows: Vec<OutboxRow>, beat: bool) -> Mapped {
     let set: Arc<MapperSet> = ctx.mappers.current();
+    let hold = if ctx.holds() {
+        set.topics().into_iter().collect()
+    } else {
+        Vec::new()
+    };
     let source = ctx.source.clone();
+    let beats = ctx.clone();
     let mapped = tokio::task::spawn_blocking(move || {
-        let outcomes = rows.iter().map(|row| map_row(&set, row, &source)).collect();
+        let outcomes = rows
+            .iter()
+            .map(|row| {
+                let outcome = map_row(&set, row, &source);
+                if beat {
+                    beats.beat(MapStage::NAME);
+                }
+                outcome
+            })
+            .collect();
         (rows, outcomes)
     })
     .await;
     match mapped {
-        Ok(mapped) => mapped,
+        Ok((rows, outcomes)) => Mapped {
+            rows,
+            outcomes,
+            hold,
+        },
         // A panic while mapping is a host bug: let the supervisor restart the relay.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
@@ -156,6 +195,10 @@ pub(super) async fn map_rows(
 /// The map stage: claims, maps and stores batches until stopped; wakes the publish
 /// stage whenever envelopes were stored.
 pub(super) struct MapStage;
+
+impl MapStage {
+    pub(super) const NAME: &'static str = "map";
+}
 
 impl Stage for MapStage {
     fn run(self: Box<Self>, ctx: Arc<RelayContext>, signals: Signals) -> BoxFuture<'static, ()> {
@@ -169,6 +212,7 @@ async fn run(ctx: Arc<RelayContext>, signals: Signals) {
         if *stop.borrow() {
             return;
         }
+        ctx.beat(MapStage::NAME);
         ctx.check_injected_panic();
         match map_batch(&ctx).await {
             Ok(0) => {
@@ -190,39 +234,101 @@ async fn run(ctx: Arc<RelayContext>, signals: Signals) {
     }
 }
 
+/// Most bytes of envelopes one store transaction carries.
+const STORE_CHUNK_BYTES: usize = 16 << 20;
+/// Tries of a single row's store before it is parked (while the database answers).
+const STORE_TRIES: u32 = 3;
+
 /// Claims, maps and stores one batch; returns how many rows it claimed.
-async fn map_batch(ctx: &RelayContext) -> Result<usize, StoreError> {
+async fn map_batch(ctx: &Arc<RelayContext>) -> Result<usize, StoreError> {
     let token: i64 = rand::random();
-    let started = now();
+    let lease = ctx.config.relay_lease;
     let rows = ctx
         .db
         .claim_mutations(
             &ctx.id,
             token,
-            started,
-            started + chrono_duration(ctx.config.relay_lease),
+            lease,
             i64::from(ctx.config.relay_batch_size),
         )
         .await?;
     if rows.is_empty() {
         return Ok(0);
     }
-    let (rows, outcomes) = map_rows(ctx, rows).await;
-    let batch: Vec<MappedRow<'_>> = rows
-        .iter()
-        .zip(outcomes)
-        .map(|(row, outcome)| {
-            log_outcome(ctx, row, &outcome);
-            let (correlation_id, mapping) = outcome.into_mapping();
-            MappedRow {
-                row,
-                correlation_id,
-                mapping,
+    let claimed = rows.len();
+    let mapped = map_renewing(ctx, token, rows).await;
+    let mut busy = Vec::new();
+    let mut batch = Vec::with_capacity(claimed);
+    for (row, outcome) in mapped.rows.iter().zip(mapped.outcomes) {
+        if outcome.busy() {
+            busy.push(row.seq);
+            continue;
+        }
+        log_outcome(ctx, row, &outcome);
+        let (correlation_id, mapping) = outcome.into_mapping(&mapped.hold);
+        batch.push(MappedRow {
+            row,
+            correlation_id,
+            mapping,
+        });
+    }
+    if !busy.is_empty() {
+        tracing::warn!(
+            rows = busy.len(),
+            "the mapper runtime was too busy for some mutations; they are given back"
+        );
+        ctx.db.release_mutations(&busy, token).await?;
+    }
+    let mut chunk: Vec<MappedRow<'_>> = Vec::new();
+    let mut bytes = 0;
+    for row in batch {
+        let size = stored_bytes(&row);
+        if !chunk.is_empty() && bytes + size > STORE_CHUNK_BYTES {
+            store(ctx, token, &chunk, &mapped.hold).await?;
+            chunk.clear();
+            bytes = 0;
+        }
+        bytes += size;
+        chunk.push(row);
+    }
+    if !chunk.is_empty() {
+        store(ctx, token, &chunk, &mapped.hold).await?;
+    }
+    Ok(claimed)
+}
+
+/// Maps `rows`, renewing their lease every third of `RELAY_LEASE` until done, so that a
+/// slow batch never outlives its lease.
+async fn map_renewing(ctx: &Arc<RelayContext>, token: i64, rows: Vec<OutboxRow>) -> Mapped {
+    let lease = ctx.config.relay_lease;
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let mapping = map_rows(ctx, rows, true);
+    tokio::pin!(mapping);
+    let every = lease / 3;
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            mapped = &mut mapping => return mapped,
+            _ = renew.tick() => {
+                if let Err(e) = ctx.db.renew_mutations(&seqs, token, lease).await {
+                    tracing::warn!(error = %e, "renewing the lease of a batch being mapped failed");
+                }
             }
-        })
-        .collect();
-    store(ctx, token, &batch).await?;
-    Ok(rows.len())
+        }
+    }
+}
+
+/// About how many bytes storing `row` writes.
+fn stored_bytes(row: &MappedRow<'_>) -> usize {
+    const ROW_OVERHEAD: usize = 512;
+    match &row.mapping {
+        Mapping::Mapped(envelopes) => envelopes
+            .iter()
+            .map(|e| e.body.len() + ROW_OVERHEAD)
+            .sum::<usize>()
+            .max(ROW_OVERHEAD),
+        Mapping::Failed { reason, .. } => reason.len() + ROW_OVERHEAD,
+    }
 }
 
 fn log_outcome(ctx: &RelayContext, row: &OutboxRow, outcome: &MapOutcome) {
@@ -245,7 +351,7 @@ fn log_outcome(ctx: &RelayContext, row: &OutboxRow, outcome: &MapOutcome) {
             tracing::error!(
                 task_id = %row.task_id, user_id = %row.user_id, mutation_id = %row.id,
                 correlation_id = %outcome.correlation_id, action = %row.action,
-                mapper = e.mapper().unwrap_or("-"), reason = %e,
+                mapper = e.mapper().unwrap_or("-"), reason = %e, holds = ctx.holds(),
                 "mutation could not be mapped; parked as a dead letter"
             );
             metrics::counter!(DEAD_LETTERS, "kind" => "mapping").increment(1);
@@ -253,52 +359,101 @@ fn log_outcome(ctx: &RelayContext, row: &OutboxRow, outcome: &MapOutcome) {
     }
 }
 
-/// Stores a mapped batch. When the batch cannot be stored for a reason other than the
-/// database being unavailable, each row is stored alone, and a row whose outcome still
-/// cannot be stored becomes a dead letter saying why: it is never retried for ever.
-async fn store(ctx: &RelayContext, token: i64, batch: &[MappedRow<'_>]) -> Result<(), StoreError> {
-    let state = ctx.envelope_state();
-    let error = match ctx.db.record_mappings(token, batch, state, now()).await {
-        Ok(stored) => return report(&stored),
-        Err(e) if e.is_transient() => return Err(e),
-        Err(e) => e,
-    };
-    tracing::warn!(error = %error, rows = batch.len(), "storing a mapped batch failed; storing its rows one by one");
-    for row in batch {
-        let alone = std::slice::from_ref(row);
-        match ctx.db.record_mappings(token, alone, state, now()).await {
-            Ok(stored) => report(&stored)?,
-            Err(e) if e.is_transient() => return Err(e),
-            Err(e) => {
-                tracing::error!(
-                    mutation_id = %row.row.id, error = %e,
-                    "a mapping outcome cannot be stored; parked as a dead letter"
-                );
-                let parked = MappedRow {
-                    row: row.row,
-                    correlation_id: row.correlation_id.clone(),
-                    mapping: Mapping::Failed {
-                        mapper: None,
-                        reason: format!("its mapping outcome could not be stored: {e}"),
-                    },
-                };
-                let stored = ctx
-                    .db
-                    .record_mappings(token, std::slice::from_ref(&parked), state, now())
-                    .await?;
-                report(&stored)?;
+/// Stores a mapped batch. When it fails while the database answers, the batch is split
+/// in halves down to single rows (see [`store_row`]); while the database does not
+/// answer, the error is returned and the batch, still leased, is tried again later.
+fn store<'a>(
+    ctx: &'a Arc<RelayContext>,
+    token: i64,
+    batch: &'a [MappedRow<'a>],
+    hold: &'a [String],
+) -> BoxFuture<'a, Result<(), StoreError>> {
+    async move {
+        let state = ctx.envelope_state();
+        let error = match ctx.db.record_mappings(token, batch, state, now()).await {
+            Ok(stored) => {
+                report(&stored);
+                return Ok(());
             }
+            Err(e) => e,
+        };
+        if !database_answers(ctx).await {
+            return Err(error);
+        }
+        if let [row] = batch {
+            return store_row(ctx, token, row, hold, error).await;
+        }
+        tracing::warn!(error = %error, rows = batch.len(), "storing a mapped batch failed; storing it in halves");
+        let (first, second) = batch.split_at(batch.len() / 2);
+        store(ctx, token, first, hold).await?;
+        store(ctx, token, second, hold).await
+    }
+    .boxed()
+}
+
+/// Stores one mapped row whose store failed with `error` while the database answered:
+/// tries it again a few times, and parks it as a dead letter saying why (holding its
+/// task) when it keeps failing, so it never blocks the rows behind it.
+async fn store_row(
+    ctx: &Arc<RelayContext>,
+    token: i64,
+    row: &MappedRow<'_>,
+    hold: &[String],
+    mut error: StoreError,
+) -> Result<(), StoreError> {
+    let state = ctx.envelope_state();
+    for attempt in 1..STORE_TRIES {
+        tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+        match ctx
+            .db
+            .record_mappings(token, std::slice::from_ref(row), state, now())
+            .await
+        {
+            Ok(stored) => {
+                report(&stored);
+                return Ok(());
+            }
+            Err(e) if !database_answers(ctx).await => return Err(e),
+            Err(e) => error = e,
         }
     }
+    tracing::error!(
+        mutation_id = %row.row.id, error = %error,
+        "a mapping outcome cannot be stored; parked as a dead letter"
+    );
+    Counters::add(&ctx.stats.mapping_failed, 1);
+    metrics::counter!(DEAD_LETTERS, "kind" => "mapping").increment(1);
+    let parked = MappedRow {
+        row: row.row,
+        correlation_id: row.correlation_id.clone(),
+        mapping: Mapping::Failed {
+            mapper: None,
+            reason: format!("its mapping outcome could not be stored: {error}"),
+            hold: hold.to_vec(),
+        },
+    };
+    let stored = ctx
+        .db
+        .record_mappings(token, std::slice::from_ref(&parked), state, now())
+        .await?;
+    report(&stored);
     Ok(())
 }
 
-fn report(stored: &crate::store::MappingStored) -> Result<(), StoreError> {
+/// Whether the database answers a trivial query within a few seconds: a failure it
+/// answers through is the data's, not the database's.
+async fn database_answers(ctx: &RelayContext) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), ctx.db.ping()).await,
+        Ok(Ok(()))
+    )
+}
+
+fn report(stored: &crate::store::MappingStored) {
     if stored.lost > 0 {
         tracing::warn!(
             rows = stored.lost,
             "mapped rows whose lease passed to another relay were not stored"
         );
     }
-    Ok(())
 }

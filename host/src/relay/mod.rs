@@ -29,6 +29,7 @@ mod map;
 pub mod publish;
 mod replay;
 mod stage;
+mod watchdog;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,12 +39,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::config::RelayConfig;
+use crate::config::{OnPoison, RelayConfig};
 use crate::instruments::{RELAY_RESTARTS, RELAY_UP};
 use crate::mapper::MapperRegistry;
 use crate::store::{Db, EnvelopeState};
 pub use publish::Publisher;
+pub use replay::{Retried, RetriedLetter, Skipped};
 use stage::{Signals, Wakes};
+use watchdog::Heartbeats;
 
 pub use map::{MapOutcome, MappingError, map_row};
 pub use replay::{ReplayError, Replayed};
@@ -85,6 +88,8 @@ pub struct RelayContext {
     /// Set by [`Relay::inject_panic`].
     inject_panic: AtomicBool,
     stats: Counters,
+    /// The stages' progress, for the watchdog.
+    beats: Heartbeats,
 }
 
 /// What this replica's relay did since it started.
@@ -141,6 +146,7 @@ impl RelayContext {
         config: RelayConfig,
         source: String,
     ) -> Self {
+        let publisher_is_some = publisher.is_some();
         Self {
             db,
             mappers,
@@ -150,7 +156,18 @@ impl RelayContext {
             id: format!("relay-{}", Uuid::new_v4().simple()),
             inject_panic: AtomicBool::new(false),
             stats: Counters::default(),
+            beats: Heartbeats::new(stage::names(publisher_is_some)),
         }
+    }
+
+    /// Stage `stage` made progress (see `watchdog.rs`).
+    fn beat(&self, stage: &'static str) {
+        self.beats.beat(stage);
+    }
+
+    /// Whether a poison event holds its task (`RELAY_ON_POISON=hold`).
+    fn holds(&self) -> bool {
+        self.config.relay_on_poison == OnPoison::Hold
     }
 
     /// The state new envelopes start in: pending when publishing, else skipped.
@@ -193,13 +210,31 @@ impl Relay {
         self.shared.wakes.mutations.notify_one();
     }
 
-    /// Replays dead letter `id`: a refused or expired envelope is queued again as it
-    /// was (same id, same body); a mutation that could not be mapped is mapped again
-    /// with the live mappers. Either way only that letter is resolved.
-    pub async fn replay(&self, id: Uuid) -> Result<Replayed, ReplayError> {
-        let replayed = replay::replay(&self.shared.ctx, id).await?;
+    /// Replays dead letter `id` for operator `by`: a refused or expired envelope is
+    /// queued again as it was (same id, same body, attempts counted afresh); a mutation
+    /// that could not be mapped is mapped again with the live mappers. Either way only
+    /// that letter is resolved, its holds lift, and the events that waited behind it
+    /// follow it out, in order.
+    pub async fn replay(&self, id: Uuid, by: &str) -> Result<Replayed, ReplayError> {
+        let replayed = replay::replay(&self.shared.ctx, id, by).await?;
         self.shared.wakes.envelopes.notify_one();
         Ok(replayed)
+    }
+
+    /// Skips dead letter `id` for operator `by`, saying `reason`: its event is never
+    /// published, its holds lift and the events behind it go on.
+    pub async fn skip(&self, id: Uuid, by: &str, reason: &str) -> Result<Skipped, ReplayError> {
+        let skipped = replay::skip(&self.shared.ctx, id, by, reason).await?;
+        self.shared.wakes.envelopes.notify_one();
+        Ok(skipped)
+    }
+
+    /// Replays every open dead letter of `mapper`, oldest first (after a reload fixed
+    /// it), each as [`Relay::replay`] would; one failing does not stop the others.
+    pub async fn retry_mapper(&self, mapper: &str, by: &str) -> Result<Retried, ReplayError> {
+        let retried = replay::retry_mapper(&self.shared.ctx, mapper, by).await?;
+        self.shared.wakes.envelopes.notify_one();
+        Ok(retried)
     }
 
     /// The relay's database pool (closed at shutdown).
@@ -213,9 +248,14 @@ impl Relay {
     }
 
     /// Whether the relay runs (false before it starts, after it stopped, and between a
-    /// panic and its restart).
+    /// panic or a stall and its restart).
     pub fn is_running(&self) -> bool {
         self.shared.running.load(Ordering::Acquire)
+    }
+
+    /// The stage the watchdog last found stalled, until the relay runs again.
+    pub fn stalled_stage(&self) -> Option<&'static str> {
+        self.shared.ctx.beats.stalled()
     }
 
     /// Makes the relay panic at its next turn, to test the supervisor.
@@ -225,19 +265,26 @@ impl Relay {
         self.notify();
     }
 
-    /// Runs the relay until `stop` turns true, under a supervisor: a relay that panics
-    /// is logged, counted (`pakaura_relay_restarts_total`) and restarted after a
-    /// back-off; meanwhile [`Relay::is_running`] is false, so `/readyz` says so.
+    /// Runs the relay until `stop` turns true, under a supervisor: a relay that panics,
+    /// or whose stage stalls (`RELAY_STALL_TIMEOUT`), is logged, counted
+    /// (`pakaura_relay_restarts_total`) and restarted after a back-off that doubles up to
+    /// 30 s and starts again from 100 ms once a run lasted a minute; meanwhile
+    /// [`Relay::is_running`] is false, so `/readyz` says so.
     pub fn spawn(&self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        const FIRST_DELAY: Duration = Duration::from_millis(100);
+        const HEALTHY_RUN: Duration = Duration::from_secs(60);
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            let mut restart_delay = Duration::from_millis(100);
+            let mut restart_delay = FIRST_DELAY;
             loop {
+                shared.ctx.beats.reset();
                 shared.set_running(true);
+                let started = std::time::Instant::now();
                 let outcome = tokio::spawn(run(shared.clone(), stop.clone())).await;
                 shared.set_running(false);
-                match outcome {
-                    Ok(()) => break,
+                let why = match outcome {
+                    Ok(Ended::Stopped) => break,
+                    Ok(Ended::Stalled(stage)) => format!("its {stage} stage stalled"),
                     Err(e) if e.is_panic() => {
                         let panic = e.into_panic();
                         let message = panic
@@ -245,15 +292,19 @@ impl Relay {
                             .map(|s| (*s).to_owned())
                             .or_else(|| panic.downcast_ref::<String>().cloned())
                             .unwrap_or_else(|| "(no message)".to_owned());
-                        tracing::error!(
-                            relay = %shared.ctx.id, panic = %message,
-                            restart_in_ms = restart_delay.as_millis() as u64,
-                            "the relay panicked; restarting it"
-                        );
-                        metrics::counter!(RELAY_RESTARTS).increment(1);
+                        format!("it panicked: {message}")
                     }
                     Err(_) => break,
+                };
+                if started.elapsed() >= HEALTHY_RUN {
+                    restart_delay = FIRST_DELAY;
                 }
+                tracing::error!(
+                    relay = %shared.ctx.id, reason = %why,
+                    restart_in_ms = restart_delay.as_millis() as u64,
+                    "the relay failed; restarting it"
+                );
+                metrics::counter!(RELAY_RESTARTS).increment(1);
                 let mut stop = stop.clone();
                 tokio::select! {
                     () = tokio::time::sleep(restart_delay) => {}
@@ -265,6 +316,14 @@ impl Relay {
     }
 }
 
+/// How a run of the relay ended (a panic ends it too, as a panic).
+enum Ended {
+    /// Told to stop.
+    Stopped,
+    /// The watchdog found this stage stalled.
+    Stalled(&'static str),
+}
+
 impl Shared {
     fn set_running(&self, running: bool) {
         self.running.store(running, Ordering::Release);
@@ -272,9 +331,9 @@ impl Shared {
     }
 }
 
-/// The relay's stages, until `stop` turns true; a panic in any of them ends the
-/// others and is passed on to the supervisor.
-async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+/// The relay's stages, until `stop` turns true or the watchdog finds one stalled; a
+/// panic in any of them ends the others and is passed on to the supervisor.
+async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Ended {
     let ctx = shared.ctx.clone();
     tracing::info!(
         relay = %ctx.id,
@@ -289,13 +348,41 @@ async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
         };
         stages.spawn(stage.run(ctx.clone(), signals));
     }
-    while let Some(done) = stages.join_next().await {
-        if let Err(e) = done
-            && e.is_panic()
-        {
-            stages.abort_all();
-            std::panic::resume_unwind(e.into_panic());
+    let watchdog = ctx
+        .beats
+        .watch(ctx.config.relay_stall_timeout, stop.clone());
+    tokio::pin!(watchdog);
+    let ended = loop {
+        tokio::select! {
+            done = stages.join_next() => match done {
+                None => break Ended::Stopped,
+                Some(Err(e)) if e.is_panic() => {
+                    stages.abort_all();
+                    std::panic::resume_unwind(e.into_panic());
+                }
+                Some(_) => {}
+            },
+            stalled = &mut watchdog => match stalled {
+                Some(stage) => {
+                    tracing::error!(relay = %ctx.id, stage, timeout = ?ctx.config.relay_stall_timeout,
+                        "a relay stage made no progress within RELAY_STALL_TIMEOUT");
+                    stages.abort_all();
+                    break Ended::Stalled(stage);
+                }
+                // Stopping: let the stages finish what they hold.
+                None => {
+                    while let Some(done) = stages.join_next().await {
+                        if let Err(e) = done
+                            && e.is_panic()
+                        {
+                            std::panic::resume_unwind(e.into_panic());
+                        }
+                    }
+                    break Ended::Stopped;
+                }
+            },
         }
-    }
+    };
     tracing::info!(relay = %ctx.id, "relay stopped");
+    ended
 }

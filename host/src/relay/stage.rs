@@ -1,5 +1,6 @@
 //! The one shape every relay stage has: a value that runs until its stop signal turns
-//! true, given the relay's context and the wake-ups the stages send each other. Stages
+//! true, given the relay's context and the wake-ups the stages send each other, and that
+//! beats ([`RelayContext::beat`]) whenever it makes progress, for the watchdog. Stages
 //! meet only in the database; a wake-up only says "look now" (each stage also polls),
 //! so a lost one delays, never loses, work.
 
@@ -27,6 +28,13 @@ pub(super) struct Signals {
     pub(super) wakes: Arc<Wakes>,
     /// Turns true when the relay stops; a stage finishes what it holds and returns.
     pub(super) stop: watch::Receiver<bool>,
+}
+
+/// The names of the stages a relay runs, with or without a publisher (the watchdog's
+/// heartbeats).
+pub(super) fn names(publishing: bool) -> &'static [&'static str] {
+    const ALL: [&str; 3] = [MapStage::NAME, Housekeeping::NAME, PublishStage::NAME];
+    if publishing { &ALL } else { &ALL[..2] }
 }
 
 /// A relay stage.

@@ -8,6 +8,7 @@
 mod backlog;
 mod dead_letters;
 mod envelopes;
+mod holds;
 mod outbox;
 mod prune;
 mod relay;
@@ -24,10 +25,11 @@ use sqlx::{PgPool, SqlitePool};
 pub use backlog::Backlog;
 pub use dead_letters::{DeadLetter, Requeued};
 pub use envelopes::{EnvelopeFilter, EnvelopeRecord};
+pub use holds::{Hold, LetterHold};
 pub use outbox::OutboxRow;
 pub use relay::{
-    DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, HeldTask, MappedRow, Mapping,
-    MappingStored, NewEnvelope, PendingRow, Release,
+    DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, HeldTask, Loaded, MappedRow,
+    Mapping, MappingStored, NewEnvelope, PendingRow, Release,
 };
 pub use states::{DeadLetterKind, EnvelopeState};
 
@@ -313,38 +315,6 @@ pub(crate) trait WritePool {
 
     /// Reads one user's task and locks it until the transaction ends.
     fn select_task_for_update(&self) -> &'static str;
-
-    /// Leases pending outbox rows: binds `owner`, `until`, `now`, `limit`, `token`.
-    fn claim_mutations_sql(&self) -> &'static str;
-
-    /// Leases ready task queues: binds `owner`, `until`, `now`, `limit`, `token`.
-    fn claim_tasks_sql(&self) -> &'static str;
-}
-
-/// The SQL of [`WritePool::claim_mutations_sql`], with `$lock` for the row-lock clause.
-/// The partial index `outbox_pending` makes it cost what it returns.
-macro_rules! claim_mutations_sql {
-    ($lock:literal) => {
-        concat!(
-            "UPDATE outbox SET locked_by = $1, locked_until = $2, lock_token = $5 WHERE seq IN (",
-            "SELECT seq FROM outbox WHERE state = 'pending' AND (locked_until IS NULL OR locked_until < $3) ",
-            "ORDER BY seq LIMIT $4 ", $lock, ") ",
-            "RETURNING seq, id, task_id, user_id, action, mutation, traceparent, created_at"
-        )
-    };
-}
-
-/// The SQL of [`WritePool::claim_tasks_sql`], with `$lock` for the row-lock clause: the
-/// oldest ready queues first (index `relay_tasks_ready`).
-macro_rules! claim_tasks_sql {
-    ($lock:literal) => {
-        concat!(
-            "UPDATE relay_tasks SET locked_by = $1, locked_until = $2, lock_token = $5 WHERE task_id IN (",
-            "SELECT task_id FROM relay_tasks WHERE ready_at <= $3 ",
-            "AND (locked_until IS NULL OR locked_until < $3) ",
-            "ORDER BY ready_at LIMIT $4 ", $lock, ") RETURNING task_id"
-        )
-    };
 }
 
 impl WritePool for SqlitePool {
@@ -361,15 +331,6 @@ impl WritePool for SqlitePool {
             " FROM tasks WHERE id = $1 AND user_id = $2"
         )
     }
-
-    // One relay per SQLite database: `BEGIN IMMEDIATE`-style serialisation suffices.
-    fn claim_mutations_sql(&self) -> &'static str {
-        claim_mutations_sql!("")
-    }
-
-    fn claim_tasks_sql(&self) -> &'static str {
-        claim_tasks_sql!("")
-    }
 }
 
 impl WritePool for PgPool {
@@ -385,13 +346,5 @@ impl WritePool for PgPool {
             tasks::task_columns!(),
             " FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE"
         )
-    }
-
-    fn claim_mutations_sql(&self) -> &'static str {
-        claim_mutations_sql!("FOR UPDATE SKIP LOCKED")
-    }
-
-    fn claim_tasks_sql(&self) -> &'static str {
-        claim_tasks_sql!("FOR UPDATE SKIP LOCKED")
     }
 }

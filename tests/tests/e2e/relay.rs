@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chrono::Utc;
+use pakaura_host::domain::task::now;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -198,7 +198,7 @@ async fn a_replay_after_pruning_sends_nothing_twice(backend: Backend) {
     sink.wait_for_published(2, WAIT).await;
     let letters = wait_for_dead_letters(&app, 1).await;
     // ENVELOPE_RETENTION passes: the published siblings are pruned.
-    let later = Utc::now() + chrono::Duration::days(30);
+    let later = chrono::Utc::now() + chrono::Duration::days(30);
     let pruned = app.db.prune_some(later, 1000).await.unwrap();
     assert!(pruned >= 2, "the published envelopes went: {pruned}");
 
@@ -269,27 +269,22 @@ async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
     let task = pakaura_tests::assert::store_new_task(&db, "alice", "fenced")
         .await
         .unwrap();
-    let t0 = Utc::now();
-    let lease = chrono::Duration::seconds(30);
+    // Leases run on the database's clock: a short one, and waits past it.
+    let lease = std::time::Duration::from_millis(400);
+    let expire = || tokio::time::sleep(std::time::Duration::from_millis(600));
 
     // Relay A claims the mutation; its lease runs out; relay B claims it.
-    let a = db
-        .claim_mutations("relay-a", 1, t0, t0 + lease, 10)
-        .await
-        .unwrap();
+    let a = db.claim_mutations("relay-a", 1, lease, 10).await.unwrap();
     assert_eq!(a.len(), 1);
     assert!(
-        db.claim_mutations("relay-b", 2, t0, t0 + lease, 10)
+        db.claim_mutations("relay-b", 2, lease, 10)
             .await
             .unwrap()
             .is_empty(),
         "leased"
     );
-    let t1 = t0 + chrono::Duration::minutes(1);
-    let b = db
-        .claim_mutations("relay-b", 2, t1, t1 + lease, 10)
-        .await
-        .unwrap();
+    expire().await;
+    let b = db.claim_mutations("relay-b", 2, lease, 10).await.unwrap();
     assert_eq!(b.len(), 1);
     let row = &a[0];
     let envelope = NewEnvelope {
@@ -308,7 +303,7 @@ async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
         mapping: Mapping::Mapped(vec![envelope]),
     }];
     let stale = db
-        .record_mappings(1, &batch, EnvelopeState::Pending, t1)
+        .record_mappings(1, &batch, EnvelopeState::Pending, now())
         .await
         .unwrap();
     assert_eq!(
@@ -317,7 +312,7 @@ async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
         "A's outcome is refused"
     );
     let owner = db
-        .record_mappings(2, &batch, EnvelopeState::Pending, t1)
+        .record_mappings(2, &batch, EnvelopeState::Pending, now())
         .await
         .unwrap();
     assert_eq!(
@@ -328,19 +323,19 @@ async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
 
     // The task's queue: relay C claims it, its lease runs out, relay D claims it.
     assert_eq!(
-        db.claim_tasks("relay-c", 3, t1, t1 + lease, 10)
-            .await
-            .unwrap(),
+        db.claim_tasks("relay-c", 3, lease, 10).await.unwrap(),
         [task.id]
     );
-    let t2 = t1 + chrono::Duration::minutes(1);
+    expire().await;
     assert_eq!(
-        db.claim_tasks("relay-d", 4, t2, t2 + lease, 10)
-            .await
-            .unwrap(),
+        db.claim_tasks("relay-d", 4, lease, 10).await.unwrap(),
         [task.id]
     );
-    let pending = db.load_envelopes(&[task.id], 16).await.unwrap();
+    let pending = db
+        .load_envelopes(&[task.id], 16, usize::MAX)
+        .await
+        .unwrap()
+        .envelopes;
     assert_eq!(pending.len(), 1);
     let published = |token| DeliveryBatch {
         deliveries: vec![DeliveryRecord {
@@ -358,24 +353,27 @@ async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
         }],
     };
     let stale = db
-        .record_deliveries(&published(3), t2, t2 + lease)
+        .record_deliveries(&published(3), now(), lease)
         .await
         .unwrap();
-    assert_eq!(stale.lost, [task.id], "C's lease is gone");
-    assert_eq!(
-        db.load_envelopes(&[task.id], 16).await.unwrap().len(),
-        1,
-        "still pending"
-    );
+    let lost: Vec<_> = stale.lost.iter().map(|t| t.task_id).collect();
+    assert_eq!(lost, [task.id], "C's lease is gone");
+    let loaded = |db: &Db| {
+        let db = db.clone();
+        async move {
+            db.load_envelopes(&[task.id], 16, usize::MAX)
+                .await
+                .unwrap()
+                .envelopes
+        }
+    };
+    assert_eq!(loaded(&db).await.len(), 1, "still pending");
     let owner = db
-        .record_deliveries(&published(4), t2, t2 + lease)
+        .record_deliveries(&published(4), now(), lease)
         .await
         .unwrap();
     assert!(owner.lost.is_empty());
-    assert!(
-        db.load_envelopes(&[task.id], 16).await.unwrap().is_empty(),
-        "published"
-    );
+    assert!(loaded(&db).await.is_empty(), "published");
     db.close().await;
 }
 

@@ -349,7 +349,8 @@ fn a_reused_instance_serves_its_calls_and_is_replaced_after_a_trap_or_its_quota(
         vec![
             counted(&mapper, "a"),
             counted(&mapper, "b"),
-            // The trap discards the instance, whatever quota it had left.
+            // The trap discards the instance, whatever quota it had left; the call is
+            // tried once more on a fresh instance, which traps too.
             counted(&mapper, "trap"),
             counted(&mapper, "c"),
             counted(&mapper, "d"),
@@ -360,11 +361,51 @@ fn a_reused_instance_serves_its_calls_and_is_replaced_after_a_trap_or_its_quota(
     });
     assert_eq!(seen[..2], [Ok(1), Ok(2)]);
     assert!(
-        matches!(&seen[2], Err(MapFailure::Trap(reason)) if reason.contains("after 3 calls")),
-        "{:?}",
+        matches!(&seen[2], Err(MapFailure::Trap(reason)) if reason.contains("after 1 calls")),
+        "the failure counted is the fresh instance's: {:?}",
         seen[2]
     );
     assert_eq!(seen[3..], [Ok(1), Ok(2), Ok(3), Ok(1)]);
+}
+
+#[test]
+fn a_reused_instance_is_discarded_after_any_failure_and_the_call_retried_fresh() {
+    let limits = Limits {
+        instance_reuse: 10,
+        ..Limits::default()
+    };
+    let mapper = load_with(guests::MISBEHAVE, &[("mode", "counter")], limits).unwrap();
+    let seen = bounded(move || {
+        vec![
+            counted(&mapper, "a"),
+            // An `err` on the kept instance: retried on a fresh one, which rejects too;
+            // neither is kept.
+            counted(&mapper, "reject"),
+            counted(&mapper, "b"),
+            counted(&mapper, "c"),
+            // Fails only on an instance that served calls before: the fresh retry
+            // succeeds, and the failure never counts.
+            counted(&mapper, "stale"),
+            counted(&mapper, "d"),
+        ]
+    });
+    assert_eq!(seen[0], Ok(1));
+    assert!(
+        matches!(&seen[1], Err(MapFailure::Rejected(reason)) if reason.contains("after 1 calls")),
+        "{:?}",
+        seen[1]
+    );
+    assert_eq!(
+        seen[2..4],
+        [Ok(1), Ok(2)],
+        "a fresh instance after the rejection"
+    );
+    assert_eq!(
+        seen[4],
+        Ok(1),
+        "the stale instance was replaced and the call went through"
+    );
+    assert_eq!(seen[5], Ok(2));
 }
 
 #[test]

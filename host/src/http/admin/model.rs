@@ -4,8 +4,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::mapper::{MapperListing, ReloadReport};
-use crate::relay::Replayed;
-use crate::store::{DeadLetter, EnvelopeRecord};
+use crate::relay::{Replayed, Retried, Skipped};
+use crate::store::{DeadLetter, EnvelopeRecord, Hold, LetterHold};
 
 /// `GET /admin/mappers`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -22,11 +22,14 @@ pub(crate) struct Reloaded {
     pub(crate) report: ReloadReport,
 }
 
-/// A dead letter and the mutation it belongs to.
+/// A dead letter, what it holds, and the mutation it belongs to.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct DeadLetterView {
     #[serde(flatten)]
     pub(crate) letter: DeadLetter,
+    /// The topics its task is held on and the events waiting behind it, while it holds
+    /// (`RELAY_ON_POISON=hold`); null when it holds nothing.
+    pub(crate) hold: Option<LetterHold>,
     /// The mutation as the outbox keeps it (the JSON mappers receive).
     #[schema(value_type = Option<Object>)]
     pub(crate) mutation: Option<Value>,
@@ -45,6 +48,31 @@ pub(crate) struct ReplayOutcome {
     pub(crate) replayed: bool,
     #[serde(flatten)]
     pub(crate) outcome: Replayed,
+}
+
+/// `POST /admin/dead-letters/{id}/skip`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SkipOutcome {
+    /// Always true.
+    pub(crate) skipped: bool,
+    #[serde(flatten)]
+    pub(crate) outcome: Skipped,
+}
+
+/// `GET /admin/holds`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct HoldList {
+    /// The longest held first.
+    pub(crate) holds: Vec<Hold>,
+}
+
+/// `POST /admin/holds/retry`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RetryOutcome {
+    /// The mapper whose letters were retried.
+    pub(crate) mapper: String,
+    #[serde(flatten)]
+    pub(crate) outcome: Retried,
 }
 
 /// An envelope with its state, delivery history and CloudEvents document.

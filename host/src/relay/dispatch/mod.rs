@@ -2,10 +2,17 @@
 //! continuously, over the task queues it holds.
 //!
 //! It claims ready task queues (leases fenced by a token) and loads each one's
-//! publishable envelopes in order. A task has at most one envelope in flight; when the
-//! publisher confirms it, the task's next envelope is ready at once. When the publisher
-//! takes batches, the ready heads of different tasks that share a topic go in one
-//! request (never two entries of one task: a batch need not keep its order).
+//! publishable envelopes in order, within a byte budget. A task has at most one envelope
+//! in flight; when the publisher confirms it, the task's next envelope is ready at once.
+//! When the publisher takes batches, the ready heads of different tasks that share a
+//! topic go in one request (never two entries of one task: a batch need not keep its
+//! order), within the publisher's limits as measured on the wire; a batch refused as a
+//! whole is split in halves, down to single publishes, until each event has an answer
+//! of its own, so no event is parked for its neighbours.
+//!
+//! A parked event (refused, or failing past the limits) holds its task on its topic
+//! (`RELAY_ON_POISON=hold`): the task's other loaded envelopes there are dropped, and
+//! the store does not load them until the operator resolves the hold.
 //!
 //! In parts: this loop moves data and does the I/O; `queues.rs` holds the task queues
 //! and their leases; `settle.rs` decides, as a pure function, what each outcome means
@@ -31,14 +38,14 @@ use futures::{FutureExt, StreamExt};
 use tracing::{Instrument, Span};
 use uuid::Uuid;
 
-use super::publish::{Batching, Outcome, Publisher};
+use super::RelayContext;
+use super::publish::{BatchOutcome, Batching, Outcome, Publisher};
 use super::stage::{Signals, Stage};
-use super::{RelayContext, chrono_duration};
 use crate::domain::task::now;
 use crate::instruments::{PUBLISH_DURATION, PUBLISH_IN_FLIGHT, SIDECAR_READY};
-use crate::store::{DeliveryRecord, HeldTask, Release, StoreError};
+use crate::store::{Delivery, DeliveryRecord, HeldTask, Loaded, Release, StoreError};
 use pending::{Corrupt, Pending};
-use queues::Queues;
+use queues::{Queues, Send};
 use settle::{History, Policy, Verdict};
 use writer::{FLUSH_EVERY, Writer};
 
@@ -46,6 +53,11 @@ use writer::{FLUSH_EVERY, Writer};
 const LOADED_PER_TASK: i64 = 16;
 /// Most task queues claimed at once.
 const CLAIM_LIMIT: usize = 512;
+/// Most body bytes of loaded envelopes the stage keeps; a claim loads within what is
+/// left.
+const LOAD_BUDGET: usize = 64 << 20;
+/// A claim is not worth making with less budget left than this.
+const MIN_CLAIM_BUDGET: usize = 1 << 20;
 
 /// The publish stage: waits until the publisher is ready, then dispatches.
 pub(super) struct PublishStage {
@@ -53,6 +65,8 @@ pub(super) struct PublishStage {
 }
 
 impl PublishStage {
+    pub(super) const NAME: &'static str = "publish";
+
     pub(super) fn new(publisher: Arc<dyn Publisher>) -> Self {
         Self { publisher }
     }
@@ -63,7 +77,7 @@ impl Stage for PublishStage {
         async move {
             let mut stop = signals.stop.clone();
             tokio::select! {
-                () = wait_until_ready(self.publisher.as_ref()) => {}
+                () = wait_until_ready(&ctx, self.publisher.as_ref()) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
             Dispatcher::new(ctx, self.publisher).run(signals).await;
@@ -74,12 +88,13 @@ impl Stage for PublishStage {
 
 /// Polls the publisher's readiness until it is ready; the API serves and the map stage
 /// runs meanwhile.
-async fn wait_until_ready(publisher: &dyn Publisher) {
+async fn wait_until_ready(ctx: &RelayContext, publisher: &dyn Publisher) {
     let mut delay = Duration::from_millis(100);
     let mut warned = false;
     let started = Instant::now();
     metrics::gauge!(SIDECAR_READY).set(0.0);
     while !publisher.ready().await {
+        ctx.beat(PublishStage::NAME);
         if !warned && started.elapsed() > Duration::from_secs(10) {
             tracing::warn!(
                 check = publisher.readiness_check(),
@@ -94,11 +109,11 @@ async fn wait_until_ready(publisher: &dyn Publisher) {
     tracing::info!(publisher = publisher.system(), "the publisher is ready");
 }
 
-/// The answer to one publish request: per envelope, its task and what the publisher
-/// said.
+/// The answer to one publish request: the envelopes it carried (with their sends) and
+/// what the publisher said.
 struct Sent {
-    entries: Vec<(Uuid, i64)>,
-    outcomes: Vec<Outcome>,
+    sends: Vec<Send>,
+    answer: BatchOutcome,
     topic: String,
     took: Duration,
 }
@@ -107,7 +122,7 @@ struct Sent {
 struct Claimed {
     token: i64,
     tasks: Vec<Uuid>,
-    envelopes: Vec<crate::store::PendingRow>,
+    loaded: Loaded,
     lease_until: Instant,
 }
 
@@ -159,6 +174,7 @@ impl Dispatcher {
             if *stop.borrow() {
                 break;
             }
+            self.ctx.beat(PublishStage::NAME);
             self.start_claim();
             self.start_sends();
             let publishing = !self.in_flight.is_empty();
@@ -175,7 +191,7 @@ impl Dispatcher {
                         self.queues.renewed(&written.renewed, until);
                     }
                     for task in written.lost {
-                        self.queues.release(task);
+                        self.queues.release_lost(task);
                     }
                 }
                 () = wakes.envelopes.notified() => self.claim_wanted = true,
@@ -188,35 +204,37 @@ impl Dispatcher {
         self.shut_down().await;
     }
 
-    /// Claims ready task queues when there is room and a reason to look.
+    /// Claims ready task queues when there is room (tasks and bytes) and a reason to look.
     fn start_claim(&mut self) {
         let room = self
             .max_held()
             .saturating_sub(self.queues.len())
             .min(CLAIM_LIMIT);
-        if self.claiming.is_some() || !self.claim_wanted || room == 0 {
+        let budget = LOAD_BUDGET.saturating_sub(self.queues.bytes());
+        if self.claiming.is_some() || !self.claim_wanted || room == 0 || budget < MIN_CLAIM_BUDGET {
             return;
         }
         self.claim_wanted = false;
         let ctx = self.ctx.clone();
         self.claiming = Some(Box::pin(async move {
             let token: i64 = rand::random();
-            let started = now();
-            let lease = chrono_duration(ctx.config.relay_lease);
-            let lease_until = Instant::now() + ctx.config.relay_lease;
+            let lease = ctx.config.relay_lease;
+            let lease_until = Instant::now() + lease;
             let tasks = ctx
                 .db
-                .claim_tasks(&ctx.id, token, started, started + lease, room as i64)
+                .claim_tasks(&ctx.id, token, lease, room as i64)
                 .await?;
-            let envelopes = if tasks.is_empty() {
-                Vec::new()
+            let loaded = if tasks.is_empty() {
+                Loaded::default()
             } else {
-                ctx.db.load_envelopes(&tasks, LOADED_PER_TASK).await?
+                ctx.db
+                    .load_envelopes(&tasks, LOADED_PER_TASK, budget)
+                    .await?
             };
             Ok(Claimed {
                 token,
                 tasks,
-                envelopes,
+                loaded,
                 lease_until,
             })
         }));
@@ -232,29 +250,45 @@ impl Dispatcher {
         };
         // A full claim suggests more is waiting.
         self.claim_wanted = !claimed.tasks.is_empty();
+        let held = |task_id| HeldTask {
+            task_id,
+            token: claimed.token,
+        };
         let mut queues: HashMap<Uuid, VecDeque<Pending>> = HashMap::new();
         let mut corrupt: Vec<Corrupt> = Vec::new();
-        for row in claimed.envelopes {
+        for row in claimed.loaded.envelopes {
             match Pending::decode(row) {
                 Ok(e) => queues.entry(e.task_id).or_default().push_back(e),
                 Err(c) => corrupt.push(c),
             }
         }
         for c in corrupt {
-            // Never sent: parked at once with the reason, like a refusal.
+            // Never sent: parked at once with the reason, like a refusal (and holding
+            // its topic: its envelopes there after it are not sent).
             tracing::error!(task_id = %c.task_id, seq = c.seq, reason = %c.reason, "a stored envelope cannot be sent; parked as a dead letter");
+            if self.policy.hold
+                && let Some(queue) = queues.get_mut(&c.task_id)
+            {
+                queue.retain(|e| e.seq < c.seq || e.topic != c.topic);
+            }
             self.writer.record(DeliveryRecord {
                 seq: c.seq,
-                task: HeldTask {
-                    task_id: c.task_id,
-                    token: claimed.token,
-                },
-                delivery: crate::store::Delivery::Parked {
+                task: held(c.task_id),
+                delivery: Delivery::Parked {
                     status: None,
                     code: None,
                     reason: c.reason,
+                    hold: self.policy.hold,
                 },
             });
+        }
+        for task_id in claimed.loaded.cut {
+            // Loaded nothing for want of budget: ready again at once, for a later claim.
+            queues.remove(&task_id);
+            if !self.queues.holds(task_id) {
+                self.writer
+                    .release(held(task_id), Release::After(Duration::ZERO));
+            }
         }
         for task_id in claimed.tasks {
             match queues.remove(&task_id) {
@@ -262,15 +296,19 @@ impl Dispatcher {
                     self.queues
                         .hold(task_id, claimed.token, queue, claimed.lease_until);
                 }
-                // Nothing publishable: no pending envelope left, or an earlier mutation
-                // of the task is still being mapped (its envelopes go first).
+                // Claimed again while this relay still holds it (its lease ran out in the
+                // database): keep holding it, under the new lease.
+                None if self.queues.holds(task_id) => {
+                    self.queues
+                        .hold(task_id, claimed.token, VecDeque::new(), claimed.lease_until);
+                }
+                // Nothing publishable: no pending envelope left, all held back, or an
+                // earlier mutation of the task is still being mapped (its envelopes go
+                // first).
                 None => self.writer.release(
-                    HeldTask {
-                        task_id,
-                        token: claimed.token,
-                    },
+                    held(task_id),
                     Release::Drained {
-                        else_at: now() + chrono_duration(self.ctx.config.relay_poll_interval),
+                        else_after: self.ctx.config.relay_poll_interval,
                     },
                 ),
             }
@@ -285,38 +323,56 @@ impl Dispatcher {
                 return;
             };
             let Some(batching) = self.batching() else {
-                self.send_single(first);
+                let send = self.queues.start(first);
+                self.send_single(send);
                 continue;
             };
-            // Gather other ready heads of the same topic (one per task).
-            let topic = self.queues.head(first).topic.clone();
-            let mut tasks = vec![first];
-            let mut bytes = self.queues.head(first).body.get().len();
-            let mut skipped = VecDeque::new();
-            while tasks.len() < batching.max_entries {
-                let Some(next) = self.queues.pop_sendable(margin) else {
-                    break;
-                };
-                let head = self.queues.head(next);
-                let size = head.body.get().len();
-                if head.topic == topic && bytes + size <= batching.max_bytes {
-                    bytes += size;
-                    tasks.push(next);
-                } else {
-                    skipped.push_back(next);
-                }
-            }
-            self.queues.unpop(skipped);
-            if tasks.len() == 1 {
-                self.send_single(first);
-            } else {
-                self.send_batch(topic, &tasks);
-            }
+            let batch = self.gather(first, batching, margin);
+            let sends: Vec<Send> = batch.iter().map(|t| self.queues.start(*t)).collect();
+            self.send(sends);
         }
     }
 
-    fn send_single(&mut self, task: Uuid) {
-        let e = self.queues.start(task);
+    /// `first` and other ready heads of its topic, one per task, within `batching` as
+    /// measured on the wire.
+    fn gather(&mut self, first: Uuid, batching: Batching, margin: Duration) -> Vec<Uuid> {
+        let topic = self.queues.head(first).topic.clone();
+        let mut tasks = vec![first];
+        let mut skipped = Vec::new();
+        while tasks.len() < batching.max_entries {
+            let Some(next) = self.queues.pop_sendable(margin) else {
+                break;
+            };
+            if self.queues.head(next).topic != topic {
+                skipped.push(next);
+                continue;
+            }
+            tasks.push(next);
+            let events: Vec<_> = tasks
+                .iter()
+                .map(|t| self.queues.head(*t).outgoing(None))
+                .collect();
+            if self.publisher.batch_bytes(&events) > batching.max_bytes {
+                tasks.pop();
+                skipped.push(next);
+                break;
+            }
+        }
+        self.queues.unpop(&skipped);
+        tasks
+    }
+
+    /// Sends `sends` (distinct tasks, one topic): one publish, or one batch.
+    fn send(&mut self, mut sends: Vec<Send>) {
+        if sends.len() == 1 {
+            let send = sends.pop().expect("one send");
+            self.send_single(send);
+        } else {
+            self.send_batch(sends);
+        }
+    }
+
+    fn send_single(&mut self, (e, send): Send) {
         let publisher = self.publisher.clone();
         metrics::gauge!(PUBLISH_IN_FLIGHT).increment(1.0);
         let span = spans::publish(&e, publisher.system(), 1);
@@ -329,33 +385,45 @@ impl Dispatcher {
                 .await;
             spans::record(&span, &outcome);
             Sent {
-                entries: vec![(e.task_id, e.seq)],
-                outcomes: vec![outcome],
-                topic: e.topic,
+                topic: e.topic.clone(),
+                sends: vec![(e, send)],
+                answer: BatchOutcome::PerEvent(vec![outcome]),
                 took: started.elapsed(),
             }
         }));
     }
 
-    fn send_batch(&mut self, topic: String, tasks: &[Uuid]) {
-        let envelopes: Vec<Pending> = tasks.iter().map(|t| self.queues.start(*t)).collect();
+    fn send_batch(&mut self, sends: Vec<Send>) {
+        debug_assert!(
+            sends
+                .iter()
+                .map(|(e, _)| e.task_id)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == sends.len(),
+            "one entry per task"
+        );
         let publisher = self.publisher.clone();
+        let topic = sends[0].0.topic.clone();
         metrics::gauge!(PUBLISH_IN_FLIGHT).increment(1.0);
         // One span per envelope; a batch carries no per-event trace context.
-        let spans: Vec<Span> = envelopes
+        let spans: Vec<Span> = sends
             .iter()
-            .map(|e| spans::publish(e, publisher.system(), envelopes.len()))
+            .map(|(e, _)| spans::publish(e, publisher.system(), sends.len()))
             .collect();
         self.in_flight.push(Box::pin(async move {
             let started = Instant::now();
-            let events: Vec<_> = envelopes.iter().map(|e| e.outgoing(None)).collect();
-            let outcomes = publisher.publish_batch(&topic, &events).await;
-            for (span, outcome) in spans.iter().zip(&outcomes) {
-                spans::record(span, outcome);
+            let events: Vec<_> = sends.iter().map(|(e, _)| e.outgoing(None)).collect();
+            let answer = publisher.publish_batch(&topic, &events).await;
+            for (i, span) in spans.iter().enumerate() {
+                match &answer {
+                    BatchOutcome::PerEvent(outcomes) => spans::record(span, &outcomes[i]),
+                    BatchOutcome::Whole(outcome) => spans::record(span, outcome),
+                }
             }
             Sent {
-                entries: envelopes.iter().map(|e| (e.task_id, e.seq)).collect(),
-                outcomes,
+                sends,
+                answer,
                 topic,
                 took: started.elapsed(),
             }
@@ -366,16 +434,39 @@ impl Dispatcher {
         metrics::gauge!(PUBLISH_IN_FLIGHT).decrement(1.0);
         metrics::histogram!(PUBLISH_DURATION, "topic" => sent.topic.clone())
             .record(sent.took.as_secs_f64());
-        for ((task_id, seq), outcome) in sent.entries.into_iter().zip(sent.outcomes) {
-            self.on_outcome(task_id, seq, outcome);
+        match sent.answer {
+            BatchOutcome::Whole(Outcome::Refused(failure)) if sent.sends.len() > 1 => {
+                // Refused as a whole: no entry has its own answer yet. Ask again in
+                // halves (down to single publishes), the tasks still in flight.
+                tracing::warn!(
+                    topic = %sent.topic, entries = sent.sends.len(), reason = %failure.reason,
+                    "a batch was refused as a whole; sending it again in halves"
+                );
+                let mut first = sent.sends;
+                let second = first.split_off(first.len() / 2);
+                self.send(first);
+                self.send(second);
+            }
+            BatchOutcome::Whole(outcome) => {
+                for (e, send) in sent.sends {
+                    self.on_outcome(&e, send, outcome.clone());
+                }
+            }
+            BatchOutcome::PerEvent(outcomes) => {
+                for ((e, send), outcome) in sent.sends.into_iter().zip(outcomes) {
+                    self.on_outcome(&e, send, outcome);
+                }
+            }
         }
     }
 
-    /// Carries out what `outcome` means for the head of `task_id` (see `settle.rs`).
-    fn on_outcome(&mut self, task_id: Uuid, seq: i64, outcome: Outcome) {
-        // A task dropped meanwhile (its lease was lost) records nothing: the relay that
-        // holds it now publishes the envelope again, under the same id.
-        let Some((task, e)) = self.queues.finish_head(task_id, seq) else {
+    /// Carries out what `outcome` means for the head of `sent`'s task (see `settle.rs`).
+    fn on_outcome(&mut self, sent: &Pending, send: u64, outcome: Outcome) {
+        // A stale answer (the task dropped meanwhile, its lease lost, or claimed again
+        // and sent again) records nothing: the send in flight, here or at the relay
+        // that holds the task now, answers for the envelope, under the same id.
+        let task_id = sent.task_id;
+        let Some((task, e)) = self.queues.finish_head(task_id, sent.seq, send) else {
             return;
         };
         let history = History {
@@ -385,16 +476,23 @@ impl Dispatcher {
         let verdict = settle::settle(outcome, history, &self.policy, now(), rand::random());
         report::report(&self.ctx, &e, &verdict);
         self.writer.record(DeliveryRecord {
-            seq,
+            seq: e.seq,
             task,
             delivery: verdict.delivery(),
         });
-        if let Verdict::Retry { retry_at, .. } = verdict {
+        if verdict.holds() {
+            self.queues.hold_topic(task_id, &e.topic);
+        }
+        if let Verdict::Retry { delay, .. } = verdict {
             self.queues.release(task_id);
-            self.writer.release(task, Release::ReadyAt(retry_at));
+            self.writer.release(task, Release::After(delay));
         } else if self.queues.next_or_release(task_id) {
-            self.writer
-                .release(task, Release::Drained { else_at: now() });
+            self.writer.release(
+                task,
+                Release::Drained {
+                    else_after: Duration::ZERO,
+                },
+            );
             self.claim_wanted = true;
         }
     }

@@ -41,6 +41,7 @@ pub(super) struct Pending {
 pub(super) struct Corrupt {
     pub(super) seq: i64,
     pub(super) task_id: Uuid,
+    pub(super) topic: String,
     pub(super) reason: String,
 }
 
@@ -67,6 +68,7 @@ impl Pending {
         let corrupt = |reason: String| Corrupt {
             seq,
             task_id,
+            topic: topic.clone(),
             reason,
         };
         let id = Uuid::parse_str(&id)
@@ -89,6 +91,11 @@ impl Pending {
             attempts,
             first_failed_at,
         })
+    }
+
+    /// The bytes of its body.
+    pub(super) fn size(&self) -> usize {
+        self.body.get().len()
     }
 
     /// The event as the publisher takes it, continuing `traceparent`.

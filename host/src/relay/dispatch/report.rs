@@ -19,25 +19,29 @@ pub(super) fn report(ctx: &RelayContext, e: &Pending, verdict: &Verdict) {
             );
             "published"
         }
-        Verdict::Refused(failure) => {
+        Verdict::Refused { failure, hold } => {
             Counters::add(&ctx.stats.parked, 1);
             metrics::counter!(DEAD_LETTERS, "kind" => "publish").increment(1);
             tracing::error!(
                 event_type = %e.event_type, topic = %e.topic, task_id = %e.task_id, user_id = %e.user_id,
                 correlation_id = %e.correlation_id, status = failure.status.map(i64::from),
-                code = failure.code.as_deref(), envelope_id = %e.id, reason = %failure.reason,
+                code = failure.code.as_deref(), envelope_id = %e.id, reason = %failure.reason, holds = hold,
                 "the publisher refused the event (configuration error); parked as a dead letter"
             );
             "refused"
         }
-        Verdict::Expired { failure, limit } => {
+        Verdict::Expired {
+            failure,
+            limit,
+            hold,
+        } => {
             Counters::add(&ctx.stats.parked, 1);
             metrics::counter!(DEAD_LETTERS, "kind" => "publish").increment(1);
             tracing::error!(
                 event_type = %e.event_type, topic = %e.topic, task_id = %e.task_id, user_id = %e.user_id,
                 correlation_id = %e.correlation_id, status = failure.status.map(i64::from),
                 code = failure.code.as_deref(), envelope_id = %e.id, limit = %limit,
-                reason = %failure.reason, "publish kept failing; parked as a dead letter"
+                reason = %failure.reason, holds = hold, "publish kept failing; parked as a dead letter"
             );
             "expired"
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::backoff;
-use crate::config::RelayConfig;
+use crate::config::{OnPoison, RelayConfig};
 use crate::relay::chrono_duration;
 use crate::relay::publish::{Failure, Outcome};
 use crate::store::Delivery;
@@ -23,6 +23,8 @@ pub(super) struct Policy {
     /// `RELAY_RETRY_BASE` and `RELAY_RETRY_MAX`: the back-off between attempts.
     pub(super) retry_base: Duration,
     pub(super) retry_max: Duration,
+    /// `RELAY_ON_POISON=hold`: a parked event holds its task on its topic.
+    pub(super) hold: bool,
 }
 
 impl Policy {
@@ -32,6 +34,7 @@ impl Policy {
             max_age: config.relay_max_age,
             retry_base: config.relay_retry_base,
             retry_max: config.relay_retry_max,
+            hold: config.relay_on_poison == OnPoison::Hold,
         }
     }
 }
@@ -50,10 +53,16 @@ pub(super) struct History {
 pub(super) enum Verdict {
     /// Published: the task's next envelope may go.
     Published { status: Option<u16> },
-    /// Refused: parked as a dead letter; the task's next envelope may go.
-    Refused(Failure),
-    /// Failed once too often (`limit` says which limit): parked as a dead letter.
-    Expired { failure: Failure, limit: String },
+    /// Refused: parked as a dead letter. With `hold`, the task's later envelopes on its
+    /// topic wait for the operator; its other topics go on.
+    Refused { failure: Failure, hold: bool },
+    /// Failed once too often (`limit` says which limit): parked as a dead letter, with
+    /// `hold` as for a refusal.
+    Expired {
+        failure: Failure,
+        limit: String,
+        hold: bool,
+    },
     /// Failed: the task waits until `retry_at` and tries again.
     Retry {
         failure: Failure,
@@ -65,19 +74,34 @@ pub(super) enum Verdict {
 }
 
 impl Verdict {
+    /// Whether the task's later envelopes on this topic must wait (a parked event that
+    /// holds).
+    pub(super) fn holds(&self) -> bool {
+        matches!(
+            self,
+            Verdict::Refused { hold: true, .. } | Verdict::Expired { hold: true, .. }
+        )
+    }
+
     /// What the store records for this attempt.
     pub(super) fn delivery(&self) -> Delivery {
         match self.clone() {
             Verdict::Published { status } => Delivery::Published { status },
-            Verdict::Refused(f) => Delivery::Parked {
-                status: f.status,
-                code: f.code,
-                reason: f.reason,
+            Verdict::Refused { failure, hold } => Delivery::Parked {
+                status: failure.status,
+                code: failure.code,
+                reason: failure.reason,
+                hold,
             },
-            Verdict::Expired { failure, limit } => Delivery::Parked {
+            Verdict::Expired {
+                failure,
+                limit,
+                hold,
+            } => Delivery::Parked {
                 status: failure.status,
                 code: failure.code,
                 reason: format!("{limit}; last error: {}", failure.reason),
+                hold,
             },
             Verdict::Retry { failure, .. } => Delivery::Failed {
                 status: failure.status,
@@ -99,9 +123,16 @@ pub(super) fn settle(
 ) -> Verdict {
     match outcome {
         Outcome::Published { status } => Verdict::Published { status },
-        Outcome::Refused(failure) => Verdict::Refused(failure),
+        Outcome::Refused(failure) => Verdict::Refused {
+            failure,
+            hold: policy.hold,
+        },
         Outcome::Retry(failure) => match gives_up(history, policy, now) {
-            Some(limit) => Verdict::Expired { failure, limit },
+            Some(limit) => Verdict::Expired {
+                failure,
+                limit,
+                hold: policy.hold,
+            },
             None => {
                 let attempt = u32::try_from(history.attempts + 1).unwrap_or(u32::MAX);
                 let delay = backoff::delay(attempt, policy.retry_base, policy.retry_max, jitter);
@@ -147,6 +178,7 @@ mod tests {
             max_age: Duration::from_secs(60),
             retry_base: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
+            hold: true,
         }
     }
 
@@ -187,14 +219,37 @@ mod tests {
             now,
             0.5,
         );
-        assert_eq!(refused, Verdict::Refused(failure(Some(403))));
+        assert_eq!(
+            refused,
+            Verdict::Refused {
+                failure: failure(Some(403)),
+                hold: true
+            }
+        );
+        assert!(refused.holds());
         assert!(matches!(
             refused.delivery(),
             Delivery::Parked {
                 status: Some(403),
+                hold: true,
                 ..
             }
         ));
+        let skipping = Policy {
+            hold: false,
+            ..policy()
+        };
+        let parked = settle(
+            Outcome::Refused(failure(Some(403))),
+            fresh(),
+            &skipping,
+            now,
+            0.5,
+        );
+        assert!(
+            !parked.holds(),
+            "RELAY_ON_POISON=skip parks without holding"
+        );
     }
 
     #[test]
@@ -257,6 +312,7 @@ mod tests {
                 code: Some("ERR".into()),
                 reason: "gave up after 3 attempts (RELAY_MAX_ATTEMPTS); last error: it broke"
                     .into(),
+                hold: true,
             }
         );
     }

@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use uuid::Uuid;
 
 use crate::domain::task::now;
-use crate::relay::{RelayContext, chrono_duration};
+use crate::relay::RelayContext;
 use crate::store::{
     DeliveriesStored, DeliveryBatch, DeliveryRecord, HeldTask, Release, StoreError,
 };
@@ -21,6 +20,8 @@ use crate::store::{
 pub(super) const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// Outcomes that prompt a store at once.
 const FLUSH_AT: usize = 512;
+/// Failed stores in a row after which a batch is narrowed down.
+const SPLIT_AFTER: u32 = 3;
 
 /// What storing a batch came to: the batch, when the leases it renews end (by this
 /// relay's clock, counted from before the write), and the store's answer.
@@ -32,8 +33,9 @@ pub(super) struct Written {
     /// Tasks whose leases were renewed, and until when.
     pub(super) renewed: Vec<HeldTask>,
     pub(super) renewed_until: Option<Instant>,
-    /// Tasks whose lease another relay holds now: stop holding them.
-    pub(super) lost: Vec<Uuid>,
+    /// Tasks whose lease another relay holds now (under the token this relay had):
+    /// stop holding them.
+    pub(super) lost: Vec<HeldTask>,
 }
 
 pub(super) struct Writer {
@@ -43,6 +45,10 @@ pub(super) struct Writer {
     storing: Option<BoxFuture<'static, Stored>>,
     last_store: Instant,
     last_renew: Instant,
+    /// Stores that failed in a row.
+    failures: u32,
+    /// Records set aside while a failing batch is narrowed down; stored after it.
+    deferred: DeliveryBatch,
 }
 
 impl Writer {
@@ -53,6 +59,8 @@ impl Writer {
             storing: None,
             last_store: Instant::now(),
             last_renew: Instant::now(),
+            failures: 0,
+            deferred: DeliveryBatch::default(),
         }
     }
 
@@ -66,7 +74,7 @@ impl Writer {
 
     /// Whether outcomes wait to be stored.
     pub(super) fn has_outcomes(&self) -> bool {
-        !self.unstored.deliveries.is_empty()
+        !self.unstored.deliveries.is_empty() || !self.deferred.deliveries.is_empty()
     }
 
     /// Whether a batch is being stored.
@@ -103,15 +111,13 @@ impl Writer {
         let ctx = self.ctx.clone();
         self.storing = Some(Box::pin(async move {
             let renewed_until = Instant::now() + ctx.config.relay_lease;
-            let stamp = now();
             let result = ctx
                 .db
-                .record_deliveries(
-                    &batch,
-                    stamp,
-                    stamp + chrono_duration(ctx.config.relay_lease),
-                )
+                .record_deliveries(&batch, now(), ctx.config.relay_lease)
                 .await;
+            if result.is_ok() {
+                ctx.beat(super::PublishStage::NAME);
+            }
             (batch, renewed_until, result)
         }));
     }
@@ -130,8 +136,12 @@ impl Writer {
     fn on_stored(&mut self, (batch, renewed_until, result): Stored) -> Written {
         match result {
             Ok(stored) => {
-                for task in &stored.lost {
-                    tracing::warn!(task_id = %task, "lease lost to another relay; dropping the task");
+                self.failures = 0;
+                if !self.deferred.deliveries.is_empty() || !self.deferred.releases.is_empty() {
+                    let mut next = std::mem::take(&mut self.deferred);
+                    next.deliveries.append(&mut self.unstored.deliveries);
+                    next.releases.append(&mut self.unstored.releases);
+                    self.unstored = next;
                 }
                 Written {
                     renewed: batch.renew,
@@ -141,10 +151,18 @@ impl Writer {
             }
             Err(e) => {
                 // Keep the outcomes and try again: every record is guarded, so storing
-                // one twice changes nothing but an attempt count.
-                tracing::warn!(error = %e, outcomes = batch.deliveries.len(), "storing publish outcomes failed; will retry");
+                // one twice changes nothing but an attempt count. A batch that keeps
+                // failing is split, and a single record that keeps failing is given up
+                // (its task's lease runs out and the envelope is published again under
+                // its id), so one bad record never stalls the others.
+                self.failures += 1;
+                tracing::warn!(error = %e, outcomes = batch.deliveries.len(), failures = self.failures,
+                    "storing publish outcomes failed; will retry");
                 let mut retry = batch;
                 retry.renew.clear();
+                if self.failures >= SPLIT_AFTER {
+                    retry = self.shed(retry);
+                }
                 retry.deliveries.append(&mut self.unstored.deliveries);
                 retry.releases.append(&mut self.unstored.releases);
                 self.unstored = retry;
@@ -153,19 +171,52 @@ impl Writer {
         }
     }
 
+    /// After repeated failures: keeps the first half of `batch` for the next try (the
+    /// rest waits in `deferred`), or, down to one record, gives that record up.
+    fn shed(&mut self, mut batch: DeliveryBatch) -> DeliveryBatch {
+        let records = batch.deliveries.len() + batch.releases.len();
+        if records <= 1 {
+            tracing::error!(batch = ?batch, "a publish outcome cannot be stored; giving it up (the envelope will be published again under its id)");
+            self.failures = 0;
+            let mut next = std::mem::take(&mut self.deferred);
+            next.renew.clear();
+            return next;
+        }
+        let keep_deliveries = batch.deliveries.len().div_ceil(2);
+        let deferred_deliveries = batch.deliveries.split_off(keep_deliveries);
+        let deferred_releases = if batch.deliveries.is_empty() {
+            batch.releases.split_off(batch.releases.len().div_ceil(2))
+        } else {
+            std::mem::take(&mut batch.releases)
+        };
+        let mut deferred = std::mem::take(&mut self.deferred);
+        deferred.deliveries.splice(0..0, deferred_deliveries);
+        deferred.releases.splice(0..0, deferred_releases);
+        self.deferred = deferred;
+        self.failures = SPLIT_AFTER - 1;
+        batch
+    }
+
     /// At shutdown: waits for the batch being stored, then stores what is left and
     /// gives `held` back (ready at once, so another replica may take them).
     pub(super) async fn finish(mut self, held: Vec<HeldTask>) {
         if self.storing.is_some() {
             self.stored().await;
         }
-        let stamp = now();
         for task in held {
-            self.unstored.releases.push((task, Release::ReadyAt(stamp)));
+            self.unstored
+                .releases
+                .push((task, Release::After(Duration::ZERO)));
         }
-        let batch = std::mem::take(&mut self.unstored);
+        let mut batch = std::mem::take(&mut self.deferred);
+        batch.deliveries.append(&mut self.unstored.deliveries);
+        batch.releases.append(&mut self.unstored.releases);
         if (!batch.deliveries.is_empty() || !batch.releases.is_empty())
-            && let Err(e) = self.ctx.db.record_deliveries(&batch, stamp, stamp).await
+            && let Err(e) = self
+                .ctx
+                .db
+                .record_deliveries(&batch, now(), Duration::ZERO)
+                .await
         {
             tracing::warn!(error = %e, "storing the last publish outcomes failed; they will be published again");
         }

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{Batching, Failure, Outcome, Outgoing, Publisher, PublisherError};
+use super::{BatchOutcome, Batching, Failure, Outcome, Outgoing, Publisher, PublisherError};
 use crate::config::DaprConfig;
 
 /// The content type of a structured-mode CloudEvent.
@@ -137,38 +137,27 @@ impl DaprPublisher {
     /// Publishes `events` (at most one per task: Dapr does not order the entries of
     /// one request) to `topic` in one bulk request, each entry keyed by its envelope id
     /// and carrying its own `metadata.partitionKey`; one outcome per event, in order.
-    async fn publish_bulk(&self, topic: &str, events: &[Outgoing<'_>]) -> Vec<Outcome> {
-        let wire: Vec<WireEntry<'_>> = events
-            .iter()
-            .map(|e| WireEntry {
-                entry_id: e.id.to_string(),
-                event: e.body,
-                content_type: CLOUDEVENTS_JSON,
-                metadata: WireMetadata {
-                    partition_key: e.partition_key,
-                },
-            })
-            .collect();
+    async fn publish_bulk(&self, topic: &str, events: &[Outgoing<'_>]) -> BatchOutcome {
+        let wire: Vec<WireEntry<'_>> = events.iter().map(wire_entry).collect();
         let url = format!(
             "{}/{}/publish/bulk/{}/{}",
             self.base, self.bulk_version, self.pubsub, topic
         );
         let response = match self.post(url).json(&wire).send().await {
             Ok(r) => r,
-            Err(e) => {
-                let failure = transport_failure(&e);
-                return vec![failure; events.len()];
-            }
+            Err(e) => return BatchOutcome::Whole(transport_failure(&e)),
         };
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let error = parse_error(&text);
         if !status.is_success() && error.failed_entries.is_empty() {
-            let outcome = classify_error(status, &error, &text);
-            return vec![outcome; events.len()];
+            // 400 (a malformed request, a duplicated entryId), 413 (too large), 403, 404:
+            // the request as a whole, not any one entry.
+            return BatchOutcome::Whole(classify_error(status, &error, &text));
         }
         // 204, or a partial failure: the entries Dapr lists failed, the rest went.
-        wire.iter()
+        let outcomes = wire
+            .iter()
             .map(|e| {
                 match error
                     .failed_entries
@@ -191,7 +180,8 @@ impl DaprPublisher {
                     }),
                 }
             })
-            .collect()
+            .collect();
+        BatchOutcome::PerEvent(outcomes)
     }
 
     /// Whether the sidecar is ready to reach its components (`/v1.0/healthz/outbound`).
@@ -225,8 +215,29 @@ impl Publisher for DaprPublisher {
         &'a self,
         topic: &'a str,
         events: &'a [Outgoing<'a>],
-    ) -> BoxFuture<'a, Vec<Outcome>> {
+    ) -> BoxFuture<'a, BatchOutcome> {
         self.publish_bulk(topic, events).boxed()
+    }
+
+    /// Exactly the JSON array `publish_bulk` sends: each entry's `entryId`, `event`,
+    /// `contentType` and `metadata` (its partition key escaped as JSON), commas and
+    /// brackets. Counted without copying the bodies: an entry is measured with an empty
+    /// event, then the body's own length added.
+    fn batch_bytes(&self, events: &[Outgoing<'_>]) -> usize {
+        let empty: &RawValue =
+            serde_json::from_str("{}").expect("an empty object is a JSON document");
+        let entries: usize = events
+            .iter()
+            .map(|e| {
+                let frame = WireEntry {
+                    event: empty,
+                    ..wire_entry(e)
+                };
+                let framed = serde_json::to_vec(&frame).map_or(0, |v| v.len());
+                framed - 2 + e.body.get().len()
+            })
+            .sum();
+        entries + events.len().saturating_sub(1) + 2
     }
 
     fn ready(&self) -> BoxFuture<'_, bool> {
@@ -235,6 +246,18 @@ impl Publisher for DaprPublisher {
 
     fn readiness_check(&self) -> &'static str {
         "the Dapr sidecar (GET /v1.0/healthz/outbound)"
+    }
+}
+
+/// The bulk entry of `e`: keyed by its envelope id, with its own partition key.
+fn wire_entry<'a>(e: &Outgoing<'a>) -> WireEntry<'a> {
+    WireEntry {
+        entry_id: e.id.to_string(),
+        event: e.body,
+        content_type: CLOUDEVENTS_JSON,
+        metadata: WireMetadata {
+            partition_key: e.partition_key,
+        },
     }
 }
 
@@ -310,6 +333,44 @@ mod tests {
             describe_error(StatusCode::BAD_GATEWAY, &parse_error("oops"), "oops"),
             "HTTP 502: oops"
         );
+    }
+
+    #[test]
+    fn the_batch_size_is_the_serialized_request() {
+        let config = DaprConfig {
+            dapr_enabled: Some(true),
+            dapr_http_port: 3500,
+            dapr_host: "127.0.0.1".into(),
+            dapr_pubsub_name: "pubsub-kafka".into(),
+            dapr_publish_timeout: Duration::from_secs(2),
+            dapr_bulk_publish: true,
+            dapr_bulk_api_version: "v1.0".into(),
+            dapr_bulk_max_entries: 100,
+            dapr_bulk_max_bytes: 1 << 20,
+            dapr_api_token: None,
+        };
+        let publisher = DaprPublisher::new(&config).unwrap();
+        let bodies = [r#"{"id":"a","data":{"x":1}}"#, r#"{"id":"b"}"#];
+        let raws: Vec<Box<RawValue>> = bodies
+            .iter()
+            .map(|b| RawValue::from_string((*b).to_owned()).unwrap())
+            .collect();
+        let keys = ["task-1", "quote\"d"];
+        let events: Vec<Outgoing<'_>> = raws
+            .iter()
+            .zip(keys)
+            .map(|(body, key)| Outgoing {
+                id: uuid::Uuid::new_v4(),
+                topic: "task-events",
+                partition_key: key,
+                body,
+                traceparent: None,
+            })
+            .collect();
+        let sent = serde_json::to_vec(&events.iter().map(wire_entry).collect::<Vec<_>>())
+            .unwrap()
+            .len();
+        assert_eq!(publisher.batch_bytes(&events), sent);
     }
 
     #[test]

@@ -86,8 +86,19 @@ pub struct Failure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batching {
     pub max_entries: usize,
-    /// Most bytes of events in one request.
+    /// Most bytes of one request, as sent ([`Publisher::batch_bytes`]).
     pub max_bytes: usize,
+}
+
+/// What one batch request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// An answer per event, in order.
+    PerEvent(Vec<Outcome>),
+    /// One answer for the request as a whole: no event got an answer of its own. (The
+    /// relay splits a batch refused as a whole until each event has its own answer, so
+    /// an innocent event is never parked for its neighbours.)
+    Whole(Outcome),
 }
 
 /// A way to publish events. Implementations are cheap to share (`Arc<dyn Publisher>`)
@@ -106,13 +117,19 @@ pub trait Publisher: Send + Sync + fmt::Debug {
     fn publish<'a>(&'a self, event: Outgoing<'a>) -> BoxFuture<'a, Outcome>;
 
     /// Publishes `events`, all of `topic` and at most one per partition key (the other
-    /// side need not keep the order of one request's events), in one request; one
-    /// outcome per event, in order.
+    /// side need not keep the order of one request's events), in one request.
     fn publish_batch<'a>(
         &'a self,
         topic: &'a str,
         events: &'a [Outgoing<'a>],
-    ) -> BoxFuture<'a, Vec<Outcome>>;
+    ) -> BoxFuture<'a, BatchOutcome>;
+
+    /// The bytes a batch request of `events` takes on the wire (bodies, each entry's
+    /// own fields and the request's framing), to keep requests within
+    /// [`Batching::max_bytes`]. The default counts the bodies and a separator each.
+    fn batch_bytes(&self, events: &[Outgoing<'_>]) -> usize {
+        events.iter().map(|e| e.body.get().len() + 1).sum::<usize>() + 1
+    }
 
     /// Whether the other side is ready to take events.
     fn ready(&self) -> BoxFuture<'_, bool>;

@@ -4,7 +4,17 @@
 //! Leases: a claim writes the relay's id, a random fencing token and an expiry on each
 //! row it takes (PostgreSQL `FOR UPDATE SKIP LOCKED`, so replicas share the work). An
 //! outcome is recorded only on rows still leased under the token that claimed them, so
-//! a relay whose lease ran out never overwrites what another relay recorded.
+//! a relay whose lease ran out never overwrites what another relay recorded. Lease
+//! expiries and ready times are computed from the database's clock on PostgreSQL (the
+//! replicas' clocks may disagree); SQLite has one process, whose clock is used.
+//!
+//! Holds (`relay_holds`): an event that could not be mapped or published may hold its
+//! task on its topic; the task's envelopes on that topic after it are not loaded, and a
+//! task queue whose only pending envelopes are held back is given up, until the hold is
+//! resolved (a replay or a skip, `store/dead_letters.rs`), which queues the task again.
+//!
+//! Lock order: every transaction that locks `relay_tasks` rows locks them in `task_id`
+//! order (claims skip locked rows and never wait), so two never deadlock.
 //!
 //! Claims cost what they return: pending outbox rows, pending envelopes and ready
 //! queues each have an index over exactly those rows.
@@ -19,11 +29,13 @@
 mod postgres;
 mod sqlite;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use uuid::Uuid;
 
-use super::{Db, OutboxRow, StoreError, WritePool, with_writer};
+use super::{Db, OutboxRow, StoreError, with_writer};
 
 use super::states::EnvelopeState;
 
@@ -47,10 +59,13 @@ pub struct NewEnvelope {
 pub enum Mapping {
     /// Its envelopes, in publish order (none is fine).
     Mapped(Vec<NewEnvelope>),
-    /// It cannot be mapped: parked as a dead letter naming the mapper and the reason.
+    /// It cannot be mapped: parked as a dead letter naming the mapper and the reason,
+    /// holding the task on each of `hold` (the topics the mutation could have reached;
+    /// none with `RELAY_ON_POISON=skip`).
     Failed {
         mapper: Option<String>,
         reason: String,
+        hold: Vec<String>,
     },
 }
 
@@ -97,7 +112,7 @@ pub struct PendingRow {
 }
 
 /// A task queue the relay holds, under the token of the claim that took it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HeldTask {
     pub task_id: Uuid,
     pub token: i64,
@@ -116,11 +131,13 @@ pub enum Delivery {
         error: String,
     },
     /// It is parked as a dead letter: the publisher refused it, or it kept failing past
-    /// `RELAY_MAX_ATTEMPTS` / `RELAY_MAX_AGE`.
+    /// `RELAY_MAX_ATTEMPTS` / `RELAY_MAX_AGE`. With `hold`, its task is held on its
+    /// topic: the task's later envelopes there wait until the letter is resolved.
     Parked {
         status: Option<u16>,
         code: Option<String>,
         reason: String,
+        hold: bool,
     },
 }
 
@@ -133,14 +150,14 @@ pub struct DeliveryRecord {
 }
 
 /// What happens to a held task when it is given back.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Release {
     /// Everything loaded was published or parked (or nothing was publishable): the
-    /// queue row goes when the task has no pending envelope left, else it is ready
-    /// again at `else_at`.
-    Drained { else_at: DateTime<Utc> },
-    /// Not before `at`: a retry's back-off, or an earlier mutation still being mapped.
-    ReadyAt(DateTime<Utc>),
+    /// queue row goes when the task has no publishable envelope left (none pending, or
+    /// all held back by holds), else it is ready again after `else_after`.
+    Drained { else_after: Duration },
+    /// Ready again after a while: a retry's back-off, or at once.
+    After(Duration),
 }
 
 /// One batch of publish outcomes, lease releases and renewals, stored in one
@@ -158,38 +175,79 @@ pub struct DeliveryBatch {
 pub struct DeliveriesStored {
     /// Dead letters created.
     pub parked: usize,
-    /// Renewed tasks whose lease another relay now holds: drop them.
-    pub lost: Vec<Uuid>,
+    /// Renewed tasks whose lease another relay now holds (under the token this relay
+    /// had): drop them.
+    pub lost: Vec<HeldTask>,
+}
+
+/// The envelopes a claim loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// Per task, in publish order.
+    pub envelopes: Vec<PendingRow>,
+    /// Claimed tasks left out because the byte budget was spent: give them back ready.
+    pub cut: Vec<Uuid>,
 }
 
 impl Db {
     /// Leases up to `limit` pending mutations, oldest first, to `owner` under `token`
-    /// until `until`.
+    /// for `lease`.
     pub async fn claim_mutations(
         &self,
         owner: &str,
         token: i64,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
+        lease: Duration,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut rows: Vec<OutboxRow> = with_writer!(self, |pool| async {
-            sqlx::query_as(pool.claim_mutations_sql())
-                .bind(owner)
-                .bind(until)
-                .bind(now)
-                .bind(limit)
-                .bind(token)
-                .fetch_all(pool)
-                .await
-        })?;
+        let mut rows = match self {
+            Db::Postgres(pool) => {
+                postgres::claim_mutations(pool, owner, token, lease, limit).await?
+            }
+            Db::Sqlite(sqlite) => {
+                sqlite::claim_mutations(sqlite.writer(), owner, token, lease, limit).await?
+            }
+        };
         rows.sort_by_key(|r| r.seq);
         Ok(rows)
     }
 
+    /// Extends the lease of the mutations `seqs` still leased under `token` by `lease`
+    /// from now; how many were.
+    pub async fn renew_mutations(
+        &self,
+        seqs: &[i64],
+        token: i64,
+        lease: Duration,
+    ) -> Result<usize, StoreError> {
+        match self {
+            Db::Postgres(pool) => postgres::renew_mutations(pool, seqs, token, lease).await,
+            Db::Sqlite(sqlite) => {
+                sqlite::renew_mutations(sqlite.writer(), seqs, token, lease).await
+            }
+        }
+    }
+
+    /// Gives the mutations `seqs` leased under `token` back, to be claimed again at once.
+    pub async fn release_mutations(&self, seqs: &[i64], token: i64) -> Result<(), StoreError> {
+        for seq in seqs {
+            with_writer!(self, |pool| async {
+                sqlx::query(
+                    "UPDATE outbox SET locked_by = NULL, locked_until = NULL, lock_token = NULL \
+                     WHERE seq = $1 AND lock_token = $2 AND state = 'pending'",
+                )
+                .bind(*seq)
+                .bind(token)
+                .execute(pool)
+                .await
+                .map(drop)
+            })?;
+        }
+        Ok(())
+    }
+
     /// Stores a batch of mapping outcomes in one transaction: envelopes (in state
-    /// `envelope_state`) and queue rows for mapped mutations, dead letters for failed
-    /// ones; each row only if still leased under `token`.
+    /// `envelope_state`) and queue rows for mapped mutations, dead letters (and their
+    /// holds) for failed ones; each row only if still leased under `token`.
     pub async fn record_mappings(
         &self,
         token: i64,
@@ -208,57 +266,99 @@ impl Db {
     }
 
     /// Leases up to `limit` ready task queues (oldest ready first) to `owner` under
-    /// `token` until `until`.
+    /// `token` for `lease`.
     pub async fn claim_tasks(
         &self,
         owner: &str,
         token: i64,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
+        lease: Duration,
         limit: i64,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let rows: Vec<(Uuid,)> = with_writer!(self, |pool| async {
-            sqlx::query_as(pool.claim_tasks_sql())
-                .bind(owner)
-                .bind(until)
-                .bind(now)
-                .bind(limit)
-                .bind(token)
-                .fetch_all(pool)
-                .await
-        })?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        match self {
+            Db::Postgres(pool) => postgres::claim_tasks(pool, owner, token, lease, limit).await,
+            Db::Sqlite(sqlite) => {
+                sqlite::claim_tasks(sqlite.writer(), owner, token, lease, limit).await
+            }
+        }
     }
 
     /// The publishable envelopes of `tasks`, at most `per_task` each, in publish order
     /// per task: pending ones of mutations that come before the task's first mutation
-    /// still unmapped (whose envelopes must go first).
+    /// still unmapped (whose envelopes must go first), and not held back by a hold.
+    /// Within `budget` bytes of bodies, taken round-robin (every task's first envelope,
+    /// then every task's second, ...); a task left without any is `cut`.
     pub async fn load_envelopes(
         &self,
         tasks: &[Uuid],
         per_task: i64,
-    ) -> Result<Vec<PendingRow>, StoreError> {
-        match self {
-            Db::Postgres(pool) => postgres::load_envelopes(pool, tasks, per_task).await,
-            Db::Sqlite(sqlite) => sqlite::load_envelopes(sqlite.reader(), tasks, per_task).await,
+        budget: usize,
+    ) -> Result<Loaded, StoreError> {
+        let budget = i64::try_from(budget).unwrap_or(i64::MAX);
+        let envelopes = match self {
+            Db::Postgres(pool) => postgres::load_envelopes(pool, tasks, per_task, budget).await?,
+            Db::Sqlite(sqlite) => {
+                sqlite::load_envelopes(sqlite.reader(), tasks, per_task, budget).await?
+            }
+        };
+        let loaded: std::collections::HashSet<Uuid> = envelopes.iter().map(|e| e.task_id).collect();
+        Ok(Loaded {
+            cut: Vec::new(),
+            envelopes,
         }
+        .with_cut(tasks, &loaded))
     }
 
-    /// Stores publish outcomes, releases and renewals in one transaction; each only
-    /// under the lease token it was claimed with.
+    /// Stores publish outcomes, releases and renewals (extending leases by `lease`) in
+    /// one transaction; each only under the lease token it was claimed with.
     pub async fn record_deliveries(
         &self,
         batch: &DeliveryBatch,
         now: DateTime<Utc>,
-        renew_until: DateTime<Utc>,
+        lease: Duration,
     ) -> Result<DeliveriesStored, StoreError> {
         match self {
-            Db::Postgres(pool) => postgres::record_deliveries(pool, batch, now, renew_until).await,
+            Db::Postgres(pool) => postgres::record_deliveries(pool, batch, now, lease).await,
             Db::Sqlite(sqlite) => {
-                sqlite::record_deliveries(sqlite.writer(), batch, now, renew_until).await
+                sqlite::record_deliveries(sqlite.writer(), batch, now, lease).await
             }
         }
     }
+}
+
+impl Loaded {
+    /// Marks the tasks of `claimed` that got no envelope while others did as cut by the
+    /// budget. (When none got any, nothing was publishable: not a cut.)
+    fn with_cut(mut self, claimed: &[Uuid], loaded: &std::collections::HashSet<Uuid>) -> Self {
+        if !loaded.is_empty() {
+            self.cut = claimed
+                .iter()
+                .filter(|t| !loaded.contains(t))
+                .copied()
+                .collect();
+        }
+        self
+    }
+}
+
+/// SQL: envelope `e` waits behind a hold of its task on its topic (a hold at an earlier
+/// place in the task's order).
+macro_rules! held_back {
+    () => {
+        "EXISTS (SELECT 1 FROM relay_holds h WHERE h.task_id = e.task_id AND h.topic = e.topic \
+         AND (h.outbox_seq < e.outbox_seq OR (h.outbox_seq = e.outbox_seq AND h.event_index < e.event_index)))"
+    };
+}
+pub(crate) use held_back;
+
+/// `t` plus `d` (configuration bounds every duration, so this never saturates in
+/// practice).
+pub(super) fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The milliseconds of `d`, for SQL arithmetic on the database's clock.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Inside the caller's transaction: stores envelope `e` of mutation `row` in `state`
@@ -339,28 +439,52 @@ where
     Ok(())
 }
 
-/// Inside the caller's transaction: marks dead letter `id` resolved unless it already
-/// is; whether this call resolved it.
-pub(super) async fn resolve_letter<'c, DB, E>(
-    conn: E,
+/// How a dead letter was resolved, and by whom.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resolution<'a> {
+    /// `replayed` or `skipped`.
+    pub(crate) how: &'static str,
+    /// The operator (the admin token's name).
+    pub(crate) by: &'a str,
+    /// Why, when the operator said (a skip's reason).
+    pub(crate) note: Option<&'a str>,
+}
+
+/// Inside the caller's transaction: marks dead letter `id` resolved as `resolution` unless
+/// it already is, and lifts the holds it had; whether this call resolved it.
+pub(super) async fn resolve_letter<DB, C>(
+    conn: &mut C,
     id: Uuid,
+    resolution: Resolution<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error>
 where
     DB: Database,
-    E: Executor<'c, Database = DB>,
+    for<'e> &'e mut C: Executor<'e, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> Uuid: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     for<'r> (Uuid,): FromRow<'r, DB::Row>,
 {
     let resolved: Option<(Uuid,)> = sqlx::query_as(
-        "UPDATE dead_letters SET resolved_at = $1, attempts = attempts + 1 \
-         WHERE id = $2 AND resolved_at IS NULL RETURNING id",
+        "UPDATE dead_letters SET resolved_at = $1, attempts = attempts + 1, resolution = $3, \
+         resolved_by = $4, resolution_note = $5 WHERE id = $2 AND resolved_at IS NULL RETURNING id",
     )
     .bind(now)
     .bind(id)
-    .fetch_optional(conn)
+    .bind(resolution.how)
+    .bind(resolution.by)
+    .bind(resolution.note)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(resolved.is_some())
+    if resolved.is_none() {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM relay_holds WHERE dead_letter_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
 }

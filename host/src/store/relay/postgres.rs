@@ -1,7 +1,10 @@
-//! The relay's batch writes on PostgreSQL: each statement binds arrays (`UNNEST`), so a
-//! batch of any size costs a handful of round trips.
+//! The relay's claims and batch writes on PostgreSQL: each statement binds arrays
+//! (`UNNEST`), so a batch of any size costs a handful of round trips; leases and ready
+//! times come from the database's clock (`now()`), so replicas whose clocks disagree
+//! still agree on who holds what.
 
 use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -9,10 +12,10 @@ use uuid::Uuid;
 
 use super::{
     DeliveriesStored, Delivery, DeliveryBatch, EnvelopeState, HeldTask, MappedRow, Mapping,
-    MappingStored, PendingRow, Release,
+    MappingStored, PendingRow, Release, held_back, millis,
 };
 use crate::domain::text::storable;
-use crate::store::{MAX_STORED_REASON, StoreError};
+use crate::store::{MAX_STORED_REASON, OutboxRow, StoreError};
 
 /// A relay transaction: its commit does not wait for the WAL flush (see the module
 /// documentation of `store::relay` for why that is safe).
@@ -22,6 +25,80 @@ async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Er
         .execute(&mut *tx)
         .await?;
     Ok(tx)
+}
+
+/// `now() + $n milliseconds`, in SQL.
+macro_rules! later {
+    ($n:literal) => {
+        concat!("now() + ", $n, " * interval '1 millisecond'")
+    };
+}
+
+pub(super) async fn claim_mutations(
+    pool: &PgPool,
+    owner: &str,
+    token: i64,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let rows = sqlx::query_as(concat!(
+        "UPDATE outbox SET locked_by = $1, locked_until = ",
+        later!("$2"),
+        ", lock_token = $4 WHERE seq IN (SELECT seq FROM outbox WHERE state = 'pending' \
+         AND (locked_until IS NULL OR locked_until < now()) ORDER BY seq LIMIT $3 \
+         FOR UPDATE SKIP LOCKED) \
+         RETURNING seq, id, task_id, user_id, action, mutation, traceparent, created_at"
+    ))
+    .bind(owner)
+    .bind(millis(lease))
+    .bind(limit)
+    .bind(token)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+pub(super) async fn renew_mutations(
+    pool: &PgPool,
+    seqs: &[i64],
+    token: i64,
+    lease: Duration,
+) -> Result<usize, StoreError> {
+    let renewed = sqlx::query(concat!(
+        "UPDATE outbox SET locked_until = ",
+        later!("$3"),
+        " WHERE seq = ANY($1) AND lock_token = $2 AND state = 'pending'"
+    ))
+    .bind(seqs)
+    .bind(token)
+    .bind(millis(lease))
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(renewed as usize)
+}
+
+pub(super) async fn claim_tasks(
+    pool: &PgPool,
+    owner: &str,
+    token: i64,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<Uuid>, StoreError> {
+    let rows: Vec<(Uuid,)> = sqlx::query_as(concat!(
+        "UPDATE relay_tasks SET locked_by = $1, locked_until = ",
+        later!("$2"),
+        ", lock_token = $4 WHERE task_id IN (SELECT task_id FROM relay_tasks \
+         WHERE ready_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
+         ORDER BY ready_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING task_id"
+    ))
+    .bind(owner)
+    .bind(millis(lease))
+    .bind(limit)
+    .bind(token)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 pub(super) async fn record_mappings(
@@ -57,6 +134,7 @@ pub(super) async fn record_mappings(
     };
     let mut env = EnvelopeColumns::default();
     let mut letters = LetterColumns::default();
+    let mut holds = HoldColumns::default();
     let mut queued = BTreeSet::new();
     for m in batch.iter().filter(|m| owned.contains(&m.row.seq)) {
         match &m.mapping {
@@ -70,13 +148,26 @@ pub(super) async fn record_mappings(
                     queued.insert(m.row.task_id);
                 }
             }
-            Mapping::Failed { mapper, reason } => {
+            Mapping::Failed {
+                mapper,
+                reason,
+                hold,
+            } => {
                 stored.dead += 1;
+                let id = Uuid::new_v4();
+                letters.id.push(id);
                 letters.mutation.push(m.row.id);
+                letters.task.push(m.row.task_id);
                 letters.mapper.push(mapper.clone());
                 letters
                     .reason
                     .push(storable(reason, MAX_STORED_REASON).into_owned());
+                for topic in hold {
+                    holds.letter.push(id);
+                    holds.task.push(m.row.task_id);
+                    holds.topic.push(topic.clone());
+                    holds.outbox_seq.push(m.row.seq);
+                }
             }
         }
     }
@@ -115,19 +206,39 @@ pub(super) async fn record_mappings(
     }
     if !letters.mutation.is_empty() {
         sqlx::query(
-            "INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at) \
-             SELECT gen_random_uuid(), x.mutation_id, 'mapping', x.mapper, NULL, x.reason, 1, $4 \
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS x(mutation_id, mapper, reason)",
+            "INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, \
+             created_at, task_id) \
+             SELECT x.id, x.mutation_id, 'mapping', x.mapper, NULL, x.reason, 1, $6, x.task_id \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[]) \
+             AS x(id, mutation_id, mapper, reason, task_id)",
         )
+        .bind(&letters.id)
         .bind(&letters.mutation)
         .bind(&letters.mapper)
         .bind(&letters.reason)
+        .bind(&letters.task)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !holds.letter.is_empty() {
+        sqlx::query(
+            "INSERT INTO relay_holds (dead_letter_id, task_id, topic, outbox_seq, event_index, created_at) \
+             SELECT x.letter, x.task_id, x.topic, x.outbox_seq, -1, $5 \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[]) \
+             AS x(letter, task_id, topic, outbox_seq) ON CONFLICT DO NOTHING",
+        )
+        .bind(&holds.letter)
+        .bind(&holds.task)
+        .bind(&holds.topic)
+        .bind(&holds.outbox_seq)
         .bind(now)
         .execute(&mut *tx)
         .await?;
     }
     if envelope_state == EnvelopeState::Pending && !queued.is_empty() {
-        // Sorted, so that concurrent transactions lock queue rows in one order.
+        // Sorted (a BTreeSet), so that concurrent transactions lock queue rows in one
+        // order.
         let tasks: Vec<Uuid> = queued.into_iter().collect();
         sqlx::query(
             "INSERT INTO relay_tasks (task_id, ready_at) SELECT x.task_id, $2 FROM UNNEST($1::uuid[]) AS x(task_id) \
@@ -181,43 +292,87 @@ impl EnvelopeColumns {
 /// The dead-letter columns of a multi-row insert.
 #[derive(Default)]
 struct LetterColumns {
+    id: Vec<Uuid>,
     mutation: Vec<Uuid>,
+    task: Vec<Uuid>,
     mapper: Vec<Option<String>>,
     reason: Vec<String>,
+}
+
+/// The hold columns of a multi-row insert.
+#[derive(Default)]
+struct HoldColumns {
+    letter: Vec<Uuid>,
+    task: Vec<Uuid>,
+    topic: Vec<String>,
+    outbox_seq: Vec<i64>,
 }
 
 pub(super) async fn load_envelopes(
     pool: &PgPool,
     tasks: &[Uuid],
     per_task: i64,
+    budget: i64,
 ) -> Result<Vec<PendingRow>, StoreError> {
-    let rows = sqlx::query_as(
-        "SELECT x.* FROM UNNEST($1::uuid[]) AS t(task_id) \
-         CROSS JOIN LATERAL (SELECT min(o.seq) AS first FROM outbox o \
-             WHERE o.task_id = t.task_id AND o.state = 'pending') u \
-         CROSS JOIN LATERAL (SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, \
-             e.partition_key, e.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
-             (SELECT o.traceparent FROM outbox o WHERE o.seq = e.outbox_seq) AS mutation_traceparent \
-             FROM envelopes e WHERE e.task_id = t.task_id AND e.state = 'pending' \
-             AND (u.first IS NULL OR e.outbox_seq < u.first) \
-             ORDER BY e.outbox_seq, e.event_index LIMIT $2) x",
-    )
+    // Round-robin within the budget: the running total of body bytes over (place in the
+    // task's queue, the task's place in the claim); the first row always goes.
+    let rows = sqlx::query_as(concat!(
+        "SELECT seq, id, task_id, user_id, mapper, topic, event_type, partition_key, body, traceparent, \
+         correlation_id, attempts, first_failed_at, mutation_traceparent FROM ( \
+           SELECT x.*, sum(x.bytes) OVER (ORDER BY x.rank, t.ord ROWS UNBOUNDED PRECEDING) AS running \
+           FROM UNNEST($1::uuid[]) WITH ORDINALITY AS t(task_id, ord) \
+           CROSS JOIN LATERAL (SELECT min(o.seq) AS first FROM outbox o \
+               WHERE o.task_id = t.task_id AND o.state = 'pending') u \
+           CROSS JOIN LATERAL (SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, \
+               e.partition_key, e.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
+               (SELECT o.traceparent FROM outbox o WHERE o.seq = e.outbox_seq) AS mutation_traceparent, \
+               octet_length(e.body) AS bytes, \
+               row_number() OVER (ORDER BY e.outbox_seq, e.event_index) AS rank \
+               FROM envelopes e WHERE e.task_id = t.task_id AND e.state = 'pending' \
+               AND (u.first IS NULL OR e.outbox_seq < u.first) AND NOT ",
+        held_back!(),
+        "  ORDER BY e.outbox_seq, e.event_index LIMIT $2) x \
+         ) y WHERE running <= $3 OR running = bytes ORDER BY task_id, rank"
+    ))
     .bind(tasks)
     .bind(per_task)
+    .bind(budget)
     .fetch_all(pool)
     .await?;
     Ok(rows)
+}
+
+/// Locks the queue rows of `tasks` held under their tokens, in `task_id` order (the one
+/// lock order of `relay_tasks`).
+async fn lock_tasks(
+    tx: &mut Transaction<'static, Postgres>,
+    tasks: &mut [HeldTask],
+) -> Result<(), sqlx::Error> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    tasks.sort_by_key(|t| t.task_id);
+    let (ids, tokens) = columns(tasks.iter().copied());
+    sqlx::query(
+        "SELECT t.task_id FROM relay_tasks t JOIN UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
+         ON t.task_id = o.task_id AND t.lock_token = o.token ORDER BY t.task_id FOR UPDATE OF t",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 pub(super) async fn record_deliveries(
     pool: &PgPool,
     batch: &DeliveryBatch,
     now: DateTime<Utc>,
-    renew_until: DateTime<Utc>,
+    lease: Duration,
 ) -> Result<DeliveriesStored, StoreError> {
     let mut published = (Vec::new(), Vec::new(), Vec::new());
     let mut failed = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut parked = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut parked = ParkedColumns::default();
     for d in &batch.deliveries {
         match &d.delivery {
             Delivery::Published { status } => {
@@ -244,24 +399,39 @@ pub(super) async fn record_deliveries(
                 status,
                 code,
                 reason,
+                hold,
             } => {
-                parked.0.push(d.seq);
-                parked.1.push(status.map(i32::from));
+                parked.seq.push(d.seq);
+                parked.status.push(status.map(i32::from));
                 parked
-                    .2
+                    .reason
                     .push(storable(reason, MAX_STORED_REASON).into_owned());
                 parked
-                    .3
+                    .code
                     .push(code.as_deref().map(|c| storable(c, 128).into_owned()));
-                parked.4.push(d.task.token);
+                parked.token.push(d.task.token);
+                parked.hold.push(*hold);
+                parked.letter.push(Uuid::new_v4());
             }
         }
     }
     let mut stored = DeliveriesStored::default();
     let mut tx = begin(pool).await?;
+    // Every task this batch touches, locked first and in one order.
+    let mut touched: Vec<HeldTask> = batch
+        .deliveries
+        .iter()
+        .map(|d| d.task)
+        .chain(batch.releases.iter().map(|(t, _)| *t))
+        .chain(batch.renew.iter().copied())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    lock_tasks(&mut tx, &mut touched).await?;
     if !published.0.is_empty() {
         sqlx::query(
-            "UPDATE envelopes e SET state = 'published', attempts = e.attempts + 1, delivery_status = o.status, \
+            "UPDATE envelopes e SET state = 'published', attempts = e.attempts + 1, \
+             total_attempts = e.total_attempts + 1, delivery_status = o.status, \
              finished_at = $4, last_error = NULL, error_code = NULL \
              FROM UNNEST($1::int8[], $2::int4[], $3::int8[]) AS o(seq, status, token), relay_tasks t \
              WHERE e.seq = o.seq AND e.state = 'pending' AND t.task_id = e.task_id AND t.lock_token = o.token",
@@ -275,7 +445,8 @@ pub(super) async fn record_deliveries(
     }
     if !failed.0.is_empty() {
         sqlx::query(
-            "UPDATE envelopes e SET attempts = e.attempts + 1, delivery_status = o.status, last_error = o.error, \
+            "UPDATE envelopes e SET attempts = e.attempts + 1, total_attempts = e.total_attempts + 1, \
+             delivery_status = o.status, last_error = o.error, \
              error_code = o.code, first_failed_at = COALESCE(e.first_failed_at, $6) \
              FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[]) \
                  AS o(seq, status, error, code, token), relay_tasks t \
@@ -290,97 +461,118 @@ pub(super) async fn record_deliveries(
         .execute(&mut *tx)
         .await?;
     }
-    if !parked.0.is_empty() {
-        stored.parked = sqlx::query(
+    if !parked.seq.is_empty() {
+        let rows: Vec<(Uuid,)> = sqlx::query_as(
             "WITH parked AS (UPDATE envelopes e SET state = 'dead', attempts = e.attempts + 1, \
-                 delivery_status = o.status, last_error = o.reason, error_code = o.code, finished_at = $6 \
-                 FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[]) \
-                     AS o(seq, status, reason, code, token), relay_tasks t \
+                 total_attempts = e.total_attempts + 1, delivery_status = o.status, \
+                 last_error = o.reason, error_code = o.code, finished_at = $6 \
+                 FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[], $7::bool[], $8::uuid[]) \
+                     AS o(seq, status, reason, code, token, hold, letter), relay_tasks t \
                  WHERE e.seq = o.seq AND e.state = 'pending' AND t.task_id = e.task_id AND t.lock_token = o.token \
-                 RETURNING e.mutation_id, e.mapper, e.id, o.reason, e.attempts) \
-             INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at) \
-             SELECT gen_random_uuid(), mutation_id, 'publish', mapper, id, reason, attempts, $6 FROM parked",
+                 RETURNING e.mutation_id, e.mapper, e.id, o.reason, e.attempts, e.task_id, e.topic, \
+                     e.event_type, e.outbox_seq, e.event_index, e.replayed_letter, o.hold, o.letter), \
+             holds AS (INSERT INTO relay_holds (dead_letter_id, task_id, topic, outbox_seq, event_index, created_at) \
+                 SELECT letter, task_id, topic, outbox_seq, event_index, $6 FROM parked WHERE hold \
+                 ON CONFLICT DO NOTHING) \
+             INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, \
+                 task_id, topic, event_type, replaces) \
+             SELECT letter, mutation_id, 'publish', mapper, id, reason, attempts, $6, task_id, topic, \
+                 event_type, replayed_letter FROM parked RETURNING id",
         )
-        .bind(&parked.0)
-        .bind(&parked.1)
-        .bind(&parked.2)
-        .bind(&parked.3)
-        .bind(&parked.4)
+        .bind(&parked.seq)
+        .bind(&parked.status)
+        .bind(&parked.reason)
+        .bind(&parked.code)
+        .bind(&parked.token)
         .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected() as usize;
+        .bind(&parked.hold)
+        .bind(&parked.letter)
+        .fetch_all(&mut *tx)
+        .await?;
+        stored.parked = rows.len();
     }
     release(&mut tx, &batch.releases).await?;
     if !batch.renew.is_empty() {
         let (tasks, tokens) = columns(batch.renew.iter().copied());
-        let renewed: Vec<(Uuid,)> = sqlx::query_as(
-            "UPDATE relay_tasks t SET locked_until = $3 FROM UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
-             WHERE t.task_id = o.task_id AND t.lock_token = o.token RETURNING t.task_id",
-        )
+        let renewed: Vec<(Uuid,)> = sqlx::query_as(concat!(
+            "UPDATE relay_tasks t SET locked_until = ",
+            later!("$3"),
+            " FROM UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
+             WHERE t.task_id = o.task_id AND t.lock_token = o.token RETURNING t.task_id"
+        ))
         .bind(&tasks)
         .bind(&tokens)
-        .bind(renew_until)
+        .bind(millis(lease))
         .fetch_all(&mut *tx)
         .await?;
         let renewed: HashSet<Uuid> = renewed.into_iter().map(|(id,)| id).collect();
-        stored.lost = tasks.into_iter().filter(|t| !renewed.contains(t)).collect();
+        stored.lost = batch
+            .renew
+            .iter()
+            .filter(|t| !renewed.contains(&t.task_id))
+            .copied()
+            .collect();
     }
     tx.commit().await?;
     Ok(stored)
 }
 
-/// Gives held tasks back: a drained one's queue row goes when it has no pending
-/// envelope left (checked after locking the row, so an envelope mapped meanwhile is
-/// seen), else it is ready at once; the others are ready at their time.
+/// The parked columns of a multi-row update.
+#[derive(Default)]
+struct ParkedColumns {
+    seq: Vec<i64>,
+    status: Vec<Option<i32>>,
+    reason: Vec<String>,
+    code: Vec<Option<String>>,
+    token: Vec<i64>,
+    hold: Vec<bool>,
+    letter: Vec<Uuid>,
+}
+
+/// Gives held tasks back (their rows already locked): a drained one's queue row goes
+/// when it has no publishable envelope left (none pending, or all held back by holds),
+/// else it is ready again after its delay; the others are ready after theirs.
 async fn release(
     tx: &mut Transaction<'static, Postgres>,
     releases: &[(HeldTask, Release)],
 ) -> Result<(), sqlx::Error> {
-    let mut drained: Vec<(HeldTask, DateTime<Utc>)> = Vec::new();
+    let mut drained = (Vec::new(), Vec::new());
     let mut later = (Vec::new(), Vec::new(), Vec::new());
     for (task, release) in releases {
-        match release {
-            Release::Drained { else_at } => drained.push((*task, *else_at)),
-            Release::ReadyAt(at) => {
-                later.0.push(task.task_id);
-                later.1.push(task.token);
-                later.2.push(*at);
+        let after = match release {
+            Release::Drained { else_after } => {
+                drained.0.push(task.task_id);
+                drained.1.push(task.token);
+                else_after
             }
-        }
+            Release::After(after) => after,
+        };
+        later.0.push(task.task_id);
+        later.1.push(task.token);
+        later.2.push(millis(*after));
     }
-    if !drained.is_empty() {
-        drained.sort_by_key(|(t, _)| t.task_id);
-        let (tasks, tokens) = columns(drained.iter().map(|(t, _)| *t));
-        // Lock first: each later statement of this transaction sees what a mapping
-        // transaction that held one of these rows committed.
-        sqlx::query(
-            "SELECT t.task_id FROM relay_tasks t JOIN UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
-             ON t.task_id = o.task_id AND t.lock_token = o.token ORDER BY t.task_id FOR UPDATE OF t",
-        )
-        .bind(&tasks)
-        .bind(&tokens)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
+    if !drained.0.is_empty() {
+        sqlx::query(concat!(
             "DELETE FROM relay_tasks t USING UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
              WHERE t.task_id = o.task_id AND t.lock_token = o.token \
-             AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.task_id = t.task_id AND e.state = 'pending')",
-        )
-        .bind(&tasks)
-        .bind(&tokens)
+             AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.task_id = t.task_id AND e.state = 'pending' \
+             AND NOT ",
+            held_back!(),
+            ")"
+        ))
+        .bind(&drained.0)
+        .bind(&drained.1)
         .execute(&mut **tx)
         .await?;
-        later.0.extend(tasks);
-        later.1.extend(tokens);
-        later.2.extend(drained.iter().map(|(_, at)| *at));
     }
     if !later.0.is_empty() {
-        sqlx::query(
-            "UPDATE relay_tasks t SET ready_at = o.at, locked_by = NULL, lock_token = NULL, locked_until = NULL \
-             FROM UNNEST($1::uuid[], $2::int8[], $3::timestamptz[]) AS o(task_id, token, at) \
-             WHERE t.task_id = o.task_id AND t.lock_token = o.token",
-        )
+        sqlx::query(concat!(
+            "UPDATE relay_tasks t SET ready_at = ",
+            later!("o.after_ms"),
+            ", locked_by = NULL, lock_token = NULL, locked_until = NULL \
+             FROM UNNEST($1::uuid[], $2::int8[], $3::int8[]) AS o(task_id, token, after_ms) \
+             WHERE t.task_id = o.task_id AND t.lock_token = o.token"
+        ))
         .bind(&later.0)
         .bind(&later.1)
         .bind(&later.2)

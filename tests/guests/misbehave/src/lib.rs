@@ -23,7 +23,7 @@
 //! | `shadow-extension` | an extension named `id` (a core CloudEvents attribute) |
 //! | `empty-type` | an event with an empty type |
 //! | `escape` | probes files, network, environment and arguments; one `test.escape` event reports each |
-//! | `counter` | one `test.ok` event whose data counts the calls this instance served; panics when the task's title is `trap` |
+//! | `counter` | one `test.ok` event whose data counts the calls this instance served; panics when the task's title is `trap`, returns `err` when it is `reject`, and when it is `stale` on an instance that served a call before |
 //! | `clock` | one `test.ok` event whose data is `{"now_ms": <the wall clock, ms since the Unix epoch>}` |
 //! | `huge-log` | writes one `host.log` line of config `bytes` (default 2 MiB) |
 //! | `chatty` | writes config `lines` (default 200) `host.log` lines, then one `ok` event |
@@ -137,8 +137,13 @@ impl bindings::Guest for Misbehave {
             }
             "counter" => {
                 let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
-                if mutation.task.title == "trap" {
-                    panic!("trapping on purpose after {calls} calls");
+                match mutation.task.title.as_str() {
+                    "trap" => panic!("trapping on purpose after {calls} calls"),
+                    "reject" => return Err(format!("rejecting on purpose after {calls} calls")),
+                    "stale" if calls > 1 => {
+                        return Err(format!("state left by earlier calls ({calls})"));
+                    }
+                    _ => {}
                 }
                 vec![Event {
                     data: format!(
