@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::auth::MIN_SECRET_BYTES;
+use crate::auth::{JwtConfig, MIN_SECRET_BYTES};
 use crate::mapper::MapperConfig;
 
 /// A secret value: usable, never printed.
@@ -168,14 +168,18 @@ pub struct ServeConfig {
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: SocketAddr,
 
-    /// HS256 secret that signs user JWTs (at least 32 bytes). Unset: a secret is
-    /// made for this process and a demo token printed (local use only).
+    /// HS256 secret that signs user JWTs (at least 32 bytes). Unset and no JWT_JWKS_URL:
+    /// a secret is made for this process and a demo token printed (local use only).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
 
-    /// The audience (`aud`) user JWTs must carry. Unset: `aud` is not checked.
+    /// The audience user JWTs must carry (their `aud`, a string or an array, must hold
+    /// it). Unset: `aud` is not checked.
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+
+    #[command(flatten)]
+    pub jwt: JwtConfig,
 
     /// Bearer token of the admin API (at least 16 characters; surrounding whitespace,
     /// such as a secret file's trailing newline, is ignored). Unset: admin API off.
@@ -205,6 +209,7 @@ impl ServeConfig {
         if let Some(secret) = &self.jwt_secret {
             check_jwt_secret(secret)?;
         }
+        self.jwt.validate()?;
         if let Some(token) = &self.admin_token
             && token.expose().trim().len() < 16
         {

@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::{Instrument, Span};
 
-use crate::auth::{AdminToken, JwtKeys};
+use crate::auth::{AdminToken, Authenticator};
 use crate::instruments::{HTTP_DURATION, HTTP_REQUESTS};
 use crate::mapper::MapperRegistry;
 use crate::relay::Relay;
@@ -51,7 +51,8 @@ pub struct AppState {
     /// The database, for readiness and the admin API's reads.
     pub db: Db,
     pub tasks: TaskService,
-    pub jwt: Arc<JwtKeys>,
+    /// Verifies user tokens (REST and MCP).
+    pub auth: Authenticator,
     /// `None` disables the admin API.
     pub admin_token: Option<Arc<AdminToken>>,
     pub mappers: MapperRegistry,
