@@ -63,6 +63,13 @@ METRICS = {
     "pakaura_mapper_reloads_total": ("counter", {"outcome"}, {"outcome": {"applied", "refused"}}),
     "pakaura_mapper_chain_duration_seconds": ("histogram", set(), {}),
     "pakaura_envelopes_built_total": ("counter", set(), {}),
+    "pakaura_jwks_refreshes_total": (
+        "counter",
+        {"outcome", "trigger"},
+        {"outcome": {"success", "failure"}, "trigger": {"startup", "periodic", "unknown_kid"}},
+    ),
+    "pakaura_jwks_keys": ("gauge", set(), {}),
+    "pakaura_jwks_last_success_timestamp_seconds": ("gauge", set(), {}),
 }
 # Prometheus's own per-target series (not the host's): PakauraRelayDown uses `up` to tell "no
 # replica reports pakaura_relay_up" from "no pods at all".
@@ -94,6 +101,7 @@ ALERTS = {
     "PakauraMapperFailures",
     "PakauraMapperReloadRefused",
     "PakauraHttpErrorRateHigh",
+    "PakauraJwksRefreshFailing",
 }
 RULE_KEYS = {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
 SEVERITIES = {"critical", "warning", "info"}
@@ -448,6 +456,11 @@ def main():
         "all-on": all_on,
         "values-local+all-on": local + all_on,
         "all-on, dapr and cache off": all_on + ["--set", "dapr.enabled=false", "--set", "mapperCache.enabled=false"],
+        "provider keys only, two replicas": [
+            "--set", "secrets.existingSecret=",
+            "--set", "secrets.databaseUrl=postgres://pakaura@postgres:5432/pakaura",
+            "--set", "auth.jwksUrl=https://acme.eu.auth0.com/.well-known/jwks.json",
+        ],
     }
     rendered = {}
     for case, values in cases.items():
@@ -456,6 +469,7 @@ def main():
         checker.validate_objects(case, docs)
 
     check_defaults(checker, rendered)
+    check_auth(checker, rendered)
     check_host_metrics(checker, Path(args.chart).parents[1] / "host" / "src" / "instruments.rs")
     checker.check_dashboard(rendered["all-on"])
     if checker.seen_alerts != ALERTS:
@@ -477,6 +491,19 @@ def main():
         "ratio threshold above 1": (
             ["--set", "prometheusRule.alerts.publishFailureRateHigh.threshold=5"],
             "publishFailureRateHigh/threshold': maximum",
+        ),
+        "auth.jwksUrl over plain http": (
+            ["--set", "auth.jwksUrl=http://keycloak.example.com/realms/acme/protocol/openid-connect/certs"],
+            "auth.jwksUrl must be an https:// URL",
+        ),
+        "env.JWT_AUDIENCE": (["--set", "env.JWT_AUDIENCE=x"], "env.JWT_AUDIENCE is set by the chart"),
+        "two replicas without shared keys": (
+            ["--set", "secrets.existingSecret=", "--set", "secrets.databaseUrl=postgres://pakaura@postgres/pakaura"],
+            "more than one replica needs keys every replica shares",
+        ),
+        "CA without a provider": (
+            ["--set", "auth.jwks.caConfigMap.name=keycloak-ca"],
+            "auth.jwks.caConfigMap is set but auth.jwksUrl is not",
         ),
     }
     for case, (values, message) in refused.items():
@@ -537,6 +564,43 @@ def check_defaults(checker, rendered):
             checker.fail(f"{case}: {problem}")
         if not problems:
             checker.ok(f"{case}: read-only root, mapper cache {'on' if cache_on else 'off'}, tracing {'on' if tracing else 'off'}")
+
+
+
+def check_auth(checker, rendered):
+    """The `auth` values become the host's JWT_* settings; the CA ConfigMap is mounted where
+    JWT_JWKS_CA_FILE points; JWT_SECRET is optional beside an identity provider."""
+    for case, provider in (("defaults", False), ("all-on", True), ("provider keys only, two replicas", True)):
+        docs = rendered[case]
+        config = next(d for d in docs if d["kind"] == "ConfigMap" and "BIND_ADDR" in d.get("data", {}))["data"]
+        deployment = next(d for d in docs if d["kind"] == "Deployment")
+        pod = deployment["spec"]["template"]["spec"]
+        container = next(c for c in pod["containers"] if c["name"] == "pakaura")
+        env = {e["name"]: e for e in container.get("env", [])}
+        problems = []
+        if config.get("JWT_USER_CLAIM") != "sub" or config.get("JWT_LEEWAY") != "30s":
+            problems.append("JWT_USER_CLAIM / JWT_LEEWAY not rendered with their defaults")
+        if provider != ("JWT_JWKS_URL" in config):
+            problems.append(f"JWT_JWKS_URL {'missing' if provider else 'rendered without auth.jwksUrl'}")
+        secret = env.get("JWT_SECRET", {}).get("valueFrom", {}).get("secretKeyRef", {})
+        if secret and secret.get("optional", False) != provider:
+            problems.append("JWT_SECRET must be optional exactly when auth.jwksUrl is set")
+        ca_file = config.get("JWT_JWKS_CA_FILE")
+        if case == "all-on":
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            volumes = {v["name"]: v for v in pod.get("volumes", [])}
+            folder, _, key = (ca_file or "").rpartition("/")
+            items = volumes.get(mounts.get(folder), {}).get("configMap", {}).get("items", [])
+            if not ca_file or [i["path"] for i in items] != [key]:
+                problems.append(f"JWT_JWKS_CA_FILE {ca_file!r} is not the mounted CA ConfigMap's key")
+            if not config.get("JWT_ISSUER") or not config.get("JWT_AUDIENCE"):
+                problems.append("auth.issuer / auth.audience not rendered")
+        elif ca_file:
+            problems.append("JWT_JWKS_CA_FILE rendered without auth.jwks.caConfigMap")
+        for problem in problems:
+            checker.fail(f"{case}: {problem}")
+        if not problems:
+            checker.ok(f"{case}: JWT settings, identity provider {'on' if provider else 'off'}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::auth::MIN_SECRET_BYTES;
+use crate::auth::{JwtConfig, MIN_SECRET_BYTES};
 use crate::mapper::MapperConfig;
 
 /// A secret value: usable, never printed.
@@ -172,14 +172,18 @@ pub struct ServeConfig {
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: SocketAddr,
 
-    /// HS256 secret that signs user JWTs (at least 32 bytes). Unset: a secret is
-    /// made for this process and a demo token printed (local use only).
+    /// HS256 secret that signs user JWTs (at least 32 bytes). Unset and no JWT_JWKS_URL:
+    /// a secret is made for this process and a demo token printed (local use only).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
 
-    /// The audience (`aud`) user JWTs must carry. Unset: `aud` is not checked.
+    /// The audience user JWTs must carry (their `aud`, a string or an array, must hold
+    /// it). Unset: `aud` is not checked.
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+
+    #[command(flatten)]
+    pub jwt: JwtConfig,
 
     /// Bearer token of the admin API (at least 16 characters; surrounding whitespace,
     /// such as a secret file's trailing newline, is ignored). Unset: admin API off.
@@ -259,6 +263,7 @@ impl ServeConfig {
         if let Some(secret) = &self.jwt_secret {
             check_jwt_secret(secret)?;
         }
+        check_jwt(&self.jwt)?;
         if let Some(token) = &self.admin_token
             && token.expose().trim().len() < 16
         {
@@ -309,6 +314,41 @@ impl ServeConfig {
         }
         Ok(())
     }
+}
+
+/// Checks the `JWT_*` settings clap cannot check alone; names the setting at fault.
+fn check_jwt(jwt: &JwtConfig) -> Result<(), ConfigError> {
+    let error = |setting, message: &str| ConfigError {
+        setting,
+        message: message.to_owned(),
+    };
+    if jwt
+        .jwt_issuer
+        .as_deref()
+        .is_some_and(|i| i.trim().is_empty() || i.chars().any(char::is_control))
+    {
+        return Err(error("JWT_ISSUER", "must be printable text when set"));
+    }
+    let claim = &jwt.jwt_user_claim;
+    if claim.is_empty()
+        || claim.len() > 128
+        || claim.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(error(
+            "JWT_USER_CLAIM",
+            "must be a claim name (1 to 128 characters, no spaces)",
+        ));
+    }
+    if jwt.jwt_jwks_refresh_min > jwt.jwt_jwks_refresh_max {
+        return Err(error(
+            "JWT_JWKS_REFRESH_MIN",
+            "must not exceed JWT_JWKS_REFRESH_MAX",
+        ));
+    }
+    if jwt.jwt_jwks_ca_file.is_some() && jwt.jwt_jwks_url.is_none() {
+        return Err(error("JWT_JWKS_CA_FILE", "is set but JWT_JWKS_URL is not"));
+    }
+    Ok(())
 }
 
 /// How envelopes reach the Dapr sidecar.
@@ -505,6 +545,29 @@ mod tests {
             conflict.message.contains("DAPR_ENABLED says dapr"),
             "{conflict}"
         );
+    }
+
+    #[test]
+    fn jwt_settings_are_checked_together_and_named() {
+        let mut config = JwtConfig {
+            jwt_user_claim: "preferred username".into(),
+            ..JwtConfig::default()
+        };
+        assert_eq!(check_jwt(&config).unwrap_err().setting, "JWT_USER_CLAIM");
+        config.jwt_user_claim = "email".into();
+        config.jwt_jwks_refresh_min = Duration::from_secs(7200);
+        assert_eq!(
+            check_jwt(&config).unwrap_err().setting,
+            "JWT_JWKS_REFRESH_MIN"
+        );
+        config.jwt_jwks_refresh_min = Duration::from_secs(60);
+        config.jwt_issuer = Some(" ".into());
+        assert_eq!(check_jwt(&config).unwrap_err().setting, "JWT_ISSUER");
+        config.jwt_issuer = Some("https://idp.example.com/realms/acme".into());
+        config.jwt_jwks_ca_file = Some("/etc/ca.pem".into());
+        assert_eq!(check_jwt(&config).unwrap_err().setting, "JWT_JWKS_CA_FILE");
+        config.jwt_jwks_ca_file = None;
+        assert!(check_jwt(&config).is_ok());
     }
 
     #[test]

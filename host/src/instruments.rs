@@ -35,6 +35,10 @@ pub const MAPPER_CHAIN_DURATION: &str = "pakaura_mapper_chain_duration_seconds";
 pub const MAPPER_INSTANCES: &str = "pakaura_mapper_instances";
 pub const MAPPER_RELOADS: &str = "pakaura_mapper_reloads_total";
 
+pub const JWKS_REFRESHES: &str = "pakaura_jwks_refreshes_total";
+pub const JWKS_KEYS: &str = "pakaura_jwks_keys";
+pub const JWKS_LAST_SUCCESS: &str = "pakaura_jwks_last_success_timestamp_seconds";
+
 /// Request latency: from a fast cached read to a slow database.
 const HTTP_BUCKETS: &[f64] = &[
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -145,6 +149,18 @@ pub fn describe() {
     describe_counter!(
         MAPPER_RELOADS,
         "Mapper set reloads by outcome (applied, refused)."
+    );
+    // The JWKS series exist only with JWT_JWKS_URL (registered at zero by auth::Jwks), so
+    // a host without an identity provider never looks like one that cannot reach it.
+    describe_counter!(
+        JWKS_REFRESHES,
+        "Fetches of the identity provider's JWK set by outcome (success, failure) and trigger (startup, periodic, unknown_kid)."
+    );
+    describe_gauge!(JWKS_KEYS, "Signing keys of the identity provider held now.");
+    describe_gauge!(
+        JWKS_LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time of the last successful JWK set fetch; 0 until the first."
     );
 
     for kind in ["mapping", "publish"] {

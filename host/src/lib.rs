@@ -9,7 +9,7 @@
 //! - [`operator`]: the operator's service, what the admin API and the console do.
 //! - [`store`]: SQLite/PostgreSQL storage of tasks and the outbox.
 //! - [`http`]: the REST API, MCP, operations and admin surfaces.
-//! - [`auth`]: bearer JWTs and the admin token.
+//! - [`auth`]: bearer JWTs (a shared secret, an identity provider's JWKS) and the admin token.
 //! - [`mapper`]: the WebAssembly mapper runtime (wasmtime, WIT `pakaura:events`).
 //! - [`events`]: CloudEvents envelopes; [`trace`]: W3C trace context.
 //! - [`relay`]: the outbox relay and the publishers behind its seam (Dapr).

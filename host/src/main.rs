@@ -73,7 +73,9 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
     if args.ttl < Duration::from_secs(1) {
         bail!("--ttl must be at least 1s");
     }
-    let keys = JwtKeys::new(secret.expose().as_bytes(), args.jwt_audience.as_deref())?;
+    let keys = JwtKeys::new(secret.expose().as_bytes(), args.jwt_audience.as_deref())?
+        .with_issuer(args.jwt_issuer.as_deref())
+        .with_user_claim(&args.jwt_user_claim);
     let token = keys.issue(args.user.trim(), args.ttl)?;
     println!("{token}");
     Ok(())

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::future::OptionFuture;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::auth::{AdminToken, JwtKeys};
-use crate::config::ServeConfig;
+use crate::auth::{AdminToken, Authenticator, ClaimPolicy, Jwks, JwtKeys};
+use crate::config::{ConfigError, ServeConfig};
 use crate::http::{self, AppState};
 use crate::mapper::MapperRegistry;
 use crate::operator::Operator;
@@ -63,19 +64,7 @@ impl Application {
             .context("connecting to the database (DATABASE_URL)")?;
         db.migrate().await.context("migrating the database")?;
 
-        let (jwt, demo) = match &config.jwt_secret {
-            Some(secret) => (
-                JwtKeys::new(secret.expose().as_bytes(), config.jwt_audience.as_deref())?,
-                None,
-            ),
-            None => {
-                let secret: [u8; 32] = rand::random();
-                let keys = JwtKeys::new(&secret, config.jwt_audience.as_deref())?;
-                let user = "demo".to_owned();
-                let token = keys.issue(&user, Duration::from_secs(24 * 3600))?;
-                (keys, Some(DemoCredentials { user, token }))
-            }
-        };
+        let (auth, demo) = authenticator(&config).await?;
 
         let mappers = MapperRegistry::load(config.mappers.clone())
             .await
@@ -112,7 +101,7 @@ impl Application {
                 mappers.clone(),
                 config.event_source.clone(),
             ),
-            jwt: Arc::new(jwt),
+            auth,
             admin_token: config
                 .admin_token
                 .as_ref()
@@ -179,6 +168,7 @@ impl Application {
             let stop = stop.subscribe();
             tokio::spawn(async move { operator.run_sampler(stop).await })
         };
+        let jwks_task = state.auth.jwks().map(|jwks| jwks.spawn(stop.subscribe()));
         let reload = tokio::spawn(reload_on_sighup(mappers));
         let metrics = state.metrics.clone();
         // The recorder's histograms only drain on upkeep (or a scrape); keep them bounded.
@@ -208,11 +198,52 @@ impl Application {
             tracing::error!(error = %e, "relay task failed");
         }
         let _ = sampler.await;
+        if let Some(Err(e)) = OptionFuture::from(jwks_task).await {
+            tracing::error!(error = %e, "JWKS refresh task failed");
+        }
         db.close().await;
         relay_db.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The user-token verifier: the shared secret (`JWT_SECRET`), the identity provider's keys
+/// (`JWT_JWKS_URL`, fetched once here), or both. With neither, a secret is made for this
+/// process and a demo token issued with it (local use only).
+async fn authenticator(
+    config: &ServeConfig,
+) -> anyhow::Result<(Authenticator, Option<DemoCredentials>)> {
+    let policy = ClaimPolicy::new(
+        config.jwt.jwt_issuer.as_deref(),
+        config.jwt_audience.as_deref(),
+        config.jwt.jwt_leeway,
+        &config.jwt.jwt_user_claim,
+    );
+    let keys = |secret: &[u8]| -> anyhow::Result<JwtKeys> {
+        Ok(JwtKeys::new(secret, policy.audience())?
+            .with_issuer(policy.issuer())
+            .with_user_claim(policy.user_claim()))
+    };
+    let jwks = match config.jwt.jwks() {
+        Some(settings) => Some(Jwks::start(settings).await.map_err(|message| ConfigError {
+            setting: "JWT_JWKS_CA_FILE",
+            message,
+        })?),
+        None => None,
+    };
+    let (secret, demo) = match (&config.jwt_secret, &jwks) {
+        (Some(secret), _) => (Some(keys(secret.expose().as_bytes())?), None),
+        (None, Some(_)) => (None, None),
+        (None, None) => {
+            let secret: [u8; 32] = rand::random();
+            let keys = keys(&secret)?;
+            let user = "demo".to_owned();
+            let token = keys.issue(&user, Duration::from_secs(24 * 3600))?;
+            (Some(keys), Some(DemoCredentials { user, token }))
+        }
+    };
+    Ok((Authenticator::new(secret, jwks, policy), demo))
 }
 
 async fn terminate_signal() {

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pakaura_host::auth::{Authenticator, ClaimPolicy};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pakaura");
@@ -70,7 +71,31 @@ fn token_prints_a_verifiable_token() {
     );
     let token = String::from_utf8(out.stdout).unwrap();
     let keys = pakaura_host::auth::JwtKeys::new(SECRET.as_bytes(), None).unwrap();
-    assert_eq!(keys.verify(token.trim()).unwrap(), "carol");
+    let auth = Authenticator::new(Some(keys), None, ClaimPolicy::default());
+    assert_eq!(auth.verify(token.trim()).unwrap(), "carol");
+}
+
+#[test]
+fn token_carries_the_servers_issuer_audience_and_user_claim() {
+    let out = pakaura()
+        .args(["token", "--user", "carol"])
+        .env("JWT_SECRET", SECRET)
+        .env("JWT_ISSUER", "https://idp.example.com")
+        .env("JWT_AUDIENCE", "pakaura")
+        .env("JWT_USER_CLAIM", "email")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap();
+    let keys = pakaura_host::auth::JwtKeys::new(SECRET.as_bytes(), None).unwrap();
+    let policy = ClaimPolicy::new(
+        Some("https://idp.example.com"),
+        Some("pakaura"),
+        Duration::from_secs(5),
+        "email",
+    );
+    let auth = Authenticator::new(Some(keys), None, policy);
+    assert_eq!(auth.verify(token.trim()).unwrap(), "carol");
 }
 
 #[test]
@@ -93,6 +118,11 @@ fn invalid_configuration_stops_start_up_naming_the_setting() {
         ("MAPPER_MEMORY_LIMIT", "lots"),
         ("ALLOWED_TOPICS", "bad topic!"),
         ("BIND_ADDR", "nowhere"),
+        ("JWT_JWKS_URL", "http://idp.example.com/certs"),
+        ("JWT_LEEWAY", "forever"),
+        ("JWT_USER_CLAIM", "preferred username"),
+        ("JWT_ISSUER", " "),
+        ("JWT_JWKS_CA_FILE", "/etc/ssl/private-ca.pem"),
     ] {
         let out = pakaura().arg("serve").env(name, value).output().unwrap();
         assert!(!out.status.success(), "{name}={value} must be refused");

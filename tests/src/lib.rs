@@ -14,6 +14,8 @@
 //! - [`sidecar`]: [`DaprSink`], a recording Dapr sidecar that speaks the publish
 //!   contract and can be told to fail, hang, refuse or go down; [`CountingSidecar`],
 //!   a light stand-in for benchmarks.
+//! - [`idp`]: a stand-in identity provider: signing keys made per run and a JWKS
+//!   server ([`JwksServer`]) that can rotate, withdraw, go down and count requests.
 //! - [`assert`]: what tests check again and again (problem documents, dead letters,
 //!   the events of one task).
 //! - [`guests`]: the paths of the wasm components the tests load.
@@ -22,6 +24,7 @@
 pub mod app;
 pub mod assert;
 pub mod database;
+pub mod idp;
 pub mod sidecar;
 
 pub mod guests {
@@ -34,6 +37,7 @@ pub use app::{
 };
 pub use assert::{expect_problem, mutations_of, pairs, types_of, wait_for_dead_letters};
 pub use database::{Backend, TestDatabase};
+pub use idp::{JwksServer, SigningKey, TlsIdentity, claims_for};
 pub use sidecar::{
     Behaviour, CountingSidecar, DaprSink, Recorded, WAIT, dapr_options, refusing_reminders,
     sink_behaviour, task_id,

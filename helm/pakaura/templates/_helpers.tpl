@@ -86,6 +86,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 /etc/pakaura/settings
 {{- end }}
 
+{{/* Where the identity provider's CA certificates are mounted (JWT_JWKS_CA_FILE). */}}
+{{- define "pakaura.jwksCaDir" -}}
+/etc/pakaura/jwks-ca
+{{- end }}
+
 {{/* True (non-empty) when DATABASE_URL is a SQLite file in the data volume. */}}
 {{- define "pakaura.sqlite" -}}
 {{- if eq .Values.database.mode "sqlite" }}true{{ end }}
@@ -170,8 +175,14 @@ Refuses values that would deploy a broken release, with one line naming the valu
 {{- if and $v.secrets.databaseUrl (not $v.secrets.existingSecret) (not (include "pakaura.sqlite" .)) (not (regexMatch "^postgres(ql)?://" $v.secrets.databaseUrl)) }}
 {{- fail "secrets.databaseUrl must be a postgres:// URL (database.mode=sqlite uses the data volume)" }}
 {{- end }}
-{{- if and (gt (int $v.replicaCount) 1) (not $v.secrets.existingSecret) (not $v.secrets.jwtSecret) }}
-{{- fail "more than one replica needs a shared JWT_SECRET: set secrets.existingSecret or secrets.jwtSecret" }}
+{{- if and (gt (int $v.replicaCount) 1) (not $v.secrets.existingSecret) (not $v.secrets.jwtSecret) (not $v.auth.jwksUrl) }}
+{{- fail "more than one replica needs keys every replica shares: set auth.jwksUrl (an identity provider), or a JWT_SECRET with secrets.existingSecret or secrets.jwtSecret" }}
+{{- end }}
+{{- if and $v.auth.jwksUrl (not (regexMatch "^(https://[^/@]+|http://(localhost|127\\.[0-9.]+|\\[::1\\])(:[0-9]+)?)(/|$)" $v.auth.jwksUrl)) }}
+{{- fail (printf "auth.jwksUrl must be an https:// URL (plain http:// only to localhost), not %q" $v.auth.jwksUrl) }}
+{{- end }}
+{{- if and $v.auth.jwks.caConfigMap.name (not $v.auth.jwksUrl) }}
+{{- fail "auth.jwks.caConfigMap is set but auth.jwksUrl is not" }}
 {{- end }}
 {{- if and $v.secrets.jwtSecret (lt (len $v.secrets.jwtSecret) 32) }}
 {{- fail "secrets.jwtSecret must be at least 32 bytes" }}
@@ -180,6 +191,7 @@ Refuses values that would deploy a broken release, with one line naming the valu
 {{- fail "secrets.adminToken must be at least 16 characters" }}
 {{- end }}
 {{- $managed := list "BIND_ADDR" "DATABASE_URL" "JWT_SECRET" "ADMIN_TOKEN" "PUBLISHER" "DAPR_ENABLED" "DAPR_HTTP_PORT" "DAPR_PUBSUB_NAME" "DAPR_API_TOKEN" "MAPPERS_DIR" "MAPPER_BUILTIN" "MAPPER_SETTINGS_FILE" "MAPPER_CACHE_DIR" }}
+{{- $managed = concat $managed (list "JWT_JWKS_URL" "JWT_ISSUER" "JWT_AUDIENCE" "JWT_USER_CLAIM" "JWT_LEEWAY" "JWT_JWKS_CA_FILE" "JWT_JWKS_REFRESH_MIN" "JWT_JWKS_REFRESH_MAX" "JWT_JWKS_COOLDOWN" "JWT_JWKS_TIMEOUT") }}
 {{- if $v.tracing.enabled }}
 {{- $managed = concat $managed (include "pakaura.tracingEnvNames" . | fromYamlArray) }}
 {{- end }}
@@ -234,6 +246,10 @@ token and extraEnv. Empty when there are none.
     secretKeyRef:
       name: {{ $secretName }}
       key: {{ .Values.secrets.keys.jwtSecret }}
+      {{- if .Values.auth.jwksUrl }}
+      # Optional beside an identity provider: without it, only the provider's tokens.
+      optional: true
+      {{- end }}
 {{- end }}
 {{- if or .Values.secrets.existingSecret .Values.secrets.adminToken }}
 - name: ADMIN_TOKEN

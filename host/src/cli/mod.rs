@@ -49,4 +49,10 @@ pub struct TokenArgs {
     /// The audience (`aud`) to issue the token for (the server's JWT_AUDIENCE).
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+    /// The issuer (`iss`) to put in the token (the server's JWT_ISSUER).
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The claim that also carries the user id (the server's JWT_USER_CLAIM).
+    #[arg(long, env = "JWT_USER_CLAIM", default_value = "sub")]
+    pub jwt_user_claim: String,
 }

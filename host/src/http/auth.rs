@@ -55,10 +55,10 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
-        let user = state
-            .jwt
-            .verify(token)
-            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        let user = state.auth.authenticate(token).await.map_err(|e| {
+            tracing::debug!(reason = %e, "bearer token refused");
+            ApiError::Unauthorized(e.to_string())
+        })?;
         tracing::Span::current().record("user_id", user.as_str());
         Ok(AuthUser(user))
     }

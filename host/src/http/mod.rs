@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::{Instrument, Span};
 
-use crate::auth::{AdminToken, JwtKeys};
+use crate::auth::{AdminToken, Authenticator};
 use crate::instruments::{HTTP_DURATION, HTTP_REQUESTS};
 use crate::operator::Operator;
 use crate::tasks::TaskService;
@@ -50,7 +50,8 @@ pub struct AppState {
     pub tasks: TaskService,
     /// The operator's operations (admin API, console, readiness).
     pub operator: Operator,
-    pub jwt: Arc<JwtKeys>,
+    /// Verifies user tokens (REST and MCP).
+    pub auth: Authenticator,
     /// `None` disables the admin API.
     pub admin_token: Option<Arc<AdminToken>>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,

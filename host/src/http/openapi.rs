@@ -25,7 +25,7 @@ use super::tasks;
         tasks::uncomplete, tasks::clear_completed),
     components(schemas(tasks::model::TaskView, Problem, tasks::model::CreateTask, tasks::model::UpdateTask, tasks::model::TaskPage, tasks::model::Cleared)),
     modifiers(&BearerAuth, &TaskResponses),
-    tags((name = "tasks", description = "The caller's tasks (bearer JWT; `sub` is the user id)"))
+    tags((name = "tasks", description = "The caller's tasks (bearer JWT; the user id is its `sub`, or the claim JWT_USER_CLAIM names)"))
 )]
 struct ApiDoc;
 

@@ -7,6 +7,7 @@ mod delivery;
 mod edges;
 mod fuzz;
 mod golden;
+mod idp;
 pub(crate) mod mcp;
 mod ops;
 mod outbox;

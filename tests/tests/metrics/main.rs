@@ -9,7 +9,10 @@ use serde_json::json;
 use sqlx::{Connection, Executor};
 use tokio::sync::Mutex;
 
-use pakaura_tests::{Backend, TestApp, on_both_databases, spawn_with};
+use jsonwebtoken::Algorithm;
+use pakaura_tests::{
+    Backend, JwksServer, SigningKey, TestApp, claims_for, on_both_databases, spawn_with,
+};
 use pakaura_tests::{DaprSink, WAIT, dapr_options, sink_behaviour, task_id};
 
 /// One host at a time in this process.
@@ -217,6 +220,62 @@ async fn a_scrape_reads_no_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_does_not_wait_for_the_database() {
     a_scrape_reads_no_rows().await;
+}
+
+/// The identity provider's key set as a pager sees it: the keys held, the time of the
+/// last success (kept through an outage), and fetches by outcome and trigger. Auth does
+/// not touch the database, so SQLite alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_series_follow_the_provider() {
+    let _one = ONE_HOST.lock().await;
+    let keys = ["k1", "k2"].map(|kid| SigningKey::generate(kid, Algorithm::ES256));
+    let idp = JwksServer::start(keys.iter().map(SigningKey::jwk).collect()).await;
+    let app = spawn_with(Backend::Sqlite, idp.options()).await;
+    let series = |outcome: &str, trigger: &str| {
+        format!("pakaura_jwks_refreshes_total{{outcome=\"{outcome}\",trigger=\"{trigger}\"}}")
+    };
+    let text = scrape(&app).await;
+    assert_eq!(value(&text, "pakaura_jwks_keys"), Some(2.0), "{text}");
+    let fetched_at = value(&text, "pakaura_jwks_last_success_timestamp_seconds").unwrap();
+    assert!(fetched_at > 1.7e9, "a Unix time: {text}");
+    assert_eq!(
+        value(&text, &series("success", "startup")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &series("failure", "unknown_kid")),
+        Some(0.0),
+        "{text}"
+    );
+
+    idp.set_up(false);
+    let stranger = SigningKey::generate("k3", Algorithm::ES256);
+    let refused = app
+        .client
+        .get(app.url("/tasks"))
+        .bearer_auth(stranger.sign(&claims_for("alice", &json!({}))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let text = scrape(&app).await;
+    assert_eq!(
+        value(&text, &series("failure", "unknown_kid")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "pakaura_jwks_keys"),
+        Some(2.0),
+        "cached keys stay: {text}"
+    );
+    assert_eq!(
+        value(&text, "pakaura_jwks_last_success_timestamp_seconds"),
+        Some(fetched_at),
+        "{text}"
+    );
+    app.stop().await;
 }
 
 on_both_databases!(
