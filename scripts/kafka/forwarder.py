@@ -60,8 +60,6 @@ class Settings:
             given[name] = value
         if given.get("authType", "none") != "none":
             raise SettingsError("authType: the stand-in talks to a local broker without authentication (none)")
-        if given.get("disableTls") == "false":
-            raise SettingsError("disableTls=false: the stand-in talks plain TCP only")
         if "brokers" not in given:
             raise SettingsError("brokers is required")
         exclude = given.get("excludeHeaderMetaRegex", "")
