@@ -40,15 +40,14 @@ class Events:
     def verdict(self, topic, key, event, where):
         """`new` (handle it), `duplicate` (skip it) or `late` (older than what you applied for
         this task on this topic: a replayed event; handle it knowing that)."""
-        event_id = event.get("id")
-        if event_id in self.seen:
-            return "duplicate", self.seen[event_id]
-        self.seen[event_id] = where
-        if len(self.seen) > self.remember:
+        if event["id"] in self.seen:  # at least once: a duplicate, skip it
+            return "duplicate", self.seen[event["id"]]
+        self.seen[event["id"]] = where
+        if len(self.seen) > self.remember:  # bounded: the oldest ids are forgotten
             self.seen.popitem(last=False)
         when = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
         newest = self.latest.get((topic, key))
-        if newest is not None and when < newest:
+        if newest is not None and when < newest:  # a replayed event, after newer ones
             return "late", newest.isoformat()
         self.latest[(topic, key)] = when
         return "new", None

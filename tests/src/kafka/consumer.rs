@@ -59,6 +59,7 @@ impl KafkaConsumer {
     /// Starts reading every partition of the three topics of `broker` from offset 0.
     pub async fn start(tools: &KafkaTools, broker: &Broker) -> Self {
         let mut child = Command::new(&tools.python)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .arg(KafkaTools::script("consumer.py"))
             .args(["--bootstrap", &broker.bootstrap(), "--assign", "--json"])
             .stdout(Stdio::piped())

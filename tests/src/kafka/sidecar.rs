@@ -53,6 +53,7 @@ impl KafkaSidecar {
     /// Starts the stand-in on a free port, forwarding to `broker`.
     pub async fn start(tools: &KafkaTools, broker: &Broker) -> Self {
         let mut child = Command::new(&tools.python)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .arg(KafkaTools::script("sidecar.py"))
             .args(["--port", "0", "--api-token", API_TOKEN, "--test-controls"])
             .args(["--delivery-timeout", DELIVERY_TIMEOUT])
