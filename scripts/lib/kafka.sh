@@ -102,13 +102,13 @@ port_open() {
 
 # wait_for WHAT SECONDS CMD...: retries CMD every 0.1 s until it succeeds.
 wait_for() {
-  local what="$1" tries=$(($2 * 10)) _
+  local what="$1" seconds="$2" i
   shift 2
-  for ((_ = 0; _ < tries; _++)); do
+  for ((i = 0; i < seconds * 10; i++)); do
     "$@" && return 0
     sleep 0.1
   done
-  die "$what did not come up within $2 s"
+  die "$what did not come up within $seconds s"
 }
 
 # start_background LOG CMD...: runs CMD in a process group of its own, output to LOG.
@@ -159,16 +159,19 @@ run_with_kafka() {
   note "topics ${PAKAURA_TOPICS[*]}, 3 partitions each"
 
   say "Dapr sidecar stand-in forwarding to Kafka on 127.0.0.1:$dapr_port (scripts/kafka/sidecar.py)"
-  local -a sidecar=("$python" "$PAKAURA_ROOT/scripts/kafka/sidecar.py" --port "$dapr_port"
+  local -a sidecar=(env PYTHONDONTWRITEBYTECODE=1 "$python" "$PAKAURA_ROOT/scripts/kafka/sidecar.py" --port "$dapr_port"
     --pubsub "$pubsub" --metadata "brokers=127.0.0.1:$kafka_port")
   [[ -z "${DAPR_API_TOKEN:-}" ]] || sidecar+=(--api-token "$DAPR_API_TOKEN")
   start_background "$kafka_tmp/sidecar.log" "${sidecar[@]}"
-  wait_for "the sidecar (log: $kafka_tmp/sidecar.log)" 15 grep -q '^listening on' "$kafka_tmp/sidecar.log"
+  wait_for "the sidecar (log: $kafka_tmp/sidecar.log)" 15 grep -qs '^listening on' "$kafka_tmp/sidecar.log"
 
   say "watch the topics (in another terminal), each event once, in order per task:"
   note "$python scripts/kafka/consumer.py --bootstrap 127.0.0.1:$kafka_port"
   note "(or any Kafka client of librdkafka >= 2.1 / Java >= 3 at 127.0.0.1:$kafka_port; Debian's kcat is too old)"
   say "starting the service with publishing on (Ctrl-C stops it, the sidecar and the broker)"
+  # The host's default MAPPER_CACHE_DIR is $PAKAURA_CACHE itself, whose other folders
+  # wasmtime's cache clean-up would delete: the compiled mappers get a folder of their own.
   run_child env DAPR_ENABLED=true DAPR_HTTP_PORT="$dapr_port" DAPR_PUBSUB_NAME="$pubsub" \
+    MAPPER_CACHE_DIR="${MAPPER_CACHE_DIR:-$PAKAURA_CACHE/mapper-cache}" \
     "${CARGO_TARGET_DIR:-target}/release/pakaura" serve "$@"
 }
