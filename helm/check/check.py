@@ -6,7 +6,10 @@ oldest and the newest Kubernetes version); the monitoring.coreos.com objects str
 when the npm models are installed, against the Prometheus Operator's schemas; every alert's
 labels, annotations and runbook anchor; every PromQL expression of the rules and the dashboard
 parsed, with its metric names, label names and label values checked against the host's metric
-table below. Values that must be refused are tried too. Exit 1 on any failure.
+table below; the Dapr Kafka component's metadata against scripts/kafka/component.json, the list
+of the component's keys that the local Kafka stand-in also reads (known names, allowed values,
+none that breaks the delivery guarantees). Values that must be refused, or flagged, are tried
+too. Exit 1 on any failure.
 """
 
 import argparse
@@ -121,6 +124,7 @@ class Checker:
         self.failures = 0
         self.monitoring = []  # {"source", "object"} for the schema validator
         self.seen_alerts = set()
+        self.kafka = json.loads(Path(args.kafka_component).read_text())
 
     # ------------------------------------------------------------------ reporting
     def ok(self, message):
@@ -207,6 +211,25 @@ class Checker:
             self.fail(f"{name}: {problem}")
         if not problems:
             self.ok(f"{name}: Dapr Component shape (structural; no Dapr schema offline)")
+        kafka = kafka_metadata_problems(doc, self.kafka)
+        for problem in kafka:
+            self.fail(f"{name}: {problem}")
+        if not kafka:
+            self.ok(f"{name}: metadata names and values known to scripts/kafka/component.json")
+
+    def expect_kafka_flagged(self, case, values, message):
+        """A values combination the Kafka metadata check must fail."""
+        rendered = self.run_helm("template", "pakaura", str(self.chart), *values)
+        docs = [d for d in yaml.safe_load_all(rendered.stdout) if d] if rendered.returncode == 0 else []
+        components = [d for d in docs if d.get("kind") == "Component"]
+        if len(components) != 1:
+            self.fail(f"{case}: expected one Dapr Component, got {len(components)}: {rendered.stderr}")
+            return
+        problems = kafka_metadata_problems(components[0], self.kafka)
+        if not any(re.search(message, p) for p in problems):
+            self.fail(f"{case}: the Kafka metadata check did not flag /{message}/: {problems}")
+        else:
+            self.ok(f"{case}: flagged ({message})")
 
     def check_monitoring(self, name, doc):
         kind, meta, spec = doc.get("kind"), doc.get("metadata", {}), doc.get("spec", {})
@@ -347,6 +370,33 @@ class Checker:
             self.fail(f"monitoring.coreos.com schema validation\n{result.stderr}")
 
 
+# ---------------------------------------------------------------------- Dapr Kafka component
+def kafka_metadata_problems(doc, known):
+    """A pubsub.kafka Component's metadata against component.json: every name one Dapr's Kafka
+    component reads (spelled as in its metadata.yaml), every plain value allowed, none unsafe."""
+    spec = doc.get("spec", {})
+    if spec.get("type") != known["type"]:
+        return []
+    problems = []
+    if spec.get("version") != known["version"]:
+        problems.append(f"spec.version {spec.get('version')!r}: {known['type']} is {known['version']}")
+    for item in spec.get("metadata", []):
+        name, rule = item.get("name"), known["metadata"].get(item.get("name"))
+        if rule is None:
+            problems.append(f"metadata {name!r} is not a {known['type']} key (scripts/kafka/component.json)")
+            continue
+        if "value" not in item:
+            continue  # a secretKeyRef: resolved by Dapr
+        value = item["value"]
+        if "values" in rule and value not in rule["values"]:
+            problems.append(f"metadata {name}={value!r}: not one of {rule['values']}")
+        if "pattern" in rule and not re.fullmatch(rule["pattern"], str(value)):
+            problems.append(f"metadata {name}={value!r}: does not match {rule['pattern']}")
+        if value in rule.get("unsafe", {}):
+            problems.append(f"metadata {name}={value!r} is unsafe: {rule['unsafe'][value]}")
+    return problems
+
+
 # ---------------------------------------------------------------------- PromQL
 def grafana_to_promql(expr):
     """Grafana's interval variables become durations; $var inside label values stays a string."""
@@ -443,6 +493,7 @@ def main():
     parser.add_argument("--chart", required=True)
     parser.add_argument("--readme", required=True)
     parser.add_argument("--node-modules", default="", help="the npm folder of the check tools, or empty")
+    parser.add_argument("--kafka-component", required=True, help="scripts/kafka/component.json")
     args = parser.parse_args()
     checker = Checker(args)
     chart = Path(args.chart)
@@ -508,6 +559,24 @@ def main():
     }
     for case, (values, message) in refused.items():
         checker.expect_refused(case, values, message)
+
+    extra = "dapr.pubsub.extraMetadata[0]"
+    flagged = {
+        "an unknown Kafka metadata key": (
+            ["--set", f"{extra}.name=partitionKey", "--set", f"{extra}.value=x"],
+            "'partitionKey' is not a pubsub.kafka key",
+        ),
+        "fire-and-forget producer": (
+            ["--set", f"{extra}.name=producerRequiredAcks", "--set", f"{extra}.value=none"],
+            "producerRequiredAcks='none' is unsafe",
+        ),
+        "a compression Dapr does not know": (
+            ["--set", f"{extra}.name=compression", "--set", f"{extra}.value=brotli"],
+            "compression='brotli': not one of",
+        ),
+    }
+    for case, (values, message) in flagged.items():
+        checker.expect_kafka_flagged(case, values, message)
 
     print()
     if checker.failures:

@@ -5,7 +5,8 @@
 # and exported to the tests; one that cannot be had is left unset and reported in
 # the SKIP banner (an error instead with PAKAURA_REQUIRE_TOOLS=1):
 #   PAKAURA_TOOLS_VENV          $PAKAURA_CACHE/venv-<hash of scripts/tools/requirements.txt>
-#                               (bin/ has componentize-py, pytest, st and schemathesis)
+#                               (bin/ has componentize-py, pytest, st and schemathesis;
+#                               confluent-kafka for scripts/kafka/)
 #   PAKAURA_TOOLS_NODE_MODULES  $PAKAURA_CACHE/node-<hash of scripts/tools/package-lock.json>/node_modules
 #                               (@bytecodealliance/componentize-js, playwright-core)
 #   PAKAURA_CHROMIUM            /usr/bin/chromium (Debian's chromium, apt-get installed)
@@ -32,7 +33,7 @@ tools_setup() {
   tools_chromium
 }
 
-# --- Python: componentize-py, pytest, schemathesis --------------------------------
+# --- Python: componentize-py, pytest, schemathesis, confluent-kafka ---------------
 
 venv_ready() {
   [[ -f "$1/$PAKAURA_DONE_MARKER" && -x "$1/bin/python" ]] && "$1/bin/python" -c '' 2>/dev/null
@@ -53,11 +54,12 @@ venv_install() {
   for tool in componentize-py pytest st schemathesis; do
     [[ -x "$venv/bin/$tool" ]] || { echo "no bin/$tool after the install" >>"$log"; return 1; }
   done
+  "$venv/bin/python" -c 'import confluent_kafka' >>"$log" 2>&1 || return 1
   python3 --version >"$venv/$PAKAURA_DONE_MARKER" || return 1
 }
 
 tools_python() {
-  local what="Python tools (componentize-py, pytest, schemathesis): tests that need PAKAURA_TOOLS_VENV"
+  local what="Python tools (componentize-py, pytest, schemathesis, confluent-kafka): tests that need PAKAURA_TOOLS_VENV"
   if [[ -n "${PAKAURA_TOOLS_VENV:-}" ]]; then
     [[ -x "$PAKAURA_TOOLS_VENV/bin/python" ]] || die "PAKAURA_TOOLS_VENV=$PAKAURA_TOOLS_VENV has no bin/python" \
       "unset it to let the tests make their own in $PAKAURA_CACHE"

@@ -26,7 +26,9 @@ pub struct Options {
 }
 
 impl Options {
+    /// Sets `name` (replacing a value set before).
     pub fn set(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.retain(|(set, _)| set != name);
         self.env.push((name.to_owned(), value.into()));
         self
     }

@@ -18,6 +18,8 @@
 //!   server ([`JwksServer`]) that can rotate, withdraw, go down and count requests.
 //! - [`assert`]: what tests check again and again (problem documents, dead letters,
 //!   the events of one task).
+//! - [`kafka`]: a real Kafka-protocol broker per test, the Dapr stand-in that forwards to
+//!   it, a real consumer, and what the consumer must have read (`tests/kafka/`).
 //! - [`guests`]: the paths of the wasm components the tests load.
 //! - [`on_both_databases!`]: runs a test once on SQLite and once on PostgreSQL.
 
@@ -25,6 +27,7 @@ pub mod app;
 pub mod assert;
 pub mod database;
 pub mod idp;
+pub mod kafka;
 pub mod sidecar;
 
 pub mod guests {
@@ -39,8 +42,8 @@ pub use assert::{expect_problem, mutations_of, pairs, types_of, wait_for_dead_le
 pub use database::{Backend, TestDatabase};
 pub use idp::{JwksServer, SigningKey, TlsIdentity, claims_for};
 pub use sidecar::{
-    Behaviour, CountingSidecar, DaprSink, Recorded, WAIT, dapr_options, refusing_reminders,
-    sink_behaviour, task_id,
+    Behaviour, CountingSidecar, DaprSink, Recorded, WAIT, dapr_options, dapr_options_on,
+    refusing_reminders, sink_behaviour, task_id,
 };
 
 /// Runs each named `async fn name(backend: Backend)` once per database, as

@@ -493,9 +493,15 @@ pub fn sink_behaviour() -> Behaviour {
 
 /// Settings that point the host at `sink`, with fast relay timings for tests.
 pub fn dapr_options(sink: &DaprSink) -> Options {
+    dapr_options_on(sink.addr.port())
+}
+
+/// Settings that point the host at a sidecar on 127.0.0.1:`port`, with fast relay timings
+/// for tests.
+pub fn dapr_options_on(port: u16) -> Options {
     Options::default()
         .set("DAPR_ENABLED", "true")
-        .set("DAPR_HTTP_PORT", sink.addr.port().to_string())
+        .set("DAPR_HTTP_PORT", port.to_string())
         .set("DAPR_API_TOKEN", "dapr-token-123")
         .set("DAPR_PUBLISH_TIMEOUT", "300ms")
         .set("RELAY_POLL_INTERVAL", "50ms")

@@ -66,9 +66,10 @@ pub struct MapperConfig {
 
     /// Folder where compiled mappers are cached, keyed by the component's content and
     /// the engine's configuration, so an unchanged mapper is not compiled again at
-    /// start-up, reload or `mapper check`. Default: `$XDG_CACHE_HOME/pakaura` (else
-    /// `~/.cache/pakaura`); `off` disables the cache. Keep it writable by the host
-    /// only: its entries are loaded as code.
+    /// start-up, reload or `mapper check`. Default: `$XDG_CACHE_HOME/pakaura/mappers`
+    /// (else `~/.cache/pakaura/mappers`); `off` disables the cache. The folder must be the
+    /// cache's own: its clean-up deletes whatever else it finds there. Keep it writable
+    /// by the host only: its entries are loaded as code.
     #[arg(long, env = "MAPPER_CACHE_DIR", value_name = "DIR|off")]
     pub mapper_cache_dir: Option<String>,
 }
@@ -83,7 +84,9 @@ impl MapperConfig {
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from)
                 .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .map(|base| base.join("pakaura")),
+                // A folder of its own: wasmtime's cache clean-up removes anything it does
+                // not recognise, and `pakaura/` holds other tools' caches too.
+                .map(|base| base.join("pakaura").join("mappers")),
         }
     }
 }

@@ -76,3 +76,21 @@ fn byte_counts_parse_with_units() {
     assert!(parse_bytes("12 apples").is_err());
     assert!(parse_bytes("99999999999999999999GiB").is_err());
 }
+
+#[test]
+fn the_compile_cache_has_a_folder_of_its_own() {
+    let config = MapperConfig::default();
+    let dir = config
+        .cache_dir()
+        .expect("a cache by default (HOME is set)");
+    assert!(
+        dir.ends_with("pakaura/mappers"),
+        "its clean-up deletes what else it finds: {}",
+        dir.display()
+    );
+    let off = MapperConfig {
+        mapper_cache_dir: Some("off".into()),
+        ..MapperConfig::default()
+    };
+    assert_eq!(off.cache_dir(), None);
+}
