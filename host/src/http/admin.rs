@@ -195,6 +195,8 @@ async fn envelope(
         .ok_or_else(|| ApiError::NotFound(format!("no envelope {id}")))?;
     Ok(Json(EnvelopeDetail {
         view: EnvelopeView::of(found.record),
+        attempts_history: found.attempts,
+        dead_letters: found.dead_letters,
         mutation: found.mutation,
     }))
 }

@@ -21,7 +21,9 @@ use uuid::Uuid;
 
 use crate::mapper::{LoadError, MapperListing, MapperRegistry, ReloadReport};
 use crate::relay::{Relay, ReplayError, Replayed, Retried, Skipped};
-use crate::store::{Db, DeadLetter, EnvelopeFilter, EnvelopeRecord, Hold, LetterHold, StoreError};
+use crate::store::{
+    Db, DeadLetter, DeliveryAttempt, EnvelopeFilter, EnvelopeRecord, Hold, LetterHold, StoreError,
+};
 use backlog::BacklogSampler;
 use flow::{FlowHub, FlowSubscription};
 use playground::Playground;
@@ -57,10 +59,15 @@ pub struct LetterWithMutation {
     pub mutation: Option<Value>,
 }
 
-/// One envelope, and the mutation it was mapped from (while the outbox keeps it).
+/// One envelope, its delivery history, and the mutation it was mapped from (while the
+/// outbox keeps it).
 #[derive(Debug, Clone)]
 pub struct EnvelopeWithMutation {
     pub record: EnvelopeRecord,
+    /// Its failed publish attempts, oldest first (a publish is the record itself).
+    pub attempts: Vec<DeliveryAttempt>,
+    /// Its dead letters, oldest first, each with how it was resolved.
+    pub dead_letters: Vec<DeadLetter>,
     pub mutation: Option<Value>,
 }
 
@@ -160,16 +167,24 @@ impl Operator {
     /// Envelope `id` and its mutation; `None` when there is no such envelope (or it was
     /// pruned).
     pub async fn envelope(&self, id: Uuid) -> Result<Option<EnvelopeWithMutation>, StoreError> {
-        let Some(record) = self.inner.db.envelope(&id.to_string()).await? else {
+        let id = id.to_string();
+        let Some(record) = self.inner.db.envelope(&id).await? else {
             return Ok(None);
         };
+        let attempts = self.inner.db.delivery_attempts(&id).await?;
+        let dead_letters = self.inner.db.letters_of_envelope(&id).await?;
         let mutation = self
             .inner
             .db
             .outbox_row(record.mutation_id)
             .await?
             .map(|row| parsed(&row.mutation));
-        Ok(Some(EnvelopeWithMutation { record, mutation }))
+        Ok(Some(EnvelopeWithMutation {
+            record,
+            attempts,
+            dead_letters,
+            mutation,
+        }))
     }
 
     /// Subscribes to the live flow (it ends when `stop` turns true).

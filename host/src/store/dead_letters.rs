@@ -130,6 +130,22 @@ impl Db {
         })
     }
 
+    /// The dead letters of envelope `id` (a publish parked, replayed, parked again...),
+    /// oldest first.
+    pub async fn letters_of_envelope(&self, id: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        with_pool!(self, |pool| async {
+            let rows = sqlx::query_as(concat!(
+                "SELECT ",
+                letter_columns!(),
+                " FROM dead_letters d WHERE d.envelope_id = $1 ORDER BY d.created_at, d.id"
+            ))
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows)
+        })
+    }
+
     /// One dead letter, resolved or not.
     pub async fn dead_letter(&self, id: Uuid) -> Result<Option<DeadLetter>, StoreError> {
         with_pool!(self, |pool| async {

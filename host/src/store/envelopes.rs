@@ -19,8 +19,10 @@ pub struct EnvelopeRecord {
     pub event_type: String,
     #[sqlx(try_from = "String")]
     pub state: EnvelopeState,
-    /// Publish attempts made.
+    /// Publish attempts made since it was last queued (a replay starts them again).
     pub attempts: i32,
+    /// Publish attempts made in all.
+    pub total_attempts: i32,
     /// The last failure, if the last attempt failed.
     pub last_error: Option<String>,
     /// The publisher's error code of the last failure (Dapr's `errorCode`).
@@ -33,6 +35,8 @@ pub struct EnvelopeRecord {
     pub first_failed_at: Option<DateTime<Utc>>,
     /// When it was published, skipped or parked.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The relay that published it.
+    pub published_by: Option<String>,
     /// The CloudEvents JSON document (shown parsed, as `envelope`).
     #[serde(skip)]
     pub body: String,
@@ -48,8 +52,31 @@ pub struct EnvelopeFilter {
     pub limit: i64,
 }
 
-const ENVELOPE_COLUMNS: &str = "id, mutation_id, task_id, mapper, topic, event_type, state, \
-     attempts, last_error, error_code, delivery_status, created_at, first_failed_at, finished_at, body";
+/// The columns of an [`EnvelopeRecord`]: one list for every query.
+macro_rules! envelope_columns {
+    () => {
+        "id, mutation_id, task_id, mapper, topic, event_type, state, attempts, total_attempts, \
+         last_error, error_code, delivery_status, created_at, first_failed_at, finished_at, \
+         published_by, body"
+    };
+}
+
+/// One failed publish attempt of an envelope.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct DeliveryAttempt {
+    /// The envelope's lifetime attempt number.
+    pub attempt: i32,
+    pub at: DateTime<Utc>,
+    /// `retry` (tried again later) or `parked` (a dead letter).
+    pub outcome: String,
+    /// The publisher's status (for Dapr, the HTTP status); none for a transport failure.
+    pub status: Option<i32>,
+    /// The publisher's error code (Dapr's `errorCode`).
+    pub code: Option<String>,
+    pub error: String,
+    /// The relay that made the attempt.
+    pub relay: String,
+}
 
 impl Db {
     /// The most recent envelopes matching `filter`, newest first.
@@ -59,13 +86,13 @@ impl Db {
     ) -> Result<Vec<EnvelopeRecord>, StoreError> {
         let state = filter.state.map(EnvelopeState::as_str);
         with_pool!(self, |pool| async {
-            let rows = sqlx::query_as(
-                "SELECT id, mutation_id, task_id, mapper, topic, event_type, state, attempts, last_error, \
-                 error_code, delivery_status, created_at, first_failed_at, finished_at, body FROM envelopes \
-                 WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR event_type = $2) \
+            let rows = sqlx::query_as(concat!(
+                "SELECT ",
+                envelope_columns!(),
+                " FROM envelopes WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR event_type = $2) \
                  AND ($3 IS NULL OR topic = $3) AND ($4 IS NULL OR task_id = $4) \
-                 ORDER BY seq DESC LIMIT $5",
-            )
+                 ORDER BY seq DESC LIMIT $5"
+            ))
             .bind(state)
             .bind(filter.event_type.as_deref())
             .bind(filter.topic.as_deref())
@@ -80,13 +107,29 @@ impl Db {
     /// Envelope `id` (its CloudEvents id), whatever its state.
     pub async fn envelope(&self, id: &str) -> Result<Option<EnvelopeRecord>, StoreError> {
         with_pool!(self, |pool| async {
-            let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {ENVELOPE_COLUMNS} FROM envelopes WHERE id = $1"
-            )))
+            let row = sqlx::query_as(concat!(
+                "SELECT ",
+                envelope_columns!(),
+                " FROM envelopes WHERE id = $1"
+            ))
             .bind(id)
             .fetch_optional(pool)
             .await?;
             Ok(row)
+        })
+    }
+
+    /// The failed publish attempts of envelope `id`, oldest first.
+    pub async fn delivery_attempts(&self, id: &str) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        with_pool!(self, |pool| async {
+            let rows = sqlx::query_as(
+                "SELECT attempt, at, outcome, status, code, error, relay FROM delivery_attempts \
+                 WHERE envelope_id = $1 ORDER BY attempt, at",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows)
         })
     }
 }

@@ -24,7 +24,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use backlog::Backlog;
 pub use dead_letters::{DeadLetter, Requeued};
-pub use envelopes::{EnvelopeFilter, EnvelopeRecord};
+pub use envelopes::{DeliveryAttempt, EnvelopeFilter, EnvelopeRecord};
 pub use holds::{Hold, LetterHold};
 pub use outbox::OutboxRow;
 pub use relay::{

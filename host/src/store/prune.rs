@@ -6,8 +6,8 @@ use super::{Db, StoreError, WritePool, with_writer};
 
 impl Db {
     /// Deletes up to `limit` each of finished envelopes, mapped mutations without
-    /// envelopes, and resolved dead letters, older than `before`; returns how many rows
-    /// went.
+    /// envelopes, resolved dead letters and the delivery history of envelopes gone, older
+    /// than `before`; returns how many rows went.
     pub async fn prune_some(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
         let statements = [
             "DELETE FROM envelopes WHERE seq IN (SELECT seq FROM envelopes \
@@ -16,6 +16,9 @@ impl Db {
              AND processed_at < $1 AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.mutation_id = outbox.id) \
              LIMIT $2)",
             "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE resolved_at < $1 LIMIT $2)",
+            "DELETE FROM delivery_attempts WHERE (envelope_id, attempt) IN (SELECT a.envelope_id, a.attempt \
+             FROM delivery_attempts a WHERE a.at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.id = a.envelope_id) LIMIT $2)",
         ];
         let mut total = 0;
         for sql in statements {

@@ -338,6 +338,7 @@ async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
         .envelopes;
     assert_eq!(pending.len(), 1);
     let published = |token| DeliveryBatch {
+        relay: format!("relay-{token}"),
         deliveries: vec![DeliveryRecord {
             seq: pending[0].seq,
             task: HeldTask {

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::mapper::{MapperListing, ReloadReport};
 use crate::relay::{Replayed, Retried, Skipped};
-use crate::store::{DeadLetter, EnvelopeRecord, Hold, LetterHold};
+use crate::store::{DeadLetter, DeliveryAttempt, EnvelopeRecord, Hold, LetterHold};
 
 /// `GET /admin/mappers`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -112,6 +112,13 @@ pub(crate) struct EnvelopeList {
 pub(crate) struct EnvelopeDetail {
     #[serde(flatten)]
     pub(crate) view: EnvelopeView,
+    /// Its failed publish attempts, oldest first (with the publisher's status and code and
+    /// the relay that made each); a successful one is the envelope itself (`finished_at`,
+    /// `delivery_status`, `published_by`).
+    pub(crate) attempts_history: Vec<DeliveryAttempt>,
+    /// Its dead letters, oldest first: when it was parked, and how each was resolved
+    /// (replayed or skipped, by whom); a replay refused again links back (`replaces`).
+    pub(crate) dead_letters: Vec<DeadLetter>,
     /// The mutation it was mapped from (the outbox JSON), while the outbox keeps it.
     #[schema(value_type = Option<Object>)]
     pub(crate) mutation: Option<Value>,

@@ -103,6 +103,7 @@ impl Writer {
             return;
         }
         let mut batch = std::mem::take(&mut self.unstored);
+        batch.relay.clone_from(&self.ctx.id);
         if renew_due {
             self.last_renew = Instant::now();
             batch.renew = held();
@@ -209,6 +210,7 @@ impl Writer {
                 .push((task, Release::After(Duration::ZERO)));
         }
         let mut batch = std::mem::take(&mut self.deferred);
+        batch.relay.clone_from(&self.ctx.id);
         batch.deliveries.append(&mut self.unstored.deliveries);
         batch.releases.append(&mut self.unstored.releases);
         if (!batch.deliveries.is_empty() || !batch.releases.is_empty())

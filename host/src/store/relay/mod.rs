@@ -164,6 +164,8 @@ pub enum Release {
 /// transaction.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryBatch {
+    /// The relay that made the attempts (recorded in the delivery history).
+    pub relay: String,
     pub deliveries: Vec<DeliveryRecord>,
     pub releases: Vec<(HeldTask, Release)>,
     /// Tasks still held whose leases are extended.

@@ -432,7 +432,7 @@ pub(super) async fn record_deliveries(
         sqlx::query(
             "UPDATE envelopes e SET state = 'published', attempts = e.attempts + 1, \
              total_attempts = e.total_attempts + 1, delivery_status = o.status, \
-             finished_at = $4, last_error = NULL, error_code = NULL \
+             finished_at = $4, last_error = NULL, error_code = NULL, published_by = $5 \
              FROM UNNEST($1::int8[], $2::int4[], $3::int8[]) AS o(seq, status, token), relay_tasks t \
              WHERE e.seq = o.seq AND e.state = 'pending' AND t.task_id = e.task_id AND t.lock_token = o.token",
         )
@@ -440,17 +440,21 @@ pub(super) async fn record_deliveries(
         .bind(&published.1)
         .bind(&published.2)
         .bind(now)
+        .bind(&batch.relay)
         .execute(&mut *tx)
         .await?;
     }
     if !failed.0.is_empty() {
         sqlx::query(
-            "UPDATE envelopes e SET attempts = e.attempts + 1, total_attempts = e.total_attempts + 1, \
-             delivery_status = o.status, last_error = o.error, \
-             error_code = o.code, first_failed_at = COALESCE(e.first_failed_at, $6) \
-             FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[]) \
-                 AS o(seq, status, error, code, token), relay_tasks t \
-             WHERE e.seq = o.seq AND e.state = 'pending' AND t.task_id = e.task_id AND t.lock_token = o.token",
+            "WITH failed AS (UPDATE envelopes e SET attempts = e.attempts + 1, \
+                 total_attempts = e.total_attempts + 1, delivery_status = o.status, last_error = o.error, \
+                 error_code = o.code, first_failed_at = COALESCE(e.first_failed_at, $6) \
+                 FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[]) \
+                     AS o(seq, status, error, code, token), relay_tasks t \
+                 WHERE e.seq = o.seq AND e.state = 'pending' AND t.task_id = e.task_id AND t.lock_token = o.token \
+                 RETURNING e.id, e.total_attempts, o.status, o.code, o.error) \
+             INSERT INTO delivery_attempts (envelope_id, attempt, at, outcome, status, code, error, relay) \
+             SELECT id, total_attempts, $6, 'retry', status, code, error, $7 FROM failed",
         )
         .bind(&failed.0)
         .bind(&failed.1)
@@ -458,6 +462,7 @@ pub(super) async fn record_deliveries(
         .bind(&failed.3)
         .bind(&failed.4)
         .bind(now)
+        .bind(&batch.relay)
         .execute(&mut *tx)
         .await?;
     }
@@ -470,10 +475,13 @@ pub(super) async fn record_deliveries(
                      AS o(seq, status, reason, code, token, hold, letter), relay_tasks t \
                  WHERE e.seq = o.seq AND e.state = 'pending' AND t.task_id = e.task_id AND t.lock_token = o.token \
                  RETURNING e.mutation_id, e.mapper, e.id, o.reason, e.attempts, e.task_id, e.topic, \
-                     e.event_type, e.outbox_seq, e.event_index, e.replayed_letter, o.hold, o.letter), \
+                     e.event_type, e.outbox_seq, e.event_index, e.replayed_letter, o.hold, o.letter, \
+                     e.total_attempts, o.status, o.code), \
              holds AS (INSERT INTO relay_holds (dead_letter_id, task_id, topic, outbox_seq, event_index, created_at) \
                  SELECT letter, task_id, topic, outbox_seq, event_index, $6 FROM parked WHERE hold \
-                 ON CONFLICT DO NOTHING) \
+                 ON CONFLICT DO NOTHING), \
+             attempts AS (INSERT INTO delivery_attempts (envelope_id, attempt, at, outcome, status, code, error, relay) \
+                 SELECT id, total_attempts, $6, 'parked', status, code, reason, $9 FROM parked) \
              INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, \
                  task_id, topic, event_type, replaces) \
              SELECT letter, mutation_id, 'publish', mapper, id, reason, attempts, $6, task_id, topic, \
@@ -487,6 +495,7 @@ pub(super) async fn record_deliveries(
         .bind(now)
         .bind(&parked.hold)
         .bind(&parked.letter)
+        .bind(&batch.relay)
         .fetch_all(&mut *tx)
         .await?;
         stored.parked = rows.len();

@@ -250,7 +250,7 @@ pub(super) async fn record_deliveries(
                 sqlx::query(
                     "UPDATE envelopes SET state = 'published', attempts = attempts + 1, \
                      total_attempts = total_attempts + 1, delivery_status = $1, \
-                     finished_at = $2, last_error = NULL, error_code = NULL \
+                     finished_at = $2, last_error = NULL, error_code = NULL, published_by = $5 \
                      WHERE seq = $3 AND state = 'pending' AND EXISTS (SELECT 1 FROM relay_tasks t \
                      WHERE t.task_id = envelopes.task_id AND t.lock_token = $4)",
                 )
@@ -258,6 +258,7 @@ pub(super) async fn record_deliveries(
                 .bind(now)
                 .bind(d.seq)
                 .bind(d.task.token)
+                .bind(&batch.relay)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -266,21 +267,34 @@ pub(super) async fn record_deliveries(
                 code,
                 error,
             } => {
-                sqlx::query(
+                let error = storable(error, MAX_STORED_REASON);
+                let code = code.as_deref().map(|c| storable(c, 128));
+                let failed: Option<(String, i32)> = sqlx::query_as(
                     "UPDATE envelopes SET attempts = attempts + 1, total_attempts = total_attempts + 1, \
                      delivery_status = $1, last_error = $2, \
                      error_code = $3, first_failed_at = COALESCE(first_failed_at, $4) \
                      WHERE seq = $5 AND state = 'pending' AND EXISTS (SELECT 1 FROM relay_tasks t \
-                     WHERE t.task_id = envelopes.task_id AND t.lock_token = $6)",
+                     WHERE t.task_id = envelopes.task_id AND t.lock_token = $6) RETURNING id, total_attempts",
                 )
                 .bind(status.map(i32::from))
-                .bind(storable(error, MAX_STORED_REASON))
-                .bind(code.as_deref().map(|c| storable(c, 128)))
+                .bind(&error)
+                .bind(&code)
                 .bind(now)
                 .bind(d.seq)
                 .bind(d.task.token)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+                if let Some((envelope, attempt)) = failed {
+                    let attempt = Attempt {
+                        envelope: &envelope,
+                        attempt,
+                        outcome: "retry",
+                        status: *status,
+                        code: code.as_deref(),
+                        error: &error,
+                    };
+                    record_attempt(&mut tx, &attempt, &batch.relay, now).await?;
+                }
             }
             Delivery::Parked {
                 status,
@@ -288,18 +302,15 @@ pub(super) async fn record_deliveries(
                 reason,
                 hold,
             } => {
-                if park(
-                    &mut tx,
-                    d.seq,
-                    d.task,
-                    *status,
-                    code.as_deref(),
+                let parked = Parked {
+                    seq: d.seq,
+                    task: d.task,
+                    status: *status,
+                    code: code.as_deref(),
                     reason,
-                    *hold,
-                    now,
-                )
-                .await?
-                {
+                    hold: *hold,
+                };
+                if park(&mut tx, &parked, &batch.relay, now).await? {
                     stored.parked += 1;
                 }
             }
@@ -325,21 +336,60 @@ pub(super) async fn record_deliveries(
     Ok(stored)
 }
 
-/// Parks envelope `seq` (if still leased under `task`'s token) as a dead letter, holding
-/// its task on its topic when `hold`; whether it did.
-#[allow(clippy::too_many_arguments)]
-async fn park(
-    tx: &mut Transaction<'static, Sqlite>,
+/// An envelope to park.
+struct Parked<'a> {
     seq: i64,
     task: HeldTask,
     status: Option<u16>,
-    code: Option<&str>,
-    reason: &str,
+    code: Option<&'a str>,
+    reason: &'a str,
     hold: bool,
+}
+
+/// A failed attempt, for the delivery history.
+struct Attempt<'a> {
+    envelope: &'a str,
+    attempt: i32,
+    outcome: &'static str,
+    status: Option<u16>,
+    code: Option<&'a str>,
+    error: &'a str,
+}
+
+async fn record_attempt(
+    tx: &mut Transaction<'static, Sqlite>,
+    a: &Attempt<'_>,
+    relay: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO delivery_attempts (envelope_id, attempt, at, outcome, status, code, error, relay) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(a.envelope)
+    .bind(a.attempt)
+    .bind(now)
+    .bind(a.outcome)
+    .bind(a.status.map(i32::from))
+    .bind(a.code)
+    .bind(a.error)
+    .bind(relay)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Parks `p`'s envelope (if still leased under its task's token) as a dead letter,
+/// holding its task on its topic when asked; whether it did.
+async fn park(
+    tx: &mut Transaction<'static, Sqlite>,
+    p: &Parked<'_>,
+    relay: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let reason = storable(reason, MAX_STORED_REASON);
-    type Parked = (
+    let reason = storable(p.reason, MAX_STORED_REASON);
+    let code = p.code.map(|c| storable(c, 128));
+    type Row = (
         Uuid,
         String,
         String,
@@ -350,21 +400,22 @@ async fn park(
         i64,
         i32,
         Option<Uuid>,
+        i32,
     );
-    let row: Option<Parked> = sqlx::query_as(
+    let row: Option<Row> = sqlx::query_as(
         "UPDATE envelopes SET state = 'dead', attempts = attempts + 1, total_attempts = total_attempts + 1, \
          delivery_status = $1, last_error = $2, error_code = $3, finished_at = $4 \
          WHERE seq = $5 AND state = 'pending' AND EXISTS (SELECT 1 FROM relay_tasks t \
          WHERE t.task_id = envelopes.task_id AND t.lock_token = $6) \
          RETURNING mutation_id, mapper, id, attempts, task_id, topic, event_type, outbox_seq, event_index, \
-         replayed_letter",
+         replayed_letter, total_attempts",
     )
-    .bind(status.map(i32::from))
+    .bind(p.status.map(i32::from))
     .bind(&reason)
-    .bind(code.map(|c| storable(c, 128)))
+    .bind(&code)
     .bind(now)
-    .bind(seq)
-    .bind(task.token)
+    .bind(p.seq)
+    .bind(p.task.token)
     .fetch_optional(&mut **tx)
     .await?;
     let Some((
@@ -378,10 +429,20 @@ async fn park(
         outbox_seq,
         event_index,
         replaces,
+        total,
     )) = row
     else {
         return Ok(false);
     };
+    let attempt = Attempt {
+        envelope: &envelope_id,
+        attempt: total,
+        outcome: "parked",
+        status: p.status,
+        code: code.as_deref(),
+        error: &reason,
+    };
+    record_attempt(tx, &attempt, relay, now).await?;
     let letter = Uuid::new_v4();
     sqlx::query(
         "INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, \
@@ -390,7 +451,7 @@ async fn park(
     .bind(letter)
     .bind(mutation_id)
     .bind(mapper)
-    .bind(envelope_id)
+    .bind(&envelope_id)
     .bind(&reason)
     .bind(attempts)
     .bind(now)
@@ -400,7 +461,7 @@ async fn park(
     .bind(replaces)
     .execute(&mut **tx)
     .await?;
-    if hold {
+    if p.hold {
         sqlx::query(
             "INSERT INTO relay_holds (dead_letter_id, task_id, topic, outbox_seq, event_index, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
