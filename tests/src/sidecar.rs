@@ -68,6 +68,14 @@ pub struct Behaviour {
     pub latency: Duration,
     /// Bulk requests received so far.
     pub bulk_requests: usize,
+    /// A bulk request body over this many bytes is refused as a whole with 413, as
+    /// Dapr's HTTP server refuses a body over its maximum request size
+    /// (`--dapr-http-max-request-size`, 4 MiB by default).
+    pub max_request_bytes: Option<usize>,
+    /// A request carrying an event whose JSON contains this text is refused as a whole
+    /// with 400 `ERR_PUBSUB_CLOUD_EVENTS_SER`, a bulk request with every entry in it (a
+    /// poison event: what makes a request refused whole without `failedEntries`).
+    pub poison: Option<String>,
 }
 
 #[derive(Default)]
@@ -266,6 +274,48 @@ fn refusal(
     }
 }
 
+/// 413 for a bulk request over `max_request_bytes`.
+fn too_large(b: &Behaviour, bytes: usize) -> Option<(u16, Response)> {
+    let limit = b.max_request_bytes?;
+    (bytes > limit).then(|| {
+        let r = (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body of {bytes} bytes exceeds the limit of {limit} bytes"),
+        )
+            .into_response();
+        (413, r)
+    })
+}
+
+/// 400 for a bulk request that carries an entry id twice: Dapr's bulk publish handler
+/// checks each entry id is unique in the request (dapr/pkg/api/http, `onBulkPublish`).
+fn duplicated(entries: &[BulkEntry]) -> Option<(u16, Response)> {
+    let mut seen = BTreeSet::new();
+    let twice = entries.iter().find(|e| !seen.insert(e.entry_id.as_str()))?;
+    let r = dapr_error(
+        StatusCode::BAD_REQUEST,
+        "ERR_PUBSUB_EVENTS_SER",
+        &format!("error: entryId is duplicated: {}", twice.entry_id),
+    );
+    Some((400, r))
+}
+
+/// 400 for a request carrying an event that contains the `poison` text.
+fn poisoned(b: &Behaviour, events: &[&[u8]]) -> Option<(u16, Response)> {
+    let poison = b.poison.as_deref()?.as_bytes();
+    events
+        .iter()
+        .any(|e| e.windows(poison.len()).any(|w| w == poison))
+        .then(|| {
+            let r = dapr_error(
+                StatusCode::BAD_REQUEST,
+                "ERR_PUBSUB_CLOUD_EVENTS_SER",
+                "error when serializing the cloud event: invalid event",
+            );
+            (400, r)
+        })
+}
+
 /// Whether the next event fails (500), consuming one of `fail_next`.
 fn fails(b: &mut Behaviour) -> bool {
     if b.fail_next > 0 {
@@ -308,7 +358,9 @@ async fn publish(
             &pubsub,
             &topic,
             "application/cloudevents+json",
-        ) {
+        )
+        .or_else(|| poisoned(&b, &[body.as_ref()]))
+        {
             Some(refused) => (Some(refused), false, Duration::ZERO),
             None => (None, fails(&mut b), hold(&mut b)),
         }
@@ -424,7 +476,16 @@ async fn publish_bulk(
     };
     let (refused, failed, held, request) = {
         let mut b = shared.behaviour.lock().unwrap();
-        match refusal(&b, &headers, &pubsub, &topic, "application/json") {
+        let events: Vec<Vec<u8>> = entries
+            .iter()
+            .map(|e| serde_json::to_vec(&e.event).unwrap_or_default())
+            .collect();
+        let events: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+        let refused = refusal(&b, &headers, &pubsub, &topic, "application/json")
+            .or_else(|| too_large(&b, body.len()))
+            .or_else(|| duplicated(&entries))
+            .or_else(|| poisoned(&b, &events));
+        match refused {
             Some(refused) => (Some(refused), Vec::new(), Duration::ZERO, 0),
             None => {
                 let failed: Vec<bool> = entries.iter().map(|_| fails(&mut b)).collect();

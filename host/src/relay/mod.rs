@@ -63,6 +63,8 @@ struct Shared {
     ctx: Arc<RelayContext>,
     wakes: Arc<Wakes>,
     running: AtomicBool,
+    /// Restarts by the supervisor so far.
+    restarts: AtomicU64,
 }
 
 impl std::fmt::Debug for Relay {
@@ -201,6 +203,7 @@ impl Relay {
                 ctx: Arc::new(ctx),
                 wakes: Arc::default(),
                 running: AtomicBool::new(false),
+                restarts: AtomicU64::new(0),
             }),
         }
     }
@@ -258,6 +261,11 @@ impl Relay {
         self.shared.ctx.beats.stalled()
     }
 
+    /// How many times the supervisor restarted the relay (after a panic or a stall).
+    pub fn restarts(&self) -> u64 {
+        self.shared.restarts.load(Ordering::Acquire)
+    }
+
     /// Makes the relay panic at its next turn, to test the supervisor.
     #[doc(hidden)]
     pub fn inject_panic(&self) {
@@ -268,7 +276,8 @@ impl Relay {
     /// Runs the relay until `stop` turns true, under a supervisor: a relay that panics,
     /// or whose stage stalls (`RELAY_STALL_TIMEOUT`), is logged, counted
     /// (`pakaura_relay_restarts_total`) and restarted after a back-off that doubles up to
-    /// 30 s and starts again from 100 ms once a run lasted a minute; meanwhile
+    /// 30 s and starts again from 100 ms once a run lasted a minute; a restarted relay
+    /// first takes back the leases its failed run held. Meanwhile
     /// [`Relay::is_running`] is false, so `/readyz` says so.
     pub fn spawn(&self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         const FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -276,7 +285,12 @@ impl Relay {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let mut restart_delay = FIRST_DELAY;
+            let mut restarting = false;
             loop {
+                if restarting {
+                    shared.take_back_leases().await;
+                }
+                restarting = true;
                 shared.ctx.beats.reset();
                 shared.set_running(true);
                 let started = std::time::Instant::now();
@@ -305,6 +319,7 @@ impl Relay {
                     "the relay failed; restarting it"
                 );
                 metrics::counter!(RELAY_RESTARTS).increment(1);
+                shared.restarts.fetch_add(1, Ordering::AcqRel);
                 let mut stop = stop.clone();
                 tokio::select! {
                     () = tokio::time::sleep(restart_delay) => {}
@@ -325,6 +340,22 @@ enum Ended {
 }
 
 impl Shared {
+    /// Gives back what the failed run held (its claimed mutations and task queues), so
+    /// that the next run claims them at once instead of waiting out `RELAY_LEASE`. A
+    /// database that does not answer within a few seconds is left to the leases.
+    async fn take_back_leases(&self) {
+        let ctx = &self.ctx;
+        match tokio::time::timeout(Duration::from_secs(5), ctx.db.release_owner(&ctx.id)).await {
+            Ok(Ok(released)) => {
+                tracing::info!(relay = %ctx.id, released, "took back the failed run's leases");
+            }
+            Ok(Err(e)) => tracing::warn!(relay = %ctx.id, error = %e,
+                "could not take back the failed run's leases; they expire after RELAY_LEASE"),
+            Err(_) => tracing::warn!(relay = %ctx.id,
+                "the database did not answer; the failed run's leases expire after RELAY_LEASE"),
+        }
+    }
+
     fn set_running(&self, running: bool) {
         self.running.store(running, Ordering::Release);
         metrics::gauge!(RELAY_UP).set(if running { 1.0 } else { 0.0 });

@@ -233,24 +233,9 @@ async fn a_relay_killed_by_a_panic_comes_back(backend: Backend) {
         .unwrap();
     assert_eq!(ready["relay"], "running");
     app.relay.inject_panic();
-    // The supervisor restarts it: new mutations are published again.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let metrics = app
-            .send(Method::GET, "/metrics", None, None)
-            .await
-            .text()
-            .await
-            .unwrap();
-        if metrics.contains("pakaura_relay_restarts_total") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the panic was not counted"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The supervisor restarts it: new mutations are published again. (This relay's own
+    // count: the metric is shared by every host in the test process.)
+    wait_for_restart(&app, 1).await;
     let id = task_id(&app, "alice", json!({"title": "after the panic"})).await;
     let published = sink.wait_for_published(2, WAIT).await;
     assert_eq!(
@@ -258,6 +243,213 @@ async fn a_relay_killed_by_a_panic_comes_back(backend: Backend) {
         ["task.created", "sync.task"]
     );
     assert!(app.relay.is_running());
+}
+
+/// Waits until the supervisor restarted `app`'s relay `n` times.
+async fn wait_for_restart(app: &TestApp, n: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.relay.restarts() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay was not restarted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A relay that panics while it holds a task (a publish in flight that the sidecar
+/// holds) takes the task back when it restarts, instead of leaving it leased to the
+/// failed run: the event goes out as soon as the sidecar takes it, not a lease later.
+async fn a_restarted_relay_takes_back_what_its_failed_run_held(backend: Backend) {
+    const HANGS: usize = 1_000;
+    let mut behaviour = sink_behaviour();
+    behaviour.hang_next = HANGS;
+    behaviour.hang_for = Duration::from_secs(600);
+    let sink = DaprSink::start(behaviour).await;
+    // A lease far longer than the wait: only a take-back gets the event out in time.
+    let options = dapr_options(&sink)
+        .set("DAPR_PUBLISH_TIMEOUT", "60s")
+        .set("RELAY_LEASE", "10m");
+    let app = spawn_with(backend, options).await;
+    let id = task_id(&app, "alice", json!({"title": "held through a panic"})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut left = HANGS;
+        sink.behave(|b| left = b.hang_next);
+        if left < HANGS {
+            break; // a publish of the task is in flight, held by the sidecar
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no publish was tried"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.relay.inject_panic();
+    wait_for_restart(&app, 1).await;
+    sink.behave(|b| b.hang_next = 0);
+    let published = sink.wait_for_published(2, WAIT).await;
+    assert_eq!(
+        accepted_types(&published, &id),
+        ["task.created", "sync.task"]
+    );
+}
+
+/// Creates one task per title while the sidecar is down, then brings it back, so that
+/// the relay finds a backlog and fills its bulk requests; returns the ids in order.
+async fn backlog_of(sink: DaprSink, app: &TestApp, titles: &[String]) -> (DaprSink, Vec<String>) {
+    let mut sink = sink;
+    sink.stop().await;
+    let mut ids = Vec::new();
+    for title in titles {
+        ids.push(task_id(app, "alice", json!({"title": title})).await);
+    }
+    (sink.restart().await, ids)
+}
+
+/// A bulk request refused as a whole (400 without `failedEntries`) is split until each
+/// event has its own answer: only the events refused on their own are parked (holding
+/// their own task); their neighbours in the refused request are all published.
+async fn a_bulk_request_refused_whole_parks_only_the_event_refused_alone(backend: Backend) {
+    let sink = DaprSink::start(Behaviour {
+        poison: Some("poison-pill".into()),
+        ..sink_behaviour()
+    })
+    .await;
+    let app = spawn_with(
+        backend,
+        dapr_options(&sink)
+            .set("DAPR_BULK_PUBLISH", "true")
+            .set("DAPR_BULK_MAX_ENTRIES", "8"),
+    )
+    .await;
+    let mut titles: Vec<String> = (0..12).map(|i| format!("innocent {i}")).collect();
+    titles[5] = "poison-pill".into();
+    let (sink, ids) = backlog_of(sink, &app, &titles).await;
+    let poison = ids[5].clone();
+
+    // 11 innocent tasks, two events each, and the poison task's sync.task (which does
+    // not carry the title); only its task.created is refused.
+    let published = sink.wait_for_published(23, WAIT).await;
+    wait_for_dead_letters(&app, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let letters = wait_for_dead_letters(&app, 1).await;
+    assert_eq!(letters.len(), 1, "nothing else parked: {letters:#?}");
+    assert_eq!(letters[0]["task_id"], poison.as_str(), "{:#}", letters[0]);
+    assert_eq!(letters[0]["event_type"], "task.created");
+    for id in ids.iter().filter(|id| **id != poison) {
+        assert_eq!(
+            accepted_types(&published, id),
+            ["task.created", "sync.task"]
+        );
+    }
+    assert_eq!(accepted_types(&published, &poison), ["sync.task"]);
+    // The refusal did hit innocent neighbours first: the split is what saved them.
+    let requests = sink.requests();
+    let refused_with_neighbours = requests.iter().any(|r| {
+        r.status == 400 && r.bulk_request.is_some() && r.body["subject"] != poison.as_str()
+    });
+    assert!(
+        refused_with_neighbours,
+        "no bulk request carried the poison event with others"
+    );
+}
+
+/// The bulk byte bound measures the request as sent (each entry's id, metadata and
+/// content type, not just the events): with the sidecar's request limit equal to
+/// DAPR_BULK_MAX_BYTES, no request is ever too large and nothing is parked.
+async fn bulk_requests_stay_within_the_byte_bound_as_sent(backend: Backend) {
+    let sink = DaprSink::start(Behaviour {
+        max_request_bytes: Some(4096),
+        ..sink_behaviour()
+    })
+    .await;
+    let app = spawn_with(
+        backend,
+        dapr_options(&sink)
+            .set("DAPR_BULK_PUBLISH", "true")
+            .set("DAPR_BULK_MAX_ENTRIES", "100")
+            .set("DAPR_BULK_MAX_BYTES", "4KiB"),
+    )
+    .await;
+    // Titles of varied length, so that requests end at different fills.
+    let titles: Vec<String> = (0..30)
+        .map(|i| format!("sized {i} {}", "x".repeat(i * 7)))
+        .collect();
+    let (sink, ids) = backlog_of(sink, &app, &titles).await;
+    let published = sink.wait_for_published(60, WAIT).await;
+    for id in &ids {
+        assert_eq!(
+            accepted_types(&published, id),
+            ["task.created", "sync.task"]
+        );
+    }
+    let requests = sink.requests();
+    assert!(
+        requests.iter().all(|r| r.status != 413),
+        "a request went over the byte bound"
+    );
+    let bulk: BTreeSet<usize> = requests.iter().filter_map(|r| r.bulk_request).collect();
+    assert!(
+        bulk.len() < 60,
+        "events went in shared requests ({} requests)",
+        bulk.len()
+    );
+    let letters: Value = app
+        .admin(Method::GET, "/admin/dead-letters")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(letters["dead_letters"], json!([]), "{letters:#}");
+}
+
+/// A replayed publish letter gets `RELAY_MAX_ATTEMPTS` tries afresh (its lifetime count
+/// stays on the record): one failure after the replay does not park it again.
+async fn a_replayed_letter_gets_its_attempts_afresh(backend: Backend) {
+    let sink = DaprSink::start(Behaviour {
+        // Both events of the task fail twice: each is parked after its two attempts.
+        fail_next: 4,
+        ..sink_behaviour()
+    })
+    .await;
+    let app = spawn_with(backend, dapr_options(&sink).set("RELAY_MAX_ATTEMPTS", "2")).await;
+    let id = task_id(&app, "alice", json!({"title": "flaky"})).await;
+    let letters = wait_for_dead_letters(&app, 2).await;
+    let created = letters
+        .iter()
+        .find(|l| l["event_type"] == "task.created")
+        .unwrap_or_else(|| panic!("no letter for task.created: {letters:#?}"));
+    let envelope = created["envelope_id"].as_str().unwrap().to_owned();
+
+    // One more failure, then success: within the two fresh attempts.
+    sink.behave(|b| b.fail_next = 1);
+    let replay = app.replay(created["id"].as_str().unwrap()).await;
+    assert_eq!(replay.status(), StatusCode::OK);
+    let published = sink.wait_for_published(1, WAIT).await;
+    assert_eq!(accepted_types(&published, &id), ["task.created"]);
+    // The sidecar answered; the relay records it a moment later.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let detail = loop {
+        let detail: Value = app
+            .admin(Method::GET, &format!("/admin/envelopes/{envelope}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if detail["state"] == "published" {
+            break detail;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{detail:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        detail["attempts_history"].as_array().map(Vec::len),
+        Some(3),
+        "two failures before the letter, one after the replay: {detail:#}"
+    );
+    let open = wait_for_dead_letters(&app, 1).await;
+    assert_eq!(open.len(), 1, "only the other event's letter is open");
 }
 
 /// An outcome is recorded only under the lease that claimed the row: a relay whose lease
@@ -384,5 +576,9 @@ on_both_databases!(
     an_event_failing_past_relay_max_attempts_is_parked_and_its_task_goes_on,
     a_replay_after_pruning_sends_nothing_twice,
     a_relay_killed_by_a_panic_comes_back,
+    a_restarted_relay_takes_back_what_its_failed_run_held,
+    a_bulk_request_refused_whole_parks_only_the_event_refused_alone,
+    bulk_requests_stay_within_the_byte_bound_as_sent,
+    a_replayed_letter_gets_its_attempts_afresh,
     outcomes_are_fenced_by_the_lease_token,
 );

@@ -247,6 +247,45 @@ impl Db {
         Ok(())
     }
 
+    /// Gives back every lease `owner` holds, outbox rows and task queues alike, to be
+    /// claimed again at once; returns how many. For a relay restarting after a panic or a
+    /// stall: its failed run is gone, and what it held would otherwise wait out the lease
+    /// (`RELAY_LEASE`). Only the owner may call this (a relay's id is its own, made at
+    /// start); anything the failed run left running finds its token gone and records
+    /// nothing.
+    pub async fn release_owner(&self, owner: &str) -> Result<u64, StoreError> {
+        // Queues are locked in `task_id` order, like every other transaction that locks
+        // several (the module's lock order); SQLite has one writer.
+        let tasks = match self {
+            Db::Postgres(_) => {
+                "UPDATE relay_tasks SET locked_by = NULL, locked_until = NULL, lock_token = NULL \
+                 WHERE task_id IN (SELECT task_id FROM relay_tasks WHERE locked_by = $1 \
+                 ORDER BY task_id FOR UPDATE)"
+            }
+            Db::Sqlite(_) => {
+                "UPDATE relay_tasks SET locked_by = NULL, locked_until = NULL, lock_token = NULL \
+                 WHERE locked_by = $1"
+            }
+        };
+        with_writer!(self, |pool| async {
+            let mutations = sqlx::query(
+                "UPDATE outbox SET locked_by = NULL, locked_until = NULL, lock_token = NULL \
+                 WHERE locked_by = $1 AND state = 'pending'",
+            )
+            .bind(owner)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            let queues = sqlx::query(tasks)
+                .bind(owner)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok::<_, sqlx::Error>(mutations + queues)
+        })
+        .map_err(StoreError::from)
+    }
+
     /// Stores a batch of mapping outcomes in one transaction: envelopes (in state
     /// `envelope_state`) and queue rows for mapped mutations, dead letters (and their
     /// holds) for failed ones; each row only if still leased under `token`.
