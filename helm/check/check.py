@@ -33,6 +33,9 @@ METRICS = {
     "pakaura_envelopes_pending": ("gauge", set(), {}),
     "pakaura_relay_lag_seconds": ("gauge", set(), {}),
     "pakaura_dead_letters_open": ("gauge", set(), {}),
+    "pakaura_relay_holds": ("gauge", set(), {}),
+    "pakaura_relay_held_events": ("gauge", set(), {}),
+    "pakaura_relay_oldest_hold_seconds": ("gauge", set(), {}),
     "pakaura_relay_up": ("gauge", set(), {}),
     "pakaura_relay_restarts_total": ("counter", set(), {}),
     "pakaura_sidecar_ready": ("gauge", set(), {}),
@@ -96,6 +99,7 @@ ALL_LABELS = TARGET_LABELS | {"le"} | {label for labels, _ in SERIES.values() fo
 ALERTS = {
     "PakauraRelayLagHigh",
     "PakauraDeadLettersOpen",
+    "PakauraTaskHeld",
     "PakauraPublishFailureRateHigh",
     "PakauraPublishRefused",
     "PakauraRelayDown",

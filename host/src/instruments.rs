@@ -17,6 +17,9 @@ pub const OUTBOX_PENDING: &str = "pakaura_outbox_pending";
 pub const ENVELOPES_PENDING: &str = "pakaura_envelopes_pending";
 pub const RELAY_LAG: &str = "pakaura_relay_lag_seconds";
 pub const DEAD_LETTERS_OPEN: &str = "pakaura_dead_letters_open";
+pub const HOLDS: &str = "pakaura_relay_holds";
+pub const HELD_EVENTS: &str = "pakaura_relay_held_events";
+pub const OLDEST_HOLD: &str = "pakaura_relay_oldest_hold_seconds";
 pub const DEAD_LETTERS: &str = "pakaura_dead_letters_total";
 pub const ENVELOPES_BUILT: &str = "pakaura_envelopes_built_total";
 pub const RELAY_UP: &str = "pakaura_relay_up";
@@ -99,6 +102,19 @@ pub fn describe() {
         DEAD_LETTERS_OPEN,
         "Dead letters not yet replayed (GET /admin/dead-letters)."
     );
+    describe_gauge!(
+        HOLDS,
+        "Tasks held on a topic (RELAY_ON_POISON=hold): their later events there wait for the operator (GET /admin/holds)."
+    );
+    describe_gauge!(
+        HELD_EVENTS,
+        "Pending envelopes waiting behind a hold, not counted in the lag."
+    );
+    describe_gauge!(
+        OLDEST_HOLD,
+        Unit::Seconds,
+        "Age of the oldest hold; 0 when no task is held."
+    );
     describe_counter!(
         DEAD_LETTERS,
         "Mutations (kind=mapping) or envelopes (kind=publish) parked as dead letters."
@@ -110,7 +126,7 @@ pub fn describe() {
     describe_gauge!(RELAY_UP, "1 while the relay's stages are running, else 0.");
     describe_counter!(
         RELAY_RESTARTS,
-        "Times the supervisor restarted the relay after a panic."
+        "Times the supervisor restarted the relay after a panic or a stalled stage."
     );
     describe_gauge!(
         SIDECAR_READY,

@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 
 use crate::domain::task::now;
-use crate::instruments::{DEAD_LETTERS_OPEN, ENVELOPES_PENDING, OUTBOX_PENDING, RELAY_LAG};
+use crate::instruments::{
+    DEAD_LETTERS_OPEN, ENVELOPES_PENDING, HELD_EVENTS, HOLDS, OLDEST_HOLD, OUTBOX_PENDING,
+    RELAY_LAG,
+};
 use crate::store::{Backlog, Db};
 
 /// How often the backlog is sampled while nobody watches.
@@ -108,6 +111,9 @@ impl BacklogSampler {
                 metrics::gauge!(ENVELOPES_PENDING).set(b.envelopes_pending as f64);
                 metrics::gauge!(RELAY_LAG).set(b.lag.as_secs_f64());
                 metrics::gauge!(DEAD_LETTERS_OPEN).set(b.dead_letters_open as f64);
+                metrics::gauge!(HOLDS).set(b.holds as f64);
+                metrics::gauge!(HELD_EVENTS).set(b.held_events as f64);
+                metrics::gauge!(OLDEST_HOLD).set(b.oldest_hold.as_secs_f64());
                 Ok(b)
             }
             Err(e) => {
