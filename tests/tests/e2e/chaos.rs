@@ -23,30 +23,29 @@ use pakaura_tests::{
     TestDatabase, dapr_options, sink_behaviour, spawn_with, start,
 };
 
-/// Tasks in a backlog.
+/// Tasks in a backlog, each created, renamed once and completed.
 const TASKS: usize = 48;
 /// The text that makes the sidecar refuse an event (and every request carrying it).
 const POISON: &str = "poison-pill";
 /// The longest a drain may take once its faults are over.
 const DRAIN: Duration = Duration::from_secs(45);
 
-/// How many events task `i` of a backlog yields: created (every third with a due date:
-/// task.created, sync.task, reminder.scheduled), renamed (task.updated, sync.task), then
-/// completed (task.completed, sync.task and, with a due date, reminder.cancelled).
-fn events_of_task(i: usize) -> usize {
-    if i.is_multiple_of(3) {
-        3 + 2 + 3
-    } else {
-        2 + 2 + 2
-    }
+/// How many events `tasks` tasks of a backlog yield, each renamed `renames` times: created
+/// (every third with a due date: task.created, sync.task, reminder.scheduled), each rename
+/// (task.updated, sync.task), completed (task.completed, sync.task and, with a due date,
+/// reminder.cancelled).
+fn events_of(tasks: usize, renames: usize) -> usize {
+    (0..tasks)
+        .map(|i| {
+            let reminder = usize::from(i.is_multiple_of(3));
+            2 * (2 + reminder) + 2 * renames
+        })
+        .sum()
 }
 
-fn events_of(tasks: usize) -> usize {
-    (0..tasks).map(events_of_task).sum()
-}
-
-/// Creates, renames and completes task `i`, titled `title`; returns its id.
-async fn change_task(app: &TestApp, i: usize, title: &str) -> String {
+/// Creates task `i` titled `title`, renames it `renames` times and completes it; returns
+/// its id.
+async fn change_task(app: &TestApp, i: usize, title: &str, renames: usize) -> String {
     let mut create = json!({ "title": title });
     if i.is_multiple_of(3) {
         create["due_date"] = json!("2026-03-01T09:00:00Z");
@@ -55,31 +54,38 @@ async fn change_task(app: &TestApp, i: usize, title: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned();
-    let rename = app
-        .send(
-            Method::PATCH,
-            &format!("/tasks/{id}"),
-            Some("alice"),
-            Some(json!({ "title": format!("{title}, renamed") })),
-        )
-        .await;
-    assert_eq!(rename.status(), StatusCode::OK, "rename of task {i}");
+    for r in 0..renames {
+        let rename = app
+            .send(
+                Method::PATCH,
+                &format!("/tasks/{id}"),
+                Some("alice"),
+                Some(json!({ "title": format!("{title}, renamed {r}") })),
+            )
+            .await;
+        assert_eq!(rename.status(), StatusCode::OK, "rename {r} of task {i}");
+    }
     let done = app.post_task("alice", &id, "complete").await;
     assert_eq!(done.status(), StatusCode::OK, "completion of task {i}");
     id
 }
 
-/// Builds a backlog of [`TASKS`] tasks, eight at a time; task `poison` (if any) is titled
-/// with [`POISON`]. Returns the ids, in task order.
-async fn backlog(app: &TestApp, poison: Option<usize>) -> Vec<String> {
-    futures::stream::iter(0..TASKS)
+/// Builds a backlog of `tasks` tasks (see [`events_of`]), eight at a time; task `poison`
+/// (if any) is titled with [`POISON`]. Returns the ids, in task order.
+async fn backlog(
+    app: &TestApp,
+    tasks: usize,
+    renames: usize,
+    poison: Option<usize>,
+) -> Vec<String> {
+    futures::stream::iter(0..tasks)
         .map(|i| async move {
             let title = if Some(i) == poison {
                 POISON.to_owned()
             } else {
                 format!("chaos task {i}")
             };
-            change_task(app, i, &title).await
+            change_task(app, i, &title, renames).await
         })
         .buffered(8)
         .collect()
@@ -349,9 +355,9 @@ async fn a_mixed_fault_drain_publishes_everything_once_in_order(backend: Backend
     )
     .await;
     sink.stop().await;
-    let tasks = backlog(&app, Some(7)).await;
+    let tasks = backlog(&app, TASKS, 1, Some(7)).await;
     let poison = tasks[7].as_str();
-    let total = events_of(TASKS);
+    let total = events_of(TASKS, 1);
     sink.behave(|b| {
         b.fail_next = FAILURES;
         b.hang_next = HANGS;
@@ -394,12 +400,18 @@ async fn a_mixed_fault_drain_publishes_everything_once_in_order(backend: Backend
 }
 
 /// The host reaches PostgreSQL through a proxy that is paused (traffic held, connections
-/// open) in the middle of a bulk drain: first for longer than the lease (6 s, paused 9 s),
-/// so that the host's lease renewals reach the database too late, then for longer than
-/// `RELAY_STALL_TIMEOUT` (10 s), so that the watchdog reports the stalled stage and the
-/// relay is restarted. Nothing is refused for carrying an entry twice, nothing parked, and
-/// the host drains everything once, in order.
+/// open) in the middle of a bulk drain, twice. First for longer than the lease (6 s, paused
+/// 9 s) while a replica connected directly drains beside it: the replica takes over the
+/// tasks whose leases ran out, and what the stalled host then stores under its old leases
+/// is refused. Then, on a second backlog and without the replica, for longer than
+/// `RELAY_STALL_TIMEOUT` (10 s): the watchdog reports the stalled stage on `/readyz` and
+/// the relay is restarted. Nothing is refused for carrying an entry twice, nothing parked,
+/// everything published once, in order.
 async fn a_database_stalled_past_the_lease_and_the_stall_timeout_loses_nothing(backend: Backend) {
+    // Fewer tasks than a relay holds at once (2 requests of 4 entries in flight, twice
+    // that held), each with a long queue: a relay keeps claiming while it holds them.
+    const TASKS: usize = 12;
+    const RENAMES: usize = 10;
     let database = TestDatabase::create(backend).await;
     let (proxy, url) = PausableProxy::for_postgres(&database.url).await;
     let mut sink = DaprSink::start(Behaviour {
@@ -407,28 +419,41 @@ async fn a_database_stalled_past_the_lease_and_the_stall_timeout_loses_nothing(b
         ..sink_behaviour()
     })
     .await;
-    let app = start(
-        TestDatabase::existing(&url),
-        bulk_options(&sink)
-            .set("RELAY_LEASE", "6s")
-            .set("RELAY_STALL_TIMEOUT", "10s"),
-    )
-    .await;
-    sink.stop().await;
-    backlog(&app, None).await;
-    let total = events_of(TASKS);
-    let sink = sink.restart().await;
+    let options = bulk_options(&sink)
+        .set("RELAY_LEASE", "6s")
+        .set("RELAY_STALL_TIMEOUT", "10s");
+    let app = start(TestDatabase::existing(&url), options.clone()).await;
+    let replica = start(TestDatabase::existing(&database.url), options).await;
+    let per_backlog = events_of(TASKS, RENAMES);
 
-    let at = wait_for_accepted(&sink, total / 4).await;
+    // A stall past the lease, the replica beside.
+    sink.stop().await;
+    backlog(&app, TASKS, RENAMES, None).await;
+    let sink = sink.restart().await;
+    let paused_at = wait_for_accepted(&sink, per_backlog / 4).await;
     assert!(
-        at < total / 2,
-        "the stall must come in the middle of the drain: {at}"
+        paused_at < per_backlog / 2,
+        "the stall must come in the middle of the drain: {paused_at}"
     );
     proxy.pause();
     tokio::time::sleep(Duration::from_secs(9)).await;
+    let resumed_at = wait_for_accepted(&sink, 0).await;
     proxy.resume();
+    assert!(
+        resumed_at > paused_at,
+        "the replica went on meanwhile: {paused_at} then {resumed_at}"
+    );
+    wait_for_drain(&app.db, per_backlog, None).await;
+    let replica = replica.stop().await;
+    drop(replica);
 
-    let at = wait_for_accepted(&sink, total / 2).await;
+    // A stall past RELAY_STALL_TIMEOUT, the host alone.
+    let mut sink = sink;
+    sink.stop().await;
+    backlog(&app, TASKS, RENAMES, None).await;
+    let total = 2 * per_backlog;
+    let sink = sink.restart().await;
+    let at = wait_for_accepted(&sink, per_backlog + per_backlog / 4).await;
     assert!(
         at < total,
         "the long stall must come in the middle of the drain: {at}"
@@ -465,6 +490,8 @@ async fn a_database_stalled_past_the_lease_and_the_stall_timeout_loses_nothing(b
     proxy.resume();
     let readyz = watcher.await.unwrap();
     wait_for_drain(&app.db, total, None).await;
+    let seen = assert_drained(&app, &sink, None).await;
+    assert_eq!(seen.accepted, total);
     let reported = readyz.iter().any(|r| r.starts_with("stalled: "));
     assert!(
         stalled.is_some() && (reported || app.relay.restarts() > restarts),
@@ -472,11 +499,11 @@ async fn a_database_stalled_past_the_lease_and_the_stall_timeout_loses_nothing(b
          or the relay was restarted ({} restarts)",
         app.relay.restarts()
     );
-    let seen = assert_drained(&app, &sink, None).await;
-    assert_eq!(seen.accepted, total);
     println!(
-        "chaos, database stalls: {seen:?}; stalled stage {stalled:?}, /readyz {readyz:?}, \
-         {} relay restarts, {} connections through the proxy",
+        "chaos, database stalls: {seen:?}; the replica published {} while the host was \
+         stalled; stalled stage {stalled:?}, /readyz {readyz:?}, {} relay restarts, {} \
+         connections through the proxy",
+        resumed_at - paused_at,
         app.relay.restarts(),
         proxy.connections()
     );
@@ -507,8 +534,8 @@ async fn postgres_killed_and_restarted_during_a_drain_loses_and_reorders_nothing
     .await;
     let app = start(TestDatabase::existing(&cluster.url()), bulk_options(&sink)).await;
     sink.stop().await;
-    backlog(&app, None).await;
-    let total = events_of(TASKS);
+    backlog(&app, TASKS, 1, None).await;
+    let total = events_of(TASKS, 1);
     let sink = sink.restart().await;
 
     let at = wait_for_accepted(&sink, total / 3).await;
