@@ -1,7 +1,7 @@
 //! Chaos, on PostgreSQL: a drain through a sidecar that fails entries, hangs and refuses
 //! a poison event whole; a database that stalls (a paused TCP proxy) for longer than a
-//! lease, and for longer than the stall timeout; PostgreSQL killed in the middle of a drain
-//! and started again. Each ends with the same proof (`assert_drained`): every envelope
+//! lease, and for longer than the stall timeout; leases run out under a relay still holding
+//! its tasks; PostgreSQL killed in the middle of a drain and started again. Each ends with the same proof (`assert_drained`): every envelope
 //! published, except a poison event and what waits behind it on its topic; the sidecar
 //! accepted every published id and no other; each task's events reached each topic in
 //! mutation order by first acceptance; a duplicate is only a re-send of the same id with
@@ -511,6 +511,51 @@ async fn a_database_stalled_past_the_lease_and_the_stall_timeout_loses_nothing(b
     drop(database);
 }
 
+/// A relay whose leases ran out in the database while it still held the tasks (renewals
+/// that came too late: a stall, a failover) claims them again during a bulk drain: it keeps
+/// holding each task once, so no request carries a task or an entry twice (which Dapr
+/// refuses whole, "entryId is duplicated"), nothing is parked, and everything goes out
+/// once, in order. The test makes the leases run out itself, in the database, again and
+/// again, which a stall does only when the claim beats the renewals to the database.
+async fn leases_run_out_under_a_relay_still_holding_its_tasks_and_nothing_is_parked(
+    backend: Backend,
+) {
+    const TASKS: usize = 12;
+    const RENAMES: usize = 10;
+    let mut sink = DaprSink::start(Behaviour {
+        latency: Duration::from_millis(100),
+        ..sink_behaviour()
+    })
+    .await;
+    let app = spawn_with(backend, bulk_options(&sink)).await;
+    sink.stop().await;
+    backlog(&app, TASKS, RENAMES, None).await;
+    let total = events_of(TASKS, RENAMES);
+    let sink = sink.restart().await;
+    let Db::Postgres(pool) = &app.db else {
+        panic!("a PostgreSQL test");
+    };
+    let mut expired = 0;
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    while wait_for_accepted(&sink, 0).await < total * 3 / 4 {
+        assert!(tokio::time::Instant::now() < deadline, "the drain stopped");
+        expired += sqlx::query(
+            "UPDATE relay_tasks SET locked_until = now() - interval '1 second' \
+             WHERE locked_by IS NOT NULL AND locked_until > now()",
+        )
+        .execute(pool)
+        .await
+        .expect("expire the leases")
+        .rows_affected();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(expired > 0, "no lease was held during the drain");
+    wait_for_drain(&app.db, total, None).await;
+    let seen = assert_drained(&app, &sink, None).await;
+    assert_eq!(seen.accepted, total);
+    println!("chaos, leases run out under the relay: {seen:?}; {expired} leases expired");
+}
+
 /// PostgreSQL itself killed (`pg_ctl stop -m immediate`, a private cluster this test
 /// starts for itself) in the middle of a bulk drain, and started again a few seconds
 /// later: the host rides it out and publishes everything once, in order.
@@ -571,6 +616,14 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_database_stalled_past_the_lease_and_the_stall_timeout_loses_nothing() {
         super::a_database_stalled_past_the_lease_and_the_stall_timeout_loses_nothing(
+            Backend::Postgres,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leases_run_out_under_a_relay_still_holding_its_tasks_and_nothing_is_parked() {
+        super::leases_run_out_under_a_relay_still_holding_its_tasks_and_nothing_is_parked(
             Backend::Postgres,
         )
         .await;
