@@ -1,12 +1,13 @@
 //! Chaos, on PostgreSQL: a drain through a sidecar that fails entries, hangs and refuses
 //! a poison event whole; a database that stalls (a paused TCP proxy) for longer than a
-//! lease, and for longer than the stall timeout; leases run out under a relay still holding
-//! its tasks; PostgreSQL killed in the middle of a drain and started again. Each ends with the same proof (`assert_drained`): every envelope
-//! published, except a poison event and what waits behind it on its topic; the sidecar
-//! accepted every published id and no other; each task's events reached each topic in
-//! mutation order by first acceptance; a duplicate is only a re-send of the same id with
-//! the same body; no request refused for its size or for carrying an entry twice; no dead
-//! letter or hold but the poison event's.
+//! lease, and for longer than the stall timeout; leases run out under a relay still
+//! holding its tasks; PostgreSQL killed in the middle of a drain and started again. Each
+//! ends with the same proof (`assert_drained`): every envelope published, except a poison
+//! event and what waits behind it on its topic; the sidecar accepted every published id
+//! and no other; each task's events reached each topic in mutation order by first
+//! acceptance; a duplicate is only a re-send of the same id with the same body; no request
+//! refused for its size or for carrying an entry twice; no dead letter or hold but the
+//! poison event's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -604,7 +605,7 @@ async fn postgres_killed_and_restarted_during_a_drain_loses_and_reorders_nothing
     drop(cluster);
 }
 
-/// PostgreSQL only: the faults are the database's, and the kill needs a server.
+/// PostgreSQL only: the faults are a server's (stalls, leases shared by replicas, a kill).
 mod postgres {
     use pakaura_tests::Backend;
 
