@@ -20,6 +20,10 @@
 //!   the events of one task).
 //! - [`kafka`]: a real Kafka-protocol broker per test, the Dapr stand-in that forwards to
 //!   it, a real consumer, and what the consumer must have read (`tests/kafka/`).
+//! - [`proxy`]: [`PausableProxy`], a TCP proxy that holds all traffic while paused (a
+//!   database that stalls without closing a connection).
+//! - [`pgcluster`]: [`PgCluster`], a private PostgreSQL cluster a test starts, kills
+//!   (`pg_ctl stop -m immediate`) and starts again itself.
 //! - [`guests`]: the paths of the wasm components the tests load.
 //! - [`on_both_databases!`]: runs a test once on SQLite and once on PostgreSQL.
 
@@ -28,6 +32,8 @@ pub mod assert;
 pub mod database;
 pub mod idp;
 pub mod kafka;
+pub mod pgcluster;
+pub mod proxy;
 pub mod sidecar;
 
 pub mod guests {
@@ -41,6 +47,8 @@ pub use app::{
 pub use assert::{expect_problem, mutations_of, pairs, types_of, wait_for_dead_letters};
 pub use database::{Backend, TestDatabase};
 pub use idp::{JwksServer, SigningKey, TlsIdentity, claims_for};
+pub use pgcluster::PgCluster;
+pub use proxy::PausableProxy;
 pub use sidecar::{
     Behaviour, CountingSidecar, DaprSink, Recorded, WAIT, dapr_options, dapr_options_on,
     refusing_reminders, sink_behaviour, task_id,

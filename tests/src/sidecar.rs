@@ -37,6 +37,9 @@ pub struct Recorded {
     pub status: u16,
     /// For a bulk entry, which bulk request (counting from 1) carried it.
     pub bulk_request: Option<usize>,
+    /// Which request carried it, single or bulk, answered or refused, counting from 1 in
+    /// the order the sidecar answered them (the entries of one request share it).
+    pub request: usize,
 }
 
 impl Recorded {
@@ -82,6 +85,8 @@ pub struct Behaviour {
 struct Shared {
     behaviour: Mutex<Behaviour>,
     requests: Mutex<Vec<Recorded>>,
+    /// Requests answered so far.
+    answered: AtomicUsize,
     changed: Notify,
 }
 
@@ -337,7 +342,12 @@ fn hold(b: &mut Behaviour) -> Duration {
 }
 
 impl Shared {
-    fn record(&self, recorded: Vec<Recorded>) {
+    /// Records the events of one request, numbering it.
+    fn record(&self, mut recorded: Vec<Recorded>) {
+        let request = self.answered.fetch_add(1, Ordering::Relaxed) + 1;
+        for r in &mut recorded {
+            r.request = request;
+        }
         self.requests.lock().unwrap().extend(recorded);
         self.changed.notify_waiters();
     }
@@ -390,6 +400,7 @@ async fn publish(
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         status,
         bulk_request: None,
+        request: 0,
     }]);
     response
 }
@@ -513,6 +524,7 @@ async fn publish_bulk(
                 },
                 status: status_of(i),
                 bulk_request: Some(request),
+                request: 0,
             })
             .collect::<Vec<_>>()
     };
