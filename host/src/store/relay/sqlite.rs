@@ -1,19 +1,24 @@
-//! The relay's claims and batch writes on SQLite: in-process, so a batch is per-row
-//! statements in one write transaction (no round trips to save), and the one process's
-//! clock times the leases. Every write goes through the one writer connection, so the
+//! The relay's claims and batch writes on SQLite, in one write transaction each, timed
+//! by the one process's clock. There are no network round trips to save, but every
+//! statement is a hand-off to sqlx's SQLite worker thread and back (two context
+//! switches), so the common paths write a whole batch in a few multi-row statements
+//! (`VALUES` lists, at most [`ROWS_PER_STATEMENT`] rows each): the outbox rows a batch
+//! maps, its envelopes and queue rows, the envelopes it published, the queues it gives
+//! back, the leases it renews. Rarer outcomes (a failed or parked publish, a mapping
+//! failure) stay per row. Every write goes through the one writer connection, so the
 //! transactions are serial and the lock order of `relay_tasks` cannot matter.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
 use super::after;
 use super::{
-    DeliveriesStored, Delivery, DeliveryBatch, EnvelopeState, HeldTask, MappedRow, Mapping,
-    MappingStored, PendingRow, Release, held_back, insert_envelope, queue_tasks,
+    DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, EnvelopeState, HeldTask, MappedRow,
+    Mapping, MappingStored, NewEnvelope, PendingRow, Release, held_back,
 };
 use crate::domain::task::now;
 use crate::domain::text::storable;
@@ -90,6 +95,10 @@ pub(super) async fn claim_tasks(
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
+/// Most rows in one multi-row statement: SQLite binds at most 32,766 parameters, and an
+/// envelope takes 16.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
 pub(super) async fn record_mappings(
     pool: &SqlitePool,
     token: i64,
@@ -98,37 +107,45 @@ pub(super) async fn record_mappings(
     now: DateTime<Utc>,
 ) -> Result<MappingStored, StoreError> {
     let mut stored = MappingStored::default();
-    let mut queued = BTreeSet::new();
     let mut tx = pool.begin_write().await?;
+    // The rows still leased under `token` are this batch's to record. (Every statement
+    // here finds its rows through a key: `seq IN (…)`, `task_id IN (…)`.)
+    let mut owned = std::collections::HashSet::new();
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE outbox SET state = CASE WHEN seq IN (");
+        let mut dead = q.separated(", ");
+        dead.push("NULL");
+        for m in chunk {
+            if matches!(m.mapping, Mapping::Failed { .. }) {
+                dead.push_bind(m.row.seq);
+            }
+        }
+        q.push(") THEN 'dead' ELSE 'mapped' END, processed_at = ");
+        q.push_bind(now);
+        q.push(", locked_by = NULL, locked_until = NULL, lock_token = NULL WHERE seq IN (");
+        let mut all = q.separated(", ");
+        for m in chunk {
+            all.push_bind(m.row.seq);
+        }
+        q.push(") AND state = 'pending' AND lock_token = ");
+        q.push_bind(token);
+        q.push(" RETURNING seq");
+        let seqs: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *tx).await?;
+        owned.extend(seqs.into_iter().map(|(seq,)| seq));
+    }
+    let mut envelopes = Vec::new();
+    let mut queued = BTreeSet::new();
     for m in batch {
-        let state = match m.mapping {
-            Mapping::Mapped(_) => "mapped",
-            Mapping::Failed { .. } => "dead",
-        };
-        let owned = sqlx::query(
-            "UPDATE outbox SET state = $1, processed_at = $2, locked_by = NULL, locked_until = NULL, \
-             lock_token = NULL WHERE seq = $3 AND state = 'pending' AND lock_token = $4",
-        )
-        .bind(state)
-        .bind(now)
-        .bind(m.row.seq)
-        .bind(token)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if owned != 1 {
+        if !owned.contains(&m.row.seq) {
             stored.lost += 1;
             continue;
         }
         match &m.mapping {
-            Mapping::Mapped(envelopes) => {
+            Mapping::Mapped(mapped) => {
                 stored.mapped += 1;
-                stored.envelopes += envelopes.len();
-                for e in envelopes {
-                    insert_envelope(&mut *tx, m.row, &m.correlation_id, e, envelope_state, now)
-                        .await?;
-                }
-                if !envelopes.is_empty() {
+                stored.envelopes += mapped.len();
+                envelopes.extend(mapped.iter().map(|e| (m, e)));
+                if !mapped.is_empty() {
                     queued.insert(m.row.task_id);
                 }
             }
@@ -167,12 +184,70 @@ pub(super) async fn record_mappings(
             }
         }
     }
+    insert_envelopes(&mut tx, &envelopes, envelope_state, now).await?;
     if envelope_state == EnvelopeState::Pending {
         let queued: Vec<Uuid> = queued.into_iter().collect();
-        queue_tasks(&mut *tx, &queued, now).await?;
+        queue_tasks(&mut tx, &queued, now).await?;
     }
     tx.commit().await?;
     Ok(stored)
+}
+
+/// Inserts the envelopes of mapped rows, in multi-row statements (an id already stored
+/// is left as it is, like the per-row insert the other paths use).
+async fn insert_envelopes(
+    tx: &mut Transaction<'static, Sqlite>,
+    envelopes: &[(&MappedRow<'_>, &NewEnvelope)],
+    state: EnvelopeState,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let finished = (state != EnvelopeState::Pending).then_some(now);
+    for chunk in envelopes.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO envelopes (id, mutation_id, outbox_seq, event_index, task_id, user_id, \
+             mapper, topic, event_type, partition_key, body, traceparent, correlation_id, state, \
+             attempts, created_at, finished_at) ",
+        );
+        q.push_values(chunk, |mut b, (m, e)| {
+            b.push_bind(e.id.to_string())
+                .push_bind(m.row.id)
+                .push_bind(m.row.seq)
+                .push_bind(e.event_index)
+                .push_bind(m.row.task_id)
+                .push_bind(m.row.user_id.as_str())
+                .push_bind(e.mapper.as_str())
+                .push_bind(e.topic.as_str())
+                .push_bind(e.event_type.as_str())
+                .push_bind(e.partition_key.as_str())
+                .push_bind(e.body.as_str())
+                .push_bind(e.traceparent.as_str())
+                .push_bind(m.correlation_id.as_str())
+                .push_bind(state.as_str())
+                .push_bind(0_i32)
+                .push_bind(now)
+                .push_bind(finished);
+        });
+        q.push(" ON CONFLICT (id) DO NOTHING");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Queues `tasks` for publishing (a task already queued keeps its place).
+async fn queue_tasks(
+    tx: &mut Transaction<'static, Sqlite>,
+    tasks: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    for chunk in tasks.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO relay_tasks (task_id, ready_at) ");
+        q.push_values(chunk, |mut b, task| {
+            b.push_bind(*task).push_bind(now);
+        });
+        q.push(" ON CONFLICT (task_id) DO UPDATE SET ready_at = relay_tasks.ready_at");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn load_envelopes(
@@ -244,24 +319,17 @@ pub(super) async fn record_deliveries(
 ) -> Result<DeliveriesStored, StoreError> {
     let mut stored = DeliveriesStored::default();
     let mut tx = pool.begin_write().await?;
+    // Outcomes are stored in order; each run of publishes goes in one statement.
+    let mut published: Vec<&DeliveryRecord> = Vec::new();
     for d in &batch.deliveries {
+        if matches!(d.delivery, Delivery::Published { .. }) {
+            published.push(d);
+            continue;
+        }
+        mark_published(&mut tx, &std::mem::take(&mut published), &batch.relay, now).await?;
         match &d.delivery {
-            Delivery::Published { status } => {
-                sqlx::query(
-                    "UPDATE envelopes SET state = 'published', attempts = attempts + 1, \
-                     total_attempts = total_attempts + 1, delivery_status = $1, \
-                     finished_at = $2, last_error = NULL, error_code = NULL, published_by = $5 \
-                     WHERE seq = $3 AND state = 'pending' AND EXISTS (SELECT 1 FROM relay_tasks t \
-                     WHERE t.task_id = envelopes.task_id AND t.lock_token = $4)",
-                )
-                .bind(status.map(i32::from))
-                .bind(now)
-                .bind(d.seq)
-                .bind(d.task.token)
-                .bind(&batch.relay)
-                .execute(&mut *tx)
-                .await?;
-            }
+            // Gathered above.
+            Delivery::Published { .. } => {}
             Delivery::Failed {
                 status,
                 code,
@@ -316,24 +384,78 @@ pub(super) async fn record_deliveries(
             }
         }
     }
+    mark_published(&mut tx, &published, &batch.relay, now).await?;
     release(&mut tx, &batch.releases).await?;
-    let until = after(crate::domain::task::now(), lease);
-    for task in &batch.renew {
-        let renewed = sqlx::query(
-            "UPDATE relay_tasks SET locked_until = $1 WHERE task_id = $2 AND lock_token = $3",
-        )
-        .bind(until)
-        .bind(task.task_id)
-        .bind(task.token)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if renewed == 0 {
-            stored.lost.push(*task);
-        }
-    }
+    stored.lost = renew(&mut tx, &batch.renew, lease).await?;
     tx.commit().await?;
     Ok(stored)
+}
+
+/// Marks the envelopes of `published` published, in multi-row statements, each only if
+/// its task is still leased under the token the delivery carries.
+async fn mark_published(
+    tx: &mut Transaction<'static, Sqlite>,
+    published: &[&DeliveryRecord],
+    relay: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    for chunk in published.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("WITH d(seq, token, status) AS (");
+        q.push_values(chunk, |mut b, d| {
+            let status = match d.delivery {
+                Delivery::Published { status } => status.map(i32::from),
+                _ => None,
+            };
+            b.push_bind(d.seq).push_bind(d.task.token).push_bind(status);
+        });
+        q.push(
+            ") UPDATE envelopes SET state = 'published', attempts = attempts + 1, \
+             total_attempts = total_attempts + 1, \
+             delivery_status = (SELECT d.status FROM d WHERE d.seq = envelopes.seq), \
+             finished_at = ",
+        );
+        q.push_bind(now);
+        q.push(", last_error = NULL, error_code = NULL, published_by = ");
+        q.push_bind(relay);
+        q.push(
+            " WHERE state = 'pending' AND seq IN (SELECT seq FROM d) AND EXISTS (SELECT 1 FROM d \
+             JOIN relay_tasks t ON t.lock_token = d.token \
+             WHERE d.seq = envelopes.seq AND t.task_id = envelopes.task_id)",
+        );
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Extends the leases of `tasks` (each under its own token); returns those whose lease
+/// another relay now holds.
+async fn renew(
+    tx: &mut Transaction<'static, Sqlite>,
+    tasks: &[HeldTask],
+    lease: Duration,
+) -> Result<Vec<HeldTask>, sqlx::Error> {
+    let until = after(now(), lease);
+    let mut renewed = std::collections::HashSet::new();
+    for chunk in tasks.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("WITH r(task_id, token) AS (");
+        q.push_values(chunk, |mut b, t| {
+            b.push_bind(t.task_id).push_bind(t.token);
+        });
+        q.push(") UPDATE relay_tasks SET locked_until = ");
+        q.push_bind(until);
+        q.push(
+            " WHERE task_id IN (SELECT task_id FROM r) AND EXISTS (SELECT 1 FROM r \
+             WHERE r.task_id = relay_tasks.task_id AND r.token = relay_tasks.lock_token) \
+             RETURNING task_id",
+        );
+        let rows: Vec<(Uuid,)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        renewed.extend(rows.into_iter().map(|(task,)| task));
+    }
+    Ok(tasks
+        .iter()
+        .filter(|t| !renewed.contains(&t.task_id))
+        .copied()
+        .collect())
 }
 
 /// An envelope to park.
@@ -479,32 +601,40 @@ async fn park(
 }
 
 /// Gives held tasks back (see the PostgreSQL version; SQLite's single writer makes the
-/// check-then-delete safe without row locks).
+/// check-then-delete safe without row locks). The drained queues with nothing left to
+/// publish go in one statement; the others are made ready again after their wait.
 async fn release(
     tx: &mut Transaction<'static, Sqlite>,
     releases: &[(HeldTask, Release)],
 ) -> Result<(), sqlx::Error> {
     let now = now();
+    let drained: Vec<&HeldTask> = releases
+        .iter()
+        .filter(|(_, r)| matches!(r, Release::Drained { .. }))
+        .map(|(t, _)| t)
+        .collect();
+    let mut gone = std::collections::HashSet::new();
+    for chunk in drained.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("WITH r(task_id, token) AS (");
+        q.push_values(chunk, |mut b, t| {
+            b.push_bind(t.task_id).push_bind(t.token);
+        });
+        q.push(concat!(
+            ") DELETE FROM relay_tasks WHERE task_id IN (SELECT task_id FROM r) \
+             AND EXISTS (SELECT 1 FROM r \
+             WHERE r.task_id = relay_tasks.task_id AND r.token = relay_tasks.lock_token) \
+             AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.task_id = relay_tasks.task_id \
+             AND e.state = 'pending' AND NOT ",
+            held_back!(),
+            ") RETURNING task_id"
+        ));
+        let rows: Vec<(Uuid,)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        gone.extend(rows.into_iter().map(|(task,)| task));
+    }
     for (task, release) in releases {
         let wait = match release {
-            Release::Drained { else_after } => {
-                let gone = sqlx::query(concat!(
-                    "DELETE FROM relay_tasks WHERE task_id = $1 AND lock_token = $2 \
-                     AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.task_id = $1 AND e.state = 'pending' \
-                     AND NOT ",
-                    held_back!(),
-                    ")"
-                ))
-                .bind(task.task_id)
-                .bind(task.token)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-                if gone == 1 {
-                    continue;
-                }
-                *else_after
-            }
+            Release::Drained { .. } if gone.contains(&task.task_id) => continue,
+            Release::Drained { else_after } => *else_after,
             Release::After(wait) => *wait,
         };
         sqlx::query(
