@@ -27,12 +27,15 @@ const WORKSPACES: [(&str, &[&str]); 2] = [
             "wrong-version/Cargo.toml",
             "wrong-version/src",
             "wrong-version/wit",
+            "shapes-common",
+            "shapes-v1/Cargo.toml",
+            "shapes-v1/src",
         ],
     ),
 ];
 
 /// The constants of `guests.rs`: name, component file, what it is.
-const GUESTS: [(&str, &str, &str); 5] = [
+const GUESTS: [(&str, &str, &str); 6] = [
     (
         "DEFAULT",
         "pakaura_mapper_default.wasm",
@@ -57,6 +60,11 @@ const GUESTS: [(&str, &str, &str); 5] = [
         "WRONG_VERSION",
         "wrong_version.wasm",
         "A mapper built against `pakaura:events@2.0.0`.",
+    ),
+    (
+        "SHAPES_V1",
+        "shapes_v1.wasm",
+        "`shapes` 1.0.0: an event and its payload schemas, the first version.",
     ),
 ];
 

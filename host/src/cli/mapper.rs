@@ -4,6 +4,10 @@
 //!
 //! `FILE` is a path to a `.wasm` component or `builtin:default` (the embedded
 //! default mapper). Failures print one line on stderr and exit with status 1.
+//!
+//! `run` and `test` always check each event against the schema its mapper declared,
+//! whatever `MAPPER_SCHEMAS` says, and show every violation (`run`: on stderr, exit
+//! status 1; `test`: the fixture fails).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,7 +22,7 @@ use crate::events::build_envelope;
 use crate::mapper::Settings;
 use crate::mapper::{
     Limits, LoadedMapper, MapperConfig, MapperListing, MapperRuntime, MapperSource, RuntimeOptions,
-    SettingsTable,
+    SchemaMode, SettingsTable,
 };
 use crate::trace::TraceParent;
 
@@ -48,7 +52,8 @@ pub enum MapperCommand {
         json: bool,
     },
     /// Run a component on one mutation and print the envelopes it yields, one
-    /// JSON object per line.
+    /// JSON object per line; an event whose data breaks its declared schema is shown
+    /// on stderr and makes the exit status 1.
     Run {
         /// The component: a `.wasm` path or `builtin:default`.
         file: String,
@@ -140,8 +145,7 @@ pub fn execute(cmd: MapperCommand, cfg: &MapperConfig) -> anyhow::Result<ExitCod
                     &source,
                     traceparent.as_deref(),
                     cfg,
-                )
-                .map(success),
+                ),
             })
             .join()
             .map_err(|_| anyhow!("the mapper tool panicked"))?
@@ -195,10 +199,20 @@ fn init_logging() {
         .try_init();
 }
 
+/// The limits the tool loads components with: the configured ones, but with the schema
+/// check left to the tool, which shows every violation rather than logging or failing on
+/// the first.
+pub(super) fn tool_limits(cfg: &MapperConfig) -> Limits {
+    Limits {
+        schemas: SchemaMode::Off,
+        ..Limits::from_config(cfg)
+    }
+}
+
 fn load(file: &str, cfg: &MapperConfig, overrides: &Settings) -> anyhow::Result<LoadedMapper> {
     let runtime = MapperRuntime::new(&RuntimeOptions::from_config(cfg))?;
     let settings = SettingsTable::load(cfg)?;
-    let limits = Limits::from_config(cfg);
+    let limits = tool_limits(cfg);
     Ok(LoadedMapper::load(
         &runtime,
         MapperSource::parse(file),
@@ -224,6 +238,11 @@ fn check(file: &str, json: bool, cfg: &MapperConfig) -> anyhow::Result<()> {
         writeln!(out, "name:    {}", listing.name)?;
         writeln!(out, "version: {}", listing.version)?;
         writeln!(out, "topics:  {}", listing.topics.join(", "))?;
+        if listing.event_types.is_empty() {
+            writeln!(out, "schemas: none declared")?;
+        } else {
+            writeln!(out, "schemas: {}", listing.event_types.join(", "))?;
+        }
         writeln!(out, "file:    {}", listing.file)?;
         writeln!(out, "sha256:  {}", listing.sha256)?;
     }
@@ -237,7 +256,7 @@ fn run(
     source: &str,
     traceparent: Option<&str>,
     cfg: &MapperConfig,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let traceparent = traceparent
         .map(|raw| {
             TraceParent::parse(raw)
@@ -254,7 +273,16 @@ fn run(
         writeln!(out)?;
     }
     out.flush()?;
-    Ok(())
+    let violations = mapper.violations(&events);
+    let mut err = std::io::stderr().lock();
+    for violation in &violations {
+        writeln!(err, "schema violation: {violation}")?;
+    }
+    Ok(if violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn read_mutation(path: &str) -> anyhow::Result<Mutation> {

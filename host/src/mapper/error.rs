@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::schema::{SchemaError, Violation};
 use super::settings::SettingsError;
 
 /// Why a set of mappers could not be loaded. Loading is all-or-nothing: the
@@ -85,6 +86,12 @@ pub enum Refusal {
     /// `describe` failed (trap, deadline, memory cap).
     #[error("describe failed: {0}")]
     Describe(MapFailure),
+    /// `event-schemas` failed (trap, deadline, memory cap) or has the wrong type.
+    #[error("event-schemas failed: {0}")]
+    EventSchemas(MapFailure),
+    /// `event-schemas` declared a schema the host cannot use.
+    #[error("{0}")]
+    Schemas(SchemaError),
     /// `describe` returned a name the host cannot use.
     #[error("describe returned an invalid name: {0}")]
     BadName(String),
@@ -165,6 +172,10 @@ pub enum MapFailure {
         /// The configured maximum.
         max: usize,
     },
+    /// An event's `data` breaks the schema its mapper declared for its type
+    /// (`MAPPER_SCHEMAS=enforce`).
+    #[error("returned {0}")]
+    SchemaViolation(Violation),
     /// Every instance slot of the pool stayed taken for `waited`: the host is busy, the
     /// mapper did nothing wrong. Not the mutation's fault: the relay tries it again later.
     #[error("found no free instance slot within {} (the host is busy)", humantime::format_duration(*.waited))]
@@ -185,6 +196,7 @@ impl MapFailure {
             MapFailure::InvalidOutput(_) => "invalid_output",
             MapFailure::TooManyEvents { .. } => "too_many_events",
             MapFailure::EventTooLarge { .. } => "event_too_large",
+            MapFailure::SchemaViolation(_) => "schema_violation",
             MapFailure::Busy { .. } => "busy",
         }
     }

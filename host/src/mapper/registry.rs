@@ -4,12 +4,18 @@
 //! every component loads; calls in flight finish on the set they started with.
 //! [`MapperRegistry::load_detached`] loads one more component with the same runtime,
 //! limits and settings without adding it to the set (the console's playground).
+//!
+//! The registry also keeps every payload schema any set it held declared, by mapper,
+//! version and event type ([`MapperRegistry::schema`]), so the URL an envelope's
+//! `dataschema` names keeps answering after a reload moves the mapper on.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::Value;
 
 use super::config::MapperConfig;
 use super::error::LoadError;
@@ -44,6 +50,17 @@ struct Inner {
     current: RwLock<Arc<MapperSet>>,
     /// Serialises reloads so two concurrent ones cannot interleave.
     reloading: Mutex<()>,
+    /// Every schema a set declared since start, by (mapper, version, event type).
+    published: RwLock<BTreeMap<(String, String, String), PublishedSchema>>,
+}
+
+/// One published payload schema (`GET /schemas/{mapper}/{version}/{event type}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedSchema {
+    /// The schema, as the mapper declared it.
+    pub document: Arc<Value>,
+    /// Its strong ETag (quoted SHA-256 of its JSON text).
+    pub etag: String,
 }
 
 impl MapperRegistry {
@@ -69,14 +86,55 @@ impl MapperRegistry {
 
     /// A registry whose current set is `set`; reloads use `config`.
     pub fn with_set(runtime: MapperRuntime, config: MapperConfig, set: MapperSet) -> Self {
-        Self {
+        let this = Self {
             inner: Arc::new(Inner {
                 runtime,
                 config,
                 current: RwLock::new(Arc::new(set)),
                 reloading: Mutex::new(()),
+                published: RwLock::default(),
             }),
+        };
+        this.publish(&this.current());
+        this
+    }
+
+    /// Keeps the schemas `set` declares for [`Self::schema`].
+    fn publish(&self, set: &MapperSet) {
+        let mut published = self
+            .inner
+            .published
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for mapper in set.iter() {
+            for (event_type, schema) in mapper.schemas().iter() {
+                let key = (
+                    mapper.name().to_owned(),
+                    mapper.version().to_owned(),
+                    event_type.to_owned(),
+                );
+                published.insert(
+                    key,
+                    PublishedSchema {
+                        document: schema.document.clone(),
+                        etag: schema.etag.clone(),
+                    },
+                );
+            }
         }
+    }
+
+    /// The schema `mapper` at `version` declared for `event_type`, if a set held since
+    /// start declared one (the live set's, or one a reload replaced).
+    pub fn schema(&self, mapper: &str, version: &str, event_type: &str) -> Option<PublishedSchema> {
+        let published = self
+            .inner
+            .published
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        published
+            .get(&(mapper.to_owned(), version.to_owned(), event_type.to_owned()))
+            .cloned()
     }
 
     /// The current set; hold the `Arc` for the duration of one mutation.
@@ -121,6 +179,7 @@ impl MapperRegistry {
             loaded_at: set.loaded_at(),
             mappers: set.listing(),
         };
+        self.publish(&set);
         *self
             .inner
             .current

@@ -115,6 +115,17 @@ impl Operator {
         self.inner.mappers.list()
     }
 
+    /// The payload schema `mapper` at `version` declares for `event_type`, if a mapper set
+    /// held since start declared one.
+    pub fn schema(
+        &self,
+        mapper: &str,
+        version: &str,
+        event_type: &str,
+    ) -> Option<crate::mapper::PublishedSchema> {
+        self.inner.mappers.schema(mapper, version, event_type)
+    }
+
     /// Reloads the mapper set from `MAPPERS_DIR` (all or nothing).
     pub async fn reload(&self) -> Result<ReloadReport, LoadError> {
         self.inner.mappers.reload().await

@@ -16,4 +16,5 @@ mod polyglot;
 mod relay;
 mod replay;
 mod sandbox;
+mod schemas;
 mod tasks;
