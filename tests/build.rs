@@ -30,12 +30,16 @@ const WORKSPACES: [(&str, &[&str]); 2] = [
             "shapes-common",
             "shapes-v1/Cargo.toml",
             "shapes-v1/src",
+            "shapes-v2/Cargo.toml",
+            "shapes-v2/src",
+            "shapes-v3/Cargo.toml",
+            "shapes-v3/src",
         ],
     ),
 ];
 
 /// The constants of `guests.rs`: name, component file, what it is.
-const GUESTS: [(&str, &str, &str); 6] = [
+const GUESTS: [(&str, &str, &str); 8] = [
     (
         "DEFAULT",
         "pakaura_mapper_default.wasm",
@@ -65,6 +69,16 @@ const GUESTS: [(&str, &str, &str); 6] = [
         "SHAPES_V1",
         "shapes_v1.wasm",
         "`shapes` 1.0.0: an event and its payload schemas, the first version.",
+    ),
+    (
+        "SHAPES_V2",
+        "shapes_v2.wasm",
+        "`shapes` 1.1.0: an additive change of `SHAPES_V1`.",
+    ),
+    (
+        "SHAPES_V3",
+        "shapes_v3.wasm",
+        "`shapes` 2.0.0: a breaking change of `SHAPES_V1`.",
     ),
 ];
 

@@ -20,6 +20,7 @@ use super::scaffold::{Lang, scaffold};
 use crate::domain::Mutation;
 use crate::events::build_envelope;
 use crate::mapper::Settings;
+use crate::mapper::schema::compat::breaking_changes;
 use crate::mapper::{
     Limits, LoadedMapper, MapperConfig, MapperListing, MapperRuntime, MapperSource, RuntimeOptions,
     SchemaMode, SettingsTable,
@@ -71,6 +72,23 @@ pub enum MapperCommand {
         #[arg(long)]
         traceparent: Option<String>,
     },
+    /// Compare two builds of a mapper as a reload would: every breaking change to its
+    /// payload schemas and topics (a property removed or renamed, a type changed or
+    /// narrowed, a property newly required, an enum narrowed, an event type or topic
+    /// removed), one line each with its JSON path.
+    ///
+    /// Exit status: 0 compatible (or `--allow-breaking`), 1 breaking changes, 2 a
+    /// component could not be loaded.
+    Compat {
+        /// The build consumers read today: a `.wasm` path or `builtin:default`.
+        old: String,
+        /// The build to ship.
+        new: String,
+        /// Report the breaking changes but exit 0: the break is intended (a new major
+        /// version, as `allow_breaking` on a reload).
+        #[arg(long)]
+        allow_breaking: bool,
+    },
     /// Run a component on a folder of fixtures and compare what it yields with what
     /// each expects.
     ///
@@ -112,6 +130,11 @@ pub fn execute(cmd: MapperCommand, cfg: &MapperConfig) -> anyhow::Result<ExitCod
             .spawn(move || match cmd {
                 MapperCommand::New { name, lang, dir } => new(&name, lang, dir),
                 MapperCommand::Check { file, json } => check(&file, json, cfg).map(success),
+                MapperCommand::Compat {
+                    old,
+                    new,
+                    allow_breaking,
+                } => compat(&old, &new, allow_breaking, cfg),
                 MapperCommand::Test {
                     file,
                     dir,
@@ -247,6 +270,67 @@ fn check(file: &str, json: bool, cfg: &MapperConfig) -> anyhow::Result<()> {
         writeln!(out, "sha256:  {}", listing.sha256)?;
     }
     Ok(())
+}
+
+fn compat(
+    old: &str,
+    new: &str,
+    allow_breaking: bool,
+    cfg: &MapperConfig,
+) -> anyhow::Result<ExitCode> {
+    let loaded = load(old, cfg, &Settings::new()).and_then(|before| {
+        let after = load(new, cfg, &Settings::new())?;
+        Ok((before, after))
+    });
+    let (before, after) = match loaded {
+        Ok(both) => both,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let changes = breaking_changes(before.name(), &before.declared(), &after.declared());
+    let mut out = std::io::stdout().lock();
+    if before.name() != after.name() {
+        writeln!(
+            out,
+            "note: the builds name themselves `{}` and `{}`; a reload compares mappers by name, so it would see a removal and an addition",
+            before.name(),
+            after.name()
+        )?;
+    }
+    let compared = before.schemas().iter().count();
+    if changes.is_empty() {
+        writeln!(
+            out,
+            "compatible: {} {} -> {} ({compared} event type schema(s) compared)",
+            before.name(),
+            before.version(),
+            after.version()
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for change in &changes {
+        writeln!(out, "breaking: {change}")?;
+    }
+    writeln!(
+        out,
+        "{} breaking change(s) from {} {} to {}{}",
+        changes.len(),
+        before.name(),
+        before.version(),
+        after.version(),
+        if allow_breaking {
+            " (allowed: --allow-breaking)"
+        } else {
+            ""
+        }
+    )?;
+    Ok(if allow_breaking {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn run(

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::schema::compat::BreakingChange;
 use super::schema::{SchemaError, Violation};
 use super::settings::SettingsError;
 
@@ -41,6 +42,10 @@ pub enum LoadError {
     /// The set is empty: the built-in mapper is off and the folder has no `.wasm` file.
     #[error("no mappers to load: MAPPER_BUILTIN is false and MAPPERS_DIR holds no .wasm file")]
     Empty,
+    /// The new set would break consumers of the live one (the compatibility gate); a
+    /// reload with `allow_breaking` lets it through.
+    #[error("{}", breaking_message(.0))]
+    Breaking(Vec<BreakingChange>),
     /// Per-mapper settings could not be read.
     #[error(transparent)]
     Settings(#[from] SettingsError),
@@ -206,6 +211,16 @@ impl MapFailure {
     pub fn is_transient(&self) -> bool {
         matches!(self, MapFailure::Busy { .. })
     }
+}
+
+fn breaking_message(changes: &[BreakingChange]) -> String {
+    let all: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    format!(
+        "the new set would break consumers ({} breaking change{}; reload with allow_breaking to accept them): {}",
+        changes.len(),
+        if changes.len() == 1 { "" } else { "s" },
+        all.join("; ")
+    )
 }
 
 /// A byte count for messages: `64 MiB`, `256 KiB` or `1000 bytes`.

@@ -25,6 +25,7 @@ use super::inspect::{check_contract, check_header, exports_event_schemas};
 use super::limits::Limits;
 use super::runtime::MapperRuntime;
 use super::sandbox::{LogBudget, SandboxState};
+use super::schema::compat::Declared;
 use super::schema::{SchemaMode, SchemaSet, Violation, schema_url};
 use super::settings::{Settings, SettingsTable};
 use super::stats::{CallStats, CallStatsSnapshot};
@@ -406,6 +407,18 @@ impl LoadedMapper {
                     .check(ev.index, &ev.event_type, &ev.topic, &ev.data)
             })
             .collect()
+    }
+
+    /// What the compatibility gate compares: its topics and declared schemas.
+    pub fn declared(&self) -> Declared<'_> {
+        Declared {
+            topics: self.topics.iter().map(TopicName::as_str).collect(),
+            schemas: self
+                .schemas
+                .iter()
+                .map(|(t, s)| (t, s.topic.as_str(), &*s.document))
+                .collect(),
+        }
     }
 
     /// The payload schemas it declared (empty when none).

@@ -22,6 +22,7 @@ use super::error::LoadError;
 use super::limits::Limits;
 use super::load::{LoadedMapper, MapperListing, MapperSource};
 use super::runtime::{MapperRuntime, RuntimeOptions};
+use super::schema::compat::{BreakingChange, Declared, breaking_changes};
 use super::set::MapperSet;
 use super::settings::{Settings, SettingsTable};
 use crate::instruments::MAPPER_RELOADS;
@@ -35,6 +36,9 @@ pub struct ReloadReport {
     pub loaded_at: DateTime<Utc>,
     /// The new set, in order.
     pub mappers: Vec<MapperListing>,
+    /// The breaking changes this reload was allowed to make (`allow_breaking`); empty for
+    /// a compatible one.
+    pub breaking_allowed: Vec<BreakingChange>,
 }
 
 /// Holds the current mapper set. Cheap to clone; `Send + Sync`.
@@ -152,16 +156,29 @@ impl MapperRegistry {
     }
 
     /// Reloads the set from the configuration (re-reading `MAPPERS_DIR` and
-    /// `MAPPER_SETTINGS_FILE`) on a blocking thread. On error the current set stays.
+    /// `MAPPER_SETTINGS_FILE`) on a blocking thread. On error the current set stays. A new
+    /// set that would break consumers of the live one is refused
+    /// ([`LoadError::Breaking`]).
     pub async fn reload(&self) -> Result<ReloadReport, LoadError> {
+        self.reload_with(false).await
+    }
+
+    /// [`Self::reload`], letting breaking changes through (recorded in the report and the
+    /// log) when `allow_breaking`.
+    pub async fn reload_with(&self, allow_breaking: bool) -> Result<ReloadReport, LoadError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.reload_blocking())
+        tokio::task::spawn_blocking(move || this.reload_blocking_with(allow_breaking))
             .await
             .map_err(|e| LoadError::Engine(format!("the reload task failed: {e}")))?
     }
 
-    /// [`Self::reload`] on the current thread.
+    /// [`Self::reload`] on the current thread, breaking changes refused.
     pub fn reload_blocking(&self) -> Result<ReloadReport, LoadError> {
+        self.reload_blocking_with(false)
+    }
+
+    /// [`Self::reload`] on the current thread.
+    pub fn reload_blocking_with(&self, allow_breaking: bool) -> Result<ReloadReport, LoadError> {
         let _one_at_a_time = self
             .inner
             .reloading
@@ -174,10 +191,19 @@ impl MapperRegistry {
                 return Err(e);
             }
         };
+        let breaking = breaking_between(&self.current(), &set);
+        if !breaking.is_empty() && !allow_breaking {
+            metrics::counter!(MAPPER_RELOADS, "outcome" => "refused").increment(1);
+            return Err(LoadError::Breaking(breaking));
+        }
+        for change in &breaking {
+            tracing::warn!(%change, "breaking schema change allowed by the reload (allow_breaking)");
+        }
         metrics::counter!(MAPPER_RELOADS, "outcome" => "applied").increment(1);
         let report = ReloadReport {
             loaded_at: set.loaded_at(),
             mappers: set.listing(),
+            breaking_allowed: breaking,
         };
         self.publish(&set);
         *self
@@ -209,8 +235,33 @@ impl MapperRegistry {
         )
     }
 
+    /// The breaking changes from the live set to the set the configuration describes now
+    /// (what a reload would refuse), without loading it into the registry.
+    pub fn check_reload_blocking(&self) -> Result<Vec<BreakingChange>, LoadError> {
+        let set = MapperSet::load(&self.inner.runtime, &self.inner.config)?;
+        Ok(breaking_between(&self.current(), &set))
+    }
+
     /// The folder the live set is loaded from, if any (`MAPPERS_DIR`).
     pub fn mappers_dir(&self) -> Option<&Path> {
         self.inner.config.mappers_dir.as_deref()
     }
+}
+
+/// What would break for consumers of `old` if `new` replaced it: for each mapper of `old`
+/// that declares schemas (one that declares none promised consumers nothing), by name, its
+/// topics and schemas against those of the mapper of the same name in `new` (a mapper gone
+/// from `new` declares nothing, so everything it declared is removed).
+pub fn breaking_between(old: &MapperSet, new: &MapperSet) -> Vec<BreakingChange> {
+    old.iter()
+        .filter(|before| !before.schemas().is_empty())
+        .flat_map(|before| {
+            let after = new
+                .iter()
+                .find(|m| m.name() == before.name())
+                .map(LoadedMapper::declared)
+                .unwrap_or_else(Declared::default);
+            breaking_changes(before.name(), &before.declared(), &after)
+        })
+        .collect()
 }

@@ -126,9 +126,10 @@ impl Operator {
         self.inner.mappers.schema(mapper, version, event_type)
     }
 
-    /// Reloads the mapper set from `MAPPERS_DIR` (all or nothing).
-    pub async fn reload(&self) -> Result<ReloadReport, LoadError> {
-        self.inner.mappers.reload().await
+    /// Reloads the mapper set from `MAPPERS_DIR` (all or nothing); a set that would break
+    /// consumers of the live one is refused unless `allow_breaking`.
+    pub async fn reload(&self, allow_breaking: bool) -> Result<ReloadReport, LoadError> {
+        self.inner.mappers.reload_with(allow_breaking).await
     }
 
     /// Open dead letters, oldest first, each with its hold and its mutation.

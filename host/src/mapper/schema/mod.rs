@@ -1,11 +1,13 @@
 //! Payload schemas: the JSON Schema (draft 2020-12) a mapper declares for the `data` of
 //! each event type it emits (`event-schemas`, `pakaura:events@1.1.0`), compiled once at
-//! load into a [`SchemaSet`] and checked against each event under [`SchemaMode`].
+//! load into a [`SchemaSet`], checked against each event under [`SchemaMode`], and
+//! compared between two versions of a mapper by [`compat`] (the reload gate).
 //!
 //! Schemas come from the component only: a `$ref` to anything outside the schema itself
 //! is refused at load (the [`NoRetrieval`] retriever), so the host never fetches a URL a
 //! mapper names.
 
+pub mod compat;
 mod url;
 
 use std::collections::BTreeMap;
@@ -93,7 +95,7 @@ impl DeclaredSchema {
 pub struct EventSchema {
     /// The topic events of its type go to.
     pub topic: String,
-    /// The schema as declared, parsed (what `/schemas/...` serves).
+    /// The schema as declared, parsed (what `/schemas/...` serves and `compat` compares).
     pub document: Arc<Value>,
     /// A strong ETag of the schema: the SHA-256 of its canonical JSON text.
     pub etag: String,
