@@ -1,5 +1,6 @@
 //! `GET /schemas/{mapper}/{version}/{event-type}`: the JSON Schema a mapper declares for the
-//! `data` of one event type, at the URL the envelope's `dataschema` names.
+//! `data` of one event type, at the URL the envelope's `dataschema` names; and
+//! `GET /asyncapi.json`, the AsyncAPI 3.0 document of the live mapper set.
 //!
 //! A versioned URL names one schema for good, so it is served `immutable` with a strong ETag
 //! (`If-None-Match` answers 304). No authentication: consumers fetch it as they fetch any
@@ -20,7 +21,19 @@ const SCHEMA_JSON: &str = "application/schema+json";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/schemas/{mapper}/{version}/{event_type}", get(schema))
+    Router::new()
+        .route("/schemas/{mapper}/{version}/{event_type}", get(schema))
+        .route("/asyncapi.json", get(asyncapi))
+}
+
+/// The AsyncAPI 3.0 document of the live mapper set (it changes with a reload, so it is
+/// revalidated: `no-cache`).
+async fn asyncapi(State(state): State<AppState>) -> Response {
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+        axum::Json(state.operator.asyncapi()),
+    )
+        .into_response()
 }
 
 /// One published schema, or a 404 problem document naming what is unknown.

@@ -87,6 +87,11 @@ pub struct MapperConfig {
     #[arg(long, env = "SCHEMA_BASE_URL", default_value = DEFAULT_SCHEMA_BASE_URL,
           value_parser = parse_base_url)]
     pub schema_base_url: String,
+
+    /// The Kafka bootstrap server the AsyncAPI document (`GET /asyncapi.json`,
+    /// `pakaura asyncapi`) names for consumers, `host:port`.
+    #[arg(long, env = "ASYNCAPI_SERVER", default_value = "localhost:9092")]
+    pub asyncapi_server: String,
 }
 
 /// The default `SCHEMA_BASE_URL`: the host itself at the default `BIND_ADDR`.
@@ -128,6 +133,7 @@ impl Default for MapperConfig {
             mapper_cache_dir: None,
             mapper_schemas: SchemaMode::Warn,
             schema_base_url: DEFAULT_SCHEMA_BASE_URL.to_owned(),
+            asyncapi_server: "localhost:9092".to_owned(),
         }
     }
 }

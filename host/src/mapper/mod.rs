@@ -25,6 +25,8 @@
 //!   hot-swappable registry that holds the current set.
 //! - [`schema`]: the declared payload schemas, compiled ([`SchemaSet`]), checked under
 //!   [`SchemaMode`] (`MAPPER_SCHEMAS`), and their published URL.
+//! - [`asyncapi`]: the AsyncAPI 3.0 document of a set (channels = topics, messages = the
+//!   declared event types and their schemas).
 //! - [`error`]: [`LoadError`], [`MapError`] and their reasons.
 //!
 //! # Calling convention
@@ -33,6 +35,7 @@
 //! [`MapperSet::map`] from a blocking thread (`tokio::task::spawn_blocking`), never
 //! directly on an async worker thread: WASI host calls may enter the Tokio runtime.
 
+pub mod asyncapi;
 mod bindings;
 mod builtin;
 mod call;

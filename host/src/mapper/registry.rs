@@ -242,6 +242,20 @@ impl MapperRegistry {
         Ok(breaking_between(&self.current(), &set))
     }
 
+    /// The AsyncAPI 3.0 document of the live set; `source` is the envelopes' CloudEvents
+    /// `source`.
+    pub fn asyncapi(&self, source: &str) -> Value {
+        let config = &self.inner.config;
+        super::asyncapi::document(
+            &self.current(),
+            &super::asyncapi::AsyncApiSettings {
+                server: &config.asyncapi_server,
+                source,
+                schema_base_url: &config.schema_base_url,
+            },
+        )
+    }
+
     /// The folder the live set is loaded from, if any (`MAPPERS_DIR`).
     pub fn mappers_dir(&self) -> Option<&Path> {
         self.inner.config.mappers_dir.as_deref()

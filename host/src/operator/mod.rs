@@ -46,6 +46,8 @@ struct Inner {
     backlog: BacklogSampler,
     flow: Arc<FlowHub>,
     playground: Playground,
+    /// The envelopes' CloudEvents `source` (`EVENT_SOURCE`), for the AsyncAPI document.
+    event_source: String,
 }
 
 /// A dead letter, what it holds, and the JSON of the mutation it belongs to (while the
@@ -96,7 +98,8 @@ impl Operator {
                 db: relay.db().clone(),
                 api_db,
                 relay,
-                playground: Playground::new(mappers.clone(), event_source),
+                playground: Playground::new(mappers.clone(), event_source.clone()),
+                event_source,
                 mappers,
                 backlog: BacklogSampler::default(),
                 flow: Arc::default(),
@@ -124,6 +127,11 @@ impl Operator {
         event_type: &str,
     ) -> Option<crate::mapper::PublishedSchema> {
         self.inner.mappers.schema(mapper, version, event_type)
+    }
+
+    /// The AsyncAPI 3.0 document of the live mapper set.
+    pub fn asyncapi(&self) -> serde_json::Value {
+        self.inner.mappers.asyncapi(&self.inner.event_source)
     }
 
     /// Reloads the mapper set from `MAPPERS_DIR` (all or nothing); a set that would break

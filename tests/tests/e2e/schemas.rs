@@ -3,6 +3,7 @@
 //! the envelope's `dataschema`. Runtime-level tests load real components directly; the
 //! `sqlite::`/`postgres::` ones drive the real host.
 
+mod asyncapi;
 mod gate;
 mod published;
 
