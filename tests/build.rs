@@ -27,12 +27,19 @@ const WORKSPACES: [(&str, &[&str]); 2] = [
             "wrong-version/Cargo.toml",
             "wrong-version/src",
             "wrong-version/wit",
+            "shapes-common",
+            "shapes-v1/Cargo.toml",
+            "shapes-v1/src",
+            "shapes-v2/Cargo.toml",
+            "shapes-v2/src",
+            "shapes-v3/Cargo.toml",
+            "shapes-v3/src",
         ],
     ),
 ];
 
 /// The constants of `guests.rs`: name, component file, what it is.
-const GUESTS: [(&str, &str, &str); 5] = [
+const GUESTS: [(&str, &str, &str); 8] = [
     (
         "DEFAULT",
         "pakaura_mapper_default.wasm",
@@ -57,6 +64,21 @@ const GUESTS: [(&str, &str, &str); 5] = [
         "WRONG_VERSION",
         "wrong_version.wasm",
         "A mapper built against `pakaura:events@2.0.0`.",
+    ),
+    (
+        "SHAPES_V1",
+        "shapes_v1.wasm",
+        "`shapes` 1.0.0: an event and its payload schemas, the first version.",
+    ),
+    (
+        "SHAPES_V2",
+        "shapes_v2.wasm",
+        "`shapes` 1.1.0: an additive change of `SHAPES_V1`.",
+    ),
+    (
+        "SHAPES_V3",
+        "shapes_v3.wasm",
+        "`shapes` 2.0.0: a breaking change of `SHAPES_V1`.",
     ),
 ];
 

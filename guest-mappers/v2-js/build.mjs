@@ -73,7 +73,7 @@ async function main() {
   const { component } = await componentize({
     sourcePath: join(here, 'src', 'component.js'),
     witPath: wit,
-    worldName: 'mapper',
+    worldName: 'typed-mapper',
     disableFeatures: DISABLED_FEATURES,
   });
   await mkdir(dirname(resolve(out)), { recursive: true });

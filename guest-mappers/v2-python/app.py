@@ -1,4 +1,4 @@
-"""The component glue: exports the v2 mapping as the `pakaura:events/mapper` world.
+"""The component glue: exports the v2 mapping as the `pakaura:events/typed-mapper` world.
 
 componentize-py generates the `wit_world` package from the repository's `wit/` at build
 time (`./build.sh`); only this module sees it and calls the host. It reads the settings
@@ -12,7 +12,7 @@ import wit_world
 from wit_world.imports import host
 from wit_world.imports import types as wit
 
-from mapper import catalogue, types
+from mapper import catalogue, schemas, types
 
 
 class WitWorld(wit_world.WitWorld):
@@ -30,6 +30,12 @@ class WitWorld(wit_world.WitWorld):
             raise Err(str(e)) from None
         _log_outcome(m, f"{len(events)} event(s)")
         return [_event(e) for e in events]
+
+    def event_schemas(self) -> list[wit.EventSchema]:
+        return [
+            wit.EventSchema(event_type=s.event_type, topic=s.topic, schema=s.schema)
+            for s in schemas.event_schemas()
+        ]
 
 
 def _log_outcome(m: types.Mutation, outcome: str) -> None:

@@ -36,4 +36,4 @@ mkdir -p "$(dirname "$out")"
 out="$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
 # -p: only this folder is searched for the `app` module and the `mapper` package.
 cd "$here"
-"$tool" -d "$wit" -w mapper componentize app -p "$here" -o "$out"
+"$tool" -d "$wit" -w typed-mapper componentize app -p "$here" -o "$out"

@@ -60,8 +60,14 @@ METRICS = {
                 "invalid_output",
                 "too_many_events",
                 "event_too_large",
+                "schema_violation",
             }
         },
+    ),
+    "pakaura_mapper_schema_violations_total": (
+        "counter",
+        {"mapper", "event_type", "mode"},
+        {"mode": {"warn", "enforce"}},
     ),
     "pakaura_mapper_call_duration_seconds": ("histogram", {"mapper"}, {}),
     "pakaura_mapper_instances": ("gauge", {"mapper", "state"}, {"state": {"idle", "busy"}}),

@@ -7,6 +7,9 @@
 //! mapper written in Rust, Python and JavaScript is measured too, with a fresh instance
 //! per call and with a reused one.
 //!
+//! The payload-schema check (`MAPPER_SCHEMAS`) is measured on its own (the default
+//! mapper's events against its declared schemas) and as part of a call (off vs enforce).
+//!
 //! Run: `cargo bench -p pakaura-host --bench mapper`
 
 use std::hint::black_box;
@@ -144,6 +147,7 @@ fn bench(c: &mut Criterion) {
         group.finish();
     }
 
+    schemas(c);
     polyglot(c);
 
     let m = mutation(Action::Created);
@@ -161,6 +165,42 @@ fn bench(c: &mut Criterion) {
                 .sum::<usize>()
         });
     });
+}
+
+/// What checking each event against its declared schema costs: alone, per mutation of the
+/// default mapper (its events on a `created` and an `updated` mutation), and as part of a
+/// call with `MAPPER_SCHEMAS=off` and `enforce` (a reused instance, so the guest's cost is
+/// small beside it).
+fn schemas(c: &mut Criterion) {
+    let off = load(&["--mapper-schemas=off", "--mapper-instance-reuse=1000000"]);
+    let enforce = load(&[
+        "--mapper-schemas=enforce",
+        "--mapper-instance-reuse=1000000",
+    ]);
+    let (off, enforce) = (off.current(), enforce.current());
+    let checker = enforce.iter().next().expect("the built-in mapper");
+    let mut group = c.benchmark_group("schema check (default mapper)");
+    for action in [Action::Created, Action::Updated] {
+        let m = mutation(action);
+        let events = checker.map(&m).expect("maps");
+        group.bench_function(
+            format!("{}: check alone ({} events)", action.as_str(), events.len()),
+            |b| b.iter(|| checker.violations(black_box(&events))),
+        );
+        group.bench_function(
+            format!("{}: call, MAPPER_SCHEMAS=off", action.as_str()),
+            |b| {
+                b.iter(|| off.map(black_box(&m)).expect("maps"));
+            },
+        );
+        group.bench_function(
+            format!("{}: call, MAPPER_SCHEMAS=enforce", action.as_str()),
+            |b| {
+                b.iter(|| enforce.map(black_box(&m)).expect("maps"));
+            },
+        );
+    }
+    group.finish();
 }
 
 /// The v2 mapper in three languages, fresh and reused instances, on a `created`

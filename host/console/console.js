@@ -161,6 +161,11 @@ loaders.mappers = async () => {
   }
 };
 
+/** The published schema of event type `type` of mapper `m`. */
+function schemaPath(m, type) {
+  return ['schemas', m.name, m.version, type].map(encodeURIComponent).join('/').replace(/^/, '/');
+}
+
 function renderMappers(tbody, mappers) {
   tbody.replaceChildren(...mappers.map((m, i) => {
     const failures = Object.entries(m.stats.failures).filter(([, n]) => n > 0);
@@ -170,7 +175,10 @@ function renderMappers(tbody, mappers) {
       el('td', {},
         el('strong', { text: m.name }), ` ${m.version}`,
         el('span', { class: 'sub mono', text: m.file }),
-        el('span', { class: 'sub mono', title: 'SHA-256', text: `sha256 ${m.sha256}` })),
+        el('span', { class: 'sub mono', title: 'SHA-256', text: `sha256 ${m.sha256}` }),
+        el('span', { class: 'sub' }, m.event_types.length === 0 ? 'declares no schemas'
+          : ['schemas: ', m.event_types.flatMap((t, j) => [j ? ', ' : '',
+            el('a', { class: 'mono', href: schemaPath(m, t), text: t })])])),
       el('td', { text: m.topics.join(', ') }),
       el('td', { class: 'num', text: m.stats.calls }),
       el('td', {}, failed === 0 ? 'none'

@@ -37,6 +37,7 @@ pub const MAPPER_CALL_DURATION: &str = "pakaura_mapper_call_duration_seconds";
 pub const MAPPER_CHAIN_DURATION: &str = "pakaura_mapper_chain_duration_seconds";
 pub const MAPPER_INSTANCES: &str = "pakaura_mapper_instances";
 pub const MAPPER_RELOADS: &str = "pakaura_mapper_reloads_total";
+pub const MAPPER_SCHEMA_VIOLATIONS: &str = "pakaura_mapper_schema_violations_total";
 
 pub const JWKS_REFRESHES: &str = "pakaura_jwks_refreshes_total";
 pub const JWKS_KEYS: &str = "pakaura_jwks_keys";
@@ -146,7 +147,7 @@ pub fn describe() {
     describe_counter!(MAPPER_CALLS, "map-mutation calls, by mapper.");
     describe_counter!(
         MAPPER_FAILURES,
-        "Failed map-mutation calls, by mapper and kind (trap, deadline, memory_limit, rejected, invalid_output, too_many_events, event_too_large)."
+        "Failed map-mutation calls, by mapper and kind (trap, deadline, memory_limit, rejected, invalid_output, too_many_events, event_too_large, schema_violation)."
     );
     describe_histogram!(
         MAPPER_CALL_DURATION,
@@ -165,6 +166,10 @@ pub fn describe() {
     describe_counter!(
         MAPPER_RELOADS,
         "Mapper set reloads by outcome (applied, refused)."
+    );
+    describe_counter!(
+        MAPPER_SCHEMA_VIOLATIONS,
+        "Events whose data broke their declared schema, by mapper, event type and MAPPER_SCHEMAS mode (warn: published anyway; enforce: the mutation held)."
     );
     // The JWKS series exist only with JWT_JWKS_URL (registered at zero by auth::Jwks), so
     // a host without an identity provider never looks like one that cannot reach it.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use pakaura_host::auth::JwtKeys;
-use pakaura_host::cli::{Cli, Command, TokenArgs, mapper};
+use pakaura_host::cli::{Cli, Command, TokenArgs, asyncapi, mapper};
 use pakaura_host::config::{ServeConfig, check_jwt_secret};
 use pakaura_host::startup::Application;
 use pakaura_host::telemetry;
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Token(args)) => token(args).map(|()| ExitCode::SUCCESS),
         Some(Command::Mapper { command, config }) => mapper::execute(command, &config),
+        Some(Command::Asyncapi(args)) => asyncapi::execute(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Serve(config)) => serve(*config).map(|()| ExitCode::SUCCESS),
         None => {
             // `pakaura` alone serves with flags taken from the environment.

@@ -114,7 +114,7 @@ node_install() {
   mkdir -p "$partial" &&
     cp "$PAKAURA_TOOLS_DIR/package.json" "$PAKAURA_TOOLS_DIR/package-lock.json" "$partial/" || return 1
   run_child env -C "$partial" npm ci --no-audit --no-fund >"$log" 2>&1 || return 1
-  for pkg in @bytecodealliance/componentize-js playwright-core; do
+  for pkg in @bytecodealliance/componentize-js playwright-core @asyncapi/parser; do
     [[ -f "$partial/node_modules/$pkg/package.json" ]] ||
       { echo "no node_modules/$pkg after npm ci" >>"$log"; return 1; }
   done
@@ -122,7 +122,7 @@ node_install() {
 }
 
 tools_node() {
-  local what="Node tools (componentize-js, playwright-core): tests that need PAKAURA_TOOLS_NODE_MODULES"
+  local what="Node tools (componentize-js, playwright-core, @asyncapi/parser): tests that need PAKAURA_TOOLS_NODE_MODULES"
   if [[ -n "${PAKAURA_TOOLS_NODE_MODULES:-}" ]]; then
     [[ -d "$PAKAURA_TOOLS_NODE_MODULES" ]] || die "PAKAURA_TOOLS_NODE_MODULES=$PAKAURA_TOOLS_NODE_MODULES is not a folder" \
       "unset it to let the tests install their own in $PAKAURA_CACHE"

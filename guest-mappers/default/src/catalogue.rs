@@ -9,8 +9,11 @@ use serde_json::Value;
 
 use crate::types::{Action, Event, FieldChange, MapperInfo, Mutation};
 
+mod schemas;
 #[cfg(test)]
 mod tests;
+
+pub use schemas::event_schemas;
 
 /// The topic of task lifecycle events.
 pub const TASK_EVENTS: &str = "task-events";

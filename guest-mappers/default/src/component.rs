@@ -1,4 +1,4 @@
-//! The component glue: exports the catalogue as the `pakaura:events/mapper` world through the
+//! The component glue: exports the catalogue as the `pakaura:events/typed-mapper` world through the
 //! glue every mapper shares ([`pakaura_mapper_types::component`]).
 
 use crate::{catalogue, types};
@@ -12,6 +12,10 @@ impl types::component::Mapper for DefaultMapper {
 
     fn map_mutation(mutation: types::Mutation) -> Result<Vec<types::Event>, String> {
         catalogue::map_mutation(&mutation)
+    }
+
+    fn event_schemas() -> Vec<types::EventSchema> {
+        catalogue::event_schemas()
     }
 }
 

@@ -35,7 +35,7 @@ const { componentize } = await import(pathToFileURL(join(pkgDir, pkg.exports.imp
 const { component } = await componentize({
   sourcePath: join(here, 'src', 'component.js'),
   witPath: join(here, 'wit'),
-  worldName: 'mapper',
+  worldName: 'typed-mapper',
   disableFeatures: DISABLED_FEATURES,
 });
 await writeFile(out, component);

@@ -1,7 +1,7 @@
-"""The component glue: exports the mapping as the `pakaura:events/mapper` world.
+"""The component glue: exports the mapping as the `pakaura:events/typed-mapper` world.
 
 componentize-py generates the `wit_world` package from `wit/events.wit` when `./build.sh`
-runs (for your editor: `componentize-py -d wit -w mapper bindings .`). Only this module sees
+runs (for your editor: `componentize-py -d wit -w typed-mapper bindings .`). Only this module sees
 it and calls the host: it reads the `tenant` setting through `host.config`, delegates to
 `mapping.py` and logs one line per mutation through `host.log`.
 """
@@ -46,4 +46,11 @@ class WitWorld(wit_world.WitWorld):
                 # None: the host uses the task id, so one task's events stay in order.
                 partition_key=None,
             )
+        ]
+
+    def event_schemas(self) -> list[wit.EventSchema]:
+        """Called once, when the host loads the component, after `describe`."""
+        return [
+            wit.EventSchema(event_type=t, topic=mapping.TOPIC, schema=s)
+            for t, s in mapping.event_schemas()
         ]

@@ -27,4 +27,4 @@ fi
 mkdir -p "$(dirname "$out")"
 out="$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
 cd "$here"
-"$tool" -d wit -w mapper componentize app -p "$here" -o "$out"
+"$tool" -d wit -w typed-mapper componentize app -p "$here" -o "$out"

@@ -20,6 +20,40 @@ DEFAULT_TENANT = "default"
 _TENANT = re.compile(r"[a-z0-9-]{1,63}")
 
 
+#: The actions, as they appear in event types and payloads.
+ACTIONS = ("created", "updated", "completed", "uncompleted", "deleted")
+
+
+def event_schemas() -> list[tuple[str, str]]:
+    """`(event type, JSON Schema as a JSON text)` of every event type `map_mutation` may emit
+    (all on `TOPIC`).
+
+    Adding a property is compatible; removing or renaming one, narrowing a type or requiring a
+    new property is refused on reload (see the host's README, "Payload schemas").
+    """
+    return [
+        (
+            f"com.example.task.{action}",
+            json.dumps(
+                {
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "title": f"com.example.task.{action}",
+                    "type": "object",
+                    "properties": {
+                        "task_id": {"type": "string"},
+                        "action": {"const": action},
+                        "title": {"type": "string"},
+                        "changed": {"type": "array", "items": {"type": "string"}},
+                        "at": {"type": "string", "format": "date-time"},
+                    },
+                    "required": ["task_id", "action", "title", "changed", "at"],
+                }
+            ),
+        )
+        for action in ACTIONS
+    ]
+
+
 class MappingError(Exception):
     """The mutation cannot be mapped; the component returns `str(error)` as its `err`."""
 

@@ -1,11 +1,12 @@
 //! The component side of the contract, shared by every Rust mapper of this workspace: the one
-//! `wit_bindgen::generate!` of the `pakaura:events/mapper` world, the conversions between its
+//! `wit_bindgen::generate!` of the `pakaura:events/typed-mapper` world (the `mapper` world plus
+//! the export that declares each event type's schema), the conversions between its
 //! generated records and the plain types of this crate, the `host` imports, and
 //! [`export_mapper!`](crate::export_mapper), which exports a [`Mapper`] as the world.
 //!
 //! Only compiled for `wasm32` targets: natively, mappers are plain Rust over [`crate`]'s types.
 
-use crate::{Action, Event, FieldChange, MapperInfo, Mutation, Origin, Task};
+use crate::{Action, Event, EventSchema, FieldChange, MapperInfo, Mutation, Origin, Task};
 
 /// wit-bindgen's generated bindings. Its ABI glue needs `unsafe` and declares `pub` items the
 /// crate does not re-export; both lints are relaxed here and nowhere else.
@@ -14,7 +15,7 @@ use crate::{Action, Event, FieldChange, MapperInfo, Mutation, Origin, Task};
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "mapper",
+        world: "typed-mapper",
         // The export macro is used from the mapper crates, which name this module by path.
         pub_export_macro: true,
         export_macro_name: "__export_mapper_world",
@@ -32,9 +33,15 @@ pub trait Mapper {
 
     /// Maps one mutation to its events, or refuses it with a reason (WIT `map-mutation`).
     fn map_mutation(mutation: Mutation) -> Result<Vec<Event>, String>;
+
+    /// The JSON Schema of every event type the mapper may emit (WIT `event-schemas`). The
+    /// default declares none: the host then validates nothing and publishes no schema.
+    fn event_schemas() -> Vec<EventSchema> {
+        Vec::new()
+    }
 }
 
-/// Exports `$mapper` (a type implementing [`Mapper`]) as the `pakaura:events/mapper` world.
+/// Exports `$mapper` (a type implementing [`Mapper`]) as the `pakaura:events/typed-mapper` world.
 ///
 /// Use it once, in the mapper crate's wasm-only module: `pakaura_mapper_types::export_mapper!(MyMapper);`
 #[macro_export]
@@ -54,6 +61,13 @@ macro_rules! export_mapper {
                 {
                     let events = <$mapper as $crate::component::Mapper>::map_mutation(mutation.into())?;
                     Ok(events.into_iter().map(::std::convert::Into::into).collect())
+                }
+
+                fn event_schemas() -> ::std::vec::Vec<$crate::component::bindings::pakaura::events::types::EventSchema> {
+                    <$mapper as $crate::component::Mapper>::event_schemas()
+                        .into_iter()
+                        .map(::std::convert::Into::into)
+                        .collect()
                 }
             }
 
@@ -140,6 +154,16 @@ impl From<wit::Mutation> for Mutation {
             },
             correlation_id: m.correlation_id,
             occurred_at: m.occurred_at,
+        }
+    }
+}
+
+impl From<EventSchema> for wit::EventSchema {
+    fn from(s: EventSchema) -> Self {
+        wit::EventSchema {
+            event_type: s.event_type,
+            topic: s.topic,
+            schema: s.schema,
         }
     }
 }

@@ -131,3 +131,27 @@ pub struct MapperInfo {
     /// Every topic the mapper may publish to.
     pub topics: Vec<String>,
 }
+
+/// The JSON Schema of the `data` of one event type the mapper may emit (WIT `event-schema`,
+/// since `pakaura:events@1.1.0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSchema {
+    /// The CloudEvents `type` it describes.
+    pub event_type: String,
+    /// The topic events of this type are published to.
+    pub topic: String,
+    /// A JSON Schema (draft 2020-12), as a JSON text.
+    pub schema: String,
+}
+
+impl EventSchema {
+    /// The schema of `event_type`, published to `topic`: `schema` (a JSON Schema object)
+    /// as a JSON text.
+    pub fn new(event_type: &str, topic: &str, schema: &serde_json::Value) -> Self {
+        EventSchema {
+            event_type: event_type.to_owned(),
+            topic: topic.to_owned(),
+            schema: schema.to_string(),
+        }
+    }
+}

@@ -1,9 +1,9 @@
 // @ts-check
 /**
- * The component glue: exports the v2 mapping as the `pakaura:events/mapper` world.
+ * The component glue: exports the v2 mapping as the `pakaura:events/typed-mapper` world.
  *
  * componentize-js (`node build.mjs`) generates the bindings from the repository's `wit/`;
- * `pakaura:events/host@1.0.0` only exists inside the component, so this is the one module
+ * `pakaura:events/host@1.1.0` only exists inside the component, so this is the one module
  * the unit tests never import. It reads the settings through `host.config`, delegates to
  * `catalogue.js` and logs one debug line per mapping through `host.log`, exactly as the Rust
  * v2 mapper does. An `err` is returned by throwing `{ payload: reason }`; any other throw
@@ -11,9 +11,12 @@
  */
 
 // @ts-ignore: resolved by componentize-js, not by Node
-import { config, log } from 'pakaura:events/host@1.0.0';
+import { config, log } from 'pakaura:events/host@1.1.0';
 
 import * as catalogue from './catalogue.js';
+import { eventSchemas } from './schemas.js';
+
+export { eventSchemas };
 
 export function describe() {
   return catalogue.describe();

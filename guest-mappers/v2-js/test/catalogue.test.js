@@ -115,3 +115,14 @@ test('a change that is not JSON is refused naming the field', () => {
     },
   );
 });
+
+test('every event type it emits has a declared schema', async () => {
+  const { eventSchemas } = await import('../src/schemas.js');
+  const declared = new Map(eventSchemas().map((s) => [s.eventType, JSON.parse(s.schema)]));
+  for (const action of /** @type {const} */ (['created', 'updated', 'completed', 'uncompleted', 'deleted'])) {
+    const [event] = mapMutation(mutation(action));
+    const schema = declared.get(event.eventType);
+    assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
+    assert.deepEqual(new Set(schema.required), new Set(Object.keys(JSON.parse(event.data))));
+  }
+});

@@ -85,3 +85,12 @@ class MapperInfo:
     name: str
     version: str
     topics: list[str]
+
+
+@dataclass
+class EventSchema:
+    """The JSON Schema of one event type's `data` (WIT `event-schema`, since 1.1.0)."""
+
+    event_type: str
+    topic: str
+    schema: str

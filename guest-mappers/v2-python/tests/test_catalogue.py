@@ -119,3 +119,14 @@ def test_a_change_that_is_not_json_is_refused_naming_the_field():
         map_mutation(mutation(Action.UPDATED, [("title", "nope", "null")]), Settings())
     err = str(refused.value)
     assert "`title`" in err and "old value" in err, err
+
+
+def test_every_event_type_it_emits_has_a_declared_schema():
+    from mapper.schemas import event_schemas
+
+    declared = {s.event_type: json.loads(s.schema) for s in event_schemas()}
+    for action in Action:
+        (event,) = map_mutation(mutation(action), Settings.from_config(lambda _: None))
+        schema = declared[event.event_type]
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert set(schema["required"]) == set(json.loads(event.data))

@@ -10,8 +10,11 @@ use serde_json::Value;
 
 use crate::types::{Action, Event, FieldChange, MapperInfo, Mutation, Origin};
 
+mod schemas;
 #[cfg(test)]
 mod tests;
+
+pub use schemas::event_schemas;
 
 /// The only topic this mapper publishes to.
 pub const TASK_EVENTS: &str = "task-events";

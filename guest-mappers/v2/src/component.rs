@@ -1,4 +1,4 @@
-//! The component glue: exports the v2 mapping as the `pakaura:events/mapper` world through the
+//! The component glue: exports the v2 mapping as the `pakaura:events/typed-mapper` world through the
 //! glue every mapper shares ([`pakaura_mapper_types::component`]). It reads the settings
 //! through `host.config`, delegates to [`crate::catalogue`] and logs one debug line per
 //! mapping through `host.log`.
@@ -30,6 +30,10 @@ impl Mapper for V2Mapper {
             ),
         );
         result
+    }
+
+    fn event_schemas() -> Vec<types::EventSchema> {
+        catalogue::event_schemas()
     }
 }
 

@@ -27,8 +27,8 @@ use super::diff::line_diff;
 use crate::domain::Mutation;
 use crate::events::build_envelope;
 use crate::mapper::{
-    Limits, LoadedMapper, MapperConfig, MapperRuntime, MapperSource, RuntimeOptions, Settings,
-    SettingsTable,
+    LoadedMapper, MapperConfig, MapperRuntime, MapperSource, RuntimeOptions, Settings,
+    SettingsTable, Violation,
 };
 
 /// Suffix of the expected envelopes of a fixture.
@@ -86,7 +86,7 @@ pub(crate) struct TestOptions<'a> {
 pub(crate) fn run(opts: &TestOptions<'_>, cfg: &MapperConfig) -> anyhow::Result<bool> {
     let fixtures = discover(opts.dir)?;
     let runtime = MapperRuntime::new(&RuntimeOptions::from_config(cfg))?;
-    let limits = Limits::from_config(cfg);
+    let limits = super::mapper::tool_limits(cfg);
     let mut mappers: BTreeMap<Settings, Result<LoadedMapper, String>> = BTreeMap::new();
     let mut out = std::io::stdout().lock();
     let (mut passed, mut failed, mut blessed) = (0, 0, 0);
@@ -109,7 +109,12 @@ pub(crate) fn run(opts: &TestOptions<'_>, cfg: &MapperConfig) -> anyhow::Result<
                 .map_err(|e| format!("{e:#}"))
             });
             let mapper = mapper.as_ref().map_err(Clone::clone)?;
-            let actual = outcome(mapper, &mutation, opts.source);
+            let (actual, violations) = outcome(mapper, &mutation, opts.source);
+            if !violations.is_empty() {
+                // Never blessed: an expectation that breaks the declared schema is a bug.
+                let all: Vec<String> = violations.iter().map(ToString::to_string).collect();
+                return Ok(Verdict::Broken(all.join("; ")));
+            }
             if opts.bless {
                 bless(fixture, &actual)
             } else {
@@ -220,15 +225,19 @@ fn read_settings(path: &Path) -> Result<Settings, String> {
     Ok(settings)
 }
 
-fn outcome(mapper: &LoadedMapper, mutation: &Mutation, source: &str) -> Outcome {
+/// What `mapper` yields for `mutation`, and the events that break their declared schema.
+fn outcome(mapper: &LoadedMapper, mutation: &Mutation, source: &str) -> (Outcome, Vec<Violation>) {
     match mapper.map(mutation) {
-        Ok(events) => Outcome::Envelopes(Value::Array(
-            events
-                .iter()
-                .map(|ev| build_envelope(mutation, ev, source, None).body)
-                .collect(),
-        )),
-        Err(e) => Outcome::Error(e.to_string()),
+        Ok(events) => (
+            Outcome::Envelopes(Value::Array(
+                events
+                    .iter()
+                    .map(|ev| build_envelope(mutation, ev, source, None).body)
+                    .collect(),
+            )),
+            mapper.violations(&events),
+        ),
+        Err(e) => (Outcome::Error(e.to_string()), Vec::new()),
     }
 }
 

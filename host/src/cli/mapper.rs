@@ -4,6 +4,10 @@
 //!
 //! `FILE` is a path to a `.wasm` component or `builtin:default` (the embedded
 //! default mapper). Failures print one line on stderr and exit with status 1.
+//!
+//! `run` and `test` always check each event against the schema its mapper declared,
+//! whatever `MAPPER_SCHEMAS` says, and show every violation (`run`: on stderr, exit
+//! status 1; `test`: the fixture fails).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,9 +20,10 @@ use super::scaffold::{Lang, scaffold};
 use crate::domain::Mutation;
 use crate::events::build_envelope;
 use crate::mapper::Settings;
+use crate::mapper::schema::compat::breaking_changes;
 use crate::mapper::{
     Limits, LoadedMapper, MapperConfig, MapperListing, MapperRuntime, MapperSource, RuntimeOptions,
-    SettingsTable,
+    SchemaMode, SettingsTable,
 };
 use crate::trace::TraceParent;
 
@@ -48,7 +53,8 @@ pub enum MapperCommand {
         json: bool,
     },
     /// Run a component on one mutation and print the envelopes it yields, one
-    /// JSON object per line.
+    /// JSON object per line; an event whose data breaks its declared schema is shown
+    /// on stderr and makes the exit status 1.
     Run {
         /// The component: a `.wasm` path or `builtin:default`.
         file: String,
@@ -65,6 +71,23 @@ pub enum MapperCommand {
         /// The W3C `traceparent` of the causing request, to continue its trace.
         #[arg(long)]
         traceparent: Option<String>,
+    },
+    /// Compare two builds of a mapper as a reload would: every breaking change to its
+    /// payload schemas and topics (a property removed or renamed, a type changed or
+    /// narrowed, a property newly required, an enum narrowed, an event type or topic
+    /// removed), one line each with its JSON path.
+    ///
+    /// Exit status: 0 compatible (or `--allow-breaking`), 1 breaking changes, 2 a
+    /// component could not be loaded.
+    Compat {
+        /// The build consumers read today: a `.wasm` path or `builtin:default`.
+        old: String,
+        /// The build to ship.
+        new: String,
+        /// Report the breaking changes but exit 0: the break is intended (a new major
+        /// version, as `allow_breaking` on a reload).
+        #[arg(long)]
+        allow_breaking: bool,
     },
     /// Run a component on a folder of fixtures and compare what it yields with what
     /// each expects.
@@ -107,6 +130,11 @@ pub fn execute(cmd: MapperCommand, cfg: &MapperConfig) -> anyhow::Result<ExitCod
             .spawn(move || match cmd {
                 MapperCommand::New { name, lang, dir } => new(&name, lang, dir),
                 MapperCommand::Check { file, json } => check(&file, json, cfg).map(success),
+                MapperCommand::Compat {
+                    old,
+                    new,
+                    allow_breaking,
+                } => compat(&old, &new, allow_breaking, cfg),
                 MapperCommand::Test {
                     file,
                     dir,
@@ -140,8 +168,7 @@ pub fn execute(cmd: MapperCommand, cfg: &MapperConfig) -> anyhow::Result<ExitCod
                     &source,
                     traceparent.as_deref(),
                     cfg,
-                )
-                .map(success),
+                ),
             })
             .join()
             .map_err(|_| anyhow!("the mapper tool panicked"))?
@@ -195,10 +222,20 @@ fn init_logging() {
         .try_init();
 }
 
+/// The limits the tool loads components with: the configured ones, but with the schema
+/// check left to the tool, which shows every violation rather than logging or failing on
+/// the first.
+pub(super) fn tool_limits(cfg: &MapperConfig) -> Limits {
+    Limits {
+        schemas: SchemaMode::Off,
+        ..Limits::from_config(cfg)
+    }
+}
+
 fn load(file: &str, cfg: &MapperConfig, overrides: &Settings) -> anyhow::Result<LoadedMapper> {
     let runtime = MapperRuntime::new(&RuntimeOptions::from_config(cfg))?;
     let settings = SettingsTable::load(cfg)?;
-    let limits = Limits::from_config(cfg);
+    let limits = tool_limits(cfg);
     Ok(LoadedMapper::load(
         &runtime,
         MapperSource::parse(file),
@@ -224,10 +261,76 @@ fn check(file: &str, json: bool, cfg: &MapperConfig) -> anyhow::Result<()> {
         writeln!(out, "name:    {}", listing.name)?;
         writeln!(out, "version: {}", listing.version)?;
         writeln!(out, "topics:  {}", listing.topics.join(", "))?;
+        if listing.event_types.is_empty() {
+            writeln!(out, "schemas: none declared")?;
+        } else {
+            writeln!(out, "schemas: {}", listing.event_types.join(", "))?;
+        }
         writeln!(out, "file:    {}", listing.file)?;
         writeln!(out, "sha256:  {}", listing.sha256)?;
     }
     Ok(())
+}
+
+fn compat(
+    old: &str,
+    new: &str,
+    allow_breaking: bool,
+    cfg: &MapperConfig,
+) -> anyhow::Result<ExitCode> {
+    let loaded = load(old, cfg, &Settings::new()).and_then(|before| {
+        let after = load(new, cfg, &Settings::new())?;
+        Ok((before, after))
+    });
+    let (before, after) = match loaded {
+        Ok(both) => both,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let changes = breaking_changes(before.name(), &before.declared(), &after.declared());
+    let mut out = std::io::stdout().lock();
+    if before.name() != after.name() {
+        writeln!(
+            out,
+            "note: the builds name themselves `{}` and `{}`; a reload compares mappers by name, so it would see a removal and an addition",
+            before.name(),
+            after.name()
+        )?;
+    }
+    let compared = before.schemas().iter().count();
+    if changes.is_empty() {
+        writeln!(
+            out,
+            "compatible: {} {} -> {} ({compared} event type schema(s) compared)",
+            before.name(),
+            before.version(),
+            after.version()
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for change in &changes {
+        writeln!(out, "breaking: {change}")?;
+    }
+    writeln!(
+        out,
+        "{} breaking change(s) from {} {} to {}{}",
+        changes.len(),
+        before.name(),
+        before.version(),
+        after.version(),
+        if allow_breaking {
+            " (allowed: --allow-breaking)"
+        } else {
+            ""
+        }
+    )?;
+    Ok(if allow_breaking {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn run(
@@ -237,7 +340,7 @@ fn run(
     source: &str,
     traceparent: Option<&str>,
     cfg: &MapperConfig,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let traceparent = traceparent
         .map(|raw| {
             TraceParent::parse(raw)
@@ -254,7 +357,16 @@ fn run(
         writeln!(out)?;
     }
     out.flush()?;
-    Ok(())
+    let violations = mapper.violations(&events);
+    let mut err = std::io::stderr().lock();
+    for violation in &violations {
+        writeln!(err, "schema violation: {violation}")?;
+    }
+    Ok(if violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn read_mutation(path: &str) -> anyhow::Result<Mutation> {

@@ -1,5 +1,7 @@
-//! The `pakaura` command line: `serve` (the default), `token` and the `mapper` tool.
+//! The `pakaura` command line: `serve` (the default), `token`, the `mapper` tool and
+//! `asyncapi`.
 
+pub mod asyncapi;
 mod diff;
 mod fixtures;
 pub mod mapper;
@@ -26,6 +28,9 @@ pub enum Command {
     Serve(Box<ServeConfig>),
     /// Print a bearer token for a user, signed with JWT_SECRET.
     Token(TokenArgs),
+    /// Write the AsyncAPI 3.0 document of the mapper set `serve` would load (MAPPERS_DIR,
+    /// MAPPER_BUILTIN): one channel per topic, the declared event types as messages.
+    Asyncapi(asyncapi::AsyncApiArgs),
     /// Scaffold, check, run or test a mapper component without starting the service.
     Mapper {
         #[command(subcommand)]

@@ -56,18 +56,34 @@ async fn list_mappers(_: Admin, State(state): State<AppState>) -> Json<MapperLis
     })
 }
 
+/// Query of `POST /admin/mappers/reload`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ReloadQuery {
+    /// Let through schema changes that would break consumers (a new major version, an
+    /// event type retired on purpose); the report lists them and the log records them.
+    #[serde(default)]
+    allow_breaking: bool,
+}
+
 /// Reloads the mapper set.
 ///
 /// Loads `MAPPERS_DIR` again as one set; an invalid set is refused (422, naming the
-/// file and the reason) and the previous set stays live.
-#[utoipa::path(post, path = "/admin/mappers/reload", tag = "admin",
+/// file and the reason) and the previous set stays live. So is a set whose payload
+/// schemas would break consumers of the live one (a property removed, a type narrowed,
+/// a property newly required, an enum narrowed, an event type or topic removed; each
+/// named with its JSON path), unless `allow_breaking=true`.
+#[utoipa::path(post, path = "/admin/mappers/reload", tag = "admin", params(ReloadQuery),
     responses((status = 200, body = Reloaded),
+        (status = 400, description = "A malformed query (`allow_breaking` is `true` or `false`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The new set was refused; the previous set stays live", body = Problem, content_type = "application/problem+json")))]
 async fn reload_mappers(
     _: Admin,
     State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ReloadQuery>,
 ) -> Result<Json<Reloaded>, ApiError> {
-    match state.operator.reload().await {
+    match state.operator.reload(query.allow_breaking).await {
         Ok(report) => {
             tracing::info!(?report, "mappers reloaded through the admin API");
             Ok(Json(Reloaded {

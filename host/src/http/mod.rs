@@ -2,7 +2,8 @@
 //!
 //! Layout: `tasks` (REST API), `mcp` (the same operations as MCP tools), `health`
 //! (liveness, readiness, metrics), `admin` (mappers, dead letters, envelopes, the
-//! event flow, the mapper playground), `console` (the operator console's pages and its
+//! event flow, the mapper playground), `schemas` (the mappers' published payload
+//! schemas), `console` (the operator console's pages and its
 //! session cookie), `openapi` (the generated document); `auth`, `context`, `error` and
 //! `extract` are shared plumbing. Handlers extract, call one service and respond: the
 //! task operations live in [`crate::tasks`], the operator's in [`crate::operator`].
@@ -16,6 +17,7 @@ pub mod extract;
 mod health;
 mod mcp;
 mod openapi;
+mod schemas;
 mod serve;
 pub mod tasks;
 
@@ -67,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router(&state))
         .merge(console::router())
         .merge(openapi::router())
+        .merge(schemas::router())
         .merge(mcp::router(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -1,5 +1,7 @@
-//! Rust bindings of the WIT world `pakaura:events/mapper@1.0.0`, generated from
-//! `wit/events.wit` at the workspace root (the only copy of the contract).
+//! Rust bindings of the WIT world `pakaura:events/mapper@1.x`, generated from
+//! `wit/events.wit` at the workspace root (the only copy of the contract). The bindings
+//! require only that world's exports; the optional `event-schemas` of `typed-mapper`
+//! (1.1.0) is looked up by name (`call.rs`), so a 1.0.0 component links unchanged.
 //!
 //! `path` is resolved relative to the host crate's `CARGO_MANIFEST_DIR`.
 #![allow(unreachable_pub, missing_docs)]

@@ -16,8 +16,12 @@ use super::error::MapFailure;
 use super::limits::Limits;
 use super::runtime::{InstanceSlot, MapperRuntime};
 use super::sandbox::{LogBudget, MemoryLimitHit, SandboxState, WaitPastDeadline};
+use super::schema::DeclaredSchema;
 use super::settings::Settings;
 use crate::domain::text::truncate;
+
+/// The optional export that declares payload schemas (since `pakaura:events@1.1.0`).
+pub(crate) const EVENT_SCHEMAS: &str = "event-schemas";
 
 /// Longest guest-provided text kept in a failure (an `err` message, a trap's stderr).
 const MAX_REASON: usize = 2 * 1024;
@@ -61,6 +65,37 @@ impl CallContext<'_> {
                 Err(classify(&e, store.data(), self.limits, &stderr))
             }
         }
+    }
+
+    /// Calls the optional export `event-schemas` (`pakaura:events@1.1.0`, world
+    /// `typed-mapper`) on a fresh instance. Call it only for a component that exports it
+    /// ([`super::inspect::exports_event_schemas`]).
+    pub(crate) fn event_schemas(&self) -> Result<Vec<DeclaredSchema>, MapFailure> {
+        let _slot = self.runtime.instance_slot()?;
+        let mut store = self.runtime.new_store(
+            self.tag.clone(),
+            self.settings.clone(),
+            self.log_budget.clone(),
+            self.limits,
+            self.wall_clock,
+        );
+        let result = (|| {
+            let instance = self.pre.instance_pre().instantiate(&mut store)?;
+            let func = instance
+                .get_typed_func::<(), (Vec<wit::EventSchema>,)>(&mut store, EVENT_SCHEMAS)?;
+            let (schemas,) = func.call(&mut store, ())?;
+            wasmtime::Result::Ok(schemas)
+        })();
+        let stderr = store.data().drain_stdio();
+        let schemas = result.map_err(|e| classify(&e, store.data(), self.limits, &stderr))?;
+        Ok(schemas
+            .into_iter()
+            .map(|s| DeclaredSchema {
+                event_type: s.event_type,
+                topic: s.topic,
+                text: s.schema,
+            })
+            .collect())
     }
 
     /// Calls `describe` on a fresh instance.

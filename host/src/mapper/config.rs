@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::schema::SchemaMode;
 use super::topic::TopicName;
 
 /// Default topics a mapper may publish to.
@@ -72,7 +73,29 @@ pub struct MapperConfig {
     /// by the host only: its entries are loaded as code.
     #[arg(long, env = "MAPPER_CACHE_DIR", value_name = "DIR|off")]
     pub mapper_cache_dir: Option<String>,
+
+    /// What to do with an event whose `data` breaks the JSON Schema its mapper declared
+    /// for its type: `off` (no check), `warn` (log and count it, publish it) or `enforce`
+    /// (fail the mapping: the mutation is held with the failing JSON path in the reason).
+    #[arg(long, env = "MAPPER_SCHEMAS", default_value = "warn", value_enum)]
+    pub mapper_schemas: SchemaMode,
+
+    /// Where consumers reach this host's published schemas: the envelope's `dataschema` is
+    /// `{SCHEMA_BASE_URL}/schemas/{mapper}/{version}/{event type}` for every event whose
+    /// mapper declared a schema and gave no `data-schema` of its own. Set it to the
+    /// gateway's public URL when the host sits behind one.
+    #[arg(long, env = "SCHEMA_BASE_URL", default_value = DEFAULT_SCHEMA_BASE_URL,
+          value_parser = parse_base_url)]
+    pub schema_base_url: String,
+
+    /// The Kafka bootstrap server the AsyncAPI document (`GET /asyncapi.json`,
+    /// `pakaura asyncapi`) names for consumers, `host:port`.
+    #[arg(long, env = "ASYNCAPI_SERVER", default_value = "localhost:9092")]
+    pub asyncapi_server: String,
 }
+
+/// The default `SCHEMA_BASE_URL`: the host itself at the default `BIND_ADDR`.
+pub const DEFAULT_SCHEMA_BASE_URL: &str = "http://127.0.0.1:8080";
 
 impl MapperConfig {
     /// The compile cache's folder, if there is one.
@@ -108,6 +131,9 @@ impl Default for MapperConfig {
                 .collect(),
             mapper_settings_file: None,
             mapper_cache_dir: None,
+            mapper_schemas: SchemaMode::Warn,
+            schema_base_url: DEFAULT_SCHEMA_BASE_URL.to_owned(),
+            asyncapi_server: "localhost:9092".to_owned(),
         }
     }
 }
@@ -135,6 +161,25 @@ fn parse_event_bytes(raw: &str) -> Result<u64, String> {
         return Err("must be between 1 byte and 64MiB".to_owned());
     }
     Ok(n)
+}
+
+fn parse_base_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("expected an http:// or https:// URL, got `{raw}`"))?;
+    let valid = !rest.is_empty()
+        && !rest.starts_with('/')
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#' | '"' | '<' | '>' | '\\'));
+    if !valid {
+        return Err(format!(
+            "expected a URL with a host and no query or fragment, got `{raw}`"
+        ));
+    }
+    Ok(url.to_owned())
 }
 
 fn parse_topic(raw: &str) -> Result<TopicName, String> {

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::schema::compat::BreakingChange;
+use super::schema::{SchemaError, Violation};
 use super::settings::SettingsError;
 
 /// Why a set of mappers could not be loaded. Loading is all-or-nothing: the
@@ -40,6 +42,10 @@ pub enum LoadError {
     /// The set is empty: the built-in mapper is off and the folder has no `.wasm` file.
     #[error("no mappers to load: MAPPER_BUILTIN is false and MAPPERS_DIR holds no .wasm file")]
     Empty,
+    /// The new set would break consumers of the live one (the compatibility gate); a
+    /// reload with `allow_breaking` lets it through.
+    #[error("{}", breaking_message(.0))]
+    Breaking(Vec<BreakingChange>),
     /// Per-mapper settings could not be read.
     #[error(transparent)]
     Settings(#[from] SettingsError),
@@ -85,6 +91,12 @@ pub enum Refusal {
     /// `describe` failed (trap, deadline, memory cap).
     #[error("describe failed: {0}")]
     Describe(MapFailure),
+    /// `event-schemas` failed (trap, deadline, memory cap) or has the wrong type.
+    #[error("event-schemas failed: {0}")]
+    EventSchemas(MapFailure),
+    /// `event-schemas` declared a schema the host cannot use.
+    #[error("{0}")]
+    Schemas(SchemaError),
     /// `describe` returned a name the host cannot use.
     #[error("describe returned an invalid name: {0}")]
     BadName(String),
@@ -165,6 +177,10 @@ pub enum MapFailure {
         /// The configured maximum.
         max: usize,
     },
+    /// An event's `data` breaks the schema its mapper declared for its type
+    /// (`MAPPER_SCHEMAS=enforce`).
+    #[error("returned {0}")]
+    SchemaViolation(Violation),
     /// Every instance slot of the pool stayed taken for `waited`: the host is busy, the
     /// mapper did nothing wrong. Not the mutation's fault: the relay tries it again later.
     #[error("found no free instance slot within {} (the host is busy)", humantime::format_duration(*.waited))]
@@ -185,6 +201,7 @@ impl MapFailure {
             MapFailure::InvalidOutput(_) => "invalid_output",
             MapFailure::TooManyEvents { .. } => "too_many_events",
             MapFailure::EventTooLarge { .. } => "event_too_large",
+            MapFailure::SchemaViolation(_) => "schema_violation",
             MapFailure::Busy { .. } => "busy",
         }
     }
@@ -194,6 +211,16 @@ impl MapFailure {
     pub fn is_transient(&self) -> bool {
         matches!(self, MapFailure::Busy { .. })
     }
+}
+
+fn breaking_message(changes: &[BreakingChange]) -> String {
+    let all: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    format!(
+        "the new set would break consumers ({} breaking change{}; reload with allow_breaking to accept them): {}",
+        changes.len(),
+        if changes.len() == 1 { "" } else { "s" },
+        all.join("; ")
+    )
 }
 
 /// A byte count for messages: `64 MiB`, `256 KiB` or `1000 bytes`.

@@ -56,6 +56,15 @@ pub(crate) fn check_contract(engine: &Engine, component: &Component) -> Result<(
     Ok(())
 }
 
+/// Whether the component exports `event-schemas` (the `typed-mapper` world of 1.1.0); one
+/// that does not is a mapper that declares no schemas.
+pub(crate) fn exports_event_schemas(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name == super::call::EVENT_SCHEMAS)
+}
+
 /// Refuses an import or export of `pakaura:events` at another major version.
 fn check_version(name: &str) -> Result<(), Refusal> {
     let Some(rest) = name.strip_prefix(PACKAGE).and_then(|r| r.strip_prefix('/')) else {

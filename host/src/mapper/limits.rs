@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::MapperConfig;
+use super::schema::SchemaMode;
 use super::topic::TopicName;
 
 /// The sandbox limits and output rules applied to every mapper.
@@ -23,6 +24,10 @@ pub struct Limits {
     pub allowed_topics: Arc<BTreeSet<TopicName>>,
     /// Calls one instance may serve (0 and 1: a fresh instance per call).
     pub instance_reuse: u32,
+    /// What a schema violation does (`MAPPER_SCHEMAS`).
+    pub schemas: SchemaMode,
+    /// The base of the published schemas' URLs (`SCHEMA_BASE_URL`, no trailing `/`).
+    pub schema_base_url: Arc<str>,
 }
 
 impl Limits {
@@ -35,6 +40,8 @@ impl Limits {
             max_event_bytes: usize::try_from(config.mapper_max_event_bytes).unwrap_or(usize::MAX),
             allowed_topics: Arc::new(config.allowed_topics.iter().cloned().collect()),
             instance_reuse: config.mapper_instance_reuse,
+            schemas: config.mapper_schemas,
+            schema_base_url: config.schema_base_url.as_str().into(),
         }
     }
 

@@ -21,16 +21,20 @@ use super::call::{CallContext, Instance};
 use super::convert::to_wit;
 use super::error::{LoadError, MapError, MapFailure, Refusal};
 use super::event::MappedEvent;
-use super::inspect::{check_contract, check_header};
+use super::inspect::{check_contract, check_header, exports_event_schemas};
 use super::limits::Limits;
 use super::runtime::MapperRuntime;
 use super::sandbox::{LogBudget, SandboxState};
+use super::schema::compat::Declared;
+use super::schema::{SchemaMode, SchemaSet, Violation, schema_url};
 use super::settings::{Settings, SettingsTable};
 use super::stats::{CallStats, CallStatsSnapshot};
 use super::topic::TopicName;
 use super::validate::{Producer, check_text, validate};
 use crate::domain::Mutation;
-use crate::instruments::{MAPPER_CALL_DURATION, MAPPER_CALLS, MAPPER_FAILURES};
+use crate::instruments::{
+    MAPPER_CALL_DURATION, MAPPER_CALLS, MAPPER_FAILURES, MAPPER_SCHEMA_VIOLATIONS,
+};
 
 /// Most idle instances one mapper keeps for reuse.
 const MAX_IDLE_INSTANCES: usize = 4;
@@ -92,6 +96,9 @@ pub struct MapperListing {
     pub version: String,
     /// The declared topics, sorted.
     pub topics: Vec<String>,
+    /// The event types it declares a payload schema for, sorted; empty when it declares
+    /// none (`GET /schemas/{name}/{version}/{event type}` serves each).
+    pub event_types: Vec<String>,
     /// The file it was loaded from, or `builtin:default`.
     pub file: String,
     /// SHA-256 of the component, lower-case hex.
@@ -111,6 +118,7 @@ impl MapperListing {
             name: m.name().to_owned(),
             version: m.version().to_owned(),
             topics: m.topics().map(ToString::to_string).collect(),
+            event_types: m.schemas().iter().map(|(t, _)| t.to_owned()).collect(),
             file: m.source().to_string(),
             sha256: m.sha256().to_owned(),
             loaded_at: m.loaded_at(),
@@ -124,6 +132,8 @@ pub struct LoadedMapper {
     name: Arc<str>,
     version: String,
     topics: BTreeSet<TopicName>,
+    /// The payload schemas from `event-schemas`, compiled at load; empty if none.
+    schemas: Arc<SchemaSet>,
     source: MapperSource,
     sha256: String,
     loaded_at: DateTime<Utc>,
@@ -214,7 +224,7 @@ impl LoadedMapper {
         let mut describe_settings = (*settings.for_mapper(&stem)).clone();
         describe_settings.extend(overrides.clone());
         let log_budget = Arc::new(LogBudget::default());
-        let info = CallContext {
+        let at_load = CallContext {
             runtime,
             pre: &pre,
             tag: source.to_string().into(),
@@ -222,9 +232,8 @@ impl LoadedMapper {
             log_budget: log_budget.clone(),
             limits,
             wall_clock: None,
-        }
-        .describe()
-        .map_err(Refusal::Describe)?;
+        };
+        let info = at_load.describe().map_err(Refusal::Describe)?;
 
         check_mapper_name(&info.name).map_err(Refusal::BadName)?;
         check_text("version", &info.version, 64).map_err(Refusal::BadVersion)?;
@@ -242,6 +251,13 @@ impl LoadedMapper {
             }
             topics.insert(topic);
         }
+        let schemas = if exports_event_schemas(runtime.engine(), &component) {
+            let declared = at_load.event_schemas().map_err(Refusal::EventSchemas)?;
+            let topics: Vec<&str> = topics.iter().map(TopicName::as_str).collect();
+            SchemaSet::compile(declared, &topics).map_err(Refusal::Schemas)?
+        } else {
+            SchemaSet::default()
+        };
         let mut call_settings = describe_settings;
         call_settings.extend((*settings.for_mapper(&info.name)).clone());
         call_settings.extend(overrides.clone());
@@ -250,6 +266,7 @@ impl LoadedMapper {
             name: info.name.into(),
             version: info.version,
             topics,
+            schemas: Arc::new(schemas),
             source,
             sha256,
             loaded_at: Utc::now(),
@@ -327,7 +344,8 @@ impl LoadedMapper {
             version: &self.version,
             topics: &self.topics,
         };
-        let events = validate(&producer, &self.limits, events)?;
+        let mut events = validate(&producer, &self.limits, events)?;
+        self.apply_schemas(&mut events)?;
         let reuse = self.limits.instance_reuse > 1 && !self.frozen_clock;
         if reuse && instance.calls() < self.limits.instance_reuse {
             let mut idle = self.idle();
@@ -336,6 +354,76 @@ impl LoadedMapper {
             }
         }
         Ok(events)
+    }
+
+    /// Points each event with a declared schema and no `data-schema` of its own at the
+    /// published schema, then checks every event under `MAPPER_SCHEMAS`.
+    fn apply_schemas(&self, events: &mut [MappedEvent]) -> Result<(), MapFailure> {
+        if self.schemas.is_empty() {
+            return Ok(());
+        }
+        for ev in events.iter_mut() {
+            if ev.data_schema.is_none() && self.schemas.get(&ev.event_type).is_some() {
+                ev.data_schema = Some(schema_url(
+                    &self.limits.schema_base_url,
+                    &self.name,
+                    &self.version,
+                    &ev.event_type,
+                ));
+            }
+        }
+        let mode = self.limits.schemas;
+        if mode == SchemaMode::Off {
+            return Ok(());
+        }
+        for violation in self.violations(events) {
+            // The type only when declared, so a mapper cannot grow the label set at will.
+            let event_type = match self.schemas.get(&violation.event_type) {
+                Some(_) => violation.event_type.clone(),
+                None => "undeclared".to_owned(),
+            };
+            metrics::counter!(
+                MAPPER_SCHEMA_VIOLATIONS,
+                "mapper" => self.name.to_string(),
+                "event_type" => event_type,
+                "mode" => mode.to_string(),
+            )
+            .increment(1);
+            if mode == SchemaMode::Enforce {
+                return Err(MapFailure::SchemaViolation(violation));
+            }
+            tracing::warn!(mapper = %self.name, %violation, "event data breaks its declared schema");
+        }
+        Ok(())
+    }
+
+    /// The events of `events` whose `data` breaks their declared schema, whatever
+    /// `MAPPER_SCHEMAS` says (`mapper run`, `mapper test` and the playground show them).
+    pub fn violations(&self, events: &[MappedEvent]) -> Vec<Violation> {
+        events
+            .iter()
+            .filter_map(|ev| {
+                self.schemas
+                    .check(ev.index, &ev.event_type, &ev.topic, &ev.data)
+            })
+            .collect()
+    }
+
+    /// What the compatibility gate compares: its topics and declared schemas.
+    pub fn declared(&self) -> Declared<'_> {
+        Declared {
+            topics: self.topics.iter().map(TopicName::as_str).collect(),
+            schemas: self
+                .schemas
+                .iter()
+                .map(|(t, s)| (t, s.topic.as_str(), &*s.document))
+                .collect(),
+        }
+    }
+
+    /// The payload schemas it declared (empty when none).
+    pub fn schemas(&self) -> &SchemaSet {
+        &self.schemas
     }
 
     /// A fresh instance for a call on `mutation`.

@@ -1,9 +1,10 @@
 //! The mapper runtime: loads WebAssembly mapper components, runs them in a sandbox
 //! and validates what they return.
 //!
-//! A mapper is a component implementing the WIT world `pakaura:events/mapper@1.0.0`
-//! (`wit/events.wit`). The host compiles each component once, asks it to
-//! `describe` itself, and then calls `map-mutation` once per committed mutation in
+//! A mapper is a component implementing the WIT world `pakaura:events/mapper@1.x`
+//! (`wit/events.wit`), optionally as `typed-mapper` (1.1.0), which adds the export
+//! `event-schemas`. The host compiles each component once, asks it to `describe`
+//! itself and for its payload schemas, and then calls `map-mutation` once per committed mutation in
 //! a fresh, empty sandbox with a CPU deadline and a memory cap.
 //!
 //! # Layout
@@ -22,6 +23,10 @@
 //!   conversion, the output rules and the [`MappedEvent`] they produce.
 //! - [`set`], [`registry`]: the ordered set of loaded mappers and the
 //!   hot-swappable registry that holds the current set.
+//! - [`schema`]: the declared payload schemas, compiled ([`SchemaSet`]), checked under
+//!   [`SchemaMode`] (`MAPPER_SCHEMAS`), and their published URL.
+//! - [`asyncapi`]: the AsyncAPI 3.0 document of a set (channels = topics, messages = the
+//!   declared event types and their schemas).
 //! - [`error`]: [`LoadError`], [`MapError`] and their reasons.
 //!
 //! # Calling convention
@@ -30,6 +35,7 @@
 //! [`MapperSet::map`] from a blocking thread (`tokio::task::spawn_blocking`), never
 //! directly on an async worker thread: WASI host calls may enter the Tokio runtime.
 
+pub mod asyncapi;
 mod bindings;
 mod builtin;
 mod call;
@@ -43,6 +49,7 @@ mod load;
 pub mod registry;
 mod runtime;
 mod sandbox;
+pub mod schema;
 pub mod set;
 pub mod settings;
 mod stats;
@@ -55,8 +62,9 @@ pub use error::{LoadError, MapError, MapFailure, Refusal};
 pub use event::MappedEvent;
 pub use limits::Limits;
 pub use load::{LoadedMapper, MapperListing, MapperSource, check_mapper_name};
-pub use registry::{MapperRegistry, ReloadReport};
+pub use registry::{MapperRegistry, PublishedSchema, ReloadReport};
 pub use runtime::{MapperRuntime, RuntimeOptions};
+pub use schema::{SchemaMode, SchemaSet, Violation};
 pub use set::MapperSet;
 pub use settings::{Settings, SettingsError, SettingsTable};
 pub use stats::CallStatsSnapshot;

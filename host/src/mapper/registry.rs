@@ -4,18 +4,25 @@
 //! every component loads; calls in flight finish on the set they started with.
 //! [`MapperRegistry::load_detached`] loads one more component with the same runtime,
 //! limits and settings without adding it to the set (the console's playground).
+//!
+//! The registry also keeps every payload schema any set it held declared, by mapper,
+//! version and event type ([`MapperRegistry::schema`]), so the URL an envelope's
+//! `dataschema` names keeps answering after a reload moves the mapper on.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::Value;
 
 use super::config::MapperConfig;
 use super::error::LoadError;
 use super::limits::Limits;
 use super::load::{LoadedMapper, MapperListing, MapperSource};
 use super::runtime::{MapperRuntime, RuntimeOptions};
+use super::schema::compat::{BreakingChange, Declared, breaking_changes};
 use super::set::MapperSet;
 use super::settings::{Settings, SettingsTable};
 use crate::instruments::MAPPER_RELOADS;
@@ -29,6 +36,9 @@ pub struct ReloadReport {
     pub loaded_at: DateTime<Utc>,
     /// The new set, in order.
     pub mappers: Vec<MapperListing>,
+    /// The breaking changes this reload was allowed to make (`allow_breaking`); empty for
+    /// a compatible one.
+    pub breaking_allowed: Vec<BreakingChange>,
 }
 
 /// Holds the current mapper set. Cheap to clone; `Send + Sync`.
@@ -44,6 +54,17 @@ struct Inner {
     current: RwLock<Arc<MapperSet>>,
     /// Serialises reloads so two concurrent ones cannot interleave.
     reloading: Mutex<()>,
+    /// Every schema a set declared since start, by (mapper, version, event type).
+    published: RwLock<BTreeMap<(String, String, String), PublishedSchema>>,
+}
+
+/// One published payload schema (`GET /schemas/{mapper}/{version}/{event type}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedSchema {
+    /// The schema, as the mapper declared it.
+    pub document: Arc<Value>,
+    /// Its strong ETag (quoted SHA-256 of its JSON text).
+    pub etag: String,
 }
 
 impl MapperRegistry {
@@ -69,14 +90,55 @@ impl MapperRegistry {
 
     /// A registry whose current set is `set`; reloads use `config`.
     pub fn with_set(runtime: MapperRuntime, config: MapperConfig, set: MapperSet) -> Self {
-        Self {
+        let this = Self {
             inner: Arc::new(Inner {
                 runtime,
                 config,
                 current: RwLock::new(Arc::new(set)),
                 reloading: Mutex::new(()),
+                published: RwLock::default(),
             }),
+        };
+        this.publish(&this.current());
+        this
+    }
+
+    /// Keeps the schemas `set` declares for [`Self::schema`].
+    fn publish(&self, set: &MapperSet) {
+        let mut published = self
+            .inner
+            .published
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for mapper in set.iter() {
+            for (event_type, schema) in mapper.schemas().iter() {
+                let key = (
+                    mapper.name().to_owned(),
+                    mapper.version().to_owned(),
+                    event_type.to_owned(),
+                );
+                published.insert(
+                    key,
+                    PublishedSchema {
+                        document: schema.document.clone(),
+                        etag: schema.etag.clone(),
+                    },
+                );
+            }
         }
+    }
+
+    /// The schema `mapper` at `version` declared for `event_type`, if a set held since
+    /// start declared one (the live set's, or one a reload replaced).
+    pub fn schema(&self, mapper: &str, version: &str, event_type: &str) -> Option<PublishedSchema> {
+        let published = self
+            .inner
+            .published
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        published
+            .get(&(mapper.to_owned(), version.to_owned(), event_type.to_owned()))
+            .cloned()
     }
 
     /// The current set; hold the `Arc` for the duration of one mutation.
@@ -94,16 +156,29 @@ impl MapperRegistry {
     }
 
     /// Reloads the set from the configuration (re-reading `MAPPERS_DIR` and
-    /// `MAPPER_SETTINGS_FILE`) on a blocking thread. On error the current set stays.
+    /// `MAPPER_SETTINGS_FILE`) on a blocking thread. On error the current set stays. A new
+    /// set that would break consumers of the live one is refused
+    /// ([`LoadError::Breaking`]).
     pub async fn reload(&self) -> Result<ReloadReport, LoadError> {
+        self.reload_with(false).await
+    }
+
+    /// [`Self::reload`], letting breaking changes through (recorded in the report and the
+    /// log) when `allow_breaking`.
+    pub async fn reload_with(&self, allow_breaking: bool) -> Result<ReloadReport, LoadError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.reload_blocking())
+        tokio::task::spawn_blocking(move || this.reload_blocking_with(allow_breaking))
             .await
             .map_err(|e| LoadError::Engine(format!("the reload task failed: {e}")))?
     }
 
-    /// [`Self::reload`] on the current thread.
+    /// [`Self::reload`] on the current thread, breaking changes refused.
     pub fn reload_blocking(&self) -> Result<ReloadReport, LoadError> {
+        self.reload_blocking_with(false)
+    }
+
+    /// [`Self::reload`] on the current thread.
+    pub fn reload_blocking_with(&self, allow_breaking: bool) -> Result<ReloadReport, LoadError> {
         let _one_at_a_time = self
             .inner
             .reloading
@@ -116,11 +191,21 @@ impl MapperRegistry {
                 return Err(e);
             }
         };
+        let breaking = breaking_between(&self.current(), &set);
+        if !breaking.is_empty() && !allow_breaking {
+            metrics::counter!(MAPPER_RELOADS, "outcome" => "refused").increment(1);
+            return Err(LoadError::Breaking(breaking));
+        }
+        for change in &breaking {
+            tracing::warn!(%change, "breaking schema change allowed by the reload (allow_breaking)");
+        }
         metrics::counter!(MAPPER_RELOADS, "outcome" => "applied").increment(1);
         let report = ReloadReport {
             loaded_at: set.loaded_at(),
             mappers: set.listing(),
+            breaking_allowed: breaking,
         };
+        self.publish(&set);
         *self
             .inner
             .current
@@ -150,8 +235,47 @@ impl MapperRegistry {
         )
     }
 
+    /// The breaking changes from the live set to the set the configuration describes now
+    /// (what a reload would refuse), without loading it into the registry.
+    pub fn check_reload_blocking(&self) -> Result<Vec<BreakingChange>, LoadError> {
+        let set = MapperSet::load(&self.inner.runtime, &self.inner.config)?;
+        Ok(breaking_between(&self.current(), &set))
+    }
+
+    /// The AsyncAPI 3.0 document of the live set; `source` is the envelopes' CloudEvents
+    /// `source`.
+    pub fn asyncapi(&self, source: &str) -> Value {
+        let config = &self.inner.config;
+        super::asyncapi::document(
+            &self.current(),
+            &super::asyncapi::AsyncApiSettings {
+                server: &config.asyncapi_server,
+                source,
+                schema_base_url: &config.schema_base_url,
+            },
+        )
+    }
+
     /// The folder the live set is loaded from, if any (`MAPPERS_DIR`).
     pub fn mappers_dir(&self) -> Option<&Path> {
         self.inner.config.mappers_dir.as_deref()
     }
+}
+
+/// What would break for consumers of `old` if `new` replaced it: for each mapper of `old`
+/// that declares schemas (one that declares none promised consumers nothing), by name, its
+/// topics and schemas against those of the mapper of the same name in `new` (a mapper gone
+/// from `new` declares nothing, so everything it declared is removed).
+pub fn breaking_between(old: &MapperSet, new: &MapperSet) -> Vec<BreakingChange> {
+    old.iter()
+        .filter(|before| !before.schemas().is_empty())
+        .flat_map(|before| {
+            let after = new
+                .iter()
+                .find(|m| m.name() == before.name())
+                .map(LoadedMapper::declared)
+                .unwrap_or_else(Declared::default);
+            breaking_changes(before.name(), &before.declared(), &after)
+        })
+        .collect()
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::error::MapFailure;
 
 /// The failure kinds, as [`MapFailure::code`] names them.
-const KINDS: [&str; 7] = [
+const KINDS: [&str; 8] = [
     "trap",
     "deadline",
     "memory_limit",
@@ -18,6 +18,7 @@ const KINDS: [&str; 7] = [
     "invalid_output",
     "too_many_events",
     "event_too_large",
+    "schema_violation",
 ];
 
 /// Counters one mapper updates on every call.

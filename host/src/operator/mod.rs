@@ -46,6 +46,8 @@ struct Inner {
     backlog: BacklogSampler,
     flow: Arc<FlowHub>,
     playground: Playground,
+    /// The envelopes' CloudEvents `source` (`EVENT_SOURCE`), for the AsyncAPI document.
+    event_source: String,
 }
 
 /// A dead letter, what it holds, and the JSON of the mutation it belongs to (while the
@@ -96,7 +98,8 @@ impl Operator {
                 db: relay.db().clone(),
                 api_db,
                 relay,
-                playground: Playground::new(mappers.clone(), event_source),
+                playground: Playground::new(mappers.clone(), event_source.clone()),
+                event_source,
                 mappers,
                 backlog: BacklogSampler::default(),
                 flow: Arc::default(),
@@ -115,9 +118,26 @@ impl Operator {
         self.inner.mappers.list()
     }
 
-    /// Reloads the mapper set from `MAPPERS_DIR` (all or nothing).
-    pub async fn reload(&self) -> Result<ReloadReport, LoadError> {
-        self.inner.mappers.reload().await
+    /// The payload schema `mapper` at `version` declares for `event_type`, if a mapper set
+    /// held since start declared one.
+    pub fn schema(
+        &self,
+        mapper: &str,
+        version: &str,
+        event_type: &str,
+    ) -> Option<crate::mapper::PublishedSchema> {
+        self.inner.mappers.schema(mapper, version, event_type)
+    }
+
+    /// The AsyncAPI 3.0 document of the live mapper set.
+    pub fn asyncapi(&self) -> serde_json::Value {
+        self.inner.mappers.asyncapi(&self.inner.event_source)
+    }
+
+    /// Reloads the mapper set from `MAPPERS_DIR` (all or nothing); a set that would break
+    /// consumers of the live one is refused unless `allow_breaking`.
+    pub async fn reload(&self, allow_breaking: bool) -> Result<ReloadReport, LoadError> {
+        self.inner.mappers.reload_with(allow_breaking).await
     }
 
     /// Open dead letters, oldest first, each with its hold and its mutation.

@@ -29,6 +29,7 @@ use crate::domain::Mutation;
 use crate::events::build_envelope;
 use crate::mapper::{
     LoadError, LoadedMapper, MapError, MapperListing, MapperRegistry, MapperSource, Settings,
+    Violation,
 };
 
 /// Most uploads kept at once; a new one evicts the oldest.
@@ -80,6 +81,9 @@ pub struct RunOutcome {
     pub mapper: MapperListing,
     /// The envelopes (CloudEvents documents), or the mapper's refusal.
     pub result: Result<Vec<Value>, MapError>,
+    /// The events whose data breaks their declared schema (checked whatever
+    /// `MAPPER_SCHEMAS` says; under `enforce` the first is the refusal instead).
+    pub violations: Vec<Violation>,
     /// How long the call took, validation included.
     pub took: Duration,
 }
@@ -239,21 +243,28 @@ impl Playground {
             }
         };
         let source = self.source.clone();
-        let (result, took) = tokio::task::spawn_blocking(move || {
+        let (result, violations, took) = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let result = mapper.map(&mutation).map(|events| {
+            let mapped = mapper.map(&mutation);
+            let took = started.elapsed();
+            let violations = match &mapped {
+                Ok(events) => mapper.violations(events),
+                Err(_) => Vec::new(),
+            };
+            let result = mapped.map(|events| {
                 events
                     .iter()
                     .map(|ev| build_envelope(&mutation, ev, &source, None).body)
                     .collect()
             });
-            (result, started.elapsed())
+            (result, violations, took)
         })
         .await
         .map_err(|e| PlaygroundError::Stage(format!("the mapper call failed: {e}")))?;
         Ok(RunOutcome {
             mapper: listing,
             result,
+            violations,
             took,
         })
     }

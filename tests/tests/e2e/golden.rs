@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, TimeZone, Utc};
 use pakaura_host::domain::{Action, FieldChange, Mutation, Origin, Task};
 use pakaura_host::events::build_envelope;
-use pakaura_host::mapper::{Limits, LoadedMapper, MapperSource};
+use pakaura_host::mapper::{Limits, LoadedMapper, MapperSource, SchemaMode};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -158,10 +158,16 @@ fn a_component_built_against_contract_1_0_0_keeps_its_envelopes() {
 /// with the golden files in `tests/{golden}/`.
 fn check_golden(source: MapperSource, golden: &str) {
     let actual: Vec<(&str, Value)> = bounded(move || {
+        // Enforced: every golden event must also satisfy the schema its mapper declares
+        // (the 1.0.0 component declares none).
+        let limits = Limits {
+            schemas: SchemaMode::Enforce,
+            ..Limits::default()
+        };
         let mapper = LoadedMapper::load(
             runtime(),
             source,
-            &Limits::default(),
+            &limits,
             &Default::default(),
             &Default::default(),
         )

@@ -17,4 +17,5 @@ mod polyglot;
 mod relay;
 mod replay;
 mod sandbox;
+mod schemas;
 mod tasks;

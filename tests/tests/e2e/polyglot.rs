@@ -1,6 +1,7 @@
 //! The `v2` mapper in Python and JavaScript yields exactly the envelopes of the Rust
 //! `v2` mapper, for every mutation of `guest-mappers/fixtures/mutations/`, with the
-//! default and a custom `schema-base-url`, errors included.
+//! default and a custom `schema-base-url`, errors included, and declares the same payload
+//! schemas.
 //!
 //! The Python and JavaScript components are built outside cargo (their toolchains come
 //! from the registries): `scripts/test` builds them with `guest-mappers/build-polyglot.sh`
@@ -39,6 +40,23 @@ fn mutations() -> Vec<(String, Mutation)> {
                 .unwrap_or_else(|e| panic!("{name} is not a mutation the host accepts: {e}"));
             (name, mutation)
         })
+        .collect()
+}
+
+/// The schemas `path` declares, by event type, as JSON values.
+fn declared(runtime: &MapperRuntime, path: &str) -> Vec<(String, Value)> {
+    let mapper = LoadedMapper::load(
+        runtime,
+        MapperSource::File(path.into()),
+        &Limits::default(),
+        &SettingsTable::default(),
+        &Settings::new(),
+    )
+    .unwrap_or_else(|e| panic!("{path}: {e}"));
+    mapper
+        .schemas()
+        .iter()
+        .map(|(t, s)| (t.to_owned(), (*s.document).clone()))
         .collect()
 }
 
@@ -103,6 +121,16 @@ fn python_and_javascript_v2_yield_the_envelopes_of_rust_v2() {
         "the fixtures are there: {}",
         mutations.len()
     );
+    // The same payload schemas, declared through `event-schemas` in each language.
+    let rust_schemas = declared(&runtime, guests::V2);
+    assert_eq!(rust_schemas.len(), 5);
+    for (lang, path) in &ports {
+        assert_eq!(
+            declared(&runtime, path),
+            rust_schemas,
+            "{lang} v2 declares other schemas than Rust v2"
+        );
+    }
     let custom: Settings = [("schema-base-url".to_owned(), CUSTOM_BASE.to_owned())].into();
     for settings in [Settings::new(), custom] {
         let rust = outcomes(&runtime, guests::V2, &settings, &mutations);

@@ -1,15 +1,15 @@
 // @ts-check
 /**
- * The component glue: exports the mapping as the `pakaura:events/mapper` world.
+ * The component glue: exports the mapping as the `pakaura:events/typed-mapper` world.
  *
  * componentize-js generates the bindings from `wit/events.wit` when `node build.mjs` runs.
- * `pakaura:events/host@1.0.0` only exists inside the component, so the unit tests never
+ * `pakaura:events/host@1.1.0` only exists inside the component, so the unit tests never
  * import this module. It reads the `tenant` setting through `host.config`, delegates to
  * `mapping.js` and logs one line per mutation through `host.log`.
  */
 
 // @ts-ignore: resolved by componentize-js, not by Node
-import { config, log } from 'pakaura:events/host@1.0.0';
+import { config, log } from 'pakaura:events/host@1.1.0';
 
 import * as mapping from './mapping.js';
 
@@ -44,4 +44,9 @@ export function mapMutation(mutation) {
       partitionKey: undefined,
     },
   ];
+}
+
+/** Called once, when the host loads the component, after `describe`. */
+export function eventSchemas() {
+  return mapping.eventSchemas().map(([eventType, schema]) => ({ eventType, topic: mapping.TOPIC, schema }));
 }

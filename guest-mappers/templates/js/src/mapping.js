@@ -17,6 +17,35 @@ export const DEFAULT_TENANT = 'default';
 /** The mutation cannot be mapped; the component returns `error.message` as its `err`. */
 export class MappingError extends Error {}
 
+/** The actions, as they appear in event types and payloads. */
+export const ACTIONS = ['created', 'updated', 'completed', 'uncompleted', 'deleted'];
+
+/**
+ * `[event type, JSON Schema as a JSON text]` of every event type `mapMutation` may emit (all
+ * on `TOPIC`).
+ * Adding a property is compatible; removing or renaming one, narrowing a type or requiring a
+ * new property is refused on reload (see the host's README, "Payload schemas").
+ * @returns {[string, string][]}
+ */
+export function eventSchemas() {
+  return ACTIONS.map((action) => [
+    `com.example.task.${action}`,
+    JSON.stringify({
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      title: `com.example.task.${action}`,
+      type: 'object',
+      properties: {
+        task_id: { type: 'string' },
+        action: { const: action },
+        title: { type: 'string' },
+        changed: { type: 'array', items: { type: 'string' } },
+        at: { type: 'string', format: 'date-time' },
+      },
+      required: ['task_id', 'action', 'title', 'changed', 'at'],
+    }),
+  ]);
+}
+
 /**
  * Maps one mutation (as componentize-js hands the WIT record over: camelCase fields, enums
  * as their WIT case names). `tenant` is the `tenant` setting, if the operator set one.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { DEFAULT_TENANT, MappingError, NAME, mapMutation } from '../src/mapping.js';
+import { ACTIONS, DEFAULT_TENANT, MappingError, NAME, eventSchemas, mapMutation } from '../src/mapping.js';
 
 const mutation = () => ({
   action: 'updated',
@@ -29,4 +29,13 @@ test('the tenant defaults when unset', () => {
 
 test('an invalid tenant setting is refused', () => {
   assert.throws(() => mapMutation(mutation(), 'Acme Corp'), MappingError);
+});
+
+test('every event it emits has a declared schema', () => {
+  const schemas = new Map(eventSchemas());
+  for (const action of ACTIONS) {
+    const out = mapMutation({ ...mutation(), action }, undefined);
+    const schema = JSON.parse(schemas.get(out.eventType) ?? 'null');
+    for (const key of schema.required) assert.ok(key in JSON.parse(out.data), key);
+  }
 });

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mapping import DEFAULT_TENANT, NAME, Input, MappingError, map_mutation
+from mapping import ACTIONS, DEFAULT_TENANT, NAME, Input, MappingError, event_schemas, map_mutation
 
 
 def make_input() -> Input:
@@ -35,3 +35,13 @@ def test_the_tenant_defaults_when_unset():
 def test_an_invalid_tenant_setting_is_refused():
     with pytest.raises(MappingError, match="setting `tenant`"):
         map_mutation(make_input(), "Acme Corp")
+
+
+def test_every_event_it_emits_has_a_declared_schema():
+    schemas = dict(event_schemas())
+    for action in ACTIONS:
+        input = make_input()
+        input.action = action
+        out = map_mutation(input, None)
+        schema = json.loads(schemas[out.event_type])
+        assert set(schema["required"]) <= set(json.loads(out.data))

@@ -1,16 +1,16 @@
-//! The component glue: exports the mapping as the `pakaura:events/mapper` world.
+//! The component glue: exports the mapping as the `pakaura:events/typed-mapper` world.
 //!
 //! Only this module sees wit-bindgen's generated types and calls the host: it reads the
 //! `tenant` setting through `host.config`, delegates to the plain mapping in `lib.rs` and
 //! logs one line per mutation through `host.log`.
 
 use bindings::pakaura::events::host::{self, Level};
-use bindings::pakaura::events::types::{Action, Event, MapperInfo, Mutation};
+use bindings::pakaura::events::types::{Action, Event, EventSchema, MapperInfo, Mutation};
 
 mod bindings {
     // `wit/events.wit` in this project: the contract, as the host's `pakaura mapper new`
     // wrote it. Never edit it; take the new file from the host when the contract changes.
-    wit_bindgen::generate!({ path: "wit", world: "mapper" });
+    wit_bindgen::generate!({ path: "wit", world: "typed-mapper" });
 
     use super::Component;
     export!(Component with_types_in self);
@@ -61,5 +61,17 @@ impl bindings::Guest for Component {
             // None: the host uses the task id, so one task's events stay in order.
             partition_key: None,
         }])
+    }
+
+    /// Called once, when the host loads the component, after `describe`.
+    fn event_schemas() -> Vec<EventSchema> {
+        crate::event_schemas()
+            .into_iter()
+            .map(|(event_type, schema)| EventSchema {
+                event_type,
+                topic: crate::TOPIC.to_owned(),
+                schema,
+            })
+            .collect()
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! The mapping is plain Rust (this file), unit-tested natively with `cargo test`;
 //! `component.rs` (wasm32 only) is the wit-bindgen glue that exports the
-//! `pakaura:events/mapper` world from `wit/events.wit`.
+//! `pakaura:events/typed-mapper` world from `wit/events.wit`. [`event_schemas`] declares the
+//! JSON Schema of every event type it emits: the host validates each event's `data` against
+//! it, publishes it, and refuses a reload whose schemas would break a consumer.
 
 #[cfg(target_arch = "wasm32")]
 mod component;
@@ -21,6 +23,35 @@ pub fn describe() -> (String, String, Vec<String>) {
         env!("CARGO_PKG_VERSION").to_owned(),
         vec![TOPIC.to_owned()],
     )
+}
+
+/// The actions, as they appear in event types and payloads.
+pub const ACTIONS: [&str; 5] = ["created", "updated", "completed", "uncompleted", "deleted"];
+
+/// `(event type, JSON Schema as a JSON text)` of every event type [`map`] may emit (all
+/// on [`TOPIC`]). Adding a
+/// property is compatible; removing or renaming one, narrowing a type or requiring a new
+/// property is refused on reload (see the host's README, "Payload schemas").
+pub fn event_schemas() -> Vec<(String, String)> {
+    ACTIONS
+        .iter()
+        .map(|action| {
+            let schema = serde_json::json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "title": format!("com.example.task.{action}"),
+                "type": "object",
+                "properties": {
+                    "task_id": {"type": "string"},
+                    "action": {"const": action},
+                    "title": {"type": "string"},
+                    "changed": {"type": "array", "items": {"type": "string"}},
+                    "at": {"type": "string", "format": "date-time"}
+                },
+                "required": ["task_id", "action", "title", "changed", "at"]
+            });
+            (format!("com.example.task.{action}"), schema.to_string())
+        })
+        .collect()
 }
 
 /// What the mapping needs from a mutation.
@@ -102,6 +133,23 @@ mod tests {
         let data: serde_json::Value = serde_json::from_str(&out.data).unwrap();
         assert_eq!(data["task_id"], "0b6e1c52-3c8f-4d55-9a61-5f2d4f1b2a10");
         assert_eq!(data["changed"], serde_json::json!(["title"]));
+    }
+
+    #[test]
+    fn every_event_it_emits_has_a_declared_schema() {
+        let schemas = event_schemas();
+        for action in ACTIONS {
+            let out = map(&Input { action, ..input() }, None).unwrap();
+            let (_, schema) = schemas
+                .iter()
+                .find(|(ty, _)| *ty == out.event_type)
+                .expect("a schema for every event type");
+            let schema: serde_json::Value = serde_json::from_str(schema).unwrap();
+            let data: serde_json::Value = serde_json::from_str(&out.data).unwrap();
+            for key in schema["required"].as_array().unwrap() {
+                assert!(data.get(key.as_str().unwrap()).is_some(), "{key} in {data}");
+            }
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::domain::{Action, FieldChange, Mutation, Origin, Task};
 use crate::http::AppState;
 use crate::http::auth::Admin;
 use crate::http::error::{ApiError, Problem};
-use crate::mapper::MapperListing;
+use crate::mapper::{MapperListing, Violation};
 use crate::operator::playground::{PlaygroundError, Target, UploadView};
 
 /// Query of `POST /admin/playground/uploads`.
@@ -231,8 +231,8 @@ pub(crate) enum RunEnd {
 pub(crate) struct MapperRefusal {
     /// The failing mapper.
     pub(crate) mapper: String,
-    /// trap, deadline, memory_limit, rejected, invalid_output, too_many_events or
-    /// event_too_large.
+    /// trap, deadline, memory_limit, rejected, invalid_output, too_many_events,
+    /// event_too_large or schema_violation.
     pub(crate) kind: &'static str,
     /// The reason a dead letter would carry.
     pub(crate) message: String,
@@ -248,6 +248,10 @@ pub(crate) struct RunResult {
     pub(crate) envelopes: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) refusal: Option<MapperRefusal>,
+    /// The events whose `data` breaks the schema their mapper declared for their type,
+    /// whatever `MAPPER_SCHEMAS` says (under `enforce` the relay would hold the mutation;
+    /// under `warn` it would publish and count them).
+    pub(crate) violations: Vec<Violation>,
     /// The call's duration, output validation included, in microseconds.
     pub(crate) took_micros: u64,
 }
@@ -294,6 +298,7 @@ pub(super) async fn run(
             outcome: RunEnd::Events,
             envelopes,
             refusal: None,
+            violations: outcome.violations,
             took_micros,
         },
         Err(e) => RunResult {
@@ -305,6 +310,7 @@ pub(super) async fn run(
                 message: e.to_string(),
                 mapper: e.mapper,
             }),
+            violations: outcome.violations,
             took_micros,
         },
     }))
