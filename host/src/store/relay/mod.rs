@@ -20,8 +20,8 @@
 //! queues each have an index over exactly those rows.
 //!
 //! Batches: PostgreSQL writes each batch with a few array-bound statements
-//! (`postgres.rs`, one round trip each); SQLite, in-process, runs per-row statements in
-//! one transaction (`sqlite.rs`). Relay transactions on PostgreSQL commit with
+//! (`postgres.rs`, one round trip each); SQLite with a few multi-row statements in one
+//! transaction (`sqlite.rs`: each statement is a hand-off to sqlx's worker thread). Relay transactions on PostgreSQL commit with
 //! `synchronous_commit = off`: everything they record can be redone safely after a
 //! crash (deterministic envelope ids, outcomes guarded by state and token), so they need
 //! not wait for the WAL flush.
