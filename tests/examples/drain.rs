@@ -104,21 +104,7 @@ async fn start_host(args: &Args, url: &str, sidecar: SocketAddr) -> Host {
 /// Envelopes stored so far (mapped, whatever their state), read straight from the
 /// database so that the figure does not depend on the host's own API.
 async fn mapped(url: &str) -> usize {
-    let sql = "SELECT COUNT(*) FROM envelopes";
-    let n: i64 = if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.expect("sqlite");
-        sqlx::query_scalar(sql)
-            .fetch_one(&pool)
-            .await
-            .expect("count")
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.expect("postgres");
-        sqlx::query_scalar(sql)
-            .fetch_one(&pool)
-            .await
-            .expect("count")
-    };
-    n as usize
+    pakaura_tests::database::count(url, "SELECT COUNT(*) FROM envelopes").await as usize
 }
 
 async fn create_tasks(addr: SocketAddr, n: usize, concurrency: usize) -> Duration {

@@ -332,22 +332,13 @@ async fn envelopes(url: &str) -> Vec<(String, String, String, String)> {
 
 /// Rows not yet done: pending outbox rows, pending or dead envelopes, open letters.
 async fn unfinished(url: &str) -> i64 {
-    let sql = "SELECT (SELECT count(*) FROM outbox WHERE state = 'pending') \
-               + (SELECT count(*) FROM envelopes WHERE state <> 'published') \
-               + (SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL)";
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.expect("sqlite");
-        sqlx::query_scalar(sql)
-            .fetch_one(&pool)
-            .await
-            .expect("count")
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.expect("postgres");
-        sqlx::query_scalar(sql)
-            .fetch_one(&pool)
-            .await
-            .expect("count")
-    }
+    pakaura_tests::database::count(
+        url,
+        "SELECT (SELECT count(*) FROM outbox WHERE state = 'pending') \
+         + (SELECT count(*) FROM envelopes WHERE state <> 'published') \
+         + (SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL)",
+    )
+    .await
 }
 
 #[tokio::main]

@@ -116,3 +116,20 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// The one integer `sql` selects, read straight from the database at `url` (SQLite or
+/// PostgreSQL) with a connection of its own: for drivers that check the database
+/// itself rather than the host's API.
+pub async fn count(url: &str, sql: &'static str) -> i64 {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("sqlite");
+        let n = sqlx::query_scalar(sql).fetch_one(&pool).await;
+        pool.close().await;
+        n.expect(sql)
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("postgres");
+        let n = sqlx::query_scalar(sql).fetch_one(&pool).await;
+        pool.close().await;
+        n.expect(sql)
+    }
+}

@@ -50,8 +50,8 @@ pub use idp::{JwksServer, SigningKey, TlsIdentity, claims_for};
 pub use pgcluster::PgCluster;
 pub use proxy::PausableProxy;
 pub use sidecar::{
-    Behaviour, CountingSidecar, DaprSink, Recorded, WAIT, dapr_options, dapr_options_on,
-    refusing_reminders, sink_behaviour, task_id,
+    Behaviour, CountingSidecar, DaprSink, Recorded, WAIT, bulk_options, dapr_options,
+    dapr_options_on, refusing_reminders, sink_behaviour, task_id,
 };
 
 /// Runs each named `async fn name(backend: Backend)` once per database, as

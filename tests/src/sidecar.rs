@@ -582,6 +582,13 @@ pub fn dapr_options_on(port: u16) -> Options {
         .set("RELAY_RETRY_MAX", "200ms")
 }
 
+/// [`dapr_options`] with bulk publishing on, at most `max_entries` events per request.
+pub fn bulk_options(sink: &DaprSink, max_entries: u32) -> Options {
+    dapr_options(sink)
+        .set("DAPR_BULK_PUBLISH", "true")
+        .set("DAPR_BULK_MAX_ENTRIES", max_entries.to_string())
+}
+
 pub async fn task_id(app: &TestApp, user: &str, body: Value) -> String {
     app.create_task(user, body).await["id"]
         .as_str()

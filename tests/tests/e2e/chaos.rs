@@ -21,7 +21,7 @@ use pakaura_tests::kafka::Expected;
 use pakaura_tests::pgcluster::pg_bindir;
 use pakaura_tests::{
     Backend, Behaviour, DaprSink, Options, PausableProxy, PgCluster, Recorded, TestApp,
-    TestDatabase, dapr_options, sink_behaviour, spawn_with, start,
+    TestDatabase, bulk_options, sink_behaviour, spawn_with, start,
 };
 
 /// Tasks in a backlog, each created, renamed once and completed.
@@ -95,11 +95,8 @@ async fn backlog(
 
 /// Bulk publishing, small requests and few of them at once, so that a drain of a backlog
 /// lasts long enough to be interrupted.
-fn bulk_options(sink: &DaprSink) -> Options {
-    dapr_options(sink)
-        .set("DAPR_BULK_PUBLISH", "true")
-        .set("DAPR_BULK_MAX_ENTRIES", "4")
-        .set("RELAY_MAX_IN_FLIGHT", "2")
+fn slow_bulk_options(sink: &DaprSink) -> Options {
+    bulk_options(sink, 4).set("RELAY_MAX_IN_FLIGHT", "2")
 }
 
 /// Every envelope the host stored.
@@ -349,10 +346,7 @@ async fn a_mixed_fault_drain_publishes_everything_once_in_order(backend: Backend
     .await;
     let app = spawn_with(
         backend,
-        dapr_options(&sink)
-            .set("DAPR_BULK_PUBLISH", "true")
-            .set("DAPR_BULK_MAX_ENTRIES", "16")
-            .set("DAPR_BULK_MAX_BYTES", "4KiB"),
+        bulk_options(&sink, 16).set("DAPR_BULK_MAX_BYTES", "4KiB"),
     )
     .await;
     sink.stop().await;
@@ -420,7 +414,7 @@ async fn a_database_stalled_past_the_lease_and_the_stall_timeout_loses_nothing(b
         ..sink_behaviour()
     })
     .await;
-    let options = bulk_options(&sink)
+    let options = slow_bulk_options(&sink)
         .set("RELAY_LEASE", "6s")
         .set("RELAY_STALL_TIMEOUT", "10s");
     let app = start(TestDatabase::existing(&url), options.clone()).await;
@@ -528,7 +522,7 @@ async fn leases_run_out_under_a_relay_still_holding_its_tasks_and_nothing_is_par
         ..sink_behaviour()
     })
     .await;
-    let app = spawn_with(backend, bulk_options(&sink)).await;
+    let app = spawn_with(backend, slow_bulk_options(&sink)).await;
     sink.stop().await;
     backlog(&app, TASKS, RENAMES, None).await;
     let total = events_of(TASKS, RENAMES);
@@ -578,7 +572,11 @@ async fn postgres_killed_and_restarted_during_a_drain_loses_and_reorders_nothing
         ..sink_behaviour()
     })
     .await;
-    let app = start(TestDatabase::existing(&cluster.url()), bulk_options(&sink)).await;
+    let app = start(
+        TestDatabase::existing(&cluster.url()),
+        slow_bulk_options(&sink),
+    )
+    .await;
     sink.stop().await;
     backlog(&app, TASKS, 1, None).await;
     let total = events_of(TASKS, 1);

@@ -14,8 +14,8 @@ use pakaura_host::store::{
 };
 use pakaura_tests::{Backend, TestApp, TestDatabase, on_both_databases, spawn_with};
 use pakaura_tests::{
-    Behaviour, DaprSink, Recorded, WAIT, dapr_options, refusing_reminders, sink_behaviour, task_id,
-    wait_for_dead_letters,
+    Behaviour, DaprSink, Recorded, WAIT, bulk_options, dapr_options, refusing_reminders,
+    sink_behaviour, task_id, wait_for_dead_letters,
 };
 
 /// The event types the default mapper publishes for a task created with a due date and
@@ -72,13 +72,7 @@ async fn bulk_publishes_retry_only_failed_entries_and_never_reorder_a_task(backe
         ..sink_behaviour()
     })
     .await;
-    let app = spawn_with(
-        backend,
-        dapr_options(&sink)
-            .set("DAPR_BULK_PUBLISH", "true")
-            .set("DAPR_BULK_MAX_ENTRIES", "8"),
-    )
-    .await;
+    let app = spawn_with(backend, bulk_options(&sink, 8)).await;
     let tasks = tasks_created_then_completed(&app, 12).await;
     let published = sink.wait_for_published(12 * 6, WAIT).await;
     let requests = sink.requests();
@@ -316,13 +310,7 @@ async fn a_bulk_request_refused_whole_parks_only_the_event_refused_alone(backend
         ..sink_behaviour()
     })
     .await;
-    let app = spawn_with(
-        backend,
-        dapr_options(&sink)
-            .set("DAPR_BULK_PUBLISH", "true")
-            .set("DAPR_BULK_MAX_ENTRIES", "8"),
-    )
-    .await;
+    let app = spawn_with(backend, bulk_options(&sink, 8)).await;
     let mut titles: Vec<String> = (0..12).map(|i| format!("innocent {i}")).collect();
     titles[5] = "poison-pill".into();
     let (sink, ids) = backlog_of(sink, &app, &titles).await;
@@ -366,10 +354,7 @@ async fn bulk_requests_stay_within_the_byte_bound_as_sent(backend: Backend) {
     .await;
     let app = spawn_with(
         backend,
-        dapr_options(&sink)
-            .set("DAPR_BULK_PUBLISH", "true")
-            .set("DAPR_BULK_MAX_ENTRIES", "100")
-            .set("DAPR_BULK_MAX_BYTES", "4KiB"),
+        bulk_options(&sink, 100).set("DAPR_BULK_MAX_BYTES", "4KiB"),
     )
     .await;
     // Titles of varied length, so that requests end at different fills.
