@@ -24,6 +24,7 @@
 //! The request path only calls [`Relay::notify`]; it never waits on the relay.
 
 mod dispatch;
+mod health;
 mod housekeeping;
 mod map;
 pub mod publish;
@@ -43,6 +44,7 @@ use crate::config::{OnPoison, RelayConfig};
 use crate::instruments::{RELAY_RESTARTS, RELAY_UP};
 use crate::mapper::MapperRegistry;
 use crate::store::{Db, EnvelopeState};
+pub use health::{PublisherReadiness, RelayRestart};
 pub use publish::Publisher;
 pub use replay::{Retried, RetriedLetter, Skipped};
 use stage::{Signals, Wakes};
@@ -90,6 +92,8 @@ pub struct RelayContext {
     stats: Counters,
     /// The stages' progress, for the watchdog.
     beats: Heartbeats,
+    /// The publisher's readiness and the restarts, for the operator.
+    health: health::HealthRecord,
 }
 
 /// What this replica's relay did since it started.
@@ -157,6 +161,7 @@ impl RelayContext {
             inject_panic: AtomicBool::new(false),
             stats: Counters::default(),
             beats: Heartbeats::new(stage::names(publisher_is_some)),
+            health: health::HealthRecord::default(),
         }
     }
 
@@ -258,6 +263,27 @@ impl Relay {
         self.shared.ctx.beats.stalled()
     }
 
+    /// The publisher's readiness as last checked (`None` before the first check, or
+    /// when nothing is published).
+    pub fn publisher_readiness(&self) -> Option<PublisherReadiness> {
+        self.shared.ctx.health.publisher()
+    }
+
+    /// The publishing system (`dapr`), `None` with `PUBLISHER=none`.
+    pub fn publisher_system(&self) -> Option<&'static str> {
+        self.shared.ctx.publisher.as_ref().map(|p| p.system())
+    }
+
+    /// The restarts of this replica's relay so far, and the last one.
+    pub fn restarts(&self) -> (u64, Option<RelayRestart>) {
+        self.shared.ctx.health.restarts()
+    }
+
+    /// Each stage and how long ago it last made progress.
+    pub fn stage_beats(&self) -> Vec<(&'static str, Duration)> {
+        self.shared.ctx.beats.ages()
+    }
+
     /// Makes the relay panic at its next turn, to test the supervisor.
     #[doc(hidden)]
     pub fn inject_panic(&self) {
@@ -305,6 +331,7 @@ impl Relay {
                     "the relay failed; restarting it"
                 );
                 metrics::counter!(RELAY_RESTARTS).increment(1);
+                shared.ctx.health.restarted(&why);
                 let mut stop = stop.clone();
                 tokio::select! {
                     () = tokio::time::sleep(restart_delay) => {}

@@ -5,7 +5,11 @@
 
 mod api;
 mod browser;
+mod flow;
+mod health;
+mod letters;
 mod playground;
+mod search;
 mod session;
 
 use reqwest::StatusCode;
