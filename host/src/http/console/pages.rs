@@ -120,7 +120,17 @@ fn login_form(error: Option<&str>) -> Html<String> {
             escape(e)
         )
     });
-    Html(LOGIN_HTML.replace("{{error}}", &error))
+    // The error is tied to the field it is about, for screen readers.
+    let token_state = if error.is_empty() {
+        ""
+    } else {
+        r#" aria-invalid="true" aria-describedby="login-error""#
+    };
+    Html(
+        LOGIN_HTML
+            .replace("{{error}}", &error)
+            .replace("{{token_state}}", token_state),
+    )
 }
 
 async fn login_page(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
