@@ -153,6 +153,7 @@ window.addEventListener('hashchange', () => {
 
 loaders.mappers = async () => {
   const tbody = $('#mappers-table tbody');
+  loadReloadHistory();
   try {
     const { mappers } = await api('/admin/mappers');
     renderMappers(tbody, mappers);
@@ -180,17 +181,84 @@ function renderMappers(tbody, mappers) {
   }));
 }
 
+function versionText(m) {
+  return `${m.name} ${m.version} (sha256 ${m.sha256.slice(0, 12)}…, topics ${m.topics.join(', ') || 'none'})`;
+}
+
+/** What a preview says, as list items. */
+function previewItems(p) {
+  const c = p.changes;
+  const items = [];
+  for (const m of c.added) items.push(`Added: ${versionText(m)}.`);
+  for (const m of c.removed) items.push(`Removed: ${versionText(m)}.`);
+  for (const m of c.changed) items.push(`Changed: ${m.before.name} ${m.before.version} → ${m.after.version} (sha256 ${m.before.sha256.slice(0, 12)}… → ${m.after.sha256.slice(0, 12)}…).`);
+  if (c.reordered) items.push('The call order changes.');
+  if (c.unchanged.length) items.push(`Unchanged, keeping their counters: ${c.unchanged.join(', ')}.`);
+  const d = p.dry_run;
+  items.push(`Dry run over the latest ${d.mutations} mutation(s): the live set fails ${d.live_failures}, the new set ${d.new_failures}.`);
+  for (const f of d.newly_failing) items.push(`Would fail: mutation ${short(f.mutation_id)} (${f.mapper ?? 'host'}): ${f.reason}`);
+  if (d.new_topics.length) items.push(`New topics published: ${d.new_topics.join(', ')}.`);
+  if (d.dropped_topics.length) items.push(`Topics no longer published: ${d.dropped_topics.join(', ')}.`);
+  return items;
+}
+
 $('#reload-mappers').addEventListener('click', (event) => busy(event.currentTarget, async () => {
   const out = $('#reload-result');
+  const panel = $('#reload-confirm');
+  say(out, '', 'Checking what a reload would change…', 'The new set is loaded apart and run over the latest mutations; nothing goes live yet.');
+  let preview;
+  try {
+    preview = await api('/admin/mappers/reload/preview', { method: 'POST' });
+  } catch (e) {
+    say(out, 'bad', 'A reload would refuse this set; the live set stays.', e.message);
+    await loadReloadHistory();
+    out.focus();
+    return;
+  }
+  out.replaceChildren();
+  const risky = preview.dry_run.newly_failing.length > 0 || preview.dry_run.new_failures > preview.dry_run.live_failures;
+  const title = preview.files_differ
+    ? `Reload: ${preview.changes.added.length} added, ${preview.changes.removed.length} removed, ${preview.changes.changed.length} changed${risky ? ' — the new set fails mutations the live one maps' : ''}?`
+    : 'The files on disk are the live set: a reload changes nothing (counters are kept). Reload anyway?';
+  const answer = await new Promise((resolve) => {
+    const done = (v) => { panel.replaceChildren(); resolve(v); };
+    panel.replaceChildren(el('div', { class: `confirm${risky ? ' risky' : ''}`, role: 'group', 'aria-labelledby': 'reload-confirm-title' },
+      el('p', { id: 'reload-confirm-title' }, el('strong', { text: title })),
+      el('ul', {}, previewItems(preview).map((t) => el('li', { text: t }))),
+      el('div', { class: 'actions' },
+        el('button', { type: 'button', text: 'Reload now', onclick: () => done(true) }),
+        el('button', { type: 'button', class: 'secondary', text: 'Cancel', onclick: () => done(false) }))));
+    panel.querySelector('button').focus();
+  });
+  if (!answer) {
+    say(out, '', 'Reload cancelled; nothing changed.');
+    out.focus();
+    return;
+  }
   say(out, '', 'Reloading…');
   try {
     const { report } = await api('/admin/mappers/reload', { method: 'POST' });
-    say(out, 'ok', 'Reloaded.', `${report.mappers.length} mapper(s) live since ${when(report.loaded_at)}.`);
+    const c = report.changes;
+    const what = c.added.length + c.removed.length + c.changed.length === 0 && !c.reordered ? 'nothing changed' : previewItems({ changes: { ...c, unchanged: [] }, dry_run: { mutations: 0, live_failures: 0, new_failures: 0, newly_failing: [], new_topics: [], dropped_topics: [] } }).slice(0, -1).join(' ');
+    say(out, 'ok', 'Reloaded:', `${what}${c.unchanged.length ? ` ${c.unchanged.length} unchanged mapper(s) kept their counters.` : ''}`);
     renderMappers($('#mappers-table tbody'), report.mappers);
   } catch (e) {
     say(out, 'bad', 'Reload refused; the previous set stays live.', e.message);
   }
+  await loadReloadHistory();
+  out.focus();
 }));
+
+async function loadReloadHistory() {
+  try {
+    const { reloads } = await api('/admin/mappers/reloads');
+    $('#reload-history').replaceChildren(...(reloads.length ? reloads.map((r) => el('li', {},
+      el('span', { class: `state state-${r.outcome === 'applied' ? 'published' : 'dead'}`, text: r.outcome }),
+      ` ${when(r.at)} · ${r.source} · ${r.summary}`)) : [el('li', { class: 'hint', text: 'No reload since this replica started.' })]));
+  } catch {
+    /* the history is a convenience */
+  }
+}
 
 // ---------------------------------------------------------------- flow
 

@@ -276,7 +276,7 @@ async fn reload_on_sighup(mappers: MapperRegistry) {
             return;
         };
         while hup.recv().await.is_some() {
-            match mappers.reload().await {
+            match mappers.reload("sighup").await {
                 Ok(report) => tracing::info!(?report, "mappers reloaded on SIGHUP"),
                 Err(e) => tracing::error!(
                     error = %e,

@@ -137,8 +137,19 @@ try {
     const text = await row.textContent();
     assert.match(text, /builtin:default/);
     assert.match(text, /task-events/);
-    await page.getByRole('button', { name: 'Reload mappers' }).click();
+    await page.getByRole('button', { name: 'Reload mappers…' }).click();
+    const confirm = page.locator('#reload-confirm');
+    await until('the preview', async () => /changes nothing/.test(await confirm.textContent()));
+    assert.match(await confirm.textContent(), /Unchanged, keeping their counters: default/);
+    assert.match(await confirm.textContent(), /Dry run over the latest \d+ mutation\(s\)/);
+    await shot('03a-reload-preview');
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await until('the cancellation', async () => /cancelled/.test(await page.locator('#reload-result').textContent()));
+    await page.getByRole('button', { name: 'Reload mappers…' }).click();
+    await confirm.getByRole('button', { name: 'Reload now' }).click();
     await until('the reload result', async () => /Reloaded/.test(await page.locator('#reload-result').textContent()));
+    assert.match(await page.locator('#reload-result').textContent(), /nothing changed.*kept their counters/);
+    await until('the history', async () => /applied .* console · no change/.test(await page.locator('#reload-history').textContent()));
     await shot('03-mappers');
   });
 

@@ -11,6 +11,7 @@ mod letters_bulk;
 pub(super) mod model;
 pub(super) mod openapi;
 mod playground;
+mod reload;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
@@ -32,6 +33,8 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/admin/mappers", get(list_mappers))
         .route("/admin/mappers/reload", post(reload_mappers))
+        .route("/admin/mappers/reload/preview", post(reload::preview))
+        .route("/admin/mappers/reloads", get(reload::history))
         .route("/admin/dead-letters", get(letters_bulk::dead_letters))
         .route("/admin/dead-letters/{id}", get(letters_bulk::letter))
         .route(
@@ -70,15 +73,16 @@ async fn list_mappers(_: Admin, State(state): State<AppState>) -> Json<MapperLis
 /// Reloads the mapper set.
 ///
 /// Loads `MAPPERS_DIR` again as one set; an invalid set is refused (422, naming the
-/// file and the reason) and the previous set stays live.
+/// file and the reason) and the previous set stays live. The answer says what changed;
+/// mappers it did not change keep their counters. Recorded in the reload history.
 #[utoipa::path(post, path = "/admin/mappers/reload", tag = "admin",
     responses((status = 200, body = Reloaded),
         (status = 422, description = "The new set was refused; the previous set stays live", body = Problem, content_type = "application/problem+json")))]
 async fn reload_mappers(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
 ) -> Result<Json<Reloaded>, ApiError> {
-    match state.operator.reload().await {
+    match state.operator.reload(admin.name()).await {
         Ok(report) => {
             tracing::info!(?report, "mappers reloaded through the admin API");
             Ok(Json(Reloaded {

@@ -3,8 +3,11 @@
 //! A reload builds a whole new set on a blocking thread and swaps it in only if
 //! every component loads; calls in flight finish on the set they started with.
 //! [`MapperRegistry::load_detached`] loads one more component with the same runtime,
-//! limits and settings without adding it to the set (the console's playground).
+//! limits and settings without adding it to the set (the console's playground);
+//! [`MapperRegistry::load_candidate`] a whole set (the console's reload preview). A
+//! reload keeps the counters of the mappers it does not change.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -12,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::config::MapperConfig;
+use super::diff::SetChanges;
 use super::error::LoadError;
 use super::limits::Limits;
 use super::load::{LoadedMapper, MapperListing, MapperSource};
@@ -29,7 +33,27 @@ pub struct ReloadReport {
     pub loaded_at: DateTime<Utc>,
     /// The new set, in order.
     pub mappers: Vec<MapperListing>,
+    /// What it changed against the set it replaced.
+    pub changes: SetChanges,
 }
+
+/// One reload, applied or refused, as the reload history keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ReloadRecord {
+    #[serde(with = "crate::domain::task::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: DateTime<Utc>,
+    /// Who asked: `console` (a console session), `admin` (the admin API's bearer
+    /// token), `sighup` (the process got SIGHUP).
+    pub source: String,
+    /// `applied` or `refused`.
+    pub outcome: &'static str,
+    /// What changed ("no change" included), or why the set was refused.
+    pub summary: String,
+}
+
+/// Reloads the history keeps (this process's, newest last).
+const HISTORY: usize = 50;
 
 /// Holds the current mapper set. Cheap to clone; `Send + Sync`.
 #[derive(Debug, Clone)]
@@ -44,6 +68,7 @@ struct Inner {
     current: RwLock<Arc<MapperSet>>,
     /// Serialises reloads so two concurrent ones cannot interleave.
     reloading: Mutex<()>,
+    history: Mutex<VecDeque<ReloadRecord>>,
 }
 
 impl MapperRegistry {
@@ -75,6 +100,7 @@ impl MapperRegistry {
                 config,
                 current: RwLock::new(Arc::new(set)),
                 reloading: Mutex::new(()),
+                history: Mutex::default(),
             }),
         }
     }
@@ -95,39 +121,78 @@ impl MapperRegistry {
 
     /// Reloads the set from the configuration (re-reading `MAPPERS_DIR` and
     /// `MAPPER_SETTINGS_FILE`) on a blocking thread. On error the current set stays.
-    pub async fn reload(&self) -> Result<ReloadReport, LoadError> {
+    /// `source` (who asked) goes into the reload history.
+    pub async fn reload(&self, source: &str) -> Result<ReloadReport, LoadError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.reload_blocking())
+        let source = source.to_owned();
+        tokio::task::spawn_blocking(move || this.reload_blocking(&source))
             .await
             .map_err(|e| LoadError::Engine(format!("the reload task failed: {e}")))?
     }
 
     /// [`Self::reload`] on the current thread.
-    pub fn reload_blocking(&self) -> Result<ReloadReport, LoadError> {
+    pub fn reload_blocking(&self, source: &str) -> Result<ReloadReport, LoadError> {
         let _one_at_a_time = self
             .inner
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let before = self.current();
         let set = match MapperSet::load(&self.inner.runtime, &self.inner.config) {
-            Ok(set) => Arc::new(set),
+            Ok(mut set) => {
+                // Mappers the reload did not change keep their counters.
+                set.carry_over(&before);
+                Arc::new(set)
+            }
             Err(e) => {
                 metrics::counter!(MAPPER_RELOADS, "outcome" => "refused").increment(1);
+                self.record(source, "refused", e.to_string());
                 return Err(e);
             }
         };
         metrics::counter!(MAPPER_RELOADS, "outcome" => "applied").increment(1);
+        let mappers = set.listing();
+        let changes = SetChanges::between(&before.listing(), &mappers);
+        self.record(source, "applied", changes.summary());
         let report = ReloadReport {
             loaded_at: set.loaded_at(),
-            mappers: set.listing(),
+            mappers,
+            changes,
         };
         *self
             .inner
             .current
             .write()
             .unwrap_or_else(PoisonError::into_inner) = set;
-        tracing::info!(mappers = report.mappers.len(), "mapper set reloaded");
+        tracing::info!(mappers = report.mappers.len(), source, summary = %report.changes.summary(), "mapper set reloaded");
         Ok(report)
+    }
+
+    fn record(&self, source: &str, outcome: &'static str, summary: String) {
+        let mut history = self
+            .inner
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(ReloadRecord {
+            at: Utc::now(),
+            source: source.to_owned(),
+            outcome,
+            summary,
+        });
+    }
+
+    /// This process's reloads, the newest first.
+    pub fn history(&self) -> Vec<ReloadRecord> {
+        let history = self
+            .inner
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        history.iter().rev().cloned().collect()
     }
 
     /// Loads one component with the live set's runtime, limits and settings (the
@@ -148,6 +213,13 @@ impl MapperRegistry {
             &settings,
             overrides,
         )
+    }
+
+    /// Loads the set a reload would make now (`MAPPERS_DIR` and the settings read
+    /// again) **without** making it live: for a preview or a dry run. Compiles the
+    /// components: call it from a blocking thread.
+    pub fn load_candidate(&self) -> Result<MapperSet, LoadError> {
+        MapperSet::load(&self.inner.runtime, &self.inner.config)
     }
 
     /// The folder the live set is loaded from, if any (`MAPPERS_DIR`).

@@ -13,6 +13,7 @@ pub mod flow;
 pub mod health;
 pub mod letters;
 pub mod playground;
+pub mod reload;
 pub mod search;
 
 use std::sync::Arc;
@@ -125,9 +126,10 @@ impl Operator {
         self.inner.mappers.list()
     }
 
-    /// Reloads the mapper set from `MAPPERS_DIR` (all or nothing).
-    pub async fn reload(&self) -> Result<ReloadReport, LoadError> {
-        self.inner.mappers.reload().await
+    /// Reloads the mapper set from `MAPPERS_DIR` (all or nothing) for `source`
+    /// (`console`, `admin`), recorded in the reload history.
+    pub async fn reload(&self, source: &str) -> Result<ReloadReport, LoadError> {
+        self.inner.mappers.reload(source).await
     }
 
     /// Open dead letters, oldest first, each with its hold and its mutation.

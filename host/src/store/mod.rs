@@ -14,6 +14,7 @@ mod holds;
 mod letter_search;
 mod outbox;
 mod prune;
+mod recent_outbox;
 mod relay;
 mod states;
 mod tasks;
@@ -33,6 +34,7 @@ pub use flow_detail::{OldestPending, TopicActivity};
 pub use holds::{Hold, LetterHold};
 pub use letter_search::{LetterFilter, LetterGroup, LetterPage};
 pub use outbox::OutboxRow;
+pub use recent_outbox::RecentMutation;
 pub use relay::{
     DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, HeldTask, Loaded, MappedRow,
     Mapping, MappingStored, NewEnvelope, PendingRow, Release,

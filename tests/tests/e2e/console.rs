@@ -9,6 +9,7 @@ mod flow;
 mod health;
 mod letters;
 mod playground;
+mod reload;
 mod search;
 mod session;
 
