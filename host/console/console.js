@@ -36,7 +36,8 @@ async function api(path, { method = 'GET', json, body, contentType } = {}) {
     throw new Problem(0, `The host could not be reached (${e.message}).`);
   }
   if (response.status === 401) {
-    window.location.assign('/console/login');
+    // The fragment survives the login (login.js copies it into the form).
+    window.location.assign(`/console/login${location.hash}`);
     throw new Problem(401, 'The session has ended; log in again.');
   }
   const text = await response.text();

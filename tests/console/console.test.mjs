@@ -428,6 +428,16 @@ try {
     assert.equal(status, 401);
   });
 
+  await step('a deep link survives the login: the console opens on the view asked for', async () => {
+    await page.goto(`${BASE}/console#held`);
+    await page.waitForURL(`${BASE}/console/login#held`);
+    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL(`${BASE}/console#held`);
+    await page.locator('#view-held').waitFor();
+    assert.equal(await page.locator('#view-mappers').isHidden(), true);
+  });
+
   await step('no Content-Security-Policy violation or script error happened', async () => {
     assert.deepEqual(violations, []);
   });

@@ -12,6 +12,7 @@ mod playground;
 mod reload;
 mod search;
 mod session;
+mod throttle;
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};

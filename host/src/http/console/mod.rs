@@ -10,6 +10,7 @@
 
 mod pages;
 pub mod session;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -36,6 +37,8 @@ struct Inner {
     /// Turns true when the host starts shutting down: live streams end then, or they
     /// would hold the graceful shutdown open.
     closing: watch::Sender<bool>,
+    /// Refused logins wait longer each time.
+    throttle: throttle::LoginThrottle,
 }
 
 impl std::fmt::Debug for Console {
@@ -54,12 +57,18 @@ impl Console {
                 key: admin_token.map(SessionKey::from_admin_token),
                 config,
                 closing: watch::channel(false).0,
+                throttle: throttle::LoginThrottle::default(),
             }),
         }
     }
 
     pub fn config(&self) -> &ConsoleConfig {
         &self.inner.config
+    }
+
+    /// The refused-login throttle.
+    pub(crate) fn login_throttle(&self) -> &throttle::LoginThrottle {
+        &self.inner.throttle
     }
 
     /// The session key (`None` when the admin API is disabled).

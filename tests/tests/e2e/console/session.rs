@@ -202,6 +202,7 @@ async fn console_responses_carry_a_strict_content_security_policy(backend: Backe
     for (asset, content_type) in [
         ("console.css", "text/css"),
         ("console.js", "text/javascript"),
+        ("login.js", "text/javascript"),
         ("icon.svg", "image/svg+xml"),
     ] {
         let response = client
