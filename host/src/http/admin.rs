@@ -119,7 +119,7 @@ pub(super) struct EnvelopeQuery {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// How many matching envelopes to pass over first (paging; default 0).
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 1000000)]
     offset: Option<i64>,
     /// Only envelopes in this state: `pending`, `published`, `skipped` or `dead`.
     #[param(inline, value_type = Option<EnvelopeState>)]
@@ -139,23 +139,25 @@ pub(super) struct EnvelopeQuery {
     #[param(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     topic: Option<String>,
     /// Only the envelopes of this task: its id, or its first 8 or more hex digits.
-    #[param(value_type = Option<String>, min_length = 8, max_length = 36)]
+    #[param(value_type = Option<String>, min_length = 8, max_length = 36, pattern = r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{1,4}){0,3}(-?[0-9a-fA-F]{1,12})?$")]
     task_id: Option<String>,
     /// Only this envelope: its id, or its first 8 or more hex digits.
-    #[param(value_type = Option<String>, min_length = 8, max_length = 36)]
+    #[param(value_type = Option<String>, min_length = 8, max_length = 36, pattern = r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{1,4}){0,3}(-?[0-9a-fA-F]{1,12})?$")]
     id: Option<String>,
     /// Only the envelopes of this mutation: its id, or its first 8 or more hex digits.
-    #[param(value_type = Option<String>, min_length = 8, max_length = 36)]
+    #[param(value_type = Option<String>, min_length = 8, max_length = 36, pattern = r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{1,4}){0,3}(-?[0-9a-fA-F]{1,12})?$")]
     mutation_id: Option<String>,
     /// Only the envelopes of this correlation id (exact).
-    #[param(max_length = 256)]
+    #[param(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     correlation_id: Option<String>,
     /// Only the envelopes of this user (exact).
-    #[param(max_length = 256)]
+    #[param(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     user_id: Option<String>,
     /// Only envelopes mapped at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
     /// Only envelopes mapped before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     until: Option<String>,
 }
 
@@ -198,8 +200,7 @@ async fn envelopes(
 ) -> Result<Json<EnvelopeList>, ApiError> {
     let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
     let prefix = |field: &'static str, raw: Option<String>| {
-        nonempty(raw)
-            .map(|r| IdPrefix::parse(&r).map_err(|e| ApiError::param(field, e)))
+        raw.map(|r| IdPrefix::parse(&r).map_err(|e| ApiError::param(field, e)))
             .transpose()
     };
     let task = prefix("task_id", q.task_id)?;
@@ -208,7 +209,8 @@ async fn envelopes(
         return Err(ApiError::param("offset", "must be between 0 and 1000000"));
     }
     let filter = EnvelopeFilter {
-        state: nonempty(q.state)
+        state: q
+            .state
             .as_deref()
             .map(|s| {
                 EnvelopeState::parse(s).ok_or_else(|| {
@@ -230,11 +232,6 @@ async fn envelopes(
         limit: limit(q.limit)?,
         offset,
     };
-    if let (Some(since), Some(until)) = (filter.since, filter.until)
-        && since >= until
-    {
-        return Err(ApiError::param("until", "must be later than since"));
-    }
     let (records, total) = state.operator.envelopes(&filter).await?;
     let envelopes = records.into_iter().map(EnvelopeView::of).collect();
     Ok(Json(EnvelopeList {

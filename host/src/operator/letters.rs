@@ -100,11 +100,13 @@ impl Operator {
         let Some(letter) = db.dead_letter(id).await? else {
             return Ok(None);
         };
-        let replaced_by = db.replacement_of(id).await?;
+        // The envelope first: a refusal parks it and writes the new letter in one
+        // transaction, so once it reads dead the new letter is there to read too.
         let envelope_state = match &letter.envelope_id {
             Some(envelope) => db.envelope(envelope).await?.map(|e| e.state),
             None => None,
         };
+        let replaced_by = db.replacement_of(id).await?;
         let status = follow_status(&letter, envelope_state, replaced_by.as_ref());
         Ok(Some(LetterFollow {
             letter,

@@ -28,36 +28,73 @@ pub(super) struct LetterQuery {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// How many matching letters to pass over first (paging; default 0).
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 1000000)]
     offset: Option<i64>,
     /// `oldest` first (the default) or `newest` first.
+    #[param(inline, value_type = Option<LetterOrder>)]
     order: Option<String>,
     /// Only `mapping` or `publish` letters.
+    #[param(inline, value_type = Option<LetterKind>)]
     kind: Option<String>,
     /// Only the letters of this mapper.
+    #[param(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     mapper: Option<String>,
     /// Only the letters of envelopes on this topic.
+    #[param(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     topic: Option<String>,
     /// Only letters with exactly this reason (as a group shows it).
+    #[param(
+        max_length = 4096,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     reason: Option<String>,
     /// Only the letters of this task.
     task_id: Option<Uuid>,
     /// Only letters parked at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
     /// Only letters parked before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     until: Option<String>,
+}
+
+/// The order of a listing.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // only described in the OpenAPI document
+enum LetterOrder {
+    Oldest,
+    Newest,
+}
+
+/// A dead letter's kind.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // only described in the OpenAPI document
+enum LetterKind {
+    Mapping,
+    Publish,
 }
 
 /// The filter of a selection: the same fields as the list's query, all optional.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Matching {
+    #[schema(inline, value_type = Option<LetterKind>)]
     kind: Option<String>,
+    #[schema(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     mapper: Option<String>,
+    #[schema(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     topic: Option<String>,
+    #[schema(
+        max_length = 4096,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     reason: Option<String>,
     task_id: Option<Uuid>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     until: Option<String>,
 }
 
@@ -65,22 +102,21 @@ pub(super) fn time_param(
     field: &'static str,
     raw: Option<String>,
 ) -> Result<Option<DateTime<Utc>>, ApiError> {
-    raw.filter(|t| !t.trim().is_empty())
-        .map(|t| {
-            DateTime::parse_from_rfc3339(t.trim())
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| {
-                    ApiError::param(
-                        field,
-                        "must be a time in RFC 3339 form, e.g. 2026-03-01T09:00:00Z",
-                    )
-                })
-        })
-        .transpose()
+    raw.map(|t| {
+        DateTime::parse_from_rfc3339(t.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                ApiError::param(
+                    field,
+                    "must be a time in RFC 3339 form, e.g. 2026-03-01T09:00:00Z",
+                )
+            })
+    })
+    .transpose()
 }
 
 fn filter_of(m: Matching) -> Result<LetterFilter, ApiError> {
-    let kind = match m.kind.as_deref().filter(|k| !k.is_empty()) {
+    let kind = match m.kind.as_deref() {
         None => None,
         Some("mapping") => Some(DeadLetterKind::Mapping),
         Some("publish") => Some(DeadLetterKind::Publish),
@@ -96,18 +132,15 @@ fn filter_of(m: Matching) -> Result<LetterFilter, ApiError> {
         since: time_param("since", m.since)?,
         until: time_param("until", m.until)?,
     };
-    if let (Some(since), Some(until)) = (filter.since, filter.until)
-        && since >= until
-    {
-        return Err(ApiError::param("until", "must be later than since"));
-    }
     Ok(filter)
 }
 
 /// A reason to match exactly: reasons are long (up to 4 KiB) and may hold line breaks.
 fn reason_param(raw: Option<String>) -> Result<Option<String>, ApiError> {
     match raw {
-        Some(r) if r.len() > 4096 => Err(ApiError::param("reason", "must be at most 4096 bytes")),
+        Some(r) if r.chars().count() > 4096 => {
+            Err(ApiError::param("reason", "must be at most 4096 characters"))
+        }
         Some(r) if crate::domain::text::control_character(&r, &['\n', '\r', '\t']).is_some() => {
             Err(ApiError::param(
                 "reason",
@@ -207,43 +240,81 @@ pub(super) async fn letter(
         .ok_or_else(|| ApiError::NotFound(format!("no dead letter {id}")))
 }
 
-/// Which letters a bulk call resolves: `ids`, or every open letter `matching` matches
-/// (exactly one of them).
+/// Which letters a bulk call resolves: `ids`, or every open letter `matching` matches.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct BulkReplayRequest {
-    /// These letters (1 to 1000).
-    ids: Option<Vec<Uuid>>,
-    /// Every open letter matching this filter (at most 1000, oldest first).
-    matching: Option<Matching>,
+#[serde(untagged)]
+pub(super) enum BulkReplayRequest {
+    /// These letters.
+    Ids(ByIds),
+    /// Every open letter matching a filter (at most 1000, oldest first).
+    Matching(ByFilter),
 }
 
-/// The body of `POST /admin/dead-letters/skip`.
+/// Letters named by id.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct BulkSkipRequest {
-    ids: Option<Vec<Uuid>>,
-    matching: Option<Matching>,
-    /// Why these events are given up (recorded with each letter): 1 to 500 characters.
+pub(super) struct ByIds {
+    /// 1 to 1000 letters.
+    #[schema(min_items = 1, max_items = 1000)]
+    ids: Vec<Uuid>,
+}
+
+/// Letters matching a filter.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ByFilter {
+    matching: Matching,
+}
+
+/// The body of `POST /admin/dead-letters/skip`: `ids` or `matching`, and why.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(super) enum BulkSkipRequest {
+    Ids(SkipByIds),
+    Matching(SkipByFilter),
+}
+
+/// Letters named by id, and why they are skipped.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SkipByIds {
+    #[schema(min_items = 1, max_items = 1000)]
+    ids: Vec<Uuid>,
+    /// Why these events are given up (recorded with each letter): 1 to 500 characters,
+    /// not blank, no control character but line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     reason: String,
 }
 
-fn selection(ids: Option<Vec<Uuid>>, matching: Option<Matching>) -> Result<Selection, ApiError> {
-    match (ids, matching) {
-        (Some(ids), None) if !ids.is_empty() && ids.len() as i64 <= BULK_LIMIT => {
-            Ok(Selection::Ids(ids))
-        }
-        (Some(_), None) => Err(ApiError::invalid("ids", "must list 1 to 1000 letters")),
-        (None, Some(m)) => {
-            Ok(Selection::Matching(filter_of(m).map_err(|e| {
-                ApiError::invalid("matching", e.to_string())
-            })?))
-        }
-        _ => Err(ApiError::invalid(
-            "ids",
-            "give either ids or matching (a filter), not both",
-        )),
+/// Letters matching a filter, and why they are skipped.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SkipByFilter {
+    matching: Matching,
+    /// As for `ids`.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
+    reason: String,
+}
+
+fn by_ids(ids: Vec<Uuid>) -> Result<Selection, ApiError> {
+    if ids.is_empty() || ids.len() as i64 > BULK_LIMIT {
+        return Err(ApiError::invalid("ids", "must list 1 to 1000 letters"));
     }
+    Ok(Selection::Ids(ids))
+}
+
+fn by_filter(m: Matching) -> Result<Selection, ApiError> {
+    Ok(Selection::Matching(filter_of(m).map_err(|e| {
+        ApiError::invalid("matching", e.to_string())
+    })?))
 }
 
 /// Replays a selection of dead letters.
@@ -255,13 +326,16 @@ fn selection(ids: Option<Vec<Uuid>>, matching: Option<Matching>) -> Result<Selec
     responses((status = 200, body = BulkReplayed),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Neither or both of ids and matching, too many ids, or a bad filter", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Not one of the two forms, too many ids, or a bad filter", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn replay_many(
     admin: Admin,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<BulkReplayRequest>,
 ) -> Result<Json<BulkReplayed>, ApiError> {
-    let selection = selection(body.ids, body.matching)?;
+    let selection = match body {
+        BulkReplayRequest::Ids(b) => by_ids(b.ids)?,
+        BulkReplayRequest::Matching(b) => by_filter(b.matching)?,
+    };
     let out = state
         .operator
         .replay_many(selection, admin.name())
@@ -284,8 +358,11 @@ pub(super) async fn skip_many(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<BulkSkipRequest>,
 ) -> Result<Json<BulkSkipped>, ApiError> {
-    let reason = skip_reason(&body.reason)?;
-    let selection = selection(body.ids, body.matching)?;
+    let (selection, reason) = match body {
+        BulkSkipRequest::Ids(b) => (by_ids(b.ids)?, b.reason),
+        BulkSkipRequest::Matching(b) => (by_filter(b.matching)?, b.reason),
+    };
+    let reason = skip_reason(&reason)?;
     let out = state
         .operator
         .skip_many(selection, admin.name(), reason)
