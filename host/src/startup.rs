@@ -47,6 +47,9 @@ impl StopHandle {
 pub struct DemoCredentials {
     pub user: String,
     pub token: String,
+    /// The admin token made for this process when `ADMIN_TOKEN` is unset too, so a
+    /// local run serves the console; `None` when `ADMIN_TOKEN` is set.
+    pub admin_token: Option<String>,
 }
 
 impl Application {
@@ -64,7 +67,20 @@ impl Application {
             .context("connecting to the database (DATABASE_URL)")?;
         db.migrate().await.context("migrating the database")?;
 
-        let (auth, demo) = authenticator(&config).await?;
+        let (auth, mut demo) = authenticator(&config).await?;
+        // A local run (no JWT_SECRET, no identity provider: the demo token) without
+        // ADMIN_TOKEN gets an admin token for this process, so the console is there from
+        // the first command; anywhere else the console stays off unless configured.
+        let admin_secret: Option<String> = match (&config.admin_token, demo.as_mut()) {
+            (Some(token), _) => Some(token.expose().trim().to_owned()),
+            (None, Some(demo)) => {
+                let bytes: [u8; 16] = rand::random();
+                let token = hex::encode(bytes);
+                demo.admin_token = Some(token.clone());
+                Some(token)
+            }
+            (None, None) => None,
+        };
 
         let mappers = MapperRegistry::load(config.mappers.clone())
             .await
@@ -102,15 +118,11 @@ impl Application {
                 config.event_source.clone(),
             ),
             auth,
-            admin_token: config
-                .admin_token
-                .as_ref()
-                .map(|t| Arc::new(AdminToken::new(t.expose()))),
+            admin_token: admin_secret
+                .as_deref()
+                .map(|t| Arc::new(AdminToken::new(t))),
             metrics,
-            console: http::console::Console::new(
-                config.console.clone(),
-                config.admin_token.as_ref().map(|t| t.expose()),
-            ),
+            console: http::console::Console::new(config.console.clone(), admin_secret.as_deref()),
         };
         Ok((
             Self {
@@ -240,7 +252,14 @@ async fn authenticator(
             let keys = keys(&secret)?;
             let user = "demo".to_owned();
             let token = keys.issue(&user, Duration::from_secs(24 * 3600))?;
-            (Some(keys), Some(DemoCredentials { user, token }))
+            (
+                Some(keys),
+                Some(DemoCredentials {
+                    user,
+                    token,
+                    admin_token: None,
+                }),
+            )
         }
     };
     Ok((Authenticator::new(secret, jwks, policy), demo))

@@ -5,6 +5,7 @@
 
 mod api;
 mod browser;
+mod first_run;
 mod flow;
 mod health;
 mod letters;
