@@ -9,7 +9,7 @@ use futures::future::OptionFuture;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::auth::{AdminToken, Authenticator, ClaimPolicy, Jwks, JwtKeys};
+use crate::auth::{AdminTokens, Authenticator, ClaimPolicy, Jwks, JwtKeys};
 use crate::config::{ConfigError, ServeConfig};
 use crate::http::{self, AppState};
 use crate::mapper::MapperRegistry;
@@ -73,6 +73,7 @@ impl Application {
         // the first command; anywhere else the console stays off unless configured.
         let admin_secret: Option<String> = match (&config.admin_token, demo.as_mut()) {
             (Some(token), _) => Some(token.expose().trim().to_owned()),
+            (None, _) if config.admin_tokens.is_some() => None,
             (None, Some(demo)) => {
                 let bytes: [u8; 16] = rand::random();
                 let token = hex::encode(bytes);
@@ -81,6 +82,11 @@ impl Application {
             }
             (None, None) => None,
         };
+        let admin_tokens = AdminTokens::new(
+            admin_secret.as_deref(),
+            config.admin_tokens.as_ref().map(|t| t.expose()),
+        )?
+        .map(Arc::new);
 
         let mappers = MapperRegistry::load(config.mappers.clone())
             .await
@@ -118,11 +124,9 @@ impl Application {
                 config.event_source.clone(),
             ),
             auth,
-            admin_token: admin_secret
-                .as_deref()
-                .map(|t| Arc::new(AdminToken::new(t))),
+            admin_token: admin_tokens.clone(),
             metrics,
-            console: http::console::Console::new(config.console.clone(), admin_secret.as_deref()),
+            console: http::console::Console::new(config.console.clone(), admin_tokens.as_deref()),
         };
         Ok((
             Self {

@@ -98,7 +98,7 @@ try {
     await page.getByLabel('Admin token').fill('this-is-not-the-admin-token');
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.locator('#login-error').waitFor();
-    assert.match(await page.locator('#login-error').textContent(), /not the admin token/);
+    assert.match(await page.locator('#login-error').textContent(), /not an admin token/);
     assert.equal(await page.getByLabel('Admin token').getAttribute('aria-describedby'), 'login-error');
     assert.equal(await page.getByLabel('Admin token').getAttribute('aria-invalid'), 'true');
     assert.match(page.url(), /\/console\/login$/);
@@ -149,7 +149,7 @@ try {
     await confirm.getByRole('button', { name: 'Reload now' }).click();
     await until('the reload result', async () => /Reloaded/.test(await page.locator('#reload-result').textContent()));
     assert.match(await page.locator('#reload-result').textContent(), /nothing changed.*kept their counters/);
-    await until('the history', async () => /applied .* console · no change/.test(await page.locator('#reload-history').textContent()));
+    await until('the history', async () => /applied .* admin · no change/.test(await page.locator('#reload-history').textContent()));
     await shot('03-mappers');
   });
 

@@ -43,8 +43,8 @@ pub struct ReloadRecord {
     #[serde(with = "crate::domain::task::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: DateTime<Utc>,
-    /// Who asked: `console` (a console session), `admin` (the admin API's bearer
-    /// token), `sighup` (the process got SIGHUP).
+    /// Who asked: the operator's name (`admin` for `ADMIN_TOKEN`, a name of
+    /// `ADMIN_TOKENS`; over the admin API or in a console session), or `sighup`.
     pub source: String,
     /// `applied` or `refused`.
     pub outcome: &'static str,

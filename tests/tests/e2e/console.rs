@@ -9,6 +9,7 @@ mod first_run;
 mod flow;
 mod health;
 mod letters;
+mod operators;
 mod playground;
 mod reload;
 mod search;

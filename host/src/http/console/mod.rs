@@ -21,6 +21,8 @@ use tokio::sync::watch;
 pub use crate::config::ConsoleConfig;
 use session::{SessionError, SessionKey};
 
+use crate::auth::AdminTokens;
+
 use super::AppState;
 use super::error::ApiError;
 
@@ -50,11 +52,11 @@ impl std::fmt::Debug for Console {
 }
 
 impl Console {
-    /// The console of a host whose admin token is `admin_token` (`None`: disabled).
-    pub fn new(config: ConsoleConfig, admin_token: Option<&str>) -> Self {
+    /// The console of a host whose operators' tokens are `tokens` (`None`: disabled).
+    pub fn new(config: ConsoleConfig, tokens: Option<&AdminTokens>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                key: admin_token.map(SessionKey::from_admin_token),
+                key: tokens.map(|t| SessionKey::from_secret(t.session_secret())),
                 config,
                 closing: watch::channel(false).0,
                 throttle: throttle::LoginThrottle::default(),
@@ -87,17 +89,19 @@ impl Console {
     }
 
     /// Authorises an admin request made with session cookie `cookie`: the session must
-    /// verify, and a state-changing method must carry the session's CSRF token.
+    /// verify, and a state-changing method must carry the session's CSRF token. Returns
+    /// the operator's name.
     pub(crate) fn authorize(
         &self,
         cookie: &str,
         method: &Method,
         headers: &HeaderMap,
-    ) -> Result<(), ApiError> {
+    ) -> Result<String, ApiError> {
         let key = self.session_key().ok_or_else(|| {
             ApiError::NotFound("the admin API is disabled: set ADMIN_TOKEN to enable it".into())
         })?;
-        key.verify(cookie, session::unix_now())
+        let (name, _) = key
+            .verify(cookie, session::unix_now())
             .map_err(|e: SessionError| ApiError::Unauthorized(e.to_string()))?;
         let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe {
@@ -112,7 +116,7 @@ impl Console {
                 )));
             }
         }
-        Ok(())
+        Ok(name)
     }
 }
 

@@ -168,20 +168,20 @@ async fn login(
         .map(|Form(login)| (login.token, login.next))
         .unwrap_or_default();
     let admin = state.admin_token.as_deref();
-    if !admin.is_some_and(|expected| expected.matches(token.trim())) {
+    let Some(name) = admin.and_then(|tokens| tokens.who(token.trim())) else {
         let wait = state.console.login_throttle().refused();
         tracing::warn!(
             wait_ms = wait.as_millis() as u64,
-            "console login refused: not the admin token"
+            "console login refused: not an admin token"
         );
         tokio::time::sleep(wait).await;
-        let page = login_form(Some("That is not the admin token."));
+        let page = login_form(Some("That is not an admin token."));
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
-    }
+    };
     let ttl = state.console.config().console_session_ttl.as_secs();
-    let cookie = key.mint(session::unix_now() + ttl);
+    let cookie = key.mint(name, session::unix_now() + ttl);
     state.console.login_throttle().accepted();
-    tracing::info!("console login");
+    tracing::info!(operator = name, "console login");
     // Back to the view asked for, if it is one (never a URL from the form).
     let target = match VIEWS.iter().find(|v| **v == next.trim()) {
         Some(view) => format!("/console#{view}"),
