@@ -5,7 +5,7 @@
 // scripts cannot read.
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
-const VIEWS = ['mappers', 'flow', 'envelopes', 'dead-letters', 'playground'];
+const VIEWS = ['mappers', 'flow', 'envelopes', 'dead-letters', 'held', 'playground'];
 const HISTORY = 90;
 
 // ---------------------------------------------------------------- helpers
@@ -36,7 +36,8 @@ async function api(path, { method = 'GET', json, body, contentType } = {}) {
     throw new Problem(0, `The host could not be reached (${e.message}).`);
   }
   if (response.status === 401) {
-    window.location.assign('/console/login');
+    // The fragment survives the login (login.js copies it into the form).
+    window.location.assign(`/console/login${location.hash}`);
     throw new Problem(401, 'The session has ended; log in again.');
   }
   const text = await response.text();
@@ -153,6 +154,7 @@ window.addEventListener('hashchange', () => {
 
 loaders.mappers = async () => {
   const tbody = $('#mappers-table tbody');
+  loadReloadHistory();
   try {
     const { mappers } = await api('/admin/mappers');
     renderMappers(tbody, mappers);
@@ -188,17 +190,84 @@ function renderMappers(tbody, mappers) {
   }));
 }
 
+function versionText(m) {
+  return `${m.name} ${m.version} (sha256 ${m.sha256.slice(0, 12)}…, topics ${m.topics.join(', ') || 'none'})`;
+}
+
+/** What a preview says, as list items. */
+function previewItems(p) {
+  const c = p.changes;
+  const items = [];
+  for (const m of c.added) items.push(`Added: ${versionText(m)}.`);
+  for (const m of c.removed) items.push(`Removed: ${versionText(m)}.`);
+  for (const m of c.changed) items.push(`Changed: ${m.before.name} ${m.before.version} → ${m.after.version} (sha256 ${m.before.sha256.slice(0, 12)}… → ${m.after.sha256.slice(0, 12)}…).`);
+  if (c.reordered) items.push('The call order changes.');
+  if (c.unchanged.length) items.push(`Unchanged, keeping their counters: ${c.unchanged.join(', ')}.`);
+  const d = p.dry_run;
+  items.push(`Dry run over the latest ${d.mutations} mutation(s): the live set fails ${d.live_failures}, the new set ${d.new_failures}.`);
+  for (const f of d.newly_failing) items.push(`Would fail: mutation ${short(f.mutation_id)} (${f.mapper ?? 'host'}): ${f.reason}`);
+  if (d.new_topics.length) items.push(`New topics published: ${d.new_topics.join(', ')}.`);
+  if (d.dropped_topics.length) items.push(`Topics no longer published: ${d.dropped_topics.join(', ')}.`);
+  return items;
+}
+
 $('#reload-mappers').addEventListener('click', (event) => busy(event.currentTarget, async () => {
   const out = $('#reload-result');
+  const panel = $('#reload-confirm');
+  say(out, '', 'Checking what a reload would change…', 'The new set is loaded apart and run over the latest mutations; nothing goes live yet.');
+  let preview;
+  try {
+    preview = await api('/admin/mappers/reload/preview', { method: 'POST' });
+  } catch (e) {
+    say(out, 'bad', 'A reload would refuse this set; the live set stays.', e.message);
+    await loadReloadHistory();
+    out.focus();
+    return;
+  }
+  out.replaceChildren();
+  const risky = preview.dry_run.newly_failing.length > 0 || preview.dry_run.new_failures > preview.dry_run.live_failures;
+  const title = preview.files_differ
+    ? `Reload: ${preview.changes.added.length} added, ${preview.changes.removed.length} removed, ${preview.changes.changed.length} changed${risky ? ' — the new set fails mutations the live one maps' : ''}?`
+    : 'The files on disk are the live set: a reload changes nothing (counters are kept). Reload anyway?';
+  const answer = await new Promise((resolve) => {
+    const done = (v) => { panel.replaceChildren(); resolve(v); };
+    panel.replaceChildren(el('div', { class: `confirm${risky ? ' risky' : ''}`, role: 'group', 'aria-labelledby': 'reload-confirm-title' },
+      el('p', { id: 'reload-confirm-title' }, el('strong', { text: title })),
+      el('ul', {}, previewItems(preview).map((t) => el('li', { text: t }))),
+      el('div', { class: 'actions' },
+        el('button', { type: 'button', text: 'Reload now', onclick: () => done(true) }),
+        el('button', { type: 'button', class: 'secondary', text: 'Cancel', onclick: () => done(false) }))));
+    panel.querySelector('button').focus();
+  });
+  if (!answer) {
+    say(out, '', 'Reload cancelled; nothing changed.');
+    out.focus();
+    return;
+  }
   say(out, '', 'Reloading…');
   try {
     const { report } = await api('/admin/mappers/reload', { method: 'POST' });
-    say(out, 'ok', 'Reloaded.', `${report.mappers.length} mapper(s) live since ${when(report.loaded_at)}.`);
+    const c = report.changes;
+    const what = c.added.length + c.removed.length + c.changed.length === 0 && !c.reordered ? 'nothing changed' : previewItems({ changes: { ...c, unchanged: [] }, dry_run: { mutations: 0, live_failures: 0, new_failures: 0, newly_failing: [], new_topics: [], dropped_topics: [] } }).slice(0, -1).join(' ');
+    say(out, 'ok', 'Reloaded:', `${what}${c.unchanged.length ? ` ${c.unchanged.length} unchanged mapper(s) kept their counters.` : ''}`);
     renderMappers($('#mappers-table tbody'), report.mappers);
   } catch (e) {
     say(out, 'bad', 'Reload refused; the previous set stays live.', e.message);
   }
+  await loadReloadHistory();
+  out.focus();
 }));
+
+async function loadReloadHistory() {
+  try {
+    const { reloads } = await api('/admin/mappers/reloads');
+    $('#reload-history').replaceChildren(...(reloads.length ? reloads.map((r) => el('li', {},
+      el('span', { class: `state state-${r.outcome === 'applied' ? 'published' : 'dead'}`, text: r.outcome }),
+      ` ${when(r.at)} · ${r.source} · ${r.summary}`)) : [el('li', { class: 'hint', text: 'No reload since this replica started.' })]));
+  } catch {
+    /* the history is a convenience */
+  }
+}
 
 // ---------------------------------------------------------------- flow
 
@@ -206,25 +275,103 @@ const series = [];
 let lastSnapshot = null;
 
 function startFlow() {
-  const status = $('#live-status');
+  const state = $('#live-state');
+  const time = $('#live-time');
   const source = new EventSource('/admin/flow/stream');
   source.addEventListener('snapshot', (event) => {
     const snapshot = JSON.parse(event.data);
     series.push(snapshot);
     while (series.length > HISTORY) series.shift();
-    status.className = 'live ok';
-    status.textContent = `Live · ${new Date(snapshot.at).toLocaleTimeString()}`;
+    // Only a change of state is announced (a live region); the time is plain text.
+    $('#live-status').className = 'live ok';
+    setText(state, 'Live');
+    time.textContent = `· ${new Date(snapshot.at).toLocaleTimeString()}`;
     renderFlow(snapshot);
+    renderHealth(snapshot.health, snapshot.error);
     react(lastSnapshot, snapshot);
     lastSnapshot = snapshot;
   });
   source.addEventListener('error', () => {
-    status.className = 'live bad';
-    status.textContent = 'Reconnecting…';
+    $('#live-status').className = 'live bad';
+    setText(state, 'Reconnecting…');
     // EventSource retries by itself; a lapsed session is found by an ordinary call
     // (which redirects to the login form on 401).
     api('/admin/mappers').catch(() => {});
   });
+}
+
+/** Sets `node`'s text only when it changes, so live regions speak only of changes. */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function clock(iso) {
+  return iso ? new Date(iso).toLocaleTimeString() : '–';
+}
+
+/** The publisher's failure as one line: time, status, Dapr code, message. */
+function failureText(f) {
+  const status = f.status === null || f.status === undefined ? 'no answer' : `HTTP ${f.status}`;
+  // The relay's error text usually starts with the status and code already.
+  const said = f.error.startsWith('HTTP ') || (f.code && f.error.includes(f.code));
+  const head = said ? '' : `${status}${f.code ? ` ${f.code}` : ''} · `;
+  return `${clock(f.at)} · ${head}${f.error} (relay ${f.relay}, ${f.outcome === 'parked' ? 'parked' : 'will retry'})`;
+}
+
+/**
+ * The header's one line and the Flow page's health facts. The header names the worst
+ * thing first: the sidecar, the relay, failing publishes, holds.
+ */
+function renderHealth(h, dbError) {
+  if (!h) return;
+  const p = h.publisher;
+  const d = h.delivery;
+  const failing = d && d.retrying > 0 && d.last_failure;
+  let kind = 'ok';
+  let line = p.status === 'off' ? 'Publishing off' : 'Delivery OK';
+  if (h.holds.held_tasks > 0) { kind = 'warn'; line = 'Tasks held'; }
+  if (failing) { kind = 'warn'; line = `Publishes retrying: ${d.last_failure.code || (d.last_failure.status ? `HTTP ${d.last_failure.status}` : 'no answer')}`; }
+  if (h.relay.status !== 'running') {
+    kind = 'bad';
+    line = h.relay.status === 'stalled' ? `Relay stalled (${h.relay.stalled_stage} stage)` : 'Relay restarting';
+  }
+  if (p.status === 'not_ready') { kind = 'bad'; line = `Sidecar not ready since ${clock(p.since)}`; }
+  if (dbError) { kind = 'bad'; line = 'Database unreachable'; }
+  $('#health-summary').className = `health ${kind}`;
+  setText($('#health-link'), line);
+
+  const fact = (id, text, cls) => {
+    const node = $(`#health-${id}`);
+    setText(node, text);
+    node.className = cls || '';
+  };
+  const sidecar = {
+    ready: [`ready since ${when(p.since)}`, 'ok'],
+    not_ready: [`NOT READY since ${when(p.since)} (last checked ${clock(p.checked_at)}); events wait`, 'bad'],
+    unknown: ['not checked yet', ''],
+    off: ['publishing is off (PUBLISHER=none)', ''],
+  }[p.status] || [p.status, ''];
+  fact('sidecar', `${p.system}: ${sidecar[0]}`, sidecar[1]);
+  const r = h.relay;
+  const restarts = r.restarts ? `; ${r.restarts} restart(s), last ${when(r.last_restart.at)}: ${r.last_restart.reason}` : '';
+  const stages = r.stages.map((s) => `${s.name} ${seconds(s.idle_seconds)} ago`).join(', ');
+  const relayText = {
+    running: `running (stages last progressed: ${stages})`,
+    stalled: `STALLED: its ${r.stalled_stage} stage made no progress; restarting`,
+    restarting: 'RESTARTING',
+  }[r.status] || r.status;
+  fact('relay', `${relayText}${restarts}`, r.status === 'running' ? 'ok' : 'bad');
+  if (!d) {
+    for (const id of ['error', 'retries', 'published']) fact(id, 'the database could not be read', 'bad');
+  } else {
+    fact('error', d.last_failure ? failureText(d.last_failure) : 'none recorded', failing ? 'bad' : '');
+    fact('retries', d.retrying ? `${d.retrying} envelope(s); next retry ${d.next_retry_at ? clock(d.next_retry_at) : 'now'}` : 'none', d.retrying ? 'bad' : '');
+    fact('published', when(d.last_published_at));
+  }
+  const holds = h.holds;
+  fact('holds', holds.held_tasks
+    ? `${holds.held_tasks} task(s) held, ${holds.events_waiting} event(s) waiting behind them; oldest ${seconds(holds.oldest_seconds)}`
+    : 'none', holds.held_tasks ? 'bad' : '');
 }
 
 function renderFlow(s) {
@@ -235,13 +382,68 @@ function renderFlow(s) {
   $('#stat-published').textContent = s.relay.published;
   $('#stat-rate').textContent = `${s.rates.published.toFixed(1)}/s`;
   $('#stat-retried').textContent = s.relay.retried;
-  $('#stat-relay').textContent = s.error ? s.error : (s.relay_running ? 'running' : 'stopped');
+  $('#stat-relay').textContent = s.error ? s.error : (s.health ? s.health.relay.status : (s.relay_running ? 'running' : 'stopped'));
   const badge = $('#dead-count');
   badge.hidden = s.dead_letters_open === 0;
   badge.textContent = s.dead_letters_open;
   badge.setAttribute('aria-label', `${s.dead_letters_open} open`);
+  const held = s.health ? s.health.holds.held_tasks : 0;
+  const heldBadge = $('#held-count');
+  heldBadge.hidden = held === 0;
+  heldBadge.textContent = held;
+  heldBadge.setAttribute('aria-label', `${held} held`);
   chart('rate', series.map((p) => p.rates.published), 'line', 'events per second');
   chart('pending', series.map((p) => p.outbox_pending + p.envelopes_pending), 'area', 'pending');
+  $('#stat-parked').textContent = `${s.rates.parked.toFixed(1)}/s`;
+  $('#stat-mapfail').textContent = `${(s.rates.mapping_failed ?? 0).toFixed(1)}/s`;
+  if (s.detail) renderDetail(s.detail);
+  hourPoint(s);
+}
+
+// The last hour, as the host keeps it (one point per 30 s), extended live.
+let hour = [];
+let hourEvery = 30;
+
+async function loadHour() {
+  try {
+    const h = await api('/admin/flow/history');
+    hour = h.points;
+    hourEvery = h.interval_seconds;
+    drawHour();
+  } catch {
+    /* the live charts still work */
+  }
+}
+
+function hourPoint(s) {
+  const last = hour[hour.length - 1];
+  if (last && (new Date(s.at) - new Date(last.at)) / 1000 < hourEvery) return;
+  hour.push({ at: s.at, outbox_pending: s.outbox_pending, envelopes_pending: s.envelopes_pending, rates: s.rates });
+  while (hour.length > 120) hour.shift();
+  drawHour();
+}
+
+function drawHour() {
+  chart('hour', hour.map((p) => p.outbox_pending + p.envelopes_pending), 'area', 'pending', hourEvery, 120);
+  chart('parked', hour.map((p) => p.rates.parked), 'line', 'parked per second', hourEvery, 120);
+}
+
+function renderDetail(d) {
+  const rows = d.topics.map((t) => el('tr', {},
+    el('td', { text: t.topic }), el('td', { class: 'num', text: t.published }),
+    el('td', { class: 'num', text: t.published_rate.toFixed(2) }),
+    el('td', { class: `num${t.parked ? ' bad' : ''}`, text: t.parked }),
+    el('td', { class: 'num', text: t.parked_rate.toFixed(2) })));
+  $('#topics-table tbody').replaceChildren(...(rows.length ? rows
+    : [el('tr', {}, el('td', { colspan: 5, class: 'empty', text: 'Nothing published or parked in the last minute.' }))]));
+  const o = d.oldest_pending;
+  $('#flow-oldest').replaceChildren(o
+    ? el('span', {}, `${o.event_type} on ${o.topic}, mapped ${when(o.created_at)}, ${o.attempts} attempt(s)${o.last_error ? ` (${o.last_error})` : ''}; task `,
+      idButton('Envelopes of task', o.task_id, () => showTask(o.task_id)))
+    : 'none waiting');
+  $('#flow-holds').replaceChildren(...(d.longest_holds.length ? d.longest_holds.map((h) => el('li', {},
+    idButton('Envelopes of task', h.task_id, () => showTask(h.task_id)),
+    ` on ${h.topic} since ${when(h.since)}; ${h.waiting} event(s) waiting`)) : [el('li', { text: 'none' })]));
 }
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -253,12 +455,12 @@ function svg(tag, attrs) {
 }
 
 /** Draws `values` (oldest first) into the 600×140 chart `name`, with its scale. */
-function chart(name, values, kind, unit) {
+function chart(name, values, kind, unit, every = 2, capacity = HISTORY) {
   const target = $(`#chart-${name}`);
   const width = 600;
   const height = 140;
   const max = Math.max(1, ...values);
-  const step = width / (HISTORY - 1);
+  const step = width / (capacity - 1);
   const offset = width - (values.length - 1) * step;
   const points = values.map((v, i) => [offset + i * step, height - 4 - (v / max) * (height - 12)]);
   const children = [0.25, 0.5, 0.75].map((f) => svg('line', { class: 'grid', x1: 0, x2: width, y1: height * f, y2: height * f }));
@@ -273,7 +475,7 @@ function chart(name, values, kind, unit) {
   target.replaceChildren(...children);
   const latest = values.length ? values[values.length - 1] : 0;
   const number = (n) => (Number.isInteger(n) ? String(n) : n.toFixed(1));
-  const span = `last ${seconds(Math.max(0, values.length - 1) * 2)}`;
+  const span = `last ${seconds(Math.max(0, values.length - 1) * every)}`;
   $(`#scale-${name}-span`).textContent = span;
   $(`#scale-${name}-max`).textContent = `top of scale ${number(max)}`;
   target.setAttribute('aria-label', `Latest ${number(latest)} ${unit}; highest ${number(max)} over the ${span}`);
@@ -287,21 +489,53 @@ function react(before, after) {
   if (current === 'envelopes' && $('#f-live').checked && moved(activity)) loadEnvelopes({ quiet: true });
   if (current === 'dead-letters' && moved((s) => [s.dead_letters_open, s.relay.parked, s.relay.mapping_failed])) loaders['dead-letters']();
   if (current === 'mappers' && moved((s) => [s.relay.mapped, s.relay.mapping_failed])) loaders.mappers();
+  if (current === 'held' && moved((s) => [s.health && s.health.holds, s.relay.published])) loaders.held();
 }
 
 // ---------------------------------------------------------------- envelopes
 
 let envelopesLoading = false;
 let openEnvelope = null;
+let envelopesOffset = 0;
 
 function envelopeQuery() {
   const form = $('#envelope-filter');
   const params = new URLSearchParams();
-  for (const name of ['state', 'type', 'topic', 'task_id', 'limit']) {
+  for (const name of ['state', 'type_prefix', 'topic', 'task_id', 'id', 'mutation_id', 'correlation_id', 'user_id', 'limit']) {
     const value = form.elements[name].value.trim();
     if (value) params.set(name, value);
   }
+  for (const name of ['since', 'until']) {
+    const value = form.elements[name].value;
+    if (value) {
+      const t = new Date(value);
+      if (!Number.isNaN(t.getTime())) params.set(name, t.toISOString());
+    }
+  }
+  if (envelopesOffset) params.set('offset', String(envelopesOffset));
   return params.toString();
+}
+
+function pageSize() {
+  const n = Number($('#f-limit').value);
+  return Number.isInteger(n) && n >= 1 && n <= 1000 ? n : 50;
+}
+
+/** Marks the filter field a problem names (or none). */
+function markField(field) {
+  for (const input of document.querySelectorAll('#envelope-filter [aria-invalid]')) {
+    input.removeAttribute('aria-invalid');
+    input.setAttribute('aria-describedby', input.dataset.describedby || '');
+    if (!input.getAttribute('aria-describedby')) input.removeAttribute('aria-describedby');
+  }
+  const names = { type: 'type_prefix' };
+  const input = field ? $('#envelope-filter').elements[names[field] || field] : null;
+  if (input) {
+    input.dataset.describedby = input.getAttribute('aria-describedby') || '';
+    input.setAttribute('aria-invalid', 'true');
+    input.setAttribute('aria-describedby', `envelopes-status ${input.dataset.describedby}`.trim());
+  }
+  return input;
 }
 
 async function loadEnvelopes({ quiet = false } = {}) {
@@ -309,17 +543,35 @@ async function loadEnvelopes({ quiet = false } = {}) {
   envelopesLoading = true;
   const status = $('#envelopes-status');
   try {
-    const { envelopes } = await api(`/admin/envelopes?${envelopeQuery()}`);
-    renderEnvelopes(envelopes);
+    const body = await api(`/admin/envelopes?${envelopeQuery()}`);
+    renderEnvelopes(body.envelopes);
+    markField(null);
+    const n = body.envelopes.length;
     // The count is plain text, not a live region: live updates must not chatter.
-    $('#envelopes-count').textContent = `${envelopes.length} envelope(s), newest first${$('#f-live').checked ? '; updating live' : ''}.`;
+    $('#envelopes-count').textContent = `${n ? `Envelopes ${body.offset + 1}–${body.offset + n} of ${body.total}` : `${body.total} envelope(s)`} matching, newest first${$('#f-live').checked ? '; updating live' : ''}.`;
+    $('#envelopes-prev').disabled = body.offset === 0;
+    $('#envelopes-next').disabled = body.offset + n >= body.total;
     if (!quiet) status.replaceChildren();
   } catch (e) {
-    say(status, 'bad', 'Could not list envelopes.', e.message);
+    // A bad filter: say which field and why, and show no rows that no longer match it.
+    $('#envelopes-table tbody').replaceChildren(el('tr', {}, el('td', { colspan: 7, class: 'empty', text: 'No results: fix the filter above.' })));
+    $('#envelopes-count').textContent = '';
+    const input = markField(e.field);
+    say(status, 'bad', input ? `${input.labels[0].textContent}:` : 'Could not list envelopes.', e.message);
+    if (input && !quiet) input.focus();
   } finally {
     envelopesLoading = false;
   }
 }
+
+$('#envelopes-prev').addEventListener('click', () => {
+  envelopesOffset = Math.max(0, envelopesOffset - pageSize());
+  loadEnvelopes();
+});
+$('#envelopes-next').addEventListener('click', () => {
+  envelopesOffset += pageSize();
+  loadEnvelopes();
+});
 
 function renderEnvelopes(envelopes) {
   const tbody = $('#envelopes-table tbody');
@@ -349,6 +601,7 @@ loaders.envelopes = () => loadEnvelopes();
 
 $('#envelope-filter').addEventListener('submit', (event) => {
   event.preventDefault();
+  envelopesOffset = 0;
   loadEnvelopes();
 });
 
@@ -369,6 +622,7 @@ async function showEnvelope(id) {
       ['First failure', when(e.first_failed_at)], ['Finished', when(e.finished_at)],
     ];
     $('#envelope-history').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
+    renderAttempts(e);
     $('#envelope-json').textContent = pretty(e.envelope);
     $('#envelope-mutation').textContent = e.mutation ? pretty(e.mutation) : '(no longer in the outbox)';
     $('#envelope-to-playground').hidden = !e.mutation;
@@ -377,69 +631,297 @@ async function showEnvelope(id) {
       location.hash = '#playground';
     };
     detail.hidden = false;
-    $('#h-envelope').focus();
+    $('#envelopes-layout').classList.add('open');
+    // Beside the list (below it on a phone): focus without scrolling the page away.
+    $('#h-envelope').focus({ preventScroll: true });
+    if (window.matchMedia('(max-width: 900px)').matches) detail.scrollIntoView({ block: 'start' });
   } catch (err) {
     say($('#envelopes-status'), 'bad', 'Could not open the envelope.', err.message);
   }
 }
 
-$('#envelope-close').addEventListener('click', () => {
+/** The envelope's delivery history: each failed attempt, then its publish; its letters. */
+function renderAttempts(e) {
+  const rows = e.attempts_history.map((a) => el('tr', {},
+    el('td', { class: 'num', text: a.attempt }), el('td', { text: when(a.at) }),
+    el('td', {}, el('span', { class: `state state-${a.outcome === 'parked' ? 'dead' : 'pending'}`, text: a.outcome })),
+    el('td', { text: a.status ?? 'no answer' }), el('td', { class: 'mono', text: a.code ?? '–' }),
+    el('td', { text: a.error }), el('td', { class: 'mono', text: a.relay })));
+  if (e.state === 'published') {
+    rows.push(el('tr', {},
+      el('td', { class: 'num', text: e.total_attempts }), el('td', { text: when(e.finished_at) }),
+      el('td', {}, el('span', { class: 'state state-published', text: 'published' })),
+      el('td', { text: e.delivery_status ?? '–' }), el('td', { text: '–' }), el('td', { text: '' }),
+      el('td', { class: 'mono', text: e.published_by ?? '–' })));
+  }
+  $('#envelope-attempts tbody').replaceChildren(...(rows.length ? rows
+    : [el('tr', {}, el('td', { colspan: 7, class: 'empty', text: e.state === 'pending' ? 'Not tried yet.' : 'No attempt recorded.' }))]));
+  $('#envelope-letters').replaceChildren(...(e.dead_letters.length ? e.dead_letters.map((d) => el('li', {},
+    el('span', { class: 'mono', title: d.id, text: short(d.id) }),
+    ` parked ${when(d.created_at)}: ${d.reason}. `,
+    d.resolution ? `${d.resolution} ${when(d.resolved_at)} by ${d.resolved_by ?? 'unknown'}${d.resolution_note ? ` (${d.resolution_note})` : ''}.` : 'Open.',
+    d.replaces ? ` Replaces ${short(d.replaces)}, whose replay was refused again.` : '')) : [el('li', { text: 'None.' })]));
+}
+
+function closeEnvelope() {
   const id = openEnvelope;
   openEnvelope = null;
   $('#envelope-detail').hidden = true;
+  $('#envelopes-layout').classList.remove('open');
   for (const row of document.querySelectorAll('#envelopes-table tr.selected')) row.classList.remove('selected');
   const button = document.querySelector(`#envelopes-table tr[data-envelope="${CSS.escape(id || '')}"] button`);
   (button || $('#h-envelopes')).focus();
+}
+
+$('#envelope-close').addEventListener('click', closeEnvelope);
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && current === 'envelopes' && !$('#envelope-detail').hidden) {
+    event.preventDefault();
+    closeEnvelope();
+  }
 });
 
 // ---------------------------------------------------------------- dead letters
 
+const LETTERS_PAGE = 50;
 let lettersLoading = false;
 let lettersShown = null;
+let lettersOffset = 0;
+let lettersTotal = 0;
+let lettersOnPage = [];
+const selectedLetters = new Set();
 
-loaders['dead-letters'] = async () => {
+/** The dead-letter filter as query parameters (times as RFC 3339 UTC). */
+function letterFilter() {
+  const form = $('#letter-filter');
+  const filter = {};
+  for (const name of ['kind', 'mapper', 'topic', 'reason']) {
+    const value = form.elements[name].value.trim();
+    if (value) filter[name] = value;
+  }
+  for (const name of ['since', 'until']) {
+    const value = form.elements[name].value;
+    if (value) {
+      const t = new Date(value);
+      if (!Number.isNaN(t.getTime())) filter[name] = t.toISOString();
+    }
+  }
+  return filter;
+}
+
+function describeFilter(filter) {
+  const parts = [];
+  if (filter.kind) parts.push(filter.kind === 'publish' ? 'refused publishes' : 'mapping failures');
+  if (filter.mapper) parts.push(`mapper ${filter.mapper}`);
+  if (filter.topic) parts.push(`topic ${filter.topic}`);
+  if (filter.reason) parts.push(`reason “${filter.reason.slice(0, 80)}${filter.reason.length > 80 ? '…' : ''}”`);
+  if (filter.since) parts.push(`parked from ${when(filter.since)}`);
+  if (filter.until) parts.push(`parked before ${when(filter.until)}`);
+  return parts.length ? parts.join(', ') : 'every open letter';
+}
+
+loaders['dead-letters'] = async ({ keepPage = true } = {}) => {
   if (lettersLoading) return;
   lettersLoading = true;
   const list = $('#dead-letters-list');
+  if (!keepPage) lettersOffset = 0;
+  const params = new URLSearchParams({ ...letterFilter(), order: $('#l-order').value, limit: String(LETTERS_PAGE), offset: String(lettersOffset) });
   try {
-    const { dead_letters: letters } = await api('/admin/dead-letters?limit=200');
+    const body = await api(`/admin/dead-letters?${params}`);
+    lettersTotal = body.total;
+    if (body.dead_letters.length === 0 && lettersOffset > 0 && body.total > 0) {
+      // The page emptied (letters resolved): go back to the last page that has some.
+      lettersOffset = Math.max(0, Math.floor((body.total - 1) / LETTERS_PAGE) * LETTERS_PAGE);
+      lettersLoading = false;
+      return loaders['dead-letters']();
+    }
+    renderLetterCount(body);
+    renderGroups(body.groups);
     // Unchanged letters are left alone: open details and focus stay where they are.
-    const shown = JSON.stringify(letters);
+    const shown = JSON.stringify(body.dead_letters);
     if (shown === lettersShown) return;
     lettersShown = shown;
+    lettersOnPage = body.dead_letters.map((l) => l.id);
+    for (const id of [...selectedLetters]) if (!lettersOnPage.includes(id)) selectedLetters.delete(id);
     keepFocus(list, 'data-letter', () => {
-      if (letters.length === 0) {
-        list.replaceChildren(el('p', { class: 'empty', text: 'No open dead letters.' }));
+      if (body.dead_letters.length === 0) {
+        list.replaceChildren(el('p', { class: 'empty', text: body.total === 0 && Object.keys(letterFilter()).length === 0 ? 'No open dead letters.' : 'No open dead letters match.' }));
       } else {
-        list.replaceChildren(...letters.map(letterCard));
+        list.replaceChildren(...body.dead_letters.map(letterCard));
       }
     });
+    syncSelection();
   } catch (e) {
     lettersShown = null;
-    list.replaceChildren(el('p', { class: 'empty', text: e.message }));
+    lettersOnPage = [];
+    selectedLetters.clear();
+    syncSelection();
+    $('#letters-count').textContent = '';
+    list.replaceChildren(el('p', { class: 'empty', text: `Could not list dead letters: ${e.message}` }));
   } finally {
     lettersLoading = false;
   }
 };
 
+function renderLetterCount(body) {
+  const n = body.dead_letters.length;
+  const from = n ? body.offset + 1 : 0;
+  $('#letters-count').textContent = n
+    ? `Letters ${from}–${body.offset + n} of ${body.total} matching (${describeFilter(letterFilter())}), ${$('#l-order').value} first.`
+    : `${body.total} matching.`;
+  $('#letters-prev').disabled = body.offset === 0;
+  $('#letters-next').disabled = body.offset + n >= body.total;
+  $('#bulk-replay-all').textContent = `Replay all ${body.total} matching`;
+  $('#bulk-skip-all').textContent = `Skip all ${body.total} matching`;
+  $('#bulk-replay-all').disabled = body.total === 0;
+  $('#bulk-skip-all').disabled = body.total === 0;
+}
+
+function renderGroups(groups) {
+  const list = $('#letter-groups');
+  if (groups.length === 0) {
+    list.replaceChildren(el('li', { class: 'empty', text: 'Nothing matches.' }));
+    return;
+  }
+  list.replaceChildren(...groups.map((g) => el('li', {},
+    el('span', { class: 'count', text: g.count }),
+    el('span', { class: 'what' },
+      `${g.kind === 'publish' ? 'Refused publish' : 'Mapping failed'} · ${g.mapper ?? 'host'}${g.topic ? ` · ${g.topic}` : ''}: `,
+      el('span', { class: 'mono', text: g.reason })),
+    el('span', { class: 'hint', text: `${when(g.first_at)} – ${when(g.last_at)}` }),
+    el('button', {
+      type: 'button', class: 'secondary small', text: 'Show only these',
+      'aria-label': `Show only the ${g.count} letter(s): ${g.reason.slice(0, 60)}`,
+      onclick: () => {
+        $('#l-kind').value = g.kind;
+        $('#l-mapper').value = g.mapper ?? '';
+        $('#l-topic').value = g.topic ?? '';
+        setReason(g.reason);
+        loaders['dead-letters']({ keepPage: false });
+      },
+    }))));
+}
+
+function setReason(reason) {
+  $('#l-reason').value = reason;
+  $('#l-reason-chip').hidden = !reason;
+  $('#l-reason-text').textContent = reason ? `Reason: ${reason}` : '';
+}
+
+$('#l-reason-clear').addEventListener('click', () => {
+  setReason('');
+  loaders['dead-letters']({ keepPage: false });
+  $('#h-dead').focus();
+});
+
+$('#letter-filter').addEventListener('submit', (event) => {
+  event.preventDefault();
+  selectedLetters.clear();
+  loaders['dead-letters']({ keepPage: false });
+});
+$('#letters-prev').addEventListener('click', () => {
+  lettersOffset = Math.max(0, lettersOffset - LETTERS_PAGE);
+  loaders['dead-letters']();
+});
+$('#letters-next').addEventListener('click', () => {
+  if (lettersOffset + LETTERS_PAGE < lettersTotal) lettersOffset += LETTERS_PAGE;
+  loaders['dead-letters']();
+});
+
+function syncSelection() {
+  const n = selectedLetters.size;
+  $('#bulk-replay').disabled = n === 0;
+  $('#bulk-skip').disabled = n === 0;
+  $('#bulk-replay').textContent = n ? `Replay ${n} selected` : 'Replay selected';
+  $('#bulk-skip').textContent = n ? `Skip ${n} selected` : 'Skip selected';
+  const all = lettersOnPage.length > 0 && lettersOnPage.every((id) => selectedLetters.has(id));
+  $('#select-page').checked = all;
+  for (const box of document.querySelectorAll('#dead-letters-list input[data-select]')) {
+    box.checked = selectedLetters.has(box.dataset.select);
+  }
+}
+
+$('#select-page').addEventListener('change', (event) => {
+  for (const id of lettersOnPage) {
+    if (event.currentTarget.checked) selectedLetters.add(id);
+    else selectedLetters.delete(id);
+  }
+  syncSelection();
+});
+
+/** Opens the envelopes of task `id` (a clickable task id). */
+function showTask(id) {
+  const form = $('#envelope-filter');
+  for (const name of ['state', 'type_prefix', 'topic', 'id', 'mutation_id', 'correlation_id', 'user_id', 'since', 'until']) form.elements[name].value = '';
+  form.elements.task_id.value = id;
+  envelopesOffset = 0;
+  if (location.hash === '#envelopes') loadEnvelopes();
+  else location.hash = '#envelopes';
+}
+
+function idButton(label, id, onclick) {
+  return el('button', { type: 'button', class: 'linkish mono', title: id, 'aria-label': `${label} ${id}`, text: short(id), onclick });
+}
+
 function letterCard(letter) {
   const headingId = `letter-${letter.id}`;
-  return el('article', { class: 'card', 'data-letter': letter.id, 'aria-labelledby': headingId },
-    el('h2', { id: headingId, text: `${letter.kind === 'publish' ? 'Refused publish' : 'Mapping failed'} · ${letter.mapper ?? 'host'}` }),
+  const what = letter.kind === 'publish' ? 'Refused publish' : 'Mapping failed';
+  const row = (term, ...value) => el('div', { class: 'row' }, el('dt', { text: term }), el('dd', {}, ...value));
+  const envelopeJson = el('pre', { class: 'json', tabindex: 0, text: 'Loading…' });
+  const envelopeDetails = letter.envelope_id ? el('details', {
+    ontoggle: async (event) => {
+      if (!event.currentTarget.open || envelopeJson.dataset.loaded) return;
+      try {
+        const e = await api(`/admin/envelopes/${encodeURIComponent(letter.envelope_id)}`);
+        envelopeJson.textContent = pretty(e.envelope);
+        envelopeJson.dataset.loaded = 'yes';
+      } catch (err) {
+        envelopeJson.textContent = `Could not load it: ${err.message}`;
+      }
+    },
+  }, el('summary', { text: 'Envelope JSON' }), envelopeJson) : null;
+  return el('article', { class: `card${letter.replaces ? ' replaced' : ''}`, 'data-letter': letter.id, 'aria-labelledby': headingId },
+    el('div', { class: 'select' },
+      el('input', {
+        type: 'checkbox', id: `select-${letter.id}`, 'data-select': letter.id, checked: selectedLetters.has(letter.id),
+        onchange: (event) => {
+          if (event.currentTarget.checked) selectedLetters.add(letter.id);
+          else selectedLetters.delete(letter.id);
+          syncSelection();
+        },
+      }),
+      el('label', { for: `select-${letter.id}`, text: 'Select', 'aria-label': `Select dead letter ${short(letter.id)}` })),
+    el('h2', { id: headingId, text: `${what} · ${letter.event_type ?? letter.mapper ?? 'host'}${letter.topic ? ` on ${letter.topic}` : ''}` }),
     el('p', { class: 'reason', text: letter.reason }),
     el('dl', {},
-      el('div', { class: 'row' }, el('dt', { text: 'Attempts' }), el('dd', { text: letter.attempts })),
-      el('div', { class: 'row' }, el('dt', { text: 'Parked' }), el('dd', { text: when(letter.created_at) })),
-      el('div', { class: 'row' }, el('dt', { text: 'Mutation' }), el('dd', { class: 'mono', text: short(letter.mutation_id) })),
-      letter.envelope_id ? el('div', { class: 'row' }, el('dt', { text: 'Envelope' }), el('dd', { class: 'mono', text: short(letter.envelope_id) })) : null),
+      row('Letter', el('span', { class: 'mono', title: letter.id, text: short(letter.id) })),
+      letter.event_type ? row('Event type', el('span', { class: 'mono', text: letter.event_type })) : null,
+      letter.topic ? row('Topic', letter.topic) : null,
+      letter.task_id ? row('Task', idButton('Envelopes of task', letter.task_id, () => showTask(letter.task_id))) : null,
+      row('Mapper', letter.mapper ?? 'host'),
+      row('Attempts', String(letter.attempts)),
+      row('Parked', when(letter.created_at)),
+      row('Mutation', el('span', { class: 'mono', title: letter.mutation_id, text: short(letter.mutation_id) })),
+      letter.envelope_id ? row('Envelope', idButton('Open envelope', letter.envelope_id, () => openEnvelopeFrom(letter.envelope_id))) : null,
+      letter.hold ? row('Holds', `${letter.hold.topics.join(', ')}; ${letter.hold.waiting} event(s) waiting behind it`) : null,
+      letter.replaces ? row('Replaces', el('span', { class: 'mono', title: letter.replaces, text: `${short(letter.replaces)} (its replay was refused again)` })) : null),
     el('details', {},
       el('summary', { text: 'Mutation JSON' }),
       el('pre', { class: 'json', tabindex: 0, text: letter.mutation ? pretty(letter.mutation) : '(no longer in the outbox)' })),
+    envelopeDetails,
     el('div', { class: 'actions' },
       el('button', {
         type: 'button', text: 'Replay',
         'aria-label': `Replay dead letter ${short(letter.id)} (${letter.mapper ?? 'host'})`,
         onclick: (event) => replay(event.currentTarget, letter),
+      }),
+      el('button', {
+        type: 'button', class: 'secondary', text: 'Skip…',
+        'aria-label': `Skip dead letter ${short(letter.id)}`,
+        onclick: () => confirmAction($('#letters-confirm'), {
+          text: `Skip dead letter ${short(letter.id)}? Its event is never published; what waits behind it goes on.`,
+          reason: true, go: 'Skip it',
+        }).then((answer) => answer && resolveSelection('skip', { ids: [letter.id] }, answer.reason, $('#replay-result'))),
       }),
       letter.mutation ? el('button', {
         type: 'button', class: 'secondary', text: 'Try in playground',
@@ -447,23 +929,279 @@ function letterCard(letter) {
       }) : null));
 }
 
+function openEnvelopeFrom(id) {
+  location.hash = '#envelopes';
+  showEnvelope(id);
+}
+
+/**
+ * Asks for confirmation inside `container` (with a reason field when `reason`);
+ * resolves to {reason} when confirmed, null when cancelled.
+ */
+function confirmAction(container, { text, reason = false, go = 'Confirm' }) {
+  return new Promise((resolve) => {
+    const input = reason ? el('input', { id: `${container.id}-reason`, required: true, maxlength: 500 }) : null;
+    const error = el('p', { class: 'field-error', id: `${container.id}-error`, role: 'alert' });
+    const done = (answer) => {
+      container.replaceChildren();
+      resolve(answer);
+    };
+    const panel = el('div', { class: 'confirm', role: 'group', 'aria-labelledby': `${container.id}-text` },
+      el('p', { id: `${container.id}-text`, text }),
+      reason ? el('div', { class: 'field' },
+        el('label', { for: `${container.id}-reason`, text: 'Why (recorded with your name)' }), input, error) : null,
+      el('div', { class: 'actions' },
+        el('button', {
+          type: 'button', text: go,
+          onclick: () => {
+            if (reason && !input.value.trim()) {
+              error.textContent = 'Say why: the reason is recorded with the skip.';
+              input.setAttribute('aria-describedby', error.id);
+              input.setAttribute('aria-invalid', 'true');
+              input.focus();
+              return;
+            }
+            done({ reason: reason ? input.value.trim() : null });
+          },
+        }),
+        el('button', { type: 'button', class: 'secondary', text: 'Cancel', onclick: () => done(null) })));
+    container.replaceChildren(panel);
+    (input || panel.querySelector('button')).focus();
+  });
+}
+
+/** Follows replayed letter `id` until its event is published or refused again. */
+async function follow(id, timeout = 20_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const f = await api(`/admin/dead-letters/${encodeURIComponent(id)}`);
+    if (f.status !== 'queued' || Date.now() > deadline) return f;
+    await new Promise((r) => setTimeout(r, 400));
+  }
+}
+
+function followText(f) {
+  switch (f.status) {
+    case 'published': return 'published';
+    case 'mapped': return 'mapped again; its envelopes are queued';
+    case 'refused_again': return `refused again: ${f.replaced_by ? f.replaced_by.reason : 'see the envelope'}`;
+    case 'queued': return 'still queued (being retried); see Flow for the sidecar';
+    default: return f.status;
+  }
+}
+
 async function replay(button, letter) {
   const out = $('#replay-result');
   await busy(button, async () => {
     try {
       const r = await api(`/admin/dead-letters/${encodeURIComponent(letter.id)}/replay`, { method: 'POST' });
-      const queued = r.envelopes.length ? r.envelopes.map(short).join(', ') : 'none';
-      say(out, 'ok', `Replayed dead letter ${short(r.resolved)}.`, `Resolved (${r.kind}); envelopes queued: ${queued}.`);
+      say(out, '', `Replayed dead letter ${short(r.resolved)}: queued,`, 'following it…');
+      const f = await follow(r.resolved);
+      showFollow(out, f);
     } catch (e) {
       say(out, 'bad', `Replay of ${short(letter.id)} failed.`, e.message);
     }
   });
+  lettersShown = null;
   await loaders['dead-letters']();
   // The replayed letter's card is gone: the result is the next thing to read.
   if (!document.activeElement || document.activeElement === document.body) out.focus();
 }
 
-$('#dead-refresh').addEventListener('click', () => loaders['dead-letters']());
+function showFollow(out, f) {
+  const id = short(f.letter.id);
+  if (f.status === 'refused_again') {
+    say(out, 'bad', `Replay of ${id} was refused again.`, f.replaced_by ? `${f.replaced_by.reason} New letter: ` : followText(f));
+    if (f.replaced_by) {
+      out.append(el('button', {
+        type: 'button', class: 'linkish mono', text: short(f.replaced_by.id),
+        'aria-label': `Show the new dead letter ${f.replaced_by.id}`,
+        onclick: () => showLetter(f.replaced_by.id),
+      }));
+    }
+  } else if (f.status === 'queued') {
+    say(out, '', `Replayed ${id}: not published yet.`, followText(f));
+  } else {
+    say(out, 'ok', `Replayed ${id}: ${f.status === 'published' ? 'Published.' : followText(f)}`);
+  }
+}
+
+/** Shows letter `id` alone (clearing the other filters) and focuses its card. */
+async function showLetter(id) {
+  const letter = await api(`/admin/dead-letters/${encodeURIComponent(id)}`);
+  for (const name of ['kind', 'mapper', 'topic', 'since', 'until']) $('#letter-filter').elements[name].value = '';
+  setReason(letter.letter.reason);
+  $('#l-topic').value = letter.letter.topic ?? '';
+  lettersShown = null;
+  await loaders['dead-letters']({ keepPage: false });
+  const card = document.querySelector(`#dead-letters-list article[data-letter="${CSS.escape(id)}"] h2`);
+  if (card) { card.setAttribute('tabindex', '-1'); card.focus(); }
+}
+
+/** Replays or skips a selection ({ids} or {matching}) and says what each did. */
+async function resolveSelection(action, selection, reason, out) {
+  const body = action === 'skip' ? { ...selection, reason } : selection;
+  say(out, '', action === 'skip' ? 'Skipping…' : 'Replaying…');
+  try {
+    const r = await api(`/admin/dead-letters/${action}`, { method: 'POST', json: body });
+    const done = action === 'skip' ? r.skipped : r.replayed;
+    const failed = r.failed.map((f) => el('li', { text: `${short(f.id)}: ${f.reason}` }));
+    if (action === 'skip') {
+      say(out, failed.length ? 'bad' : 'ok', `Skipped ${done.length} letter(s)${failed.length ? `; ${failed.length} could not be skipped` : ''}.`);
+    } else {
+      say(out, '', `Replayed ${done.length} letter(s)${failed.length ? `, ${failed.length} failed at once` : ''}; following them…`);
+      const follows = await Promise.all(done.slice(0, 200).map((d) => follow(d.resolved).catch(() => null)));
+      const count = (status) => follows.filter((f) => f && f.status === status).length;
+      const refused = follows.filter((f) => f && f.status === 'refused_again');
+      const bad = refused.length + failed.length > 0;
+      say(out, bad ? 'bad' : 'ok', `Replayed ${done.length} letter(s):`,
+        `${count('published') + count('mapped')} published or mapped, ${refused.length} refused again, ${count('queued')} still queued${failed.length ? `, ${failed.length} failed at once` : ''}.`);
+      for (const f of refused.slice(0, 20)) {
+        failed.push(el('li', {}, `${short(f.letter.id)} refused again → new letter `,
+          f.replaced_by ? el('button', { type: 'button', class: 'linkish mono', text: short(f.replaced_by.id), onclick: () => showLetter(f.replaced_by.id) }) : '(none)'));
+      }
+    }
+    if (failed.length) out.append(el('ul', {}, failed));
+  } catch (e) {
+    say(out, 'bad', `The ${action} was refused.`, e.message);
+  }
+  selectedLetters.clear();
+  lettersShown = null;
+  await loaders['dead-letters']();
+  out.focus();
+}
+
+$('#bulk-replay').addEventListener('click', async () => {
+  const ids = [...selectedLetters];
+  const answer = await confirmAction($('#letters-confirm'), { text: `Replay ${ids.length} selected dead letter(s)?`, go: `Replay ${ids.length}` });
+  if (answer) await resolveSelection('replay', { ids }, null, $('#replay-result'));
+});
+$('#bulk-skip').addEventListener('click', async () => {
+  const ids = [...selectedLetters];
+  const answer = await confirmAction($('#letters-confirm'), { text: `Skip ${ids.length} selected dead letter(s)? Their events are never published.`, reason: true, go: `Skip ${ids.length}` });
+  if (answer) await resolveSelection('skip', { ids }, answer.reason, $('#replay-result'));
+});
+$('#bulk-replay-all').addEventListener('click', async () => {
+  const matching = letterFilter();
+  const answer = await confirmAction($('#letters-confirm'), {
+    text: `Replay all ${lettersTotal} open dead letter(s) matching ${describeFilter(matching)} (at most 1000 per call, oldest first)?`,
+    go: `Replay ${lettersTotal}`,
+  });
+  if (answer) await resolveSelection('replay', { matching }, null, $('#replay-result'));
+});
+$('#bulk-skip-all').addEventListener('click', async () => {
+  const matching = letterFilter();
+  const answer = await confirmAction($('#letters-confirm'), {
+    text: `Skip all ${lettersTotal} open dead letter(s) matching ${describeFilter(matching)}? Their events are never published.`,
+    reason: true, go: `Skip ${lettersTotal}`,
+  });
+  if (answer) await resolveSelection('skip', { matching }, answer.reason, $('#replay-result'));
+});
+
+$('#dead-refresh').addEventListener('click', () => { lettersShown = null; loaders['dead-letters'](); });
+
+// ---------------------------------------------------------------- held
+
+let heldShown = null;
+
+loaders.held = async () => {
+  const tbody = $('#held-table tbody');
+  try {
+    const { holds } = await api('/admin/holds?limit=500');
+    const shown = JSON.stringify(holds);
+    if (shown === heldShown) return;
+    heldShown = shown;
+    renderHeldMappers(holds);
+    keepFocus(tbody, 'data-hold', () => {
+      if (holds.length === 0) {
+        tbody.replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'empty', text: 'No task is held.' })));
+        return;
+      }
+      tbody.replaceChildren(...holds.map((h) => el('tr', { 'data-hold': `${h.task_id}/${h.topic}` },
+        el('td', {}, idButton('Envelopes of task', h.task_id, () => showTask(h.task_id))),
+        el('td', { text: h.topic }),
+        el('td', { text: when(h.since) }),
+        el('td', {},
+          el('span', { text: `${h.kind === 'publish' ? 'Refused publish' : 'Mapping failed'} · ${h.mapper ?? 'host'}: ` }),
+          el('span', { class: 'mono', text: h.reason }),
+          h.letters > 1 ? el('span', { class: 'sub', text: `${h.letters} letters hold it` }) : null),
+        el('td', { class: 'num', text: h.waiting }),
+        el('td', {}, el('div', { class: 'actions' },
+          el('button', {
+            type: 'button', class: 'small', text: 'Replay',
+            'aria-label': `Replay the held event of task ${short(h.task_id)} on ${h.topic}`,
+            onclick: (event) => busy(event.currentTarget, () => replayHeld(h)),
+          }),
+          el('button', {
+            type: 'button', class: 'secondary small', text: 'Skip…',
+            'aria-label': `Skip the held event of task ${short(h.task_id)} on ${h.topic}`,
+            onclick: () => skipHeld(h),
+          }))))));
+    });
+  } catch (e) {
+    heldShown = null;
+    tbody.replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'empty', text: `Could not list holds: ${e.message}` })));
+  }
+};
+
+function renderHeldMappers(holds) {
+  const mappers = [...new Set(holds.map((h) => h.mapper).filter(Boolean))];
+  $('#held-mappers').replaceChildren(...mappers.map((m) => el('button', {
+    type: 'button', class: 'secondary', text: `Retry every hold of ${m}`,
+    onclick: async (event) => {
+      const n = holds.filter((h) => h.mapper === m).length;
+      const answer = await confirmAction($('#held-confirm'), { text: `Replay every open dead letter of mapper ${m} (${n} held task(s) on this page)? Do it after a reload fixed the mapper.`, go: 'Retry them' });
+      if (!answer) return;
+      await busy(event.currentTarget, async () => {
+        const out = $('#held-result');
+        try {
+          const r = await api('/admin/holds/retry', { method: 'POST', json: { mapper: m } });
+          say(out, r.failed.length ? 'bad' : 'ok', `Retried mapper ${m}:`, `${r.replayed.length} replayed, ${r.failed.length} failed again.`);
+          if (r.failed.length) out.append(el('ul', {}, r.failed.map((f) => el('li', { text: `${short(f.id)}: ${f.reason}` }))));
+        } catch (e) {
+          say(out, 'bad', `Retrying mapper ${m} was refused.`, e.message);
+        }
+        heldShown = null;
+        await loaders.held();
+        out.focus();
+      });
+    },
+  })));
+}
+
+async function replayHeld(h) {
+  const out = $('#held-result');
+  try {
+    const r = await api(`/admin/dead-letters/${encodeURIComponent(h.dead_letter_id)}/replay`, { method: 'POST' });
+    say(out, '', `Replayed the held event of task ${short(h.task_id)} on ${h.topic}:`, 'following it…');
+    showFollow(out, await follow(r.resolved));
+  } catch (e) {
+    say(out, 'bad', `Replay of the hold on task ${short(h.task_id)} failed.`, e.message);
+  }
+  heldShown = null;
+  await loaders.held();
+  out.focus();
+}
+
+async function skipHeld(h) {
+  const answer = await confirmAction($('#held-confirm'), {
+    text: `Skip the held event of task ${short(h.task_id)} on ${h.topic}? It is never published; the ${h.waiting} event(s) behind it go on.`,
+    reason: true, go: 'Skip it',
+  });
+  if (!answer) return;
+  const out = $('#held-result');
+  try {
+    await api(`/admin/dead-letters/${encodeURIComponent(h.dead_letter_id)}/skip`, { method: 'POST', json: { reason: answer.reason } });
+    say(out, 'ok', `Skipped the held event of task ${short(h.task_id)} on ${h.topic}.`, `${h.waiting} event(s) behind it go on.`);
+  } catch (e) {
+    say(out, 'bad', `Skip of the hold on task ${short(h.task_id)} failed.`, e.message);
+  }
+  heldShown = null;
+  await loaders.held();
+  out.focus();
+}
+
+$('#held-refresh').addEventListener('click', () => { heldShown = null; loaders.held(); });
 
 // ---------------------------------------------------------------- playground
 
@@ -618,4 +1356,5 @@ function splitOnce(text, separator) {
 // ---------------------------------------------------------------- start
 
 startFlow();
+loadHour();
 show(location.hash.slice(1) || 'mappers', { focus: false });

@@ -190,6 +190,12 @@ pub struct ServeConfig {
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
 
+    /// Named admin tokens, `name:token,...` (names of 1 to 32 of a-z, 0-9, - and _;
+    /// tokens of at least 16 characters), beside or instead of `ADMIN_TOKEN` (named
+    /// `admin`): each operator's replays, skips and reloads are recorded with the name.
+    #[arg(long, env = "ADMIN_TOKENS", hide_env_values = true)]
+    pub admin_tokens: Option<Secret>,
+
     /// CloudEvents `source` of every envelope.
     #[arg(long, env = "EVENT_SOURCE", default_value = "pakaura/api", value_parser = parse_source)]
     pub event_source: String,
@@ -270,6 +276,15 @@ impl ServeConfig {
             return Err(ConfigError {
                 setting: "ADMIN_TOKEN",
                 message: "must be at least 16 characters".into(),
+            });
+        }
+        if let Err(e) = crate::auth::AdminTokens::new(
+            self.admin_token.as_ref().map(Secret::expose),
+            self.admin_tokens.as_ref().map(Secret::expose),
+        ) {
+            return Err(ConfigError {
+                setting: "ADMIN_TOKENS",
+                message: e.to_string(),
             });
         }
         if let Some(token) = &self.dapr.dapr_api_token

@@ -59,6 +59,15 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 "\nDemo bearer token for user `{}` (valid 24h, this process only):\n\n  {}\n",
                 demo.user, demo.token
             );
+            if let Some(admin) = &demo.admin_token {
+                let mut shown = app.addr();
+                if shown.ip().is_unspecified() {
+                    shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                eprintln!(
+                    "Console: http://{shown}/console\nAdmin token for this process (ADMIN_TOKEN is unset; set it to choose one):\n\n  {admin}\n"
+                );
+            }
         }
         tracing::info!(addr = %app.addr(), database = app.db().kind(), "pakaura listening");
         app.run_until_stopped().await

@@ -9,7 +9,7 @@ use futures::future::OptionFuture;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::auth::{AdminToken, Authenticator, ClaimPolicy, Jwks, JwtKeys};
+use crate::auth::{AdminTokens, Authenticator, ClaimPolicy, Jwks, JwtKeys};
 use crate::config::{ConfigError, ServeConfig};
 use crate::http::{self, AppState};
 use crate::mapper::MapperRegistry;
@@ -47,6 +47,9 @@ impl StopHandle {
 pub struct DemoCredentials {
     pub user: String,
     pub token: String,
+    /// The admin token made for this process when `ADMIN_TOKEN` is unset too, so a
+    /// local run serves the console; `None` when `ADMIN_TOKEN` is set.
+    pub admin_token: Option<String>,
 }
 
 impl Application {
@@ -64,7 +67,26 @@ impl Application {
             .context("connecting to the database (DATABASE_URL)")?;
         db.migrate().await.context("migrating the database")?;
 
-        let (auth, demo) = authenticator(&config).await?;
+        let (auth, mut demo) = authenticator(&config).await?;
+        // A local run (no JWT_SECRET, no identity provider: the demo token) without
+        // ADMIN_TOKEN gets an admin token for this process, so the console is there from
+        // the first command; anywhere else the console stays off unless configured.
+        let admin_secret: Option<String> = match (&config.admin_token, demo.as_mut()) {
+            (Some(token), _) => Some(token.expose().trim().to_owned()),
+            (None, _) if config.admin_tokens.is_some() => None,
+            (None, Some(demo)) => {
+                let bytes: [u8; 16] = rand::random();
+                let token = hex::encode(bytes);
+                demo.admin_token = Some(token.clone());
+                Some(token)
+            }
+            (None, None) => None,
+        };
+        let admin_tokens = AdminTokens::new(
+            admin_secret.as_deref(),
+            config.admin_tokens.as_ref().map(|t| t.expose()),
+        )?
+        .map(Arc::new);
 
         let mappers = MapperRegistry::load(config.mappers.clone())
             .await
@@ -102,15 +124,9 @@ impl Application {
                 config.event_source.clone(),
             ),
             auth,
-            admin_token: config
-                .admin_token
-                .as_ref()
-                .map(|t| Arc::new(AdminToken::new(t.expose()))),
+            admin_token: admin_tokens.clone(),
             metrics,
-            console: http::console::Console::new(
-                config.console.clone(),
-                config.admin_token.as_ref().map(|t| t.expose()),
-            ),
+            console: http::console::Console::new(config.console.clone(), admin_tokens.as_deref()),
         };
         Ok((
             Self {
@@ -240,7 +256,14 @@ async fn authenticator(
             let keys = keys(&secret)?;
             let user = "demo".to_owned();
             let token = keys.issue(&user, Duration::from_secs(24 * 3600))?;
-            (Some(keys), Some(DemoCredentials { user, token }))
+            (
+                Some(keys),
+                Some(DemoCredentials {
+                    user,
+                    token,
+                    admin_token: None,
+                }),
+            )
         }
     };
     Ok((Authenticator::new(secret, jwks, policy), demo))
@@ -276,7 +299,7 @@ async fn reload_on_sighup(mappers: MapperRegistry) {
             return;
         };
         while hup.recv().await.is_some() {
-            match mappers.reload().await {
+            match mappers.reload("sighup").await {
                 Ok(report) => tracing::info!(?report, "mappers reloaded on SIGHUP"),
                 Err(e) => tracing::error!(
                     error = %e,

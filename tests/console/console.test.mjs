@@ -98,7 +98,9 @@ try {
     await page.getByLabel('Admin token').fill('this-is-not-the-admin-token');
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.locator('#login-error').waitFor();
-    assert.match(await page.locator('#login-error').textContent(), /not the admin token/);
+    assert.match(await page.locator('#login-error').textContent(), /not an admin token/);
+    assert.equal(await page.getByLabel('Admin token').getAttribute('aria-describedby'), 'login-error');
+    assert.equal(await page.getByLabel('Admin token').getAttribute('aria-invalid'), 'true');
     assert.match(page.url(), /\/console\/login$/);
     assert.equal((await context.cookies()).length, 0);
     const status = await page.evaluate(async () => (await fetch('/admin/mappers')).status);
@@ -135,8 +137,19 @@ try {
     const text = await row.textContent();
     assert.match(text, /builtin:default/);
     assert.match(text, /task-events/);
-    await page.getByRole('button', { name: 'Reload mappers' }).click();
+    await page.getByRole('button', { name: 'Reload mappers…' }).click();
+    const confirm = page.locator('#reload-confirm');
+    await until('the preview', async () => /changes nothing/.test(await confirm.textContent()));
+    assert.match(await confirm.textContent(), /Unchanged, keeping their counters: default/);
+    assert.match(await confirm.textContent(), /Dry run over the latest \d+ mutation\(s\)/);
+    await shot('03a-reload-preview');
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await until('the cancellation', async () => /cancelled/.test(await page.locator('#reload-result').textContent()));
+    await page.getByRole('button', { name: 'Reload mappers…' }).click();
+    await confirm.getByRole('button', { name: 'Reload now' }).click();
     await until('the reload result', async () => /Reloaded/.test(await page.locator('#reload-result').textContent()));
+    assert.match(await page.locator('#reload-result').textContent(), /nothing changed.*kept their counters/);
+    await until('the history', async () => /applied .* admin · no change/.test(await page.locator('#reload-history').textContent()));
     await shot('03-mappers');
   });
 
@@ -169,6 +182,42 @@ try {
     await shot('05-envelope');
   });
 
+  await step('the detail opens beside the list without moving the page, and Escape closes it', async () => {
+    await page.getByRole('button', { name: 'Close' }).click();
+    await page.evaluate(() => window.scrollTo(0, 0));
+    const row = page.locator('#envelopes-table tbody tr').first();
+    await row.getByRole('button', { name: /^Open/ }).click();
+    await page.locator('#h-envelope:focus').waitFor();
+    assert.equal(await page.evaluate(() => window.scrollY), 0, 'the page did not jump');
+    const [list, detail] = await Promise.all([
+      page.locator('#envelopes-layout .list-pane').boundingBox(), page.locator('#envelope-detail').boundingBox()]);
+    assert.ok(detail.x > list.x + list.width - 1, `beside: ${JSON.stringify({ list, detail })}`);
+    await page.keyboard.press('Escape');
+    await page.locator('#envelope-detail').waitFor({ state: 'hidden' });
+    assert.match(await page.evaluate(() => document.activeElement.getAttribute('aria-label') || ''), /^Open/);
+  });
+
+  await step('search takes an 8-character id, a type prefix, says what is wrong with a bad filter and drops stale rows', async () => {
+    await page.getByLabel('Task id').fill(task.slice(0, 5));
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await until('the error', async () => /at least 8 characters/.test(await page.locator('#envelopes-status').textContent()));
+    assert.doesNotMatch(await page.locator('#envelopes-status').textContent(), /UUID parsing failed/);
+    assert.equal(await page.locator('#envelopes-table tbody tr[data-envelope]').count(), 0, 'no stale rows');
+    assert.equal(await page.getByLabel('Task id').getAttribute('aria-invalid'), 'true');
+    await shot('05b-search-error');
+    await page.getByLabel('Task id').fill(task.slice(0, 8));
+    await page.getByLabel('Type starts with').fill('task.');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await until('the task\'s envelopes', async () => /of 1 matching/.test(await page.locator('#envelopes-count').textContent()));
+    assert.match(await page.locator('#envelopes-table tbody').textContent(), /task\.created/);
+    assert.equal(await page.getByLabel('Task id').getAttribute('aria-invalid'), null);
+    await page.getByLabel('Type starts with').fill('');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await until('all three envelopes', async () => /of 3 matching/.test(await page.locator('#envelopes-count').textContent()));
+    await page.getByLabel('Task id').fill('');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+  });
+
   let letterId;
   await step('the refused reminder shows as a dead letter with its reason and mutation', async () => {
     await page.getByRole('link', { name: /Dead letters/ }).click();
@@ -176,17 +225,53 @@ try {
     await card.first().waitFor();
     assert.match(await card.first().locator('.reason').textContent(), /403|FORBIDDEN/);
     letterId = await card.first().getAttribute('data-letter');
-    await card.first().locator('summary').click();
-    assert.match(await card.first().locator('pre').textContent(), new RegExp(task));
+    const mutation = card.first().locator('details', { hasText: 'Mutation JSON' });
+    await mutation.locator('summary').click();
+    assert.match(await mutation.locator('pre').textContent(), new RegExp(task));
+    const envelope = card.first().locator('details', { hasText: 'Envelope JSON' });
+    await envelope.locator('summary').click();
+    await until('the envelope JSON on demand', async () => /"type": "reminder.scheduled"/.test(await envelope.locator('pre').textContent()));
     await until('the dead-letter badge', async () => (await page.locator('#dead-count').textContent()) === '1');
     await shot('06-dead-letters');
   });
 
+  await step('a replay into a still-refusing sidecar shows as refused again, linked to its new letter', async () => {
+    const card = page.locator(`#dead-letters-list article[data-letter="${letterId}"]`);
+    assert.match(await card.textContent(), /reminder\.scheduled on reminders/);
+    assert.match(await card.textContent(), new RegExp(task.slice(0, 8)));
+    await card.getByRole('button', { name: /^Replay/ }).click();
+    await until('the honest result', async () => /refused again/.test(await page.locator('#replay-result').textContent()));
+    const result = await page.locator('#replay-result').textContent();
+    assert.doesNotMatch(result, /Published|Resolved/);
+    assert.match(result, /ERR_PUBSUB_FORBIDDEN/);
+    await page.locator('#replay-result').getByRole('button', { name: /Show the new dead letter/ }).click();
+    const replacing = page.locator('#dead-letters-list article', { hasText: 'its replay was refused again' });
+    await replacing.first().waitFor();
+    const newId = await replacing.first().getAttribute('data-letter');
+    assert.notEqual(newId, letterId);
+    assert.match(await replacing.first().textContent(), new RegExp(`Replaces${letterId.slice(0, 8)}`));
+    letterId = newId;
+    await shot('07a-refused-again');
+  });
+
+  await step('the held view lists the held task with its topic, reason and waiting events', async () => {
+    await page.getByRole('link', { name: /^Held/ }).click();
+    await page.locator('#h-held:focus').waitFor();
+    const row = page.locator('#held-table tbody tr', { hasText: task.slice(0, 8) });
+    await row.waitFor();
+    const text = await row.textContent();
+    assert.match(text, /reminders/);
+    assert.match(text, /ERR_PUBSUB_FORBIDDEN/);
+    await until('the held badge', async () => (await page.locator('#held-count').textContent()) === '1');
+    await shot('07b-held');
+  });
+
   await step('after the sidecar accepts the topic again, one click replays it and it is published', async () => {
     await sink('POST', '/test/allow?topic=reminders');
+    await page.getByRole('link', { name: /Dead letters/ }).click();
     const card = page.locator(`#dead-letters-list article[data-letter="${letterId}"]`);
     await card.getByRole('button', { name: /^Replay/ }).click();
-    await until('the replay result', async () => /Replayed/.test(await page.locator('#replay-result').textContent()));
+    await until('the replay result', async () => /Published/.test(await page.locator('#replay-result').textContent()));
     await until('the reminder at the sidecar', async () => {
       const published = await sink('GET', '/test/published');
       return published.some((e) => e.type === 'reminder.scheduled' && e.subject === task);
@@ -194,7 +279,65 @@ try {
     await page.locator('#dead-letters-list', { hasText: 'No open dead letters' }).waitFor();
     await until('the focus on the result, not lost with the card', async () =>
       (await page.evaluate(() => document.activeElement.id)) === 'replay-result');
+    await page.getByRole('link', { name: /^Held/ }).click();
+    await page.locator('#held-table', { hasText: 'No task is held' }).waitFor();
     await shot('07-replayed');
+  });
+
+  await step('the replayed envelope shows its whole delivery history: two refusals, two letters, the publish', async () => {
+    await page.getByRole('link', { name: 'Envelopes' }).click();
+    await page.getByLabel('Task id').fill(task);
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    const row = page.locator('#envelopes-table tbody tr', { hasText: 'reminder.scheduled' });
+    await row.getByRole('button', { name: /^Open reminder\.scheduled/ }).click();
+    await page.locator('#envelope-detail').waitFor();
+    const attempts = page.locator('#envelope-attempts tbody tr');
+    await until('three attempts', async () => (await attempts.count()) === 3);
+    for (const i of [0, 1]) {
+      const text = await attempts.nth(i).textContent();
+      assert.match(text, /parked/);
+      assert.match(text, /403/);
+      assert.match(text, /ERR_PUBSUB_FORBIDDEN/);
+      assert.match(text, /relay-/);
+    }
+    assert.match(await attempts.nth(2).textContent(), /published.*204/);
+    const letters = await page.locator('#envelope-letters').textContent();
+    assert.equal((letters.match(/replayed/g) || []).length, 2, letters);
+    assert.match(letters, /whose replay was refused again/);
+    await shot('07e-history');
+    await page.getByRole('button', { name: 'Close' }).click();
+    await page.getByLabel('Task id').fill('');
+  });
+
+  await step('letters that failed alike are one group, replayed all at once after one confirmation', async () => {
+    await sink('POST', '/test/forbid?topic=reminders');
+    const tasks = [];
+    for (let i = 0; i < 4; i += 1) {
+      const response = await fetch(`${BASE}/tasks`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${USER_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ title: `plant ${i}`, due_date: '2026-03-02T09:00:00Z' }),
+      });
+      tasks.push((await response.json()).id);
+    }
+    await page.getByRole('link', { name: /Dead letters/ }).click();
+    await until('the group of four', async () => /^4/.test((await page.locator('#letter-groups li').first().textContent()) || ''));
+    await page.locator('#letter-groups li').first().getByRole('button', { name: /Show only/ }).click();
+    await until('the count', async () => /of 4 matching/.test(await page.locator('#letters-count').textContent()));
+    await page.getByRole('button', { name: 'Replay all 4 matching' }).click();
+    assert.match(await page.locator('#letters-confirm').textContent(), /Replay all 4 open dead letter\(s\) matching refused publishes, mapper default, topic reminders/);
+    await shot('07c-confirm');
+    await page.locator('#letters-confirm').getByRole('button', { name: 'Replay 4' }).click();
+    await until('the results', async () => /0 published or mapped, 4 refused again/.test(await page.locator('#replay-result').textContent()), 60_000);
+    await sink('POST', '/test/allow?topic=reminders');
+    await until('the replaced letters', async () => /of 4 matching/.test(await page.locator('#letters-count').textContent()));
+    await page.getByRole('button', { name: 'Replay all 4 matching' }).click();
+    await page.locator('#letters-confirm').getByRole('button', { name: 'Replay 4' }).click();
+    await until('the results', async () => /4 published or mapped, 0 refused again/.test(await page.locator('#replay-result').textContent()), 60_000);
+    const published = await sink('GET', '/test/published');
+    for (const t of tasks) assert.ok(published.some((e) => e.type === 'reminder.scheduled' && e.subject === t), t);
+    await page.getByRole('button', { name: 'Any reason' }).click();
+    await shot('07d-replayed-all');
   });
 
   await step('the flow view shows the counts, the lag and a chart, live', async () => {
@@ -203,6 +346,30 @@ try {
     await until('a chart', async () => (await page.locator('#chart-pending polygon').count()) === 1);
     assert.match(await page.locator('#live-status').textContent(), /Live/);
     await shot('08-flow');
+  });
+
+  await step('an outage reads as one in the header and on Flow, with the error and since when, then clears', async () => {
+    await until('a healthy header', async () => /Delivery OK/.test(await page.locator('#health-summary').textContent()));
+    await sink('POST', '/test/down');
+    const response = await fetch(`${BASE}/tasks`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${USER_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ title: 'during the outage' }),
+    });
+    assert.equal(response.status, 201);
+    await until('the header to say the sidecar is down', async () =>
+      /Sidecar not ready since \d/.test(await page.locator('#health-summary').textContent()));
+    assert.match(await page.locator('#health-summary').getAttribute('class'), /\bbad\b/);
+    await until('the failing publish on Flow', async () =>
+      /ERR_PUBSUB_PUBLISH_MESSAGE/.test(await page.locator('#health-error').textContent()));
+    assert.match(await page.locator('#health-sidecar').textContent(), /NOT READY since/);
+    await until('the retries waiting', async () => /\d+ envelope\(s\); next retry/.test(await page.locator('#health-retries').textContent()));
+    assert.match(await page.locator('#health-error').textContent(), /HTTP 500 .*broker not available/);
+    await shot('08b-flow-outage');
+    await sink('POST', '/test/up');
+    await until('the header to clear', async () => /Delivery OK/.test(await page.locator('#health-summary').textContent()));
+    assert.match(await page.locator('#health-sidecar').textContent(), /ready since/);
+    assert.match(await page.locator('#health-retries').textContent(), /^none$/);
   });
 
   await step('the playground runs the built-in mapper on a template and shows its envelopes', async () => {
@@ -221,7 +388,8 @@ try {
 
   await step('a recent real mutation prefills the playground', async () => {
     await until('recent mutations', async () => (await page.locator('#pg-recent option').count()) > 1);
-    await page.locator('#pg-recent').selectOption({ index: 1 });
+    const value = await page.locator('#pg-recent option', { hasText: `task ${task.slice(0, 8)}` }).first().getAttribute('value');
+    await page.locator('#pg-recent').selectOption(value);
     await page.getByRole('button', { name: 'Use it' }).click();
     await until('the real mutation', async () => (await page.locator('#pg-mutation').inputValue()).includes(task));
   });
@@ -258,6 +426,16 @@ try {
     assert.equal((await context.cookies()).length, 0);
     const status = await page.evaluate(async () => (await fetch('/admin/mappers')).status);
     assert.equal(status, 401);
+  });
+
+  await step('a deep link survives the login: the console opens on the view asked for', async () => {
+    await page.goto(`${BASE}/console#held`);
+    await page.waitForURL(`${BASE}/console/login#held`);
+    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL(`${BASE}/console#held`);
+    await page.locator('#view-held').waitFor();
+    assert.equal(await page.locator('#view-mappers').isHidden(), true);
   });
 
   await step('no Content-Security-Policy violation or script error happened', async () => {

@@ -1,7 +1,8 @@
 //! Dapr sidecar stand-ins. [`DaprSink`] speaks the pub/sub publish contract (status
 //! codes, JSON error bodies, headers, query metadata) and records every request; a small
 //! control surface under `/test/` lets a test running in another process (the console's
-//! browser test) refuse or accept a topic and read what was published.
+//! browser test) refuse or accept a topic, take the broker out of reach and back, and
+//! read what was published.
 //! [`CountingSidecar`] accepts everything and only counts, for the benchmarks.
 
 use std::collections::{BTreeSet, HashMap};
@@ -79,6 +80,9 @@ pub struct Behaviour {
     /// with 400 `ERR_PUBSUB_CLOUD_EVENTS_SER`, a bulk request with every entry in it (a
     /// poison event: what makes a request refused whole without `failedEntries`).
     pub poison: Option<String>,
+    /// Its broker is out of reach: the outbound health check answers 500 and every
+    /// event fails with 500 `ERR_PUBSUB_PUBLISH_MESSAGE` (as `fail_next`, for ever).
+    pub down: bool,
 }
 
 #[derive(Default)]
@@ -118,11 +122,10 @@ impl DaprSink {
                 "/{version}/publish/bulk/{pubsub}/{topic}",
                 post(publish_bulk),
             )
-            .route(
-                "/v1.0/healthz/outbound",
-                get(|| async { StatusCode::NO_CONTENT }),
-            )
+            .route("/v1.0/healthz/outbound", get(outbound_health))
             .route("/test/forbid", post(forbid))
+            .route("/test/down", post(go_down))
+            .route("/test/up", post(come_up))
             .route("/test/allow", post(allow))
             .route("/test/published", get(published))
             .with_state(shared.clone());
@@ -323,7 +326,9 @@ fn poisoned(b: &Behaviour, events: &[&[u8]]) -> Option<(u16, Response)> {
 
 /// Whether the next event fails (500), consuming one of `fail_next`.
 fn fails(b: &mut Behaviour) -> bool {
-    if b.fail_next > 0 {
+    if b.down {
+        true
+    } else if b.fail_next > 0 {
         b.fail_next -= 1;
         true
     } else {
@@ -403,6 +408,27 @@ async fn publish(
         request: 0,
     }]);
     response
+}
+
+/// `GET /v1.0/healthz/outbound`: 204, or 500 while [`Behaviour::down`].
+async fn outbound_health(State(shared): State<Arc<Shared>>) -> StatusCode {
+    if shared.behaviour.lock().unwrap().down {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+/// `POST /test/down`: the broker goes out of reach (see [`Behaviour::down`]).
+async fn go_down(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.behaviour.lock().unwrap().down = true;
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /test/up`: the broker is back.
+async fn come_up(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.behaviour.lock().unwrap().down = false;
+    StatusCode::NO_CONTENT
 }
 
 /// `POST /test/forbid?topic=T`: refuse topic T with 403 from now on.

@@ -32,7 +32,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde_json::{Map, Value};
 
-pub use admin::AdminToken;
+pub use admin::{AdminToken, AdminTokens, AdminTokensError};
 pub use config::JwtConfig;
 use header::TokenHeader;
 pub use jwks::{Jwks, JwksStatus};

@@ -5,10 +5,13 @@
 //! configured. Each is in the OpenAPI document (`openapi`), tag `admin`.
 
 mod flow;
+mod health;
 mod letters;
+mod letters_bulk;
 pub(super) mod model;
 pub(super) mod openapi;
 mod playground;
+mod reload;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
@@ -21,6 +24,7 @@ use super::auth::Admin;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiPath, ApiQuery};
 use crate::domain::text::control_character;
+use crate::operator::search::IdPrefix;
 use crate::store::{EnvelopeFilter, EnvelopeState};
 use model::{EnvelopeDetail, EnvelopeList, EnvelopeView, MapperList, Reloaded};
 
@@ -29,7 +33,15 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/admin/mappers", get(list_mappers))
         .route("/admin/mappers/reload", post(reload_mappers))
-        .route("/admin/dead-letters", get(letters::dead_letters))
+        .route("/admin/mappers/reload/preview", post(reload::preview))
+        .route("/admin/mappers/reloads", get(reload::history))
+        .route("/admin/dead-letters", get(letters_bulk::dead_letters))
+        .route("/admin/dead-letters/{id}", get(letters_bulk::letter))
+        .route(
+            "/admin/dead-letters/replay",
+            post(letters_bulk::replay_many),
+        )
+        .route("/admin/dead-letters/skip", post(letters_bulk::skip_many))
         .route("/admin/dead-letters/{id}/replay", post(letters::replay))
         .route("/admin/dead-letters/{id}/skip", post(letters::skip))
         .route("/admin/holds", get(letters::holds))
@@ -37,6 +49,8 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/envelopes", get(envelopes))
         .route("/admin/envelopes/{id}", get(envelope))
         .route("/admin/flow/stream", get(flow::stream))
+        .route("/admin/flow/history", get(flow::history))
+        .route("/admin/health", get(health::health))
         .route(
             "/admin/playground/uploads",
             post(playground::upload)
@@ -73,17 +87,23 @@ pub(super) struct ReloadQuery {
 /// file and the reason) and the previous set stays live. So is a set whose payload
 /// schemas would break consumers of the live one (a property removed, a type narrowed,
 /// a property newly required, an enum narrowed, an event type or topic removed; each
-/// named with its JSON path), unless `allow_breaking=true`.
+/// named with its JSON path), unless `allow_breaking=true`. The answer says what
+/// changed; mappers it did not change keep their counters. Recorded in the reload
+/// history.
 #[utoipa::path(post, path = "/admin/mappers/reload", tag = "admin", params(ReloadQuery),
     responses((status = 200, body = Reloaded),
         (status = 400, description = "A malformed query (`allow_breaking` is `true` or `false`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The new set was refused; the previous set stays live", body = Problem, content_type = "application/problem+json")))]
 async fn reload_mappers(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ReloadQuery>,
 ) -> Result<Json<Reloaded>, ApiError> {
-    match state.operator.reload(query.allow_breaking).await {
+    match state
+        .operator
+        .reload(admin.name(), query.allow_breaking)
+        .await
+    {
         Ok(report) => {
             tracing::info!(?report, "mappers reloaded through the admin API");
             Ok(Json(Reloaded {
@@ -101,7 +121,7 @@ async fn reload_mappers(
     }
 }
 
-/// Query of `GET /admin/dead-letters` and `GET /admin/holds`.
+/// Query of `GET /admin/holds`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -119,6 +139,9 @@ pub(super) struct EnvelopeQuery {
     /// How many, 1 to 1000 (default 50).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// How many matching envelopes to pass over first (paging; default 0).
+    #[param(minimum = 0, maximum = 1000000)]
+    offset: Option<i64>,
     /// Only envelopes in this state: `pending`, `published`, `skipped` or `dead`.
     #[param(inline, value_type = Option<EnvelopeState>)]
     state: Option<String>,
@@ -130,16 +153,41 @@ pub(super) struct EnvelopeQuery {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"
     )]
     event_type: Option<String>,
+    /// Only CloudEvents types starting with this (e.g. `task.`).
+    #[param(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
+    type_prefix: Option<String>,
     /// Only this topic (printable, at most 256 bytes).
     #[param(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     topic: Option<String>,
-    /// Only the envelopes of this task.
-    task_id: Option<Uuid>,
+    /// Only the envelopes of this task: its id, or its first 8 or more hex digits.
+    #[param(value_type = Option<String>, min_length = 8, max_length = 36, pattern = r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{1,4}){0,3}(-?[0-9a-fA-F]{1,12})?$")]
+    task_id: Option<String>,
+    /// Only this envelope: its id, or its first 8 or more hex digits.
+    #[param(value_type = Option<String>, min_length = 8, max_length = 36, pattern = r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{1,4}){0,3}(-?[0-9a-fA-F]{1,12})?$")]
+    id: Option<String>,
+    /// Only the envelopes of this mutation: its id, or its first 8 or more hex digits.
+    #[param(value_type = Option<String>, min_length = 8, max_length = 36, pattern = r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{1,4}){0,3}(-?[0-9a-fA-F]{1,12})?$")]
+    mutation_id: Option<String>,
+    /// Only the envelopes of this correlation id (exact).
+    #[param(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
+    correlation_id: Option<String>,
+    /// Only the envelopes of this user (exact).
+    #[param(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
+    user_id: Option<String>,
+    /// Only envelopes mapped at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<String>,
+    /// Only envelopes mapped before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    until: Option<String>,
 }
 
 /// A text query parameter `field`: printable (no control character, NUL included) and
 /// at most 256 bytes, else 400 naming the field.
-fn text_param(field: &'static str, raw: Option<String>) -> Result<Option<String>, ApiError> {
+pub(super) fn text_param(
+    field: &'static str,
+    raw: Option<String>,
+) -> Result<Option<String>, ApiError> {
     match raw {
         Some(text) if text.len() > 256 => Err(ApiError::param(field, "must be at most 256 bytes")),
         Some(text) if control_character(&text, &[]).is_some() => Err(ApiError::param(
@@ -150,7 +198,7 @@ fn text_param(field: &'static str, raw: Option<String>) -> Result<Option<String>
     }
 }
 
-fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
+pub(super) fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
     let n = raw.unwrap_or(50);
     if (1..=1000).contains(&n) {
         Ok(n)
@@ -160,6 +208,9 @@ fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
 }
 
 /// Recent envelopes, newest first, with their state and delivery history.
+///
+/// Ids (task, envelope, mutation) match by their first 8 or more hex digits; `total`
+/// counts every match, `offset` pages.
 #[utoipa::path(get, path = "/admin/envelopes", tag = "admin", params(EnvelopeQuery),
     responses((status = 200, body = EnvelopeList),
         (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json")))]
@@ -168,6 +219,16 @@ async fn envelopes(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<EnvelopeQuery>,
 ) -> Result<Json<EnvelopeList>, ApiError> {
+    let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let prefix = |field: &'static str, raw: Option<String>| {
+        raw.map(|r| IdPrefix::parse(&r).map_err(|e| ApiError::param(field, e)))
+            .transpose()
+    };
+    let task = prefix("task_id", q.task_id)?;
+    let offset = q.offset.unwrap_or(0);
+    if !(0..=1_000_000).contains(&offset) {
+        return Err(ApiError::param("offset", "must be between 0 and 1000000"));
+    }
     let filter = EnvelopeFilter {
         state: q
             .state
@@ -178,14 +239,27 @@ async fn envelopes(
                 })
             })
             .transpose()?,
-        event_type: text_param("type", q.event_type)?,
-        topic: text_param("topic", q.topic)?,
-        task_id: q.task_id,
+        event_type: text_param("type", nonempty(q.event_type))?,
+        type_prefix: text_param("type_prefix", nonempty(q.type_prefix))?,
+        topic: text_param("topic", nonempty(q.topic))?,
+        task_id: task.as_ref().filter(|t| t.is_whole()).map(|t| t.range().0),
+        task_range: task.as_ref().filter(|t| !t.is_whole()).map(IdPrefix::range),
+        mutation_range: prefix("mutation_id", q.mutation_id)?.map(|p| p.range()),
+        id_prefix: prefix("id", q.id)?.map(|p| p.text()),
+        correlation_id: text_param("correlation_id", nonempty(q.correlation_id))?,
+        user_id: text_param("user_id", nonempty(q.user_id))?,
+        since: letters_bulk::time_param("since", q.since)?,
+        until: letters_bulk::time_param("until", q.until)?,
         limit: limit(q.limit)?,
+        offset,
     };
-    let records = state.operator.envelopes(&filter).await?;
+    let (records, total) = state.operator.envelopes(&filter).await?;
     let envelopes = records.into_iter().map(EnvelopeView::of).collect();
-    Ok(Json(EnvelopeList { envelopes }))
+    Ok(Json(EnvelopeList {
+        envelopes,
+        total,
+        offset,
+    }))
 }
 
 /// One envelope, with its delivery history and mutation.

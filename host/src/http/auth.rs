@@ -18,14 +18,14 @@ pub struct AuthUser(pub String);
 /// alone. Its name is what the host records of who resolved a dead letter.
 #[derive(Debug, Clone)]
 pub struct Admin {
-    name: &'static str,
+    name: String,
 }
 
 impl Admin {
-    /// Who the operator is: `admin` (the bearer admin token) or `console` (a console
-    /// session opened with it).
+    /// Who the operator is: the name of the token used (`admin` for `ADMIN_TOKEN`, a
+    /// name of `ADMIN_TOKENS`), directly or to open the console session.
     pub fn name(&self) -> &str {
-        self.name
+        &self.name
     }
 }
 
@@ -76,14 +76,21 @@ impl FromRequestParts<AppState> for Admin {
         if !parts.headers.contains_key(AUTHORIZATION)
             && let Some(cookie) = super::console::session::cookie_value(&parts.headers)
         {
-            state
+            let name = state
                 .console
                 .authorize(cookie, &parts.method, &parts.headers)?;
-            return Ok(Admin { name: "console" });
+            if !expected.knows(&name) {
+                return Err(ApiError::Unauthorized(
+                    "the console session's operator is no longer configured".into(),
+                ));
+            }
+            return Ok(Admin { name });
         }
         let token = bearer(parts)?;
-        if expected.matches(token) {
-            Ok(Admin { name: "admin" })
+        if let Some(name) = expected.who(token) {
+            Ok(Admin {
+                name: name.to_owned(),
+            })
         } else {
             Err(ApiError::Forbidden(
                 "the bearer token is not the admin token".into(),

@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::{Instrument, Span};
 
-use crate::auth::{AdminToken, Authenticator};
+use crate::auth::{AdminTokens, Authenticator};
 use crate::instruments::{HTTP_DURATION, HTTP_REQUESTS};
 use crate::operator::Operator;
 use crate::tasks::TaskService;
@@ -55,7 +55,7 @@ pub struct AppState {
     /// Verifies user tokens (REST and MCP).
     pub auth: Authenticator,
     /// `None` disables the admin API.
-    pub admin_token: Option<Arc<AdminToken>>,
+    pub admin_token: Option<Arc<AdminTokens>>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The operator console's sessions.
     pub console: console::Console,

@@ -146,7 +146,9 @@ pub struct LoadedMapper {
     idle: Mutex<Vec<Instance>>,
     /// Instances in a call right now.
     busy: AtomicUsize,
-    stats: CallStats,
+    /// Shared with the same component in the next set when a reload does not change
+    /// it, so its counters survive the reload.
+    stats: Arc<CallStats>,
     /// Its call counter and duration histogram, registered once at load rather than
     /// looked up by name on every call.
     meters: Meters,
@@ -276,7 +278,7 @@ impl LoadedMapper {
             pre,
             idle: Mutex::new(Vec::new()),
             busy: AtomicUsize::new(0),
-            stats: CallStats::default(),
+            stats: Arc::default(),
             meters,
             log_budget,
             frozen_clock: false,
@@ -479,6 +481,18 @@ impl LoadedMapper {
     /// When the component was loaded.
     pub fn loaded_at(&self) -> DateTime<Utc> {
         self.loaded_at
+    }
+
+    /// Keeps `previous`'s call statistics and load time when it is the same component
+    /// (same name and SHA-256): a reload that did not change a mapper does not reset
+    /// its counters. Returns whether it did.
+    pub fn adopt_unchanged(&mut self, previous: &LoadedMapper) -> bool {
+        if self.name != previous.name || self.sha256 != previous.sha256 {
+            return false;
+        }
+        self.stats = previous.stats.clone();
+        self.loaded_at = previous.loaded_at;
+        true
     }
 }
 

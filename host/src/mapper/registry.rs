@@ -3,13 +3,15 @@
 //! A reload builds a whole new set on a blocking thread and swaps it in only if
 //! every component loads; calls in flight finish on the set they started with.
 //! [`MapperRegistry::load_detached`] loads one more component with the same runtime,
-//! limits and settings without adding it to the set (the console's playground).
+//! limits and settings without adding it to the set (the console's playground);
+//! [`MapperRegistry::load_candidate`] a whole set (the console's reload preview). A
+//! reload keeps the counters of the mappers it does not change.
 //!
 //! The registry also keeps every payload schema any set it held declared, by mapper,
 //! version and event type ([`MapperRegistry::schema`]), so the URL an envelope's
 //! `dataschema` names keeps answering after a reload moves the mapper on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -18,6 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::config::MapperConfig;
+use super::diff::SetChanges;
 use super::error::LoadError;
 use super::limits::Limits;
 use super::load::{LoadedMapper, MapperListing, MapperSource};
@@ -39,7 +42,27 @@ pub struct ReloadReport {
     /// The breaking changes this reload was allowed to make (`allow_breaking`); empty for
     /// a compatible one.
     pub breaking_allowed: Vec<BreakingChange>,
+    /// What it changed against the set it replaced.
+    pub changes: SetChanges,
 }
+
+/// One reload, applied or refused, as the reload history keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ReloadRecord {
+    #[serde(with = "crate::domain::task::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: DateTime<Utc>,
+    /// Who asked: the operator's name (`admin` for `ADMIN_TOKEN`, a name of
+    /// `ADMIN_TOKENS`; over the admin API or in a console session), or `sighup`.
+    pub source: String,
+    /// `applied` or `refused`.
+    pub outcome: &'static str,
+    /// What changed ("no change" included), or why the set was refused.
+    pub summary: String,
+}
+
+/// Reloads the history keeps (this process's, newest last).
+const HISTORY: usize = 50;
 
 /// Holds the current mapper set. Cheap to clone; `Send + Sync`.
 #[derive(Debug, Clone)]
@@ -56,6 +79,8 @@ struct Inner {
     reloading: Mutex<()>,
     /// Every schema a set declared since start, by (mapper, version, event type).
     published: RwLock<BTreeMap<(String, String, String), PublishedSchema>>,
+    /// The latest reloads, applied or refused.
+    history: Mutex<VecDeque<ReloadRecord>>,
 }
 
 /// One published payload schema (`GET /schemas/{mapper}/{version}/{event type}`).
@@ -97,6 +122,7 @@ impl MapperRegistry {
                 current: RwLock::new(Arc::new(set)),
                 reloading: Mutex::new(()),
                 published: RwLock::default(),
+                history: Mutex::default(),
             }),
         };
         this.publish(&this.current());
@@ -158,51 +184,79 @@ impl MapperRegistry {
     /// Reloads the set from the configuration (re-reading `MAPPERS_DIR` and
     /// `MAPPER_SETTINGS_FILE`) on a blocking thread. On error the current set stays. A new
     /// set that would break consumers of the live one is refused
-    /// ([`LoadError::Breaking`]).
-    pub async fn reload(&self) -> Result<ReloadReport, LoadError> {
-        self.reload_with(false).await
+    /// ([`LoadError::Breaking`]). `source` (who asked) goes into the reload history.
+    pub async fn reload(&self, source: &str) -> Result<ReloadReport, LoadError> {
+        self.reload_with(source, false).await
     }
 
-    /// [`Self::reload`], letting breaking changes through (recorded in the report and the
-    /// log) when `allow_breaking`.
-    pub async fn reload_with(&self, allow_breaking: bool) -> Result<ReloadReport, LoadError> {
+    /// [`Self::reload`], letting breaking changes through (recorded in the report, the
+    /// history and the log) when `allow_breaking`.
+    pub async fn reload_with(
+        &self,
+        source: &str,
+        allow_breaking: bool,
+    ) -> Result<ReloadReport, LoadError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.reload_blocking_with(allow_breaking))
+        let source = source.to_owned();
+        tokio::task::spawn_blocking(move || this.reload_blocking_with(&source, allow_breaking))
             .await
             .map_err(|e| LoadError::Engine(format!("the reload task failed: {e}")))?
     }
 
     /// [`Self::reload`] on the current thread, breaking changes refused.
-    pub fn reload_blocking(&self) -> Result<ReloadReport, LoadError> {
-        self.reload_blocking_with(false)
+    pub fn reload_blocking(&self, source: &str) -> Result<ReloadReport, LoadError> {
+        self.reload_blocking_with(source, false)
     }
 
-    /// [`Self::reload`] on the current thread.
-    pub fn reload_blocking_with(&self, allow_breaking: bool) -> Result<ReloadReport, LoadError> {
+    /// [`Self::reload_with`] on the current thread.
+    pub fn reload_blocking_with(
+        &self,
+        source: &str,
+        allow_breaking: bool,
+    ) -> Result<ReloadReport, LoadError> {
         let _one_at_a_time = self
             .inner
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let before = self.current();
         let set = match MapperSet::load(&self.inner.runtime, &self.inner.config) {
-            Ok(set) => Arc::new(set),
+            Ok(mut set) => {
+                // Mappers the reload did not change keep their counters.
+                set.carry_over(&before);
+                Arc::new(set)
+            }
             Err(e) => {
                 metrics::counter!(MAPPER_RELOADS, "outcome" => "refused").increment(1);
+                self.record(source, "refused", e.to_string());
                 return Err(e);
             }
         };
-        let breaking = breaking_between(&self.current(), &set);
+        let breaking = breaking_between(&before, &set);
         if !breaking.is_empty() && !allow_breaking {
             metrics::counter!(MAPPER_RELOADS, "outcome" => "refused").increment(1);
-            return Err(LoadError::Breaking(breaking));
+            let refused = LoadError::Breaking(breaking);
+            self.record(source, "refused", refused.to_string());
+            return Err(refused);
         }
         for change in &breaking {
             tracing::warn!(%change, "breaking schema change allowed by the reload (allow_breaking)");
         }
         metrics::counter!(MAPPER_RELOADS, "outcome" => "applied").increment(1);
+        let mappers = set.listing();
+        let changes = SetChanges::between(&before.listing(), &mappers);
+        let mut summary = changes.summary();
+        if !breaking.is_empty() {
+            summary.push_str(&format!(
+                "; {} breaking schema change(s) allowed",
+                breaking.len()
+            ));
+        }
+        self.record(source, "applied", summary);
         let report = ReloadReport {
             loaded_at: set.loaded_at(),
-            mappers: set.listing(),
+            mappers,
+            changes,
             breaking_allowed: breaking,
         };
         self.publish(&set);
@@ -211,8 +265,35 @@ impl MapperRegistry {
             .current
             .write()
             .unwrap_or_else(PoisonError::into_inner) = set;
-        tracing::info!(mappers = report.mappers.len(), "mapper set reloaded");
+        tracing::info!(mappers = report.mappers.len(), source, summary = %report.changes.summary(), "mapper set reloaded");
         Ok(report)
+    }
+
+    fn record(&self, source: &str, outcome: &'static str, summary: String) {
+        let mut history = self
+            .inner
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(ReloadRecord {
+            at: Utc::now(),
+            source: source.to_owned(),
+            outcome,
+            summary,
+        });
+    }
+
+    /// This process's reloads, the newest first.
+    pub fn history(&self) -> Vec<ReloadRecord> {
+        let history = self
+            .inner
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        history.iter().rev().cloned().collect()
     }
 
     /// Loads one component with the live set's runtime, limits and settings (the
@@ -254,6 +335,13 @@ impl MapperRegistry {
                 schema_base_url: &config.schema_base_url,
             },
         )
+    }
+
+    /// Loads the set a reload would make now (`MAPPERS_DIR` and the settings read
+    /// again) **without** making it live: for a preview or a dry run. Compiles the
+    /// components: call it from a blocking thread.
+    pub fn load_candidate(&self) -> Result<MapperSet, LoadError> {
+        MapperSet::load(&self.inner.runtime, &self.inner.config)
     }
 
     /// The folder the live set is loaded from, if any (`MAPPERS_DIR`).

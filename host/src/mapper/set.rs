@@ -69,6 +69,20 @@ impl MapperSet {
         })
     }
 
+    /// Keeps the counters (and load time) of every mapper that `previous` holds
+    /// unchanged (same name and SHA-256); returns how many.
+    pub fn carry_over(&mut self, previous: &MapperSet) -> usize {
+        let mut kept = 0;
+        for mapper in &mut self.mappers {
+            if let Some(old) = previous.mappers.iter().find(|o| o.name() == mapper.name())
+                && mapper.adopt_unchanged(old)
+            {
+                kept += 1;
+            }
+        }
+        kept
+    }
+
     /// Maps `mutation` through every mapper in order and concatenates the events.
     ///
     /// The first failing mapper fails the whole mutation, so a mutation is either

@@ -10,7 +10,11 @@
 
 pub mod backlog;
 pub mod flow;
+pub mod health;
+pub mod letters;
 pub mod playground;
+pub mod reload;
+pub mod search;
 
 use std::sync::Arc;
 
@@ -110,7 +114,14 @@ impl Operator {
     /// Samples the backlog (gauges and flow) until `stop` turns true.
     pub async fn run_sampler(&self, stop: watch::Receiver<bool>) {
         let sampler = self.inner.backlog.clone();
+        let recorder = tokio::spawn(flow::record(
+            self.inner.flow.clone(),
+            sampler.clone(),
+            self.inner.relay.clone(),
+            stop.clone(),
+        ));
         sampler.run(self.inner.db.clone(), stop).await;
+        let _ = recorder.await;
     }
 
     /// The live mapper set, in call order, with each mapper's statistics.
@@ -134,10 +145,15 @@ impl Operator {
         self.inner.mappers.asyncapi(&self.inner.event_source)
     }
 
-    /// Reloads the mapper set from `MAPPERS_DIR` (all or nothing); a set that would break
+    /// Reloads the mapper set from `MAPPERS_DIR` (all or nothing) for `source`
+    /// (`console`, `admin`), recorded in the reload history; a set that would break
     /// consumers of the live one is refused unless `allow_breaking`.
-    pub async fn reload(&self, allow_breaking: bool) -> Result<ReloadReport, LoadError> {
-        self.inner.mappers.reload_with(allow_breaking).await
+    pub async fn reload(
+        &self,
+        source: &str,
+        allow_breaking: bool,
+    ) -> Result<ReloadReport, LoadError> {
+        self.inner.mappers.reload_with(source, allow_breaking).await
     }
 
     /// Open dead letters, oldest first, each with its hold and its mutation.
@@ -176,12 +192,15 @@ impl Operator {
         self.inner.relay.retry_mapper(mapper, by).await
     }
 
-    /// The most recent envelopes matching `filter`, newest first.
+    /// The most recent envelopes matching `filter`, newest first, and how many match in
+    /// all.
     pub async fn envelopes(
         &self,
         filter: &EnvelopeFilter,
-    ) -> Result<Vec<EnvelopeRecord>, StoreError> {
-        self.inner.db.recent_envelopes(filter).await
+    ) -> Result<(Vec<EnvelopeRecord>, i64), StoreError> {
+        let page = self.inner.db.recent_envelopes(filter).await?;
+        let total = self.inner.db.count_envelopes(filter).await?;
+        Ok((page, total))
     }
 
     /// Envelope `id` and its mutation; `None` when there is no such envelope (or it was
@@ -207,11 +226,22 @@ impl Operator {
         }))
     }
 
-    /// Subscribes to the live flow (it ends when `stop` turns true).
-    pub fn flow(&self, stop: watch::Receiver<bool>) -> FlowSubscription {
-        self.inner
-            .flow
-            .subscribe(&self.inner.backlog, &self.inner.relay, stop)
+    /// Subscribes to the live flow.
+    pub fn flow(&self) -> FlowSubscription {
+        self.inner.flow.subscribe(&self.inner.backlog)
+    }
+
+    /// The flow's last hour, one point per [`flow::LONG_EVERY`], oldest first.
+    pub fn flow_history(&self) -> Vec<flow::FlowPoint> {
+        self.inner.flow.long_history()
+    }
+
+    /// The delivery's health now: the publisher, the relay, the last publish failure,
+    /// retries and holds (the holds from the latest backlog sample).
+    pub async fn health(&self) -> health::Health {
+        let sample = self.inner.backlog.latest();
+        let backlog = sample.as_ref().and_then(|s| s.backlog.as_ref().ok());
+        health::Health::read(&self.inner.relay, backlog).await
     }
 
     /// Whether the host is ready to serve (`/readyz`).

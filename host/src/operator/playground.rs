@@ -185,6 +185,11 @@ impl Playground {
     }
 
     /// The uploads kept, oldest first.
+    /// The CloudEvents `source` the envelopes carry (`EVENT_SOURCE`).
+    pub fn event_source(&self) -> &str {
+        &self.source
+    }
+
     pub fn uploads_list(&self) -> Vec<UploadView> {
         self.forget_dropped_uploads();
         self.uploads().iter().map(|u| u.view.clone()).collect()

@@ -58,6 +58,7 @@ async fn run(ctx: Arc<RelayContext>, mut stop: watch::Receiver<bool>) {
 async fn refresh_gauges(ctx: &RelayContext, reported: &mut BTreeSet<String>) {
     if let Some(publisher) = &ctx.publisher {
         let ready = publisher.ready().await;
+        ctx.health.observe_publisher(ready);
         metrics::gauge!(SIDECAR_READY).set(if ready { 1.0 } else { 0.0 });
     }
     let set = ctx.mappers.current();

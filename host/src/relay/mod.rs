@@ -24,6 +24,7 @@
 //! The request path only calls [`Relay::notify`]; it never waits on the relay.
 
 mod dispatch;
+mod health;
 mod housekeeping;
 mod map;
 pub mod publish;
@@ -43,6 +44,7 @@ use crate::config::{OnPoison, RelayConfig};
 use crate::instruments::{RELAY_RESTARTS, RELAY_UP};
 use crate::mapper::MapperRegistry;
 use crate::store::{Db, EnvelopeState};
+pub use health::{PublisherReadiness, RelayRestart};
 pub use publish::Publisher;
 pub use replay::{Retried, RetriedLetter, Skipped};
 use stage::{Signals, Wakes};
@@ -63,8 +65,6 @@ struct Shared {
     ctx: Arc<RelayContext>,
     wakes: Arc<Wakes>,
     running: AtomicBool,
-    /// Restarts by the supervisor so far.
-    restarts: AtomicU64,
 }
 
 impl std::fmt::Debug for Relay {
@@ -92,6 +92,8 @@ pub struct RelayContext {
     stats: Counters,
     /// The stages' progress, for the watchdog.
     beats: Heartbeats,
+    /// The publisher's readiness and the restarts, for the operator.
+    health: health::HealthRecord,
 }
 
 /// What this replica's relay did since it started.
@@ -159,6 +161,7 @@ impl RelayContext {
             inject_panic: AtomicBool::new(false),
             stats: Counters::default(),
             beats: Heartbeats::new(stage::names(publisher_is_some)),
+            health: health::HealthRecord::default(),
         }
     }
 
@@ -203,7 +206,6 @@ impl Relay {
                 ctx: Arc::new(ctx),
                 wakes: Arc::default(),
                 running: AtomicBool::new(false),
-                restarts: AtomicU64::new(0),
             }),
         }
     }
@@ -261,9 +263,25 @@ impl Relay {
         self.shared.ctx.beats.stalled()
     }
 
-    /// How many times the supervisor restarted the relay (after a panic or a stall).
-    pub fn restarts(&self) -> u64 {
-        self.shared.restarts.load(Ordering::Acquire)
+    /// The publisher's readiness as last checked (`None` before the first check, or
+    /// when nothing is published).
+    pub fn publisher_readiness(&self) -> Option<PublisherReadiness> {
+        self.shared.ctx.health.publisher()
+    }
+
+    /// The publishing system (`dapr`), `None` with `PUBLISHER=none`.
+    pub fn publisher_system(&self) -> Option<&'static str> {
+        self.shared.ctx.publisher.as_ref().map(|p| p.system())
+    }
+
+    /// The restarts of this replica's relay so far, and the last one.
+    pub fn restarts(&self) -> (u64, Option<RelayRestart>) {
+        self.shared.ctx.health.restarts()
+    }
+
+    /// Each stage and how long ago it last made progress.
+    pub fn stage_beats(&self) -> Vec<(&'static str, Duration)> {
+        self.shared.ctx.beats.ages()
     }
 
     /// Makes the relay panic at its next turn, to test the supervisor.
@@ -319,7 +337,7 @@ impl Relay {
                     "the relay failed; restarting it"
                 );
                 metrics::counter!(RELAY_RESTARTS).increment(1);
-                shared.restarts.fetch_add(1, Ordering::AcqRel);
+                shared.ctx.health.restarted(&why);
                 let mut stop = stop.clone();
                 tokio::select! {
                     () = tokio::time::sleep(restart_delay) => {}

@@ -64,6 +64,18 @@ impl Heartbeats {
             .map(|(stage, _)| *stage)
     }
 
+    /// Each stage and how long ago it last beat.
+    pub(super) fn ages(&self) -> Vec<(&'static str, Duration)> {
+        let now = self.now_ms();
+        self.beats
+            .iter()
+            .map(|(stage, beat)| {
+                let ms = now.saturating_sub(beat.load(Ordering::Relaxed));
+                (*stage, Duration::from_millis(ms))
+            })
+            .collect()
+    }
+
     /// The stage found stalled, if the relay has not run again since.
     pub(super) fn stalled(&self) -> Option<&'static str> {
         self.stalled

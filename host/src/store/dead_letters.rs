@@ -62,6 +62,7 @@ macro_rules! letter_columns {
          d.resolution_note, d.replaces"
     };
 }
+pub(super) use letter_columns;
 
 /// A dead letter and the JSON of its mutation, if the outbox still holds it.
 #[derive(sqlx::FromRow)]

@@ -1,4 +1,6 @@
-//! Envelopes as the operator reads them: the most recent ones by filter, and one by id.
+//! Envelopes as the operator reads them: the most recent ones by filter (ids or their
+//! prefixes, correlation and user id, type or its prefix, topic, state, time), their
+//! total, and one by id.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -46,10 +48,63 @@ pub struct EnvelopeRecord {
 #[derive(Debug, Clone, Default)]
 pub struct EnvelopeFilter {
     pub state: Option<EnvelopeState>,
+    /// The exact CloudEvents type.
     pub event_type: Option<String>,
     pub topic: Option<String>,
     pub task_id: Option<Uuid>,
+    /// Task ids between these two, inclusive (an id prefix's range).
+    pub task_range: Option<(Uuid, Uuid)>,
+    /// Mutation ids between these two, inclusive (an id prefix's range).
+    pub mutation_range: Option<(Uuid, Uuid)>,
+    /// The envelope id starts with this (lower-case hex digits and dashes only).
+    pub id_prefix: Option<String>,
+    pub correlation_id: Option<String>,
+    pub user_id: Option<String>,
+    /// The CloudEvents type starts with this.
+    pub type_prefix: Option<String>,
+    /// Mapped at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Mapped before.
+    pub until: Option<DateTime<Utc>>,
     pub limit: i64,
+    /// How many matching envelopes to pass over first.
+    pub offset: i64,
+}
+
+/// The `WHERE` clause of an [`EnvelopeFilter`], `$1`…`$14` as [`bind_envelope_filter!`]
+/// binds them.
+macro_rules! envelopes_matching {
+    () => {
+        " FROM envelopes WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR event_type = $2) \
+         AND ($3 IS NULL OR topic = $3) AND ($4 IS NULL OR task_id = $4) \
+         AND ($5 IS NULL OR (task_id >= $5 AND task_id <= $6)) \
+         AND ($7 IS NULL OR (mutation_id >= $7 AND mutation_id <= $8)) \
+         AND ($9 IS NULL OR id LIKE $9) AND ($10 IS NULL OR correlation_id = $10) \
+         AND ($11 IS NULL OR user_id = $11) \
+         AND ($12 IS NULL OR substr(event_type, 1, length($12)) = $12) \
+         AND ($13 IS NULL OR created_at >= $13) AND ($14 IS NULL OR created_at < $14)"
+    };
+}
+
+/// Binds `$1`…`$14` of [`envelopes_matching!`].
+macro_rules! bind_envelope_filter {
+    ($query:expr, $f:expr, $state:expr, $like:expr) => {
+        $query
+            .bind($state)
+            .bind($f.event_type.as_deref())
+            .bind($f.topic.as_deref())
+            .bind($f.task_id)
+            .bind($f.task_range.map(|r| r.0))
+            .bind($f.task_range.map(|r| r.1))
+            .bind($f.mutation_range.map(|r| r.0))
+            .bind($f.mutation_range.map(|r| r.1))
+            .bind($like)
+            .bind($f.correlation_id.as_deref())
+            .bind($f.user_id.as_deref())
+            .bind($f.type_prefix.as_deref())
+            .bind($f.since)
+            .bind($f.until)
+    };
 }
 
 /// The columns of an [`EnvelopeRecord`]: one list for every query.
@@ -85,23 +140,42 @@ impl Db {
         filter: &EnvelopeFilter,
     ) -> Result<Vec<EnvelopeRecord>, StoreError> {
         let state = filter.state.map(EnvelopeState::as_str);
+        let like = filter.id_prefix.as_ref().map(|p| format!("{p}%"));
         with_pool!(self, |pool| async {
-            let rows = sqlx::query_as(concat!(
-                "SELECT ",
-                envelope_columns!(),
-                " FROM envelopes WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR event_type = $2) \
-                 AND ($3 IS NULL OR topic = $3) AND ($4 IS NULL OR task_id = $4) \
-                 ORDER BY seq DESC LIMIT $5"
-            ))
-            .bind(state)
-            .bind(filter.event_type.as_deref())
-            .bind(filter.topic.as_deref())
-            .bind(filter.task_id)
+            let rows = bind_envelope_filter!(
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    envelope_columns!(),
+                    envelopes_matching!(),
+                    " ORDER BY seq DESC LIMIT $15 OFFSET $16"
+                )),
+                filter,
+                state,
+                like.as_deref()
+            )
             .bind(filter.limit)
+            .bind(filter.offset)
             .fetch_all(pool)
             .await?;
             Ok(rows)
         })
+    }
+
+    /// How many envelopes match `filter` (its limit and offset aside).
+    pub async fn count_envelopes(&self, filter: &EnvelopeFilter) -> Result<i64, StoreError> {
+        let state = filter.state.map(EnvelopeState::as_str);
+        let like = filter.id_prefix.as_ref().map(|p| format!("{p}%"));
+        let (n,): (i64,) = with_pool!(self, |pool| async {
+            bind_envelope_filter!(
+                sqlx::query_as(concat!("SELECT count(*)", envelopes_matching!())),
+                filter,
+                state,
+                like.as_deref()
+            )
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(n)
     }
 
     /// Envelope `id` (its CloudEvents id), whatever its state.

@@ -13,7 +13,7 @@ use super::relay::held_back;
 use super::{Db, DeadLetterKind, StoreError, with_pool};
 
 /// One task held on one topic.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Hold {
     pub task_id: Uuid,
     pub topic: String,

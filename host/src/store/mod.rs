@@ -7,10 +7,14 @@
 
 mod backlog;
 mod dead_letters;
+mod delivery_health;
 mod envelopes;
+mod flow_detail;
 mod holds;
+mod letter_search;
 mod outbox;
 mod prune;
+mod recent_outbox;
 mod relay;
 mod states;
 mod tasks;
@@ -24,9 +28,13 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use backlog::Backlog;
 pub use dead_letters::{DeadLetter, Requeued};
+pub use delivery_health::{DeliveryHealth, LastFailure};
 pub use envelopes::{DeliveryAttempt, EnvelopeFilter, EnvelopeRecord};
+pub use flow_detail::{OldestPending, TopicActivity};
 pub use holds::{Hold, LetterHold};
+pub use letter_search::{LetterFilter, LetterGroup, LetterPage};
 pub use outbox::OutboxRow;
+pub use recent_outbox::RecentMutation;
 pub use relay::{
     DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, HeldTask, Loaded, MappedRow,
     Mapping, MappingStored, NewEnvelope, PendingRow, Release,

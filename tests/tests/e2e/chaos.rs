@@ -453,7 +453,7 @@ async fn a_database_stalled_past_the_lease_and_the_stall_timeout_loses_nothing(b
         at < total,
         "the long stall must come in the middle of the drain: {at}"
     );
-    let restarts = app.relay.restarts();
+    let restarts = app.relay.restarts().0;
     proxy.pause();
     // What /readyz says meanwhile (it answers once its database check gives up).
     let watcher = {
@@ -489,17 +489,17 @@ async fn a_database_stalled_past_the_lease_and_the_stall_timeout_loses_nothing(b
     assert_eq!(seen.accepted, total);
     let reported = readyz.iter().any(|r| r.starts_with("stalled: "));
     assert!(
-        stalled.is_some() && (reported || app.relay.restarts() > restarts),
+        stalled.is_some() && (reported || app.relay.restarts().0 > restarts),
         "the watchdog found a stage stalled ({stalled:?}) and /readyz said so ({readyz:?}) \
          or the relay was restarted ({} restarts)",
-        app.relay.restarts()
+        app.relay.restarts().0
     );
     println!(
         "chaos, database stalls: {seen:?}; the replica published {} while the host was \
          stalled; stalled stage {stalled:?}, /readyz {readyz:?}, {} relay restarts, {} \
          connections through the proxy",
         resumed_at - paused_at,
-        app.relay.restarts(),
+        app.relay.restarts().0,
         proxy.connections()
     );
     drop(app);

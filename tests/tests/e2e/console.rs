@@ -5,8 +5,16 @@
 
 mod api;
 mod browser;
+mod first_run;
+mod flow;
+mod health;
+mod letters;
+mod operators;
 mod playground;
+mod reload;
+mod search;
 mod session;
+mod throttle;
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};

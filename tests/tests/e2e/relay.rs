@@ -242,7 +242,7 @@ async fn a_relay_killed_by_a_panic_comes_back(backend: Backend) {
 /// Waits until the supervisor restarted `app`'s relay `n` times.
 async fn wait_for_restart(app: &TestApp, n: u64) {
     let deadline = tokio::time::Instant::now() + WAIT;
-    while app.relay.restarts() < n {
+    while app.relay.restarts().0 < n {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the relay was not restarted"

@@ -1,4 +1,5 @@
-//! `GET /admin/flow/stream`: the live event flow as server-sent events.
+//! `GET /admin/flow/stream`: the live event flow as server-sent events;
+//! `GET /admin/flow/history`: its last hour.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use futures::{Stream, StreamExt, stream};
 
 use crate::http::AppState;
 use crate::http::auth::Admin;
-use crate::operator::flow::FlowSnapshot;
+use crate::operator::flow::{FlowPoint, FlowSnapshot, LONG_EVERY};
 
 /// One `snapshot` event.
 fn event(snapshot: &FlowSnapshot) -> Result<Event, Infallible> {
@@ -32,7 +33,7 @@ pub(super) async fn stream(
     _: Admin,
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let subscription = state.operator.flow(state.console.stopping());
+    let subscription = state.operator.flow();
     let history = stream::iter(subscription.history).map(|s| event(&s));
     let live = stream::unfold(
         (subscription.updates, state.console.stopping()),
@@ -50,4 +51,26 @@ pub(super) async fn stream(
         },
     );
     Sse::new(history.chain(live)).keep_alive(KeepAlive::default())
+}
+
+/// `GET /admin/flow/history`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct FlowHistory {
+    /// Seconds between two points.
+    interval_seconds: u64,
+    /// The last hour (since this process started, if less), oldest first.
+    points: Vec<FlowPoint>,
+}
+
+/// The flow's last hour.
+///
+/// One point every 30 seconds, kept by the host whether or not a console watches:
+/// the backlog, the lag, open dead letters, held tasks and this replica's rates.
+#[utoipa::path(get, path = "/admin/flow/history", tag = "admin",
+    responses((status = 200, body = FlowHistory)))]
+pub(super) async fn history(_: Admin, State(state): State<AppState>) -> axum::Json<FlowHistory> {
+    axum::Json(FlowHistory {
+        interval_seconds: LONG_EVERY.as_secs(),
+        points: state.operator.flow_history(),
+    })
 }

@@ -6,9 +6,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::model::{
-    DeadLetterList, DeadLetterView, HoldList, ReplayOutcome, RetryOutcome, SkipOutcome,
-};
+use super::model::{HoldList, ReplayOutcome, RetryOutcome, SkipOutcome};
 use super::{Limit, limit};
 use crate::domain::text::control_character;
 use crate::http::AppState;
@@ -16,31 +14,6 @@ use crate::http::auth::Admin;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::relay::ReplayError;
-
-/// Unresolved dead letters, oldest first, each with its hold and its mutation.
-#[utoipa::path(get, path = "/admin/dead-letters", tag = "admin", params(Limit),
-    responses((status = 200, body = DeadLetterList),
-        (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json")))]
-pub(super) async fn dead_letters(
-    _: Admin,
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<Limit>,
-) -> Result<Json<DeadLetterList>, ApiError> {
-    let letters = state
-        .operator
-        .dead_letters(limit(q.limit)?)
-        .await?
-        .into_iter()
-        .map(|l| DeadLetterView {
-            letter: l.letter,
-            hold: l.hold,
-            mutation: l.mutation,
-        })
-        .collect();
-    Ok(Json(DeadLetterList {
-        dead_letters: letters,
-    }))
-}
 
 /// The tasks held on a topic, the longest held first.
 ///
@@ -59,7 +32,7 @@ pub(super) async fn holds(
     Ok(Json(HoldList { holds }))
 }
 
-fn letter_id(raw: &str) -> Result<Uuid, ApiError> {
+pub(super) fn letter_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| {
         ApiError::param(
             "id",
@@ -71,7 +44,7 @@ fn letter_id(raw: &str) -> Result<Uuid, ApiError> {
     })
 }
 
-fn resolution_error(e: ReplayError) -> ApiError {
+pub(super) fn resolution_error(e: ReplayError) -> ApiError {
     match e {
         ReplayError::NotFound(_) => ApiError::NotFound(e.to_string()),
         ReplayError::AlreadyReplayed(_) => ApiError::Conflict(e.to_string()),
@@ -146,16 +119,7 @@ pub(super) async fn skip(
     ApiJson(body): ApiJson<SkipRequest>,
 ) -> Result<Json<SkipOutcome>, ApiError> {
     let id = letter_id(&id)?;
-    let reason = body.reason.trim();
-    if reason.is_empty() || body.reason.chars().count() > 500 {
-        return Err(ApiError::invalid("reason", "must be 1 to 500 characters"));
-    }
-    if control_character(&body.reason, &['\n', '\r']).is_some() {
-        return Err(ApiError::invalid(
-            "reason",
-            "must not contain control characters other than line breaks",
-        ));
-    }
+    let reason = skip_reason(&body.reason)?;
     let skipped = state
         .operator
         .skip(id, admin.name(), reason)
@@ -165,6 +129,22 @@ pub(super) async fn skip(
         skipped: true,
         outcome: skipped,
     }))
+}
+
+/// A skip's reason, trimmed: 1 to 500 characters, no control character but line
+/// breaks, else 422 naming `reason`.
+pub(super) fn skip_reason(raw: &str) -> Result<&str, ApiError> {
+    let reason = raw.trim();
+    if reason.is_empty() || raw.chars().count() > 500 {
+        return Err(ApiError::invalid("reason", "must be 1 to 500 characters"));
+    }
+    if control_character(raw, &['\n', '\r']).is_some() {
+        return Err(ApiError::invalid(
+            "reason",
+            "must not contain control characters other than line breaks",
+        ));
+    }
+    Ok(reason)
 }
 
 /// The body of `POST /admin/holds/retry`.

@@ -35,12 +35,6 @@ pub(crate) struct DeadLetterView {
     pub(crate) mutation: Option<Value>,
 }
 
-/// `GET /admin/dead-letters`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct DeadLetterList {
-    pub(crate) dead_letters: Vec<DeadLetterView>,
-}
-
 /// `POST /admin/dead-letters/{id}/replay`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ReplayOutcome {
@@ -105,6 +99,10 @@ impl EnvelopeView {
 pub(crate) struct EnvelopeList {
     /// Newest first.
     pub(crate) envelopes: Vec<EnvelopeView>,
+    /// Envelopes matching the filters, on every page.
+    pub(crate) total: i64,
+    /// How many matching envelopes came before this page.
+    pub(crate) offset: i64,
 }
 
 /// `GET /admin/envelopes/{id}`.

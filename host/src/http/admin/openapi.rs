@@ -15,14 +15,17 @@ use utoipa::{Modify, OpenApi};
 
 use super::flow as flow_routes;
 use super::letters;
+use super::letters_bulk;
 use super::playground as playground_routes;
+use super::reload as reload_routes;
 use crate::http::console::session::COOKIE_NAME;
 use crate::http::openapi::{add_problem, operations};
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(super::list_mappers, super::reload_mappers, letters::dead_letters, letters::replay,
-        letters::skip, letters::holds, letters::retry, super::envelopes, super::envelope, flow_routes::stream, playground_routes::upload,
+    paths(super::list_mappers, super::reload_mappers, reload_routes::preview, reload_routes::history, letters_bulk::dead_letters, letters_bulk::letter,
+        letters_bulk::replay_many, letters_bulk::skip_many, letters::replay,
+        letters::skip, letters::holds, letters::retry, super::envelopes, super::envelope, flow_routes::stream, flow_routes::history, super::health::health, playground_routes::upload,
         playground_routes::uploads, playground_routes::template, playground_routes::run),
     modifiers(&AdminSecurity),
     tags((name = "admin", description = "The operator's surface and the console's data (bearer `ADMIN_TOKEN` or the console session; 404 when `ADMIN_TOKEN` is unset)"))

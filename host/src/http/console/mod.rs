@@ -10,6 +10,7 @@
 
 mod pages;
 pub mod session;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ use tokio::sync::watch;
 
 pub use crate::config::ConsoleConfig;
 use session::{SessionError, SessionKey};
+
+use crate::auth::AdminTokens;
 
 use super::AppState;
 use super::error::ApiError;
@@ -36,6 +39,8 @@ struct Inner {
     /// Turns true when the host starts shutting down: live streams end then, or they
     /// would hold the graceful shutdown open.
     closing: watch::Sender<bool>,
+    /// Refused logins wait longer each time.
+    throttle: throttle::LoginThrottle,
 }
 
 impl std::fmt::Debug for Console {
@@ -47,19 +52,25 @@ impl std::fmt::Debug for Console {
 }
 
 impl Console {
-    /// The console of a host whose admin token is `admin_token` (`None`: disabled).
-    pub fn new(config: ConsoleConfig, admin_token: Option<&str>) -> Self {
+    /// The console of a host whose operators' tokens are `tokens` (`None`: disabled).
+    pub fn new(config: ConsoleConfig, tokens: Option<&AdminTokens>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                key: admin_token.map(SessionKey::from_admin_token),
+                key: tokens.map(|t| SessionKey::from_secret(t.session_secret())),
                 config,
                 closing: watch::channel(false).0,
+                throttle: throttle::LoginThrottle::default(),
             }),
         }
     }
 
     pub fn config(&self) -> &ConsoleConfig {
         &self.inner.config
+    }
+
+    /// The refused-login throttle.
+    pub(crate) fn login_throttle(&self) -> &throttle::LoginThrottle {
+        &self.inner.throttle
     }
 
     /// The session key (`None` when the admin API is disabled).
@@ -78,17 +89,19 @@ impl Console {
     }
 
     /// Authorises an admin request made with session cookie `cookie`: the session must
-    /// verify, and a state-changing method must carry the session's CSRF token.
+    /// verify, and a state-changing method must carry the session's CSRF token. Returns
+    /// the operator's name.
     pub(crate) fn authorize(
         &self,
         cookie: &str,
         method: &Method,
         headers: &HeaderMap,
-    ) -> Result<(), ApiError> {
+    ) -> Result<String, ApiError> {
         let key = self.session_key().ok_or_else(|| {
             ApiError::NotFound("the admin API is disabled: set ADMIN_TOKEN to enable it".into())
         })?;
-        key.verify(cookie, session::unix_now())
+        let (name, _) = key
+            .verify(cookie, session::unix_now())
             .map_err(|e: SessionError| ApiError::Unauthorized(e.to_string()))?;
         let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe {
@@ -103,7 +116,7 @@ impl Console {
                 )));
             }
         }
-        Ok(())
+        Ok(name)
     }
 }
 

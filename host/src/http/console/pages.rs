@@ -2,8 +2,6 @@
 //! assets. Every response carries a strict Content-Security-Policy (no inline script
 //! or style, nothing from other origins) and framing, sniffing and referrer guards.
 
-use std::time::Duration;
-
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::header::{
@@ -30,7 +28,7 @@ const INDEX_HTML: &str = include_str!("../../../console/index.html");
 const LOGIN_HTML: &str = include_str!("../../../console/login.html");
 
 /// The embedded assets: name, content type, content.
-const ASSETS: [(&str, &str, &str); 3] = [
+const ASSETS: [(&str, &str, &str); 4] = [
     (
         "console.css",
         "text/css; charset=utf-8",
@@ -42,14 +40,26 @@ const ASSETS: [(&str, &str, &str); 3] = [
         include_str!("../../../console/console.js"),
     ),
     (
+        "login.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/login.js"),
+    ),
+    (
         "icon.svg",
         "image/svg+xml",
         include_str!("../../../console/icon.svg"),
     ),
 ];
 
-/// How long a refused login waits before answering (slows guessing down).
-const REFUSED_LOGIN_DELAY: Duration = Duration::from_millis(250);
+/// The console's views, the only fragments a login returns to.
+const VIEWS: [&str; 6] = [
+    "mappers",
+    "flow",
+    "envelopes",
+    "dead-letters",
+    "held",
+    "playground",
+];
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -120,7 +130,17 @@ fn login_form(error: Option<&str>) -> Html<String> {
             escape(e)
         )
     });
-    Html(LOGIN_HTML.replace("{{error}}", &error))
+    // The error is tied to the field it is about, for screen readers.
+    let token_state = if error.is_empty() {
+        ""
+    } else {
+        r#" aria-invalid="true" aria-describedby="login-error""#
+    };
+    Html(
+        LOGIN_HTML
+            .replace("{{error}}", &error)
+            .replace("{{token_state}}", token_state),
+    )
 }
 
 async fn login_page(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
@@ -131,6 +151,9 @@ async fn login_page(State(state): State<AppState>) -> Result<Html<String>, ApiEr
 #[derive(Debug, Deserialize)]
 struct Login {
     token: String,
+    /// The view to open after logging in (the URL's fragment, copied by login.js).
+    #[serde(default)]
+    next: String,
 }
 
 /// Exchanges the admin token for a session cookie.
@@ -141,18 +164,30 @@ async fn login(
 ) -> Result<Response, ApiError> {
     let key = enabled(&state)?;
     same_origin(&headers)?;
-    let token = form.map(|Form(login)| login.token).unwrap_or_default();
+    let (token, next) = form
+        .map(|Form(login)| (login.token, login.next))
+        .unwrap_or_default();
     let admin = state.admin_token.as_deref();
-    if !admin.is_some_and(|expected| expected.matches(token.trim())) {
-        tracing::warn!("console login refused: not the admin token");
-        tokio::time::sleep(REFUSED_LOGIN_DELAY).await;
-        let page = login_form(Some("That is not the admin token."));
+    let Some(name) = admin.and_then(|tokens| tokens.who(token.trim())) else {
+        let wait = state.console.login_throttle().refused();
+        tracing::warn!(
+            wait_ms = wait.as_millis() as u64,
+            "console login refused: not an admin token"
+        );
+        tokio::time::sleep(wait).await;
+        let page = login_form(Some("That is not an admin token."));
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
-    }
+    };
     let ttl = state.console.config().console_session_ttl.as_secs();
-    let cookie = key.mint(session::unix_now() + ttl);
-    tracing::info!("console login");
-    let mut response = Redirect::to("/console").into_response();
+    let cookie = key.mint(name, session::unix_now() + ttl);
+    state.console.login_throttle().accepted();
+    tracing::info!(operator = name, "console login");
+    // Back to the view asked for, if it is one (never a URL from the form).
+    let target = match VIEWS.iter().find(|v| **v == next.trim()) {
+        Some(view) => format!("/console#{view}"),
+        None => "/console".to_owned(),
+    };
+    let mut response = Redirect::to(&target).into_response();
     response.headers_mut().insert(
         SET_COOKIE,
         session::set_cookie(&cookie, ttl, session::wants_secure(&headers)),

@@ -47,30 +47,43 @@ pub enum SessionError {
 }
 
 impl SessionKey {
-    /// The key of sessions opened with `admin_token`.
-    pub fn from_admin_token(admin_token: &str) -> Self {
-        let digest = Sha256::digest(admin_token.as_bytes());
-        Self(hmac_sha256(&digest, b"pakaura console session v1"))
+    /// The key of sessions opened with any of the operators' tokens (see
+    /// [`crate::auth::AdminTokens::session_secret`]).
+    pub fn from_secret(secret: &[u8; 32]) -> Self {
+        Self(hmac_sha256(secret, b"pakaura console session v2"))
     }
 
-    /// A new session's cookie value, valid until `expires_at` (seconds since the Unix
-    /// epoch).
-    pub fn mint(&self, expires_at: u64) -> String {
+    /// A new session's cookie value for operator `name` (a-z, 0-9, - and _), valid
+    /// until `expires_at` (seconds since the Unix epoch).
+    pub fn mint(&self, name: &str, expires_at: u64) -> String {
         let nonce: u64 = rand::random();
-        let payload = format!("v1.{expires_at}.{nonce:016x}");
+        let payload = format!("v2.{name}.{expires_at}.{nonce:016x}");
         let mac = hex::encode(hmac_sha256(&self.0, payload.as_bytes()));
         format!("{payload}.{mac}")
     }
 
-    /// Checks a cookie value at `now`; returns its expiry.
-    pub fn verify(&self, value: &str, now: u64) -> Result<u64, SessionError> {
+    /// Checks a cookie value at `now`; returns the operator's name and the expiry.
+    pub fn verify(&self, value: &str, now: u64) -> Result<(String, u64), SessionError> {
         let (payload, mac) = value.rsplit_once('.').ok_or(SessionError::Malformed)?;
-        let expires_at: u64 = payload
-            .strip_prefix("v1.")
-            .and_then(|rest| rest.split_once('.'))
-            .filter(|(_, nonce)| nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|(expiry, _)| expiry.parse().ok())
-            .ok_or(SessionError::Malformed)?;
+        let mut parts = payload
+            .strip_prefix("v2.")
+            .ok_or(SessionError::Malformed)?
+            .split('.');
+        let (Some(name), Some(expiry), Some(nonce), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(SessionError::Malformed);
+        };
+        let name_ok = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        let nonce_ok = nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit());
+        let expires_at: u64 = expiry.parse().map_err(|_| SessionError::Malformed)?;
+        if !name_ok || !nonce_ok {
+            return Err(SessionError::Malformed);
+        }
         let mac = hex::decode(mac).map_err(|_| SessionError::Malformed)?;
         if !constant_time_eq(&mac, &hmac_sha256(&self.0, payload.as_bytes())) {
             return Err(SessionError::BadSignature);
@@ -78,7 +91,7 @@ impl SessionKey {
         if expires_at <= now {
             return Err(SessionError::Expired);
         }
-        Ok(expires_at)
+        Ok((name.to_owned(), expires_at))
     }
 
     /// The CSRF token that goes with session cookie `value`.
@@ -201,26 +214,30 @@ mod tests {
     }
 
     #[test]
-    fn sessions_verify_until_they_expire_and_only_under_their_token() {
-        let key = SessionKey::from_admin_token("admin-token-for-tests-only");
-        let cookie = key.mint(2_000);
-        assert!(!cookie.contains("admin-token"));
-        assert_eq!(key.verify(&cookie, 1_999), Ok(2_000));
+    fn sessions_verify_until_they_expire_and_only_under_their_key() {
+        let key = SessionKey::from_secret(&[7; 32]);
+        let cookie = key.mint("alice", 2_000);
+        assert_eq!(key.verify(&cookie, 1_999), Ok(("alice".to_owned(), 2_000)));
         assert_eq!(key.verify(&cookie, 2_000), Err(SessionError::Expired));
-        let other = SessionKey::from_admin_token("another-admin-token-entirely");
+        let other = SessionKey::from_secret(&[8; 32]);
         assert_eq!(other.verify(&cookie, 0), Err(SessionError::BadSignature));
-        let forged = cookie.replace("v1.2000.", "v1.9999.");
+        let forged = cookie.replace("v2.alice.2000.", "v2.alice.9999.");
         assert_eq!(key.verify(&forged, 0), Err(SessionError::BadSignature));
-        assert_ne!(key.mint(2_000), cookie, "every session is its own");
-        assert_eq!(key.verify("v1.x.00", 0), Err(SessionError::Malformed));
-        assert_eq!(key.verify("v1.5.00", 0), Err(SessionError::Malformed));
+        let renamed = cookie.replace("v2.alice.", "v2.admin.");
+        assert_eq!(key.verify(&renamed, 0), Err(SessionError::BadSignature));
+        assert_ne!(key.mint("alice", 2_000), cookie, "every session is its own");
+        assert_eq!(key.verify("v2.a.x.00", 0), Err(SessionError::Malformed));
+        assert_eq!(
+            key.verify("v1.5.0000000000000000.00", 0),
+            Err(SessionError::Malformed)
+        );
         assert_eq!(key.verify("garbage", 0), Err(SessionError::Malformed));
     }
 
     #[test]
     fn csrf_tokens_belong_to_one_session() {
-        let key = SessionKey::from_admin_token("admin-token-for-tests-only");
-        let (a, b) = (key.mint(10), key.mint(11));
+        let key = SessionKey::from_secret(&[7; 32]);
+        let (a, b) = (key.mint("admin", 10), key.mint("admin", 11));
         assert!(key.csrf_matches(&a, &key.csrf_token(&a)));
         assert!(!key.csrf_matches(&a, &key.csrf_token(&b)));
         assert!(!key.csrf_matches(&a, ""));

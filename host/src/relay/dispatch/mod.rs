@@ -94,6 +94,7 @@ async fn wait_until_ready(ctx: &RelayContext, publisher: &dyn Publisher) {
     let started = Instant::now();
     metrics::gauge!(SIDECAR_READY).set(0.0);
     while !publisher.ready().await {
+        ctx.health.observe_publisher(false);
         ctx.beat(PublishStage::NAME);
         if !warned && started.elapsed() > Duration::from_secs(10) {
             tracing::warn!(
@@ -106,6 +107,7 @@ async fn wait_until_ready(ctx: &RelayContext, publisher: &dyn Publisher) {
         delay = (delay * 2).min(Duration::from_secs(5));
     }
     metrics::gauge!(SIDECAR_READY).set(1.0);
+    ctx.health.observe_publisher(true);
     tracing::info!(publisher = publisher.system(), "the publisher is ready");
 }
 

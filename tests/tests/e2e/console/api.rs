@@ -170,7 +170,7 @@ async fn dead_letters_carry_their_mutation_and_delivery_history(backend: Backend
 }
 
 /// Reads server-sent events from `response` until one named `snapshot` arrives.
-async fn next_snapshot(response: &mut reqwest::Response, buffer: &mut String) -> Value {
+pub(super) async fn next_snapshot(response: &mut reqwest::Response, buffer: &mut String) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(end) = buffer.find("\n\n") {

@@ -1,6 +1,7 @@
 //! The console's session: logging in with the admin token, a stateless cookie that
 //! any replica sharing the token accepts, CSRF on changes, security headers.
 
+use pakaura_host::auth::AdminTokens;
 use pakaura_host::http::console::session::SessionKey;
 use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION};
 use reqwest::{Method, StatusCode};
@@ -28,7 +29,7 @@ async fn logging_in_with_the_admin_token_opens_a_cookie_session(backend: Backend
             .text()
             .await
             .unwrap()
-            .contains("That is not the admin token")
+            .contains("That is not an admin token")
     );
 
     let accepted = post_login(&app, ADMIN_TOKEN).await;
@@ -94,10 +95,13 @@ async fn sessions_are_stateless_signed_and_expire(backend: Backend) {
         .unwrap();
     assert_eq!(elsewhere.status(), StatusCode::OK);
 
-    let key = SessionKey::from_admin_token(ADMIN_TOKEN);
-    let expired = key.mint(now() - 1);
-    let foreign = SessionKey::from_admin_token("a-different-admin-token").mint(now() + 600);
-    let tampered = value.replacen("v1.", "v1.9", 1);
+    let key_of = |token: &str| {
+        let tokens = AdminTokens::new(Some(token), None).unwrap().unwrap();
+        SessionKey::from_secret(tokens.session_secret())
+    };
+    let expired = key_of(ADMIN_TOKEN).mint("admin", now() - 1);
+    let foreign = key_of("a-different-admin-token").mint("admin", now() + 600);
+    let tampered = value.replacen("v2.", "v2.9", 1);
     for (cookie, why) in [
         (expired.as_str(), "expired"),
         (foreign.as_str(), "signed under another token"),
@@ -202,6 +206,7 @@ async fn console_responses_carry_a_strict_content_security_policy(backend: Backe
     for (asset, content_type) in [
         ("console.css", "text/css"),
         ("console.js", "text/javascript"),
+        ("login.js", "text/javascript"),
         ("icon.svg", "image/svg+xml"),
     ] {
         let response = client

@@ -146,7 +146,7 @@ fn a_folder_loads_after_the_builtin_in_file_name_order_and_reloads() {
     // An invalid file refuses the whole new set; the old one keeps working.
     std::fs::copy(guests::WRONG_VERSION, dir.path().join("30-bad.wasm")).unwrap();
     let r = registry.clone();
-    let err = bounded(move || r.reload_blocking()).unwrap_err();
+    let err = bounded(move || r.reload_blocking("test")).unwrap_err();
     assert!(err.to_string().contains("30-bad.wasm"), "{err}");
     assert_eq!(names(&registry), before);
     let current = registry.current();
@@ -156,7 +156,7 @@ fn a_folder_loads_after_the_builtin_in_file_name_order_and_reloads() {
     std::fs::remove_file(dir.path().join("30-bad.wasm")).unwrap();
     std::fs::remove_file(dir.path().join("10-misbehave.wasm")).unwrap();
     let r = registry.clone();
-    let report = bounded(move || r.reload_blocking()).unwrap();
+    let report = bounded(move || r.reload_blocking("test")).unwrap();
     assert_eq!(report.mappers.len(), 2);
     assert_eq!(names(&registry).len(), 2);
 }

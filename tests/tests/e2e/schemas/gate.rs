@@ -49,7 +49,7 @@ fn a_reload_passes_additive_changes_and_refuses_breaking_ones_naming_each_path()
         bounded(move || MapperRegistry::load_blocking(runtime().clone(), config)).unwrap();
     let reload = |allow: bool| {
         let r = registry.clone();
-        bounded(move || r.reload_blocking_with(allow))
+        bounded(move || r.reload_blocking_with("test", allow))
     };
     let version = |r: &MapperRegistry| r.list()[0].version.clone();
 
