@@ -349,6 +349,21 @@ impl Relay {
     }
 }
 
+/// How long the other stages get to finish what they hold when a run ends because one
+/// panicked or stalled, before they are cut off (a stalled one never finishes).
+const WIND_DOWN: Duration = Duration::from_secs(10);
+
+/// Waits for the halted stages to finish, at most [`WIND_DOWN`], then aborts the rest.
+async fn wind_down(stages: &mut JoinSet<()>) {
+    let finished = tokio::time::timeout(WIND_DOWN, async {
+        while stages.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        stages.abort_all();
+    }
+}
+
 /// How a run of the relay ended (a panic ends it too, as a panic).
 enum Ended {
     /// Told to stop.
@@ -389,11 +404,17 @@ async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Ended {
         publisher = ctx.publisher.as_ref().map_or("none", |p| p.system()),
         "relay started"
     );
+    // The stages stop on this run's own signal: the host stopping, or the run ending
+    // because another stage panicked or stalled. So the healthy stages finish what they
+    // hold (a transaction, a request in flight, the task queues they give back) instead
+    // of being cut off in the middle: a future dropped inside `BEGIN` leaves its
+    // connection in an open transaction that the pool cannot see.
+    let (halt, halted) = watch::channel(false);
     let mut stages = JoinSet::new();
     for stage in stage::stages(&ctx) {
         let signals = Signals {
             wakes: shared.wakes.clone(),
-            stop: stop.clone(),
+            stop: halted.clone(),
         };
         stages.spawn(stage.run(ctx.clone(), signals));
     }
@@ -406,7 +427,8 @@ async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Ended {
             done = stages.join_next() => match done {
                 None => break Ended::Stopped,
                 Some(Err(e)) if e.is_panic() => {
-                    stages.abort_all();
+                    let _ = halt.send(true);
+                    wind_down(&mut stages).await;
                     std::panic::resume_unwind(e.into_panic());
                 }
                 Some(_) => {}
@@ -415,11 +437,13 @@ async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Ended {
                 Some(stage) => {
                     tracing::error!(relay = %ctx.id, stage, timeout = ?ctx.config.relay_stall_timeout,
                         "a relay stage made no progress within RELAY_STALL_TIMEOUT");
-                    stages.abort_all();
+                    let _ = halt.send(true);
+                    wind_down(&mut stages).await;
                     break Ended::Stalled(stage);
                 }
                 // Stopping: let the stages finish what they hold.
                 None => {
+                    let _ = halt.send(true);
                     while let Some(done) = stages.join_next().await {
                         if let Err(e) = done
                             && e.is_panic()

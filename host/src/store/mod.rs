@@ -197,12 +197,22 @@ impl Db {
     /// ([`StoreError::is_transient`]). Connections are not pinged on every acquire: a
     /// broken one fails its statement, which is retried or answered with 503, and the
     /// pool replaces it.
+    ///
+    /// On PostgreSQL a session left idle inside a transaction for a minute is ended by
+    /// the server (`idle_in_transaction_session_timeout`). Every transaction here runs
+    /// its statements back to back, so only an abandoned one gets there: a future
+    /// dropped while its `BEGIN` was in flight returns its connection to the pool inside
+    /// a transaction the pool does not know of, and whatever runs on it next would hold
+    /// its row locks, uncommitted, until the connection is used again.
     pub async fn connect_with(url: &str, settings: &PoolSettings) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let lock_timeout = format!("{}ms", settings.timeout.as_millis());
             let opts = PgConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Url(e.to_string()))?
-                .options([("lock_timeout", lock_timeout.as_str())]);
+                .options([
+                    ("lock_timeout", lock_timeout.as_str()),
+                    ("idle_in_transaction_session_timeout", "60s"),
+                ]);
             Ok(Db::Postgres(postgres_pool(opts, settings).await?))
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
