@@ -101,12 +101,27 @@ impl Operator {
             return Ok(None);
         };
         // The envelope first: a refusal parks it and writes the new letter in one
-        // transaction, so once it reads dead the new letter is there to read too.
-        let envelope_state = match &letter.envelope_id {
-            Some(envelope) => db.envelope(envelope).await?.map(|e| e.state),
-            None => None,
+        // transaction, so once it reads dead the new letter is there to read too. A
+        // refusal committed between the two reads shows the new letter beside a state
+        // read before it: read the state again (the parking committed by then).
+        let envelope_state = |db: &crate::store::Db| {
+            let envelope = letter.envelope_id.clone();
+            let db = db.clone();
+            async move {
+                match envelope {
+                    Some(envelope) => {
+                        Ok::<_, StoreError>(db.envelope(&envelope).await?.map(|e| e.state))
+                    }
+                    None => Ok(None),
+                }
+            }
         };
+        let mut state = envelope_state(db).await?;
         let replaced_by = db.replacement_of(id).await?;
+        if replaced_by.is_some() && state == Some(EnvelopeState::Pending) {
+            state = envelope_state(db).await?;
+        }
+        let envelope_state = state;
         let status = follow_status(&letter, envelope_state, replaced_by.as_ref());
         Ok(Some(LetterFollow {
             letter,
