@@ -139,6 +139,31 @@ impl Operator {
         }
     }
 
+    /// Resolves each letter of `selection` with `resolve`, one at a time, oldest first:
+    /// what it resolved, and the letters it could not resolve with why (one failing does
+    /// not stop the others; a store failure does).
+    async fn each_letter<T, Fut>(
+        &self,
+        selection: Selection,
+        resolve: impl Fn(Uuid) -> Fut,
+    ) -> Result<(Vec<T>, Vec<RetriedLetter>), ReplayError>
+    where
+        Fut: std::future::Future<Output = Result<T, ReplayError>>,
+    {
+        let (mut done, mut failed) = (Vec::new(), Vec::new());
+        for id in self.selected(selection).await? {
+            match resolve(id).await {
+                Ok(r) => done.push(r),
+                Err(ReplayError::Store(e)) => return Err(ReplayError::Store(e)),
+                Err(e) => failed.push(RetriedLetter {
+                    id,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        Ok((done, failed))
+    }
+
     /// Replays each letter of `selection` for operator `by`, one at a time, oldest first;
     /// one failing does not stop the others.
     pub async fn replay_many(
@@ -146,24 +171,17 @@ impl Operator {
         selection: Selection,
         by: &str,
     ) -> Result<BulkReplayed, ReplayError> {
-        let mut out = BulkReplayed::default();
-        for id in self.selected(selection).await? {
-            match self.inner.relay.replay(id, by).await {
-                Ok(r) => out.replayed.push(r),
-                Err(ReplayError::Store(e)) => return Err(ReplayError::Store(e)),
-                Err(e) => out.failed.push(RetriedLetter {
-                    id,
-                    reason: e.to_string(),
-                }),
-            }
-        }
+        let relay = &self.inner.relay;
+        let (replayed, failed) = self
+            .each_letter(selection, |id| relay.replay(id, by))
+            .await?;
         tracing::info!(
             by,
-            replayed = out.replayed.len(),
-            failed = out.failed.len(),
+            replayed = replayed.len(),
+            failed = failed.len(),
             "a selection of dead letters replayed"
         );
-        Ok(out)
+        Ok(BulkReplayed { replayed, failed })
     }
 
     /// Skips each letter of `selection` for operator `by`, saying `reason`.
@@ -173,24 +191,17 @@ impl Operator {
         by: &str,
         reason: &str,
     ) -> Result<BulkSkipped, ReplayError> {
-        let mut out = BulkSkipped::default();
-        for id in self.selected(selection).await? {
-            match self.inner.relay.skip(id, by, reason).await {
-                Ok(s) => out.skipped.push(s),
-                Err(ReplayError::Store(e)) => return Err(ReplayError::Store(e)),
-                Err(e) => out.failed.push(RetriedLetter {
-                    id,
-                    reason: e.to_string(),
-                }),
-            }
-        }
+        let relay = &self.inner.relay;
+        let (skipped, failed) = self
+            .each_letter(selection, |id| relay.skip(id, by, reason))
+            .await?;
         tracing::info!(
             by,
-            skipped = out.skipped.len(),
-            failed = out.failed.len(),
+            skipped = skipped.len(),
+            failed = failed.len(),
             "a selection of dead letters skipped"
         );
-        Ok(out)
+        Ok(BulkSkipped { skipped, failed })
     }
 }
 
