@@ -34,5 +34,7 @@ const SCHEMAS: &[(&str, &str)] = &[
 ];
 
 fn data(task_id: &str, title: &str, _user: &str) -> String {
-    format!(r#"{{"task_id":{task_id},"title":{title},"status":"open","priority":1,"note":"added in 1.1.0"}}"#)
+    format!(
+        r#"{{"task_id":{task_id},"title":{title},"status":"open","priority":1,"note":"added in 1.1.0"}}"#
+    )
 }
