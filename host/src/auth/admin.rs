@@ -19,7 +19,11 @@ impl AdminToken {
 
     /// Whether `candidate` is the admin token.
     pub fn matches(&self, candidate: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
+        self.matches_digest(&Sha256::digest(candidate.as_bytes()).into())
+    }
+
+    /// Whether `digest` (a candidate's SHA-256) is this token's, in constant time.
+    fn matches_digest(&self, digest: &[u8; 32]) -> bool {
         digest
             .iter()
             .zip(self.0.iter())
@@ -107,9 +111,11 @@ impl AdminTokens {
     /// The name of the operator whose token `candidate` is, if any. Every token is
     /// compared, so the time taken does not say which one matched.
     pub fn who(&self, candidate: &str) -> Option<&str> {
+        // Hashed once, compared with each.
+        let digest: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
         let mut found = None;
         for (name, token) in &self.tokens {
-            if token.matches(candidate) {
+            if token.matches_digest(&digest) {
                 found = Some(name.as_str());
             }
         }

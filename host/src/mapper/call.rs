@@ -42,17 +42,22 @@ pub(crate) struct CallContext<'a> {
 }
 
 impl CallContext<'_> {
-    /// A new instance in a fresh sandbox; its deadline starts now and covers its first
-    /// call too.
-    pub(crate) fn instantiate(&self) -> Result<Instance, MapFailure> {
-        let slot = self.runtime.instance_slot()?;
-        let mut store = self.runtime.new_store(
+    /// A fresh sandbox for one instance of this mapper.
+    fn new_store(&self) -> wasmtime::Store<SandboxState> {
+        self.runtime.new_store(
             self.tag.clone(),
             self.settings.clone(),
             self.log_budget.clone(),
             self.limits,
             self.wall_clock,
-        );
+        )
+    }
+
+    /// A new instance in a fresh sandbox; its deadline starts now and covers its first
+    /// call too.
+    pub(crate) fn instantiate(&self) -> Result<Instance, MapFailure> {
+        let slot = self.runtime.instance_slot()?;
+        let mut store = self.new_store();
         match self.pre.instantiate(&mut store) {
             Ok(mapper) => Ok(Instance {
                 store,
@@ -72,13 +77,7 @@ impl CallContext<'_> {
     /// ([`super::inspect::exports_event_schemas`]).
     pub(crate) fn event_schemas(&self) -> Result<Vec<DeclaredSchema>, MapFailure> {
         let _slot = self.runtime.instance_slot()?;
-        let mut store = self.runtime.new_store(
-            self.tag.clone(),
-            self.settings.clone(),
-            self.log_budget.clone(),
-            self.limits,
-            self.wall_clock,
-        );
+        let mut store = self.new_store();
         let result = (|| {
             let instance = self.pre.instance_pre().instantiate(&mut store)?;
             let func = instance

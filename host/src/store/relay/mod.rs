@@ -381,6 +381,17 @@ impl Loaded {
     }
 }
 
+/// The head of every insert of envelopes: the columns a new envelope sets, in the order
+/// each insert gives them (one row here, arrays on PostgreSQL, `VALUES` lists on SQLite).
+macro_rules! insert_envelopes {
+    () => {
+        "INSERT INTO envelopes (id, mutation_id, outbox_seq, event_index, task_id, user_id, \
+         mapper, topic, event_type, partition_key, body, traceparent, correlation_id, state, \
+         attempts, created_at, finished_at) "
+    };
+}
+pub(crate) use insert_envelopes;
+
 /// SQL: envelope `e` waits behind a hold of its task on its topic (a hold at an earlier
 /// place in the task's order).
 macro_rules! held_back {
@@ -425,13 +436,11 @@ where
     for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
 {
     let finished = (state != EnvelopeState::Pending).then_some(now);
-    sqlx::query(
-        "INSERT INTO envelopes (id, mutation_id, outbox_seq, event_index, task_id, user_id, mapper, \
-         topic, event_type, partition_key, body, traceparent, correlation_id, state, attempts, \
-         created_at, finished_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, $15, $16) \
-         ON CONFLICT (id) DO NOTHING",
-    )
+    sqlx::query(concat!(
+        insert_envelopes!(),
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, $15, $16) \
+         ON CONFLICT (id) DO NOTHING"
+    ))
     .bind(e.id.to_string())
     .bind(row.id)
     .bind(row.seq)

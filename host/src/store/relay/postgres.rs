@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     DeliveriesStored, Delivery, DeliveryBatch, EnvelopeState, HeldTask, MappedRow, Mapping,
-    MappingStored, PendingRow, Release, held_back, millis,
+    MappingStored, PendingRow, Release, held_back, insert_envelopes, millis,
 };
 use crate::domain::text::storable;
 use crate::store::{MAX_STORED_REASON, OutboxRow, StoreError};
@@ -173,18 +173,16 @@ pub(super) async fn record_mappings(
     }
     let finished = (envelope_state != EnvelopeState::Pending).then_some(now);
     if !env.id.is_empty() {
-        sqlx::query(
-            "INSERT INTO envelopes (id, mutation_id, outbox_seq, event_index, task_id, user_id, mapper, \
-             topic, event_type, partition_key, body, traceparent, correlation_id, state, attempts, \
-             created_at, finished_at) \
-             SELECT x.id, x.mutation_id, x.outbox_seq, x.event_index, x.task_id, x.user_id, x.mapper, \
+        sqlx::query(concat!(
+            insert_envelopes!(),
+            "SELECT x.id, x.mutation_id, x.outbox_seq, x.event_index, x.task_id, x.user_id, x.mapper, \
              x.topic, x.event_type, x.partition_key, x.body, x.traceparent, x.correlation_id, $14, 0, $15, $16 \
              FROM UNNEST($1::text[], $2::uuid[], $3::int8[], $4::int4[], $5::uuid[], $6::text[], \
              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) \
              AS x(id, mutation_id, outbox_seq, event_index, task_id, user_id, mapper, topic, event_type, \
              partition_key, body, traceparent, correlation_id) \
-             ON CONFLICT (id) DO NOTHING",
-        )
+             ON CONFLICT (id) DO NOTHING"
+        ))
         .bind(&env.id)
         .bind(&env.mutation_id)
         .bind(&env.outbox_seq)

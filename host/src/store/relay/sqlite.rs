@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::after;
 use super::{
     DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, EnvelopeState, HeldTask, MappedRow,
-    Mapping, MappingStored, NewEnvelope, PendingRow, Release, held_back,
+    Mapping, MappingStored, NewEnvelope, PendingRow, Release, held_back, insert_envelopes,
 };
 use crate::domain::task::now;
 use crate::domain::text::storable;
@@ -203,11 +203,7 @@ async fn insert_envelopes(
 ) -> Result<(), sqlx::Error> {
     let finished = (state != EnvelopeState::Pending).then_some(now);
     for chunk in envelopes.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO envelopes (id, mutation_id, outbox_seq, event_index, task_id, user_id, \
-             mapper, topic, event_type, partition_key, body, traceparent, correlation_id, state, \
-             attempts, created_at, finished_at) ",
-        );
+        let mut q = QueryBuilder::<Sqlite>::new(insert_envelopes!());
         q.push_values(chunk, |mut b, (m, e)| {
             b.push_bind(e.id.to_string())
                 .push_bind(m.row.id)
