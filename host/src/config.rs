@@ -107,6 +107,14 @@ fn long_period(raw: &str) -> Result<Duration, String> {
     duration_between(MINUTE, 3650 * DAY)(raw)
 }
 
+fn sync_interval(raw: &str) -> Result<Duration, String> {
+    duration_between(SECOND, HOUR)(raw)
+}
+
+fn history_period(raw: &str) -> Result<Duration, String> {
+    duration_between(Duration::ZERO, 3650 * DAY)(raw)
+}
+
 fn max_age(raw: &str) -> Result<Duration, String> {
     duration_between(SECOND, 3650 * DAY)(raw)
 }
@@ -214,6 +222,17 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub mappers: MapperConfig,
+
+    /// A folder holding one candidate mapper (`*.wasm`) to shadow from start: every
+    /// mutation the relay maps is also mapped by the live set with the candidate in
+    /// place, compared, counted (`pakaura_shadow_*`) and never published.
+    #[arg(long, env = "MAPPERS_SHADOW_DIR", value_name = "PATH")]
+    pub mappers_shadow_dir: Option<std::path::PathBuf>,
+
+    /// How often this replica looks in the database for mapper promotions and
+    /// rollbacks made on another replica (1s to 1h).
+    #[arg(long, env = "MAPPER_SYNC_INTERVAL", default_value = "5s", value_parser = sync_interval)]
+    pub mapper_sync_interval: Duration,
 
     #[command(flatten)]
     pub console: ConsoleConfig,
@@ -471,6 +490,11 @@ pub struct RelayConfig {
     /// How long published and skipped envelopes are kept before pruning (1m to 10y).
     #[arg(long, env = "ENVELOPE_RETENTION", default_value = "7d", value_parser = long_period)]
     pub envelope_retention: Duration,
+
+    /// How long mapped mutations are kept for a candidate mapper's history diff, however
+    /// long their envelopes are (0 to 10y; 0 keeps none past their envelopes).
+    #[arg(long, env = "MUTATION_HISTORY", default_value = "7d", value_parser = history_period)]
+    pub mutation_history: Duration,
 }
 
 /// What a poison event (one that cannot be mapped or published) does to its task's

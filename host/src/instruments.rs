@@ -38,6 +38,10 @@ pub const MAPPER_CHAIN_DURATION: &str = "pakaura_mapper_chain_duration_seconds";
 pub const MAPPER_INSTANCES: &str = "pakaura_mapper_instances";
 pub const MAPPER_RELOADS: &str = "pakaura_mapper_reloads_total";
 pub const MAPPER_SCHEMA_VIOLATIONS: &str = "pakaura_mapper_schema_violations_total";
+pub const SHADOW_MUTATIONS: &str = "pakaura_shadow_mutations_total";
+pub const SHADOW_EVENTS: &str = "pakaura_shadow_events_total";
+pub const SHADOW_DROPPED: &str = "pakaura_shadow_dropped_total";
+pub const MAPPER_RELEASES: &str = "pakaura_mapper_releases_total";
 
 pub const JWKS_REFRESHES: &str = "pakaura_jwks_refreshes_total";
 pub const JWKS_KEYS: &str = "pakaura_jwks_keys";
@@ -168,6 +172,22 @@ pub fn describe() {
         "Mapper set reloads by outcome (applied, refused)."
     );
     describe_counter!(
+        SHADOW_MUTATIONS,
+        "Mutations a shadow run compared, by result (identical, changed, failed: the candidate failed on it)."
+    );
+    describe_counter!(
+        SHADOW_EVENTS,
+        "Events a shadow run compared, by result (same, changed, added: only the candidate emits it, removed: only the live set does)."
+    );
+    describe_counter!(
+        SHADOW_DROPPED,
+        "Mutations a shadow run dropped because it was behind or over its CPU budget (publishing never waits for it)."
+    );
+    describe_counter!(
+        MAPPER_RELEASES,
+        "Promotions and rollbacks of mappers this replica applied, by action (promote, rollback)."
+    );
+    describe_counter!(
         MAPPER_SCHEMA_VIOLATIONS,
         "Events whose data broke their declared schema, by mapper, event type and MAPPER_SCHEMAS mode (warn: published anyway; enforce: the mutation held)."
     );
@@ -190,6 +210,7 @@ pub fn describe() {
     for outcome in ["applied", "refused"] {
         metrics::counter!(MAPPER_RELOADS, "outcome" => outcome).absolute(0);
     }
+    metrics::counter!(SHADOW_DROPPED).absolute(0);
     metrics::counter!(RELAY_RESTARTS).absolute(0);
     metrics::counter!(ENVELOPES_BUILT).absolute(0);
 }

@@ -12,11 +12,13 @@
 //! - [`auth`]: bearer JWTs (a shared secret, an identity provider's JWKS) and the admin token.
 //! - [`mapper`]: the WebAssembly mapper runtime (wasmtime, WIT `pakaura:events`).
 //! - [`events`]: CloudEvents envelopes; [`trace`]: W3C trace context.
+//! - [`candidate`]: candidate mappers: history diffs, shadow runs, promotion and rollback.
 //! - [`relay`]: the outbox relay and the publishers behind its seam (Dapr).
 //! - [`instruments`]: the exported metrics, their help texts and buckets.
 //! - [`config`], [`startup`], [`telemetry`], [`cli`]: process plumbing.
 
 pub mod auth;
+pub mod candidate;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::{AdminTokens, Authenticator, ClaimPolicy, Jwks, JwtKeys};
+use crate::candidate::releases::Releases;
 use crate::config::{ConfigError, ServeConfig};
 use crate::http::{self, AppState};
 use crate::mapper::MapperRegistry;
@@ -26,6 +27,9 @@ pub struct Application {
     db: Db,
     relay: Relay,
     mappers: MapperRegistry,
+    releases: Releases,
+    /// `MAPPER_SYNC_INTERVAL`.
+    release_sync: Duration,
     state: AppState,
     stop: watch::Sender<bool>,
     /// `HTTP_HEADER_TIMEOUT`.
@@ -114,15 +118,31 @@ impl Application {
             config.event_source.clone(),
         ));
 
+        // Promotions recorded by any replica before this one started are live here too
+        // before the relay maps anything.
+        let releases = Releases::new(relay.db().clone(), mappers.clone());
+        releases
+            .sync()
+            .await
+            .context("applying the mapper promotions recorded in the database")?;
+        let operator = Operator::new(
+            db.clone(),
+            relay.clone(),
+            mappers.clone(),
+            releases.clone(),
+            config.event_source.clone(),
+        );
+        if let Some(dir) = &config.mappers_shadow_dir {
+            operator
+                .shadow_from_dir(dir)
+                .await
+                .context("starting the shadow run (MAPPERS_SHADOW_DIR)")?;
+        }
+
         let (stop, _) = watch::channel(false);
         let state = AppState {
             tasks: TaskService::new(db.clone(), relay.clone()),
-            operator: Operator::new(
-                db.clone(),
-                relay.clone(),
-                mappers.clone(),
-                config.event_source.clone(),
-            ),
+            operator,
             auth,
             admin_token: admin_tokens.clone(),
             metrics,
@@ -135,6 +155,8 @@ impl Application {
                 db,
                 relay,
                 mappers,
+                releases,
+                release_sync: config.mapper_sync_interval,
                 state,
                 stop,
                 header_timeout: config.http_header_timeout,
@@ -171,6 +193,8 @@ impl Application {
             db,
             relay,
             mappers,
+            releases,
+            release_sync,
             state,
             stop,
             header_timeout,
@@ -183,6 +207,10 @@ impl Application {
             let operator = state.operator.clone();
             let stop = stop.subscribe();
             tokio::spawn(async move { operator.run_sampler(stop).await })
+        };
+        let release_task = {
+            let stop = stop.subscribe();
+            tokio::spawn(async move { releases.run(release_sync, stop).await })
         };
         let jwks_task = state.auth.jwks().map(|jwks| jwks.spawn(stop.subscribe()));
         let reload = tokio::spawn(reload_on_sighup(mappers));
@@ -214,6 +242,7 @@ impl Application {
             tracing::error!(error = %e, "relay task failed");
         }
         let _ = sampler.await;
+        let _ = release_task.await;
         if let Some(Err(e)) = OptionFuture::from(jwks_task).await {
             tracing::error!(error = %e, "JWKS refresh task failed");
         }

@@ -190,7 +190,7 @@ Refuses values that would deploy a broken release, with one line naming the valu
 {{- if and $v.secrets.adminToken (lt (len $v.secrets.adminToken) 16) }}
 {{- fail "secrets.adminToken must be at least 16 characters" }}
 {{- end }}
-{{- $managed := list "BIND_ADDR" "DATABASE_URL" "JWT_SECRET" "ADMIN_TOKEN" "ADMIN_TOKENS" "PUBLISHER" "DAPR_ENABLED" "DAPR_HTTP_PORT" "DAPR_PUBSUB_NAME" "DAPR_API_TOKEN" "MAPPERS_DIR" "MAPPER_BUILTIN" "MAPPER_SETTINGS_FILE" "MAPPER_CACHE_DIR" }}
+{{- $managed := list "BIND_ADDR" "DATABASE_URL" "JWT_SECRET" "ADMIN_TOKEN" "ADMIN_TOKENS" "PUBLISHER" "DAPR_ENABLED" "DAPR_HTTP_PORT" "DAPR_PUBSUB_NAME" "DAPR_API_TOKEN" "MAPPERS_DIR" "MAPPERS_SHADOW_DIR" "MAPPER_BUILTIN" "MAPPER_SETTINGS_FILE" "MAPPER_CACHE_DIR" }}
 {{- $managed = concat $managed (list "JWT_JWKS_URL" "JWT_ISSUER" "JWT_AUDIENCE" "JWT_USER_CLAIM" "JWT_LEEWAY" "JWT_JWKS_CA_FILE" "JWT_JWKS_REFRESH_MIN" "JWT_JWKS_REFRESH_MAX" "JWT_JWKS_COOLDOWN" "JWT_JWKS_TIMEOUT") }}
 {{- if $v.tracing.enabled }}
 {{- $managed = concat $managed (include "pakaura.tracingEnvNames" . | fromYamlArray) }}

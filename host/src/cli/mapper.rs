@@ -89,6 +89,14 @@ pub enum MapperCommand {
         #[arg(long)]
         allow_breaking: bool,
     },
+    /// Run a candidate over the stored mutation history beside the set `serve` would
+    /// load (MAPPERS_DIR, MAPPER_BUILTIN) and compare, per mutation, event by event and
+    /// field by field: identical, changed (type, topic, subject, data paths added,
+    /// removed, changed), added, removed or failed. Never stores or publishes anything.
+    ///
+    /// Exit status: 0 identical, 1 differences, 2 failures (the candidate failed on a
+    /// mutation, or it, the live set or the database could not be used).
+    Diff(super::history::DiffArgs),
     /// Run a component on a folder of fixtures and compare what it yields with what
     /// each expects.
     ///
@@ -130,6 +138,7 @@ pub fn execute(cmd: MapperCommand, cfg: &MapperConfig) -> anyhow::Result<ExitCod
             .spawn(move || match cmd {
                 MapperCommand::New { name, lang, dir } => new(&name, lang, dir),
                 MapperCommand::Check { file, json } => check(&file, json, cfg).map(success),
+                MapperCommand::Diff(args) => super::history::diff(&args, cfg),
                 MapperCommand::Compat {
                     old,
                     new,

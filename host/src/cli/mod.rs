@@ -4,6 +4,7 @@
 pub mod asyncapi;
 mod diff;
 mod fixtures;
+pub mod history;
 pub mod mapper;
 pub mod scaffold;
 

@@ -4,6 +4,7 @@
 //! (see [`super::auth::Admin`]); all are disabled (404) when no admin token is
 //! configured. Each is in the OpenAPI document (`openapi`), tag `admin`.
 
+mod candidates;
 mod flow;
 mod health;
 mod letters;
@@ -35,6 +36,33 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/mappers/reload", post(reload_mappers))
         .route("/admin/mappers/reload/preview", post(reload::preview))
         .route("/admin/mappers/reloads", get(reload::history))
+        .route("/admin/mappers/rollback", post(candidates::rollback))
+        .route("/admin/mappers/releases", get(candidates::releases))
+        .route(
+            "/admin/candidates",
+            post(candidates::upload)
+                .layer(DefaultBodyLimit::max(upload_limit))
+                .get(candidates::list),
+        )
+        .route(
+            "/admin/candidates/{id}",
+            get(candidates::get_one).delete(candidates::remove),
+        )
+        .route(
+            "/admin/candidates/{id}/diff",
+            post(candidates::start_diff)
+                .get(candidates::diff)
+                .delete(candidates::cancel_diff),
+        )
+        .route(
+            "/admin/candidates/{id}/shadow",
+            post(candidates::start_shadow),
+        )
+        .route("/admin/candidates/{id}/promote", post(candidates::promote))
+        .route(
+            "/admin/shadow",
+            get(candidates::shadow).delete(candidates::stop_shadow),
+        )
         .route("/admin/dead-letters", get(letters_bulk::dead_letters))
         .route("/admin/dead-letters/{id}", get(letters_bulk::letter))
         .route(

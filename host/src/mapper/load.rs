@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
@@ -46,6 +46,10 @@ pub enum MapperSource {
     BuiltinDefault,
     /// A `.wasm` file.
     File(PathBuf),
+    /// A component held in memory: a candidate uploaded to the admin API, or one a
+    /// promotion stored in the database. `label` names it in messages (and its stem
+    /// picks its settings, as a file name's does).
+    Stored { label: String, bytes: Arc<[u8]> },
 }
 
 impl MapperSource {
@@ -67,6 +71,10 @@ impl MapperSource {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            Self::Stored { label, .. } => Path::new(label)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         }
     }
 
@@ -74,6 +82,7 @@ impl MapperSource {
         match self {
             Self::BuiltinDefault => Ok(Cow::Borrowed(DEFAULT_MAPPER_WASM)),
             Self::File(path) => std::fs::read(path).map(Cow::Owned).map_err(Refusal::Read),
+            Self::Stored { bytes, .. } => Ok(Cow::Owned(bytes.to_vec())),
         }
     }
 }
@@ -83,6 +92,7 @@ impl fmt::Display for MapperSource {
         match self {
             Self::BuiltinDefault => f.write_str(BUILTIN_DEFAULT),
             Self::File(path) => write!(f, "{}", path.display()),
+            Self::Stored { label, .. } => f.write_str(label),
         }
     }
 }
@@ -157,10 +167,14 @@ pub struct LoadedMapper {
     /// Whether each call's wall clock reads the mutation's `occurred_at` (see
     /// [`LoadedMapper::freeze_clock`]).
     frozen_clock: bool,
+    /// Whether its calls stay out of its statistics and metrics (a copy that maps
+    /// history or shadows the relay; see [`LoadedMapper::quiet_copy`]).
+    quiet: bool,
 }
 
 /// The per-mapper metric handles of the calls (`pakaura_mapper_calls_total`,
 /// `pakaura_mapper_call_duration_seconds`).
+#[derive(Clone)]
 struct Meters {
     calls: metrics::Counter,
     duration: metrics::Histogram,
@@ -282,7 +296,50 @@ impl LoadedMapper {
             meters,
             log_budget,
             frozen_clock: false,
+            quiet: false,
         })
+    }
+
+    /// The same compiled component, settings and limits with instances of its own: a
+    /// copy for another set (a promotion, a rollback) that keeps this one's counters.
+    pub fn copy(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            topics: self.topics.clone(),
+            schemas: self.schemas.clone(),
+            source: self.source.clone(),
+            sha256: self.sha256.clone(),
+            loaded_at: self.loaded_at,
+            settings: self.settings.clone(),
+            limits: self.limits.clone(),
+            runtime: self.runtime.clone(),
+            pre: self.pre.clone(),
+            idle: Mutex::new(Vec::new()),
+            busy: AtomicUsize::new(0),
+            stats: self.stats.clone(),
+            meters: self.meters.clone(),
+            log_budget: self.log_budget.clone(),
+            frozen_clock: self.frozen_clock,
+            quiet: self.quiet,
+        }
+    }
+
+    /// [`Self::copy`] whose calls count nowhere: neither in this mapper's statistics
+    /// nor in its metrics. A history diff or a shadow run maps with it, so what the
+    /// console and `/metrics` say of the live mapper stays what the relay did.
+    pub fn quiet_copy(&self) -> Self {
+        Self {
+            stats: Arc::default(),
+            quiet: true,
+            ..self.copy()
+        }
+    }
+
+    /// Makes this mapper's calls count nowhere (see [`Self::quiet_copy`]).
+    pub fn make_quiet(&mut self) {
+        self.stats = Arc::default();
+        self.quiet = true;
     }
 
     /// Makes every later call run on a fresh instance whose wall clock reads the
@@ -299,6 +356,12 @@ impl LoadedMapper {
         let result = self.call(mutation);
         self.busy.fetch_sub(1, Ordering::Relaxed);
         let took = started.elapsed();
+        if self.quiet {
+            return result.map_err(|kind| MapError {
+                mapper: self.name.to_string(),
+                kind,
+            });
+        }
         self.stats.record(took, result.as_ref().err());
         self.meters.calls.increment(1);
         self.meters.duration.record(took.as_secs_f64());
@@ -379,22 +442,26 @@ impl LoadedMapper {
             return Ok(());
         }
         for violation in self.violations(events) {
-            // The type only when declared, so a mapper cannot grow the label set at will.
-            let event_type = match self.schemas.get(&violation.event_type) {
-                Some(_) => violation.event_type.clone(),
-                None => "undeclared".to_owned(),
-            };
-            metrics::counter!(
-                MAPPER_SCHEMA_VIOLATIONS,
-                "mapper" => self.name.to_string(),
-                "event_type" => event_type,
-                "mode" => mode.to_string(),
-            )
-            .increment(1);
+            if !self.quiet {
+                // The type only when declared, so a mapper cannot grow the label set at will.
+                let event_type = match self.schemas.get(&violation.event_type) {
+                    Some(_) => violation.event_type.clone(),
+                    None => "undeclared".to_owned(),
+                };
+                metrics::counter!(
+                    MAPPER_SCHEMA_VIOLATIONS,
+                    "mapper" => self.name.to_string(),
+                    "event_type" => event_type,
+                    "mode" => mode.to_string(),
+                )
+                .increment(1);
+            }
             if mode == SchemaMode::Enforce {
                 return Err(MapFailure::SchemaViolation(violation));
             }
-            tracing::warn!(mapper = %self.name, %violation, "event data breaks its declared schema");
+            if !self.quiet {
+                tracing::warn!(mapper = %self.name, %violation, "event data breaks its declared schema");
+            }
         }
         Ok(())
     }

@@ -61,6 +61,23 @@ pub struct ReloadRecord {
     pub summary: String,
 }
 
+/// Mappers promoted over the configured set (see [`MapperRegistry::install_overlay`]).
+#[derive(Debug, Default)]
+struct Overlay {
+    generation: i64,
+    mappers: Vec<LoadedMapper>,
+}
+
+/// `base` with each of `overlay` in the place of the mapper of its name (or after the
+/// others).
+fn compose(base: &MapperSet, overlay: &[LoadedMapper]) -> MapperSet {
+    let mut set = base.copy();
+    for m in overlay {
+        set = set.replacing(m.copy());
+    }
+    set
+}
+
 /// Reloads the history keeps (this process's, newest last).
 const HISTORY: usize = 50;
 
@@ -75,6 +92,11 @@ struct Inner {
     runtime: MapperRuntime,
     config: MapperConfig,
     current: RwLock<Arc<MapperSet>>,
+    /// What the configuration describes (`MAPPER_BUILTIN`, `MAPPERS_DIR`), as last
+    /// loaded; the live set is this with the overlay's mappers in place.
+    base: RwLock<Arc<MapperSet>>,
+    /// The promoted mappers over the base, and the release generation they come from.
+    overlay: Mutex<Overlay>,
     /// Serialises reloads so two concurrent ones cannot interleave.
     reloading: Mutex<()>,
     /// Every schema a set declared since start, by (mapper, version, event type).
@@ -115,11 +137,14 @@ impl MapperRegistry {
 
     /// A registry whose current set is `set`; reloads use `config`.
     pub fn with_set(runtime: MapperRuntime, config: MapperConfig, set: MapperSet) -> Self {
+        let set = Arc::new(set);
         let this = Self {
             inner: Arc::new(Inner {
                 runtime,
                 config,
-                current: RwLock::new(Arc::new(set)),
+                base: RwLock::new(set.clone()),
+                overlay: Mutex::default(),
+                current: RwLock::new(set),
                 reloading: Mutex::new(()),
                 published: RwLock::default(),
                 history: Mutex::default(),
@@ -220,18 +245,23 @@ impl MapperRegistry {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let before = self.current();
-        let set = match MapperSet::load(&self.inner.runtime, &self.inner.config) {
-            Ok(mut set) => {
-                // Mappers the reload did not change keep their counters.
-                set.carry_over(&before);
-                Arc::new(set)
-            }
+        let overlay = self
+            .inner
+            .overlay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let base = match MapperSet::load(&self.inner.runtime, &self.inner.config) {
+            Ok(base) => Arc::new(base),
             Err(e) => {
                 metrics::counter!(MAPPER_RELOADS, "outcome" => "refused").increment(1);
                 self.record(source, "refused", e.to_string());
                 return Err(e);
             }
         };
+        let mut set = compose(&base, &overlay.mappers);
+        // Mappers the reload did not change keep their counters.
+        set.carry_over(&before);
+        let set = Arc::new(set);
         let breaking = breaking_between(&before, &set);
         if !breaking.is_empty() && !allow_breaking {
             metrics::counter!(MAPPER_RELOADS, "outcome" => "refused").increment(1);
@@ -262,11 +292,101 @@ impl MapperRegistry {
         self.publish(&set);
         *self
             .inner
+            .base
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = base;
+        *self
+            .inner
             .current
             .write()
             .unwrap_or_else(PoisonError::into_inner) = set;
         tracing::info!(mappers = report.mappers.len(), source, summary = %report.changes.summary(), "mapper set reloaded");
         Ok(report)
+    }
+
+    /// The release generation the live set's promoted mappers come from (0: none yet).
+    pub fn overlay_generation(&self) -> i64 {
+        self.inner
+            .overlay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation
+    }
+
+    /// The set the live one would become with `overlay` as its promoted mappers (not
+    /// made live), and what would break for consumers of the live one.
+    pub fn preview_overlay(&self, overlay: &[LoadedMapper]) -> (MapperSet, Vec<BreakingChange>) {
+        let base = self
+            .inner
+            .base
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let set = compose(&base, overlay);
+        let breaking = breaking_between(&self.current(), &set);
+        (set, breaking)
+    }
+
+    /// Makes the configured set with `overlay` in place live, as release `generation`
+    /// (a promotion or a rollback, here or on another replica), recorded in the reload
+    /// history for `source`. All or nothing, like a reload; the compatibility gate was
+    /// the promoter's to pass.
+    pub fn install_overlay(
+        &self,
+        generation: i64,
+        overlay: Vec<LoadedMapper>,
+        source: &str,
+        summary: &str,
+    ) -> SetChanges {
+        let _one_at_a_time = self
+            .inner
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let before = self.current();
+        let base = self
+            .inner
+            .base
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut set = compose(&base, &overlay);
+        set.carry_over(&before);
+        let set = Arc::new(set);
+        let changes = SetChanges::between(&before.listing(), &set.listing());
+        metrics::counter!(MAPPER_RELOADS, "outcome" => "applied").increment(1);
+        self.record(
+            source,
+            "applied",
+            format!("{summary} ({})", changes.summary()),
+        );
+        self.publish(&set);
+        *self
+            .inner
+            .overlay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Overlay {
+            generation,
+            mappers: overlay,
+        };
+        *self
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = set;
+        tracing::info!(generation, source, %summary, changes = %changes.summary(), "mapper release applied");
+        changes
+    }
+
+    /// The runtime, limits and settings a candidate is loaded with: those of the live set.
+    pub fn load_stored(&self, label: &str, bytes: Arc<[u8]>) -> Result<LoadedMapper, LoadError> {
+        self.load_detached(
+            MapperSource::Stored {
+                label: label.to_owned(),
+                bytes,
+            },
+            &Settings::new(),
+        )
     }
 
     fn record(&self, source: &str, outcome: &'static str, summary: String) {
@@ -319,7 +439,7 @@ impl MapperRegistry {
     /// The breaking changes from the live set to the set the configuration describes now
     /// (what a reload would refuse), without loading it into the registry.
     pub fn check_reload_blocking(&self) -> Result<Vec<BreakingChange>, LoadError> {
-        let set = MapperSet::load(&self.inner.runtime, &self.inner.config)?;
+        let set = self.load_candidate()?;
         Ok(breaking_between(&self.current(), &set))
     }
 
@@ -338,10 +458,16 @@ impl MapperRegistry {
     }
 
     /// Loads the set a reload would make now (`MAPPERS_DIR` and the settings read
-    /// again) **without** making it live: for a preview or a dry run. Compiles the
-    /// components: call it from a blocking thread.
+    /// again, the promoted mappers kept in place) **without** making it live: for a
+    /// preview or a dry run. Compiles the components: call it from a blocking thread.
     pub fn load_candidate(&self) -> Result<MapperSet, LoadError> {
-        MapperSet::load(&self.inner.runtime, &self.inner.config)
+        let base = MapperSet::load(&self.inner.runtime, &self.inner.config)?;
+        let overlay = self
+            .inner
+            .overlay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(compose(&base, &overlay.mappers))
     }
 
     /// The folder the live set is loaded from, if any (`MAPPERS_DIR`).

@@ -69,6 +69,48 @@ impl MapperSet {
         })
     }
 
+    /// This set with `candidate` in the place of the mapper of the same name, or after
+    /// the others when none has its name; the other mappers are copies (see
+    /// [`LoadedMapper::copy`]) that keep their counters.
+    pub fn replacing(&self, candidate: LoadedMapper) -> Self {
+        let mut candidate = Some(candidate);
+        let mut mappers: Vec<LoadedMapper> = self
+            .mappers
+            .iter()
+            .map(|m| match &candidate {
+                Some(c) if c.name() == m.name() => candidate.take().expect("checked"),
+                _ => m.copy(),
+            })
+            .collect();
+        mappers.extend(candidate);
+        Self {
+            mappers,
+            loaded_at: Utc::now(),
+        }
+    }
+
+    /// A copy of this set (see [`LoadedMapper::copy`]).
+    pub fn copy(&self) -> Self {
+        Self {
+            mappers: self.mappers.iter().map(LoadedMapper::copy).collect(),
+            loaded_at: Utc::now(),
+        }
+    }
+
+    /// The mapper named `name`, if the set holds one.
+    pub fn get(&self, name: &str) -> Option<&LoadedMapper> {
+        self.mappers.iter().find(|m| m.name() == name)
+    }
+
+    /// A copy of this set whose calls count nowhere (see [`LoadedMapper::quiet_copy`]):
+    /// for mapping history or shadowing the relay beside the live set.
+    pub fn quiet_copy(&self) -> Self {
+        Self {
+            mappers: self.mappers.iter().map(LoadedMapper::quiet_copy).collect(),
+            loaded_at: self.loaded_at,
+        }
+    }
+
     /// Keeps the counters (and load time) of every mapper that `previous` holds
     /// unchanged (same name and SHA-256); returns how many.
     pub fn carry_over(&mut self, previous: &MapperSet) -> usize {

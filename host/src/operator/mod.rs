@@ -9,6 +9,7 @@
 //! out without touching the outbox).
 
 pub mod backlog;
+pub mod candidates;
 pub mod flow;
 pub mod health;
 pub mod letters;
@@ -23,6 +24,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::candidate::releases::Releases;
 use crate::mapper::{LoadError, MapperListing, MapperRegistry, ReloadReport};
 use crate::relay::{Relay, ReplayError, Replayed, Retried, Skipped};
 use crate::store::{
@@ -52,6 +54,10 @@ struct Inner {
     playground: Playground,
     /// The envelopes' CloudEvents `source` (`EVENT_SOURCE`), for the AsyncAPI document.
     event_source: String,
+    /// Candidate mappers uploaded to this replica, their diffs and the shadow run.
+    candidates: candidates::Candidates,
+    /// Promotions and rollbacks, shared by every replica through the database.
+    releases: Releases,
 }
 
 /// A dead letter, what it holds, and the JSON of the mutation it belongs to (while the
@@ -94,12 +100,20 @@ impl Readiness {
 }
 
 impl Operator {
-    /// The operator's service over the API's database `api_db`, the relay and the
-    /// mapper registry; the playground's envelopes carry `event_source`.
-    pub fn new(api_db: Db, relay: Relay, mappers: MapperRegistry, event_source: String) -> Self {
+    /// The operator's service over the API's database `api_db`, the relay, the mapper
+    /// registry and its releases; the playground's envelopes carry `event_source`.
+    pub fn new(
+        api_db: Db,
+        relay: Relay,
+        mappers: MapperRegistry,
+        releases: Releases,
+        event_source: String,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 db: relay.db().clone(),
+                candidates: candidates::Candidates::default(),
+                releases,
                 api_db,
                 relay,
                 playground: Playground::new(mappers.clone(), event_source.clone()),

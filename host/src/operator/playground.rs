@@ -363,7 +363,7 @@ fn upload_listing(loaded: &LoadedMapper, stem: &str) -> MapperListing {
 
 /// A safe file stem for an uploaded name: its last path component without `.wasm`,
 /// limited to `A-Z a-z 0-9 . _ -` (64 at most); `upload` when nothing is left.
-fn file_stem(name: &str) -> String {
+pub(crate) fn file_stem(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let base = base
         .strip_suffix(".wasm")

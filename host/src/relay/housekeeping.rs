@@ -84,9 +84,10 @@ fn set_instances(mapper: &str, busy: usize, idle: usize) {
 
 async fn prune(ctx: &RelayContext, stop: &mut watch::Receiver<bool>) {
     let before = now() - chrono_duration(ctx.config.envelope_retention);
+    let history_before = now() - chrono_duration(ctx.config.mutation_history);
     let mut total = 0;
     loop {
-        match ctx.db.prune_some(before, PRUNE_BATCH).await {
+        match ctx.db.prune_some(before, history_before, PRUNE_BATCH).await {
             Ok(0) => break,
             Ok(n) => total += n,
             Err(e) => {
@@ -103,7 +104,7 @@ async fn prune(ctx: &RelayContext, stop: &mut watch::Receiver<bool>) {
     if total > 0 {
         tracing::info!(
             rows = total,
-            "pruned finished relay rows past ENVELOPE_RETENTION"
+            "pruned finished relay rows past ENVELOPE_RETENTION and MUTATION_HISTORY"
         );
     }
 }

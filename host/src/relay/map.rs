@@ -167,6 +167,15 @@ pub(super) async fn map_rows(ctx: &Arc<RelayContext>, rows: Vec<OutboxRow>, beat
     };
     let source = ctx.source.clone();
     let beats = ctx.clone();
+    let shadow = ctx
+        .shadow
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if let Some(shadow) = shadow {
+        // Never waits: a shadow that is behind drops (and counts) the rows instead.
+        rows.iter().for_each(|row| shadow.offer(row));
+    }
     let mapped = tokio::task::spawn_blocking(move || {
         let outcomes = rows
             .iter()

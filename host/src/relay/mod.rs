@@ -32,14 +32,15 @@ mod replay;
 mod stage;
 mod watchdog;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use crate::candidate::shadow::Shadow;
 use crate::config::{OnPoison, RelayConfig};
 use crate::instruments::{RELAY_RESTARTS, RELAY_UP};
 use crate::mapper::MapperRegistry;
@@ -94,6 +95,8 @@ pub struct RelayContext {
     beats: Heartbeats,
     /// The publisher's readiness and the restarts, for the operator.
     health: health::HealthRecord,
+    /// The shadow run the map stage hands what it maps to, if one runs.
+    shadow: RwLock<Option<Arc<Shadow>>>,
 }
 
 /// What this replica's relay did since it started.
@@ -162,6 +165,7 @@ impl RelayContext {
             stats: Counters::default(),
             beats: Heartbeats::new(stage::names(publisher_is_some)),
             health: health::HealthRecord::default(),
+            shadow: RwLock::default(),
         }
     }
 
@@ -240,6 +244,17 @@ impl Relay {
         let retried = replay::retry_mapper(&self.shared.ctx, mapper, by).await?;
         self.shared.wakes.envelopes.notify_one();
         Ok(retried)
+    }
+
+    /// Makes the map stage hand every mutation it maps to `shadow` as well (`None`:
+    /// to no shadow run).
+    pub fn set_shadow(&self, shadow: Option<Arc<Shadow>>) {
+        *self
+            .shared
+            .ctx
+            .shadow
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = shadow;
     }
 
     /// The relay's database pool (closed at shutdown).

@@ -10,12 +10,14 @@ mod dead_letters;
 mod delivery_health;
 mod envelopes;
 mod flow_detail;
+mod history;
 mod holds;
 mod letter_search;
 mod outbox;
 mod prune;
 mod recent_outbox;
 mod relay;
+mod releases;
 mod states;
 mod tasks;
 
@@ -31,6 +33,7 @@ pub use dead_letters::{DeadLetter, Requeued};
 pub use delivery_health::{DeliveryHealth, LastFailure};
 pub use envelopes::{DeliveryAttempt, EnvelopeFilter, EnvelopeRecord};
 pub use flow_detail::{OldestPending, TopicActivity};
+pub use history::{HistoryRange, HistoryWindow, MAX_LAST};
 pub use holds::{Hold, LetterHold};
 pub use letter_search::{LetterFilter, LetterGroup, LetterPage};
 pub use outbox::OutboxRow;
@@ -39,6 +42,7 @@ pub use relay::{
     DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, HeldTask, Loaded, MappedRow,
     Mapping, MappingStored, NewEnvelope, PendingRow, Release,
 };
+pub use releases::{MapperRelease, NewMapperRelease, ReleasedComponent};
 pub use states::{DeadLetterKind, EnvelopeState};
 
 /// Longest reason or error text stored (dead letters, an envelope's last error).

@@ -297,17 +297,23 @@ async fn finished_rows_are_pruned_after_the_retention(backend: Backend) {
     }
     let past = chrono::Utc::now() - chrono::Duration::hours(1);
     assert_eq!(
-        app.db.prune_some(past, 1000).await.unwrap(),
+        app.db.prune_some(past, past, 1000).await.unwrap(),
         0,
         "nothing is older than the retention"
     );
     let future = chrono::Utc::now() + chrono::Duration::hours(1);
     assert_eq!(
-        app.db.prune_some(future, 1000).await.unwrap(),
-        3,
-        "two envelopes and their mutation"
+        app.db.prune_some(future, past, 1000).await.unwrap(),
+        2,
+        "the two envelopes; MUTATION_HISTORY keeps their mutation"
     );
     assert!(app.db.recent_envelopes(&recent).await.unwrap().is_empty());
+    assert_eq!(app.db.outbox_rows(None).await.unwrap().len(), 1);
+    assert_eq!(
+        app.db.prune_some(future, future, 1000).await.unwrap(),
+        1,
+        "the mutation, past MUTATION_HISTORY"
+    );
     assert!(app.db.outbox_rows(None).await.unwrap().is_empty());
 }
 

@@ -193,7 +193,7 @@ async fn a_replay_after_pruning_sends_nothing_twice(backend: Backend) {
     let letters = wait_for_dead_letters(&app, 1).await;
     // ENVELOPE_RETENTION passes: the published siblings are pruned.
     let later = chrono::Utc::now() + chrono::Duration::days(30);
-    let pruned = app.db.prune_some(later, 1000).await.unwrap();
+    let pruned = app.db.prune_some(later, later, 1000).await.unwrap();
     assert!(pruned >= 2, "the published envelopes went: {pruned}");
 
     sink.behave(|b| b.forbidden_topics.clear());

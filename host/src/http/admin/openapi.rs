@@ -13,6 +13,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
+use super::candidates;
 use super::flow as flow_routes;
 use super::letters;
 use super::letters_bulk;
@@ -26,7 +27,11 @@ use crate::http::openapi::{add_problem, operations};
     paths(super::list_mappers, super::reload_mappers, reload_routes::preview, reload_routes::history, letters_bulk::dead_letters, letters_bulk::letter,
         letters_bulk::replay_many, letters_bulk::skip_many, letters::replay,
         letters::skip, letters::holds, letters::retry, super::envelopes, super::envelope, flow_routes::stream, flow_routes::history, super::health::health, playground_routes::upload,
-        playground_routes::uploads, playground_routes::template, playground_routes::run),
+        playground_routes::uploads, playground_routes::template, playground_routes::run,
+        candidates::upload, candidates::list, candidates::get_one, candidates::remove,
+        candidates::start_diff, candidates::diff, candidates::cancel_diff,
+        candidates::start_shadow, candidates::shadow, candidates::stop_shadow,
+        candidates::promote, candidates::rollback, candidates::releases),
     modifiers(&AdminSecurity),
     tags((name = "admin", description = "The operator's surface and the console's data (bearer `ADMIN_TOKEN` or the console session; 404 when `ADMIN_TOKEN` is unset)"))
 )]

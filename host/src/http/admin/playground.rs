@@ -30,7 +30,7 @@ use crate::operator::playground::{PlaygroundError, Target, UploadView};
 pub(super) struct UploadQuery {
     /// The component's file name (its stem selects the settings `describe` sees, as
     /// in MAPPERS_DIR); default `upload.wasm`.
-    name: Option<String>,
+    pub(super) name: Option<String>,
 }
 
 /// A WebAssembly component's bytes (documentation only: the body is read as bytes).
@@ -78,6 +78,24 @@ pub(super) async fn upload(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<UploadView>), ApiError> {
+    let bytes = component_body(&state, &headers, body)?;
+    let name = q.name.unwrap_or_else(|| "upload.wasm".to_owned());
+    let view = state
+        .operator
+        .playground()
+        .upload(&name, bytes)
+        .await
+        .map_err(playground_error)?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The body of a component upload: sent as `application/wasm` (or
+/// `application/octet-stream`) and within `CONSOLE_UPLOAD_LIMIT`.
+pub(super) fn component_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -91,21 +109,13 @@ pub(super) async fn upload(
             "expected the component's bytes with `Content-Type: application/wasm`".into(),
         ));
     }
-    let bytes = body.map_err(|e| {
+    body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(state.console.config().upload_limit())
         } else {
             ApiError::bad_request(format!("the body could not be read: {}", e.body_text()))
         }
-    })?;
-    let name = q.name.unwrap_or_else(|| "upload.wasm".to_owned());
-    let view = state
-        .operator
-        .playground()
-        .upload(&name, bytes)
-        .await
-        .map_err(playground_error)?;
-    Ok((StatusCode::CREATED, Json(view)))
+    })
 }
 
 /// The uploads the playground keeps, oldest first.
