@@ -254,23 +254,44 @@ pub(super) async fn load_envelopes(
 ) -> Result<Vec<PendingRow>, StoreError> {
     let mut conn = pool.acquire().await?;
     let mut taken = Taken::new(budget);
-    for task in tasks {
-        let rows: Vec<PendingRow> = sqlx::query_as(concat!(
-            "SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, e.partition_key, \
-             e.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
-             (SELECT o.traceparent FROM outbox o WHERE o.seq = e.outbox_seq) AS mutation_traceparent \
-             FROM envelopes e WHERE e.task_id = $1 AND e.state = 'pending' \
-             AND e.outbox_seq < COALESCE((SELECT min(o.seq) FROM outbox o \
-                 WHERE o.task_id = $1 AND o.state = 'pending'), 9223372036854775807) AND NOT ",
+    // One statement per chunk of tasks rather than one per task: each statement is a
+    // round trip to the connection's worker thread, which cost more than the reads.
+    // The chunk's tasks come back in the order given (`r.ord`), each task's queue in
+    // its order and cut at `per_task`.
+    for chunk in tasks.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("WITH r(task_id, ord) AS (");
+        q.push_values(chunk.iter().zip(0_i64..), |mut b, (task, ord)| {
+            b.push_bind(task).push_bind(ord);
+        });
+        q.push(concat!(
+            "), queue AS (SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, \
+             e.partition_key, e.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
+             e.outbox_seq, r.ord, \
+             ROW_NUMBER() OVER (PARTITION BY e.task_id ORDER BY e.outbox_seq, e.event_index) AS n, \
+             e.event_index \
+             FROM r JOIN envelopes e ON e.task_id = r.task_id AND e.state = 'pending' \
+             WHERE e.outbox_seq < COALESCE((SELECT min(o.seq) FROM outbox o \
+                 WHERE o.task_id = r.task_id AND o.state = 'pending'), 9223372036854775807) AND NOT ",
             held_back!(),
-            " ORDER BY e.outbox_seq, e.event_index LIMIT $2"
-        ))
-        .bind(task)
-        .bind(per_task)
-        .fetch_all(&mut *conn)
-        .await?;
-        if !taken.take(rows) {
-            break;
+            ") SELECT q.seq, q.id, q.task_id, q.user_id, q.mapper, q.topic, q.event_type, \
+             q.partition_key, q.body, q.traceparent, q.correlation_id, q.attempts, q.first_failed_at, \
+             (SELECT o.traceparent FROM outbox o WHERE o.seq = q.outbox_seq) AS mutation_traceparent \
+             FROM queue q WHERE q.n <= "
+        ));
+        q.push_bind(per_task);
+        q.push(" ORDER BY q.ord, q.outbox_seq, q.event_index");
+        let rows: Vec<PendingRow> = q.build_query_as().fetch_all(&mut *conn).await?;
+        // Budget per task, in the order given, as the relay keeps them.
+        let mut queues = rows.into_iter().peekable();
+        while let Some(first) = queues.next() {
+            let task = first.task_id;
+            let mut queue = vec![first];
+            while let Some(next) = queues.next_if(|r| r.task_id == task) {
+                queue.push(next);
+            }
+            if !taken.take(queue) {
+                return Ok(taken.rows);
+            }
         }
     }
     Ok(taken.rows)
