@@ -105,12 +105,32 @@ fn run(args: &DiffArgs, cfg: &MapperConfig) -> anyhow::Result<DiffReport> {
         let db = Db::connect(&args.database)
             .await
             .context("connecting to --database")?;
-        let report = history::run(&db, pair, &window, args.samples, &Progress::default())
-            .await
-            .context("reading the mutation history")?;
+        let progress = Arc::new(Progress::default());
+        let watcher = tokio::spawn(watch(progress.clone()));
+        let report = history::run(&db, pair, &window, args.samples, &progress).await;
+        watcher.abort();
         db.close().await;
-        Ok(report)
+        report.context("reading the mutation history")
     })
+}
+
+/// Reports progress on stderr every few seconds of a long run, and cancels it on
+/// Ctrl-C (the report then covers what was compared).
+async fn watch(progress: Arc<Progress>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => eprintln!("compared {} of {} mutations (Ctrl-C stops and reports)", progress.done(), progress.total()),
+            signal = tokio::signal::ctrl_c() => {
+                if signal.is_ok() {
+                    eprintln!("stopping after the mutations in hand");
+                    progress.cancel();
+                }
+                return;
+            }
+        }
+    }
 }
 
 /// The report as lines for a terminal.
