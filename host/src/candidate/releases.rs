@@ -19,14 +19,18 @@ use tokio::sync::watch;
 
 use super::Candidate;
 use crate::instruments::MAPPER_RELEASES;
+use crate::mapper::schema::compat::BreakingChange;
 use crate::mapper::{LoadError, LoadedMapper, MapperRegistry};
 use crate::store::{Db, MapperRelease, NewMapperRelease, ReleasedComponent, StoreError};
 
 /// Why a promotion or a rollback did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
-    /// The new set would break consumers (and `allow_breaking` was not given), or a
-    /// stored component no longer loads.
+    /// Promoting the candidate would break consumers of the live set, and
+    /// `allow_breaking` was not given.
+    #[error("{}", breaking_message(.0))]
+    Breaking(Vec<BreakingChange>),
+    /// A stored component no longer loads (the runtime's limits or settings changed).
     #[error("{0}")]
     Refused(#[from] LoadError),
     /// Another promotion or rollback was recorded between reading the state and
@@ -39,6 +43,16 @@ pub enum ReleaseError {
     NothingToRollBack,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn breaking_message(changes: &[BreakingChange]) -> String {
+    let all: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    format!(
+        "promoting it would break consumers of the live set ({} breaking change{}; promote with allow_breaking=true to accept them): {}",
+        changes.len(),
+        if changes.len() == 1 { "" } else { "s" },
+        all.join("; ")
+    )
 }
 
 /// Promotions, rollbacks and keeping this replica in step with them. Cheap to clone.
@@ -121,7 +135,7 @@ impl Releases {
         overlay.push(candidate.mapper.copy());
         let (_, breaking) = self.inner.registry.preview_overlay(&overlay);
         if !breaking.is_empty() && !allow_breaking {
-            return Err(LoadError::Breaking(breaking).into());
+            return Err(ReleaseError::Breaking(breaking));
         }
         for change in &breaking {
             tracing::warn!(%change, "breaking schema change allowed by the promotion (allow_breaking)");

@@ -17,7 +17,6 @@ use super::ReloadQuery;
 use super::playground::{ComponentBytes, UploadQuery, component_body};
 use crate::candidate::releases::ReleaseError;
 use crate::candidate::shadow::ShadowStatus;
-use crate::mapper::LoadError;
 use crate::operator::candidates::{CandidateError, CandidateView, DiffJob};
 use crate::operator::playground::file_stem;
 use crate::store::{HistoryWindow, MapperRelease};
@@ -46,7 +45,7 @@ impl From<CandidateError> for ApiError {
             | CandidateError::Release(
                 ReleaseError::Conflict
                 | ReleaseError::NothingToRollBack
-                | ReleaseError::Refused(LoadError::Breaking(_)),
+                | ReleaseError::Breaking(_),
             ) => ApiError::Conflict(e.to_string()),
             CandidateError::BadWindow(detail) => ApiError::param("window", detail),
             CandidateError::Release(ReleaseError::Store(e)) | CandidateError::Store(e) => e.into(),
@@ -139,8 +138,10 @@ pub(super) async fn remove(
     params(("id" = Uuid, Path, description = "The candidate's id")),
     request_body(content = HistoryWindow, content_type = "application/json"),
     responses((status = 202, body = DiffJob),
-        (status = 400, description = "The id is not a UUID, or a bad window (`since` not before `until`, `last` out of range)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A history diff of this candidate is running", body = Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "The id is not a UUID, or a bad window (`since` not before `until`, `last` out of range, an unknown field)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A history diff of this candidate is running", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body is not a window (a field of the wrong type)", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn start_diff(
     _: Admin,
     State(state): State<AppState>,

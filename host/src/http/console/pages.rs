@@ -52,13 +52,14 @@ const ASSETS: [(&str, &str, &str); 4] = [
 ];
 
 /// The console's views, the only fragments a login returns to.
-const VIEWS: [&str; 6] = [
+const VIEWS: [&str; 7] = [
     "mappers",
     "flow",
     "envelopes",
     "dead-letters",
     "held",
     "playground",
+    "candidates",
 ];
 
 pub(super) fn router() -> Router<AppState> {
