@@ -5,7 +5,7 @@
 // scripts cannot read.
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
-const VIEWS = ['mappers', 'flow', 'envelopes', 'dead-letters', 'held', 'playground'];
+const VIEWS = ['mappers', 'candidates', 'flow', 'envelopes', 'dead-letters', 'held', 'playground'];
 const HISTORY = 90;
 
 // ---------------------------------------------------------------- helpers
@@ -1352,6 +1352,711 @@ function splitOnce(text, separator) {
   const at = text.indexOf(separator);
   return at < 0 ? [text, ''] : [text.slice(0, at), text.slice(at + 1)];
 }
+
+// ---------------------------------------------------------------- candidates
+
+let candidates = [];
+let openCandidate = null;
+// Each watcher runs while its generation is the latest: a new start ends the old loop.
+let diffWatch = 0;
+let shadowWatch = 0;
+
+loaders.candidates = async () => {
+  await loadCandidates();
+  loadReleases();
+  watchShadow();
+  if (openCandidate && candidates.some((c) => c.id === openCandidate)) await showCandidate(openCandidate, { focus: false });
+};
+
+const candidatePath = (id, rest = '') => `/admin/candidates/${encodeURIComponent(id)}${rest}`;
+
+/** The items of a list answer: `{key: [...]}`, as the other admin lists, or a bare array. */
+function listOf(body, key) {
+  return Array.isArray(body) ? body : (body && body[key]) || [];
+}
+
+function sha(value, n = 12) {
+  return value ? `${value.slice(0, n)}…` : '–';
+}
+
+/** The version and digest a release went to or came from ("the mapper directory's component" when none). */
+function releaseSide(version, digest) {
+  if (!version && !digest) return el('span', { class: 'hint', text: 'the component MAPPERS_DIR or MAPPER_BUILTIN gives' });
+  return el('span', {}, version ?? '', ' ', el('span', { class: 'mono', title: digest ?? '', 'data-sha': digest ?? '', text: digest ? `sha256 ${sha(digest)}` : '' }));
+}
+
+function replacesText(c) {
+  return c.replaces ? `${c.name} ${c.replaces.version} (sha256 ${sha(c.replaces.sha256)})` : 'nothing: it would be added after the live mappers';
+}
+
+function diffStateText(job) {
+  if (!job) return 'none yet';
+  const n = `${job.done} of ${job.total}`;
+  return { running: `running (${n})`, done: `done (${job.total} mutations)`, cancelled: `cancelled at ${n}`, failed: `failed${job.error ? `: ${job.error}` : ''}` }[job.state] || job.state;
+}
+
+async function loadCandidates() {
+  const tbody = $('#candidates-table tbody');
+  try {
+    candidates = listOf(await api('/admin/candidates'), 'candidates');
+  } catch (e) {
+    tbody.replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'empty', text: `Could not list candidates: ${e.message}` })));
+    return;
+  }
+  keepFocus(tbody, 'data-candidate', () => {
+    if (candidates.length === 0) {
+      tbody.replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'empty', text: 'No candidate uploaded yet.' })));
+      return;
+    }
+    tbody.replaceChildren(...candidates.map((c) => el('tr', { 'data-candidate': c.id, class: c.id === openCandidate ? 'selected' : null },
+      el('td', {},
+        el('strong', { text: c.name }), ` ${c.version}`,
+        c.shadowing ? el('span', { class: 'tag', text: 'shadowing' }) : null,
+        el('span', { class: 'sub mono', text: c.file })),
+      el('td', { class: 'mono', title: c.sha256, text: sha(c.sha256) }),
+      el('td', { text: replacesText(c) }),
+      el('td', {}, when(c.uploaded_at), el('span', { class: 'sub', text: `by ${c.uploaded_by}` })),
+      el('td', { text: diffStateText(c.diff) }),
+      el('td', {}, el('div', { class: 'actions' },
+        el('button', {
+          type: 'button', class: 'small', text: 'Open',
+          'aria-label': `Open candidate ${c.name} ${c.version} (${sha(c.sha256, 8)})`,
+          onclick: () => showCandidate(c.id),
+        }),
+        el('button', {
+          type: 'button', class: 'secondary small', text: 'Remove…',
+          'aria-label': `Remove candidate ${c.name} ${c.version} (${sha(c.sha256, 8)})`,
+          onclick: () => removeCandidate(c),
+        }))))));
+  });
+}
+
+$('#candidates-refresh').addEventListener('click', () => loaders.candidates());
+
+$('#cand-upload-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  busy($('#cand-upload'), uploadCandidate);
+});
+
+async function uploadCandidate() {
+  const out = $('#cand-upload-status');
+  const file = $('#cand-file').files[0];
+  if (!file) {
+    say(out, 'bad', 'Choose a .wasm file first.');
+    $('#cand-file').focus();
+    return;
+  }
+  say(out, '', `Uploading and loading ${file.name}…`, 'The component is compiled and checked as a reload would; a large one takes a while the first time.');
+  try {
+    const c = await api(`/admin/candidates?name=${encodeURIComponent(file.name)}`, {
+      method: 'POST', body: file, contentType: 'application/wasm',
+    });
+    await loadCandidates();
+    say(out, 'ok', `Uploaded ${c.name} ${c.version}`, `(sha256 ${sha(c.sha256)}); it would replace ${replacesText(c)}. Nothing is live yet.`);
+    await showCandidate(c.id, { focus: false });
+  } catch (e) {
+    say(out, 'bad', 'The candidate was refused.', e.message);
+  }
+  out.focus();
+}
+
+async function removeCandidate(c) {
+  const answer = await confirmAction($('#cand-remove-confirm'), {
+    text: `Remove candidate ${c.name} ${c.version} (sha256 ${sha(c.sha256)})? Its running diff is cancelled and its shadow run stopped.`,
+    go: 'Remove it',
+  });
+  if (!answer) return;
+  const out = $('#cand-upload-status');
+  try {
+    await api(candidatePath(c.id), { method: 'DELETE' });
+    say(out, 'ok', `Removed candidate ${c.name} ${c.version}.`);
+    if (openCandidate === c.id) closeCandidate();
+  } catch (e) {
+    say(out, 'bad', `Could not remove ${c.name} ${c.version}.`, e.message);
+  }
+  await loadCandidates();
+  loadShadow();
+  out.focus();
+}
+
+function closeCandidate() {
+  openCandidate = null;
+  diffWatch += 1;
+  $('#cand-detail').hidden = true;
+  for (const row of document.querySelectorAll('#candidates-table tr[data-candidate]')) row.classList.remove('selected');
+}
+
+$('#cand-close').addEventListener('click', () => {
+  const id = openCandidate;
+  closeCandidate();
+  const open = id && document.querySelector(`#candidates-table tr[data-candidate="${CSS.escape(id)}"] button`);
+  (open || $('#h-candidates')).focus();
+});
+
+async function showCandidate(id, { focus = true } = {}) {
+  let c;
+  try {
+    c = await api(candidatePath(id));
+  } catch (e) {
+    say($('#cand-upload-status'), 'bad', 'Could not open the candidate.', e.message);
+    return;
+  }
+  const switched = openCandidate !== id;
+  openCandidate = id;
+  for (const row of document.querySelectorAll('#candidates-table tr[data-candidate]')) {
+    row.classList.toggle('selected', row.dataset.candidate === id);
+  }
+  $('#h-cand').textContent = `Candidate ${c.name} ${c.version}`;
+  const facts = [
+    ['Name', c.name], ['Version', c.version], ['SHA-256', c.sha256], ['File', c.file],
+    ['Replaces', replacesText(c)], ['Topics', c.topics.join(', ') || 'none'],
+    ['Event types with schemas', c.event_types.join(', ') || 'none'],
+    ['Uploaded', `${when(c.uploaded_at)} by ${c.uploaded_by}`],
+    ['Shadow run', c.shadowing ? 'running (see below)' : 'not running'],
+  ];
+  $('#cand-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { class: k === 'SHA-256' ? 'mono' : null, text: v })]));
+  $('#cand-shadow-start').textContent = c.shadowing ? 'Restart shadow run' : 'Start shadow run';
+  if (switched) {
+    for (const box of ['promote-confirm', 'promote-result', 'diff-status', 'diff-report']) $(`#${box}`).replaceChildren();
+    $('#diff-progress-box').hidden = true;
+    delete $('#diff-status').dataset.running;
+  }
+  $('#cand-detail').hidden = false;
+  if (focus) $('#h-cand').focus();
+  if (c.diff) {
+    await loadDiff(id);
+  } else if (switched) {
+    say($('#diff-status'), '', 'No history diff of this candidate yet.');
+  }
+}
+
+// ---- history diff
+
+/** The window the form describes, as the API takes it; throws with the field to fix. */
+function diffWindow() {
+  const form = $('#diff-form');
+  const range = {};
+  for (const name of ['since', 'until']) {
+    const value = form.elements[name].value;
+    if (!value) continue;
+    const t = new Date(value);
+    if (Number.isNaN(t.getTime())) throw Object.assign(new Error('is not a date and time'), { input: form.elements[name] });
+    range[name] = t.toISOString();
+  }
+  const task = form.elements.task_id.value.trim();
+  if (task) range.task_id = task;
+  const last = form.elements.last.value.trim();
+  if (last) {
+    const n = Number(last);
+    if (!Number.isInteger(n) || n < 1) throw Object.assign(new Error('must be a whole number from 1'), { input: form.elements.last });
+    range.last = n;
+  }
+  return range;
+}
+
+/** A datetime-local value for `date` in the browser's time zone. */
+function localInput(date) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+$('#diff-last-hour').addEventListener('click', () => {
+  $('#diff-since').value = localInput(new Date(Date.now() - 3600_000));
+  $('#diff-until').value = '';
+  $('#diff-task').value = '';
+  $('#diff-last').value = '';
+});
+
+function markDiffField(input) {
+  for (const node of document.querySelectorAll('#diff-form [aria-invalid]')) {
+    node.removeAttribute('aria-invalid');
+    node.removeAttribute('aria-describedby');
+  }
+  if (input) {
+    input.setAttribute('aria-invalid', 'true');
+    input.setAttribute('aria-describedby', 'diff-status');
+  }
+}
+
+const DIFF_FIELDS = { since: 'since', until: 'until', task_id: 'task_id', last: 'last' };
+
+$('#diff-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  busy($('#diff-run'), runDiff);
+});
+
+async function runDiff() {
+  const id = openCandidate;
+  const out = $('#diff-status');
+  let range;
+  try {
+    range = diffWindow();
+  } catch (e) {
+    markDiffField(e.input);
+    say(out, 'bad', `${e.input.labels[0].textContent}:`, e.message);
+    e.input.focus();
+    return;
+  }
+  markDiffField(null);
+  $('#diff-report').replaceChildren();
+  say(out, '', 'Starting the history diff…');
+  try {
+    const job = await api(candidatePath(id, '/diff'), { method: 'POST', json: range });
+    showDiffJob(job);
+    if (job.state === 'running') watchDiff(id);
+    else finishDiff(job);
+  } catch (e) {
+    const input = e.field && DIFF_FIELDS[e.field] ? $('#diff-form').elements[DIFF_FIELDS[e.field]] : null;
+    markDiffField(input);
+    say(out, 'bad', e.status === 409 ? 'A diff of this candidate is already running.' : 'The diff was refused.', e.message);
+    if (e.status === 409) watchDiff(id);
+    (input || out).focus();
+  }
+}
+
+/** Progress of `job`: the bar, "done of total", and the Cancel button while it runs. */
+function showDiffJob(job) {
+  const box = $('#diff-progress-box');
+  const bar = $('#diff-progress');
+  box.hidden = false;
+  bar.max = Math.max(1, job.total);
+  bar.value = Math.min(job.done, Math.max(1, job.total));
+  const text = `${job.done} of ${job.total} mutation(s)`;
+  setText($('#diff-progress-text'), text);
+  bar.setAttribute('aria-valuetext', text);
+  $('#diff-cancel').hidden = job.state !== 'running';
+  if (job.state === 'running') {
+    // The status region speaks only when the state changes, not on each count.
+    const out = $('#diff-status');
+    if (!out.dataset.running) {
+      out.dataset.running = 'yes';
+      say(out, '', 'Running:', 'comparing the candidate with the live set over the window; the progress bar follows it.');
+    }
+  }
+}
+
+/** Polls the latest diff of candidate `id` every 500 ms until it is no longer running. */
+function watchDiff(id) {
+  const generation = ++diffWatch;
+  const tick = async () => {
+    if (generation !== diffWatch || openCandidate !== id || current !== 'candidates') return;
+    let job;
+    try {
+      job = await api(candidatePath(id, '/diff'));
+    } catch (e) {
+      if (generation === diffWatch) say($('#diff-status'), 'bad', 'Could not follow the diff.', e.message);
+      return;
+    }
+    if (generation !== diffWatch) return;
+    showDiffJob(job);
+    if (job.state === 'running') setTimeout(tick, 500);
+    else finishDiff(job);
+  };
+  tick();
+}
+
+async function loadDiff(id) {
+  try {
+    const job = await api(candidatePath(id, '/diff'));
+    showDiffJob(job);
+    if (job.state === 'running') watchDiff(id);
+    else finishDiff(job, { quiet: true });
+  } catch (e) {
+    if (e.status === 404) say($('#diff-status'), '', 'No history diff of this candidate yet.');
+    else say($('#diff-status'), 'bad', 'Could not read the diff.', e.message);
+  }
+}
+
+function finishDiff(job, { quiet = false } = {}) {
+  const out = $('#diff-status');
+  delete out.dataset.running;
+  const r = job.report;
+  if (job.state === 'failed') {
+    say(out, 'bad', 'The diff failed.', job.error || '');
+  } else if (r) {
+    const verdict = r.mutations === 0 ? 'nothing was compared'
+      : r.failed ? `the candidate fails on ${r.failed} mutation(s)`
+        : r.changed ? `${r.changed} mutation(s) map differently`
+          : `${r.mutations === 1 ? 'it maps' : `all ${r.mutations} map`} identically`;
+    if (job.state === 'cancelled') {
+      say(out, r.failed ? 'bad' : '', `Cancelled after ${r.mutations} of ${job.total} mutation(s):`, r.mutations === 0 ? `${verdict}.` : `${verdict} in what was compared.`);
+    } else {
+      say(out, r.failed ? 'bad' : (r.changed ? '' : 'ok'), `Done: ${r.mutations} mutation(s) compared;`, `${verdict}.`);
+    }
+  } else {
+    say(out, '', job.state === 'cancelled' ? 'Cancelled.' : 'Done.');
+  }
+  if (r) renderDiffReport(job);
+  else $('#diff-report').replaceChildren();
+  loadCandidates();
+  if (!quiet) out.focus();
+}
+
+$('#diff-cancel').addEventListener('click', (event) => busy(event.currentTarget, async () => {
+  const id = openCandidate;
+  if (!id) return;
+  try {
+    const job = await api(candidatePath(id, '/diff'), { method: 'DELETE' });
+    say($('#diff-status'), '', 'Cancelling…', 'the diff stops after the step in hand.');
+    showDiffJob(job);
+    if (job.state === 'running') watchDiff(id);
+    else finishDiff(job);
+  } catch (e) {
+    say($('#diff-status'), 'bad', 'Could not cancel the diff.', e.message);
+  }
+}));
+
+function renderDiffReport(job) {
+  const r = job.report;
+  const w = r.window || {};
+  const described = [
+    w.since ? `from ${when(w.since)}` : null, w.until ? `before ${when(w.until)}` : null,
+    w.task_id ? `task ${w.task_id}` : null, w.last ? `the latest ${w.last}` : null,
+  ].filter(Boolean).join(', ') || 'all stored mutations';
+  const span = r.first_mutation_at ? `; compared mutations from ${when(r.first_mutation_at)} to ${when(r.last_mutation_at)}` : '';
+  const took = (new Date(r.finished_at) - new Date(r.started_at)) / 1000;
+  $('#diff-report').replaceChildren(
+    el('p', { class: 'hint', text: `Window: ${described}${span}. Ran ${when(r.started_at)}, took ${Number.isFinite(took) ? seconds(Math.max(0, took)) : '–'}${r.cancelled ? '; cancelled before the end of the window (the totals cover what was compared)' : ''}.` }),
+    ...reportBody(r, 'diff'));
+}
+
+// ---- reports (a history diff's and a shadow run's)
+
+/** Summary, by-type table, failures and samples of a report `r`; `key` names its ids. */
+function reportBody(r, key) {
+  const stat = (name, label, value, cls) => el('div', {}, el('dt', { text: label }), el('dd', { 'data-stat': name, class: cls, text: value }));
+  const e = r.events || {};
+  return [
+    el('h4', { text: 'Mutations' }),
+    el('dl', { class: 'stats compact', id: `${key}-mutations` },
+      stat('mutations', 'Compared', r.mutations),
+      stat('identical', 'Identical', r.identical),
+      stat('changed', 'Changed', r.changed, r.changed ? 'warn' : null),
+      stat('failed', 'Failed (candidate)', r.failed, r.failed ? 'bad' : null),
+      stat('live_failed', 'Failed in the live set too', r.live_failed)),
+    el('h4', { text: 'Events' }),
+    el('dl', { class: 'stats compact', id: `${key}-events` },
+      stat('events.same', 'Same', e.same),
+      stat('events.changed', 'Changed', e.changed, e.changed ? 'warn' : null),
+      stat('events.added', 'Added', e.added, e.added ? 'warn' : null),
+      stat('events.removed', 'Removed', e.removed, e.removed ? 'warn' : null)),
+    byTypeTable(r.by_type || [], key),
+    pathTable(r.paths || [], key),
+    failureList(r.failures || [], key),
+    samplesBlock(r.samples || {}, key),
+  ];
+}
+
+function byTypeTable(rows, key) {
+  const id = `${key}-by-type-caption`;
+  return el('div', { class: 'table-wrap' },
+    el('table', { id: `${key}-by-type`, 'aria-labelledby': id },
+      el('caption', { id, class: 'caption', text: 'By mapper and event type' }),
+      el('thead', {}, el('tr', {}, ['Mapper', 'Event type', 'Same', 'Changed', 'Added', 'Removed'].map((h) => el('th', { scope: 'col', text: h })))),
+      el('tbody', {}, rows.length === 0
+        ? el('tr', {}, el('td', { colspan: 6, class: 'empty', text: 'No events on either side.' }))
+        : rows.map((t) => el('tr', {},
+          el('td', { text: t.mapper }), el('td', { class: 'mono', text: t.event_type }),
+          el('td', { class: 'num', text: t.same }),
+          el('td', { class: `num${t.changed ? ' warn' : ''}`, text: t.changed }),
+          el('td', { class: `num${t.added ? ' warn' : ''}`, text: t.added }),
+          el('td', { class: `num${t.removed ? ' warn' : ''}`, text: t.removed }))))));
+}
+
+/** The fields that changed, most frequent first (the first 20). */
+function pathTable(rows, key) {
+  const id = `${key}-paths-caption`;
+  const sign = { added: '+ added', removed: '− removed', changed: '~ changed' };
+  return el('div', { class: 'table-wrap' },
+    el('table', { id: `${key}-paths`, 'aria-labelledby': id },
+      el('caption', { id, class: 'caption', text: 'Fields changed, most frequent first' }),
+      el('thead', {}, el('tr', {}, ['Mapper', 'Event type', 'Field', 'Change', 'Events'].map((h) => el('th', { scope: 'col', text: h })))),
+      el('tbody', {}, rows.length === 0
+        ? el('tr', {}, el('td', { colspan: 5, class: 'empty', text: 'No field changed.' }))
+        : rows.slice(0, 20).map((p) => el('tr', {},
+          el('td', { text: p.mapper }), el('td', { class: 'mono', text: p.event_type }),
+          el('td', { class: 'mono', text: p.path }), el('td', { text: sign[p.change] || p.change }),
+          el('td', { class: 'num', text: p.count }))))));
+}
+
+function failureList(failures, key) {
+  return el('div', { id: `${key}-failures` },
+    el('h4', { text: 'Failures of the candidate, grouped' }),
+    failures.length === 0 ? el('p', { class: 'hint', text: 'None.' })
+      : el('ul', { class: 'plain groups' }, failures.map((f) => el('li', {},
+        el('span', { class: 'count', text: f.count }),
+        el('span', { class: 'what' }, `${f.mapper ?? 'host'}: `, el('span', { class: 'mono', text: f.reason }))))));
+}
+
+const SAMPLE_KINDS = [['changed', 'Changed'], ['added', 'With added events'], ['removed', 'With removed events'], ['failed', 'Failed']];
+
+function samplesBlock(samples, key) {
+  const parts = [el('h4', { text: 'Samples' })];
+  let any = false;
+  for (const [kind, title] of SAMPLE_KINDS) {
+    const list = samples[kind] || [];
+    if (list.length === 0) continue;
+    any = true;
+    parts.push(el('h5', { text: `${title} (${list.length} shown)` }),
+      el('div', { class: 'samples', 'data-kind': kind }, list.map((s, i) => sampleCard(s, i === 0))));
+  }
+  if (!any) parts.push(el('p', { class: 'hint', text: 'No divergent mutation to show.' }));
+  return el('div', { id: `${key}-samples` }, parts);
+}
+
+function refusalText(f) {
+  return f ? `${f.mapper ?? 'host'}: ${f.reason}` : null;
+}
+
+function sampleCard(s, open) {
+  const shown = s.events.filter((e) => e.result !== 'same');
+  const same = s.events.length - shown.length;
+  return el('details', { class: `sample sample-${s.result}`, open, 'data-mutation': s.mutation_id },
+    el('summary', {},
+      el('span', { class: `state state-${s.result === 'failed' ? 'dead' : 'pending'}`, text: s.result }),
+      ` ${s.action} of task `, el('span', { class: 'mono', title: s.task_id, text: short(s.task_id) }),
+      ` · mutation `, el('span', { class: 'mono', title: s.mutation_id, text: short(s.mutation_id) }),
+      ` · ${when(s.at)}`),
+    s.candidate_failure ? el('p', { class: 'notice bad' }, el('strong', { text: 'The candidate failed:' }), ` ${refusalText(s.candidate_failure)}`) : null,
+    s.live_failure ? el('p', { class: 'notice' }, el('strong', { text: 'The live set failed:' }), ` ${refusalText(s.live_failure)}`) : null,
+    shown.map(eventDiff),
+    same ? el('p', { class: 'hint', text: `${same} other event(s) of this mutation are the same on both sides.` }) : null);
+}
+
+function jsonText(value) {
+  return value === undefined ? '(absent)' : JSON.stringify(value);
+}
+
+function eventDiff(e) {
+  const changes = e.changes || [];
+  return el('section', { class: `event-diff event-${e.result}` },
+    el('h6', {}, `${e.mapper} #${e.index} · `, el('span', { class: 'mono', text: e.event_type }), ` on ${e.topic}: `,
+      el('strong', { text: e.result })),
+    changes.length ? el('div', { class: 'table-wrap' }, el('table', { class: 'changes' },
+      el('caption', { class: 'visually-hidden', text: `Field changes of ${e.event_type}` }),
+      el('thead', {}, el('tr', {}, ['Path', 'Change', 'Before → after'].map((h) => el('th', { scope: 'col', text: h })))),
+      el('tbody', {}, changes.map((c) => el('tr', { 'data-path': c.path },
+        el('td', { class: 'mono path', text: c.path }),
+        el('td', { text: c.change }),
+        el('td', { class: 'mono' },
+          el('span', { class: `before${c.change === 'added' ? ' absent' : ''}`, text: c.change === 'added' ? '(absent)' : jsonText(c.before) }),
+          ' → ',
+          el('span', { class: `after${c.change === 'removed' ? ' absent' : ''}`, text: c.change === 'removed' ? '(absent)' : jsonText(c.after) }))))))) : null,
+    el('div', { class: 'side-by-side' },
+      el('figure', {}, el('figcaption', { text: 'Live' }),
+        el('pre', { class: 'json live-json', tabindex: 0, text: e.live ? pretty(e.live) : '(no event)' })),
+      el('figure', {}, el('figcaption', { text: 'Candidate' }),
+        el('pre', { class: 'json candidate-json', tabindex: 0, text: e.candidate ? pretty(e.candidate) : '(no event)' }))));
+}
+
+// ---- shadow run
+
+/** Polls GET /admin/shadow every 2 s while the Candidates view is shown. */
+function watchShadow() {
+  const generation = ++shadowWatch;
+  const tick = async () => {
+    if (generation !== shadowWatch || current !== 'candidates') return;
+    if (!document.hidden) await loadShadow();
+    if (generation === shadowWatch && current === 'candidates') setTimeout(tick, 2000);
+  };
+  tick();
+}
+
+let shadowShown = null;
+
+async function loadShadow() {
+  const out = $('#shadow-status');
+  let s;
+  try {
+    s = await api('/admin/shadow');
+  } catch (e) {
+    $('#shadow-stop').hidden = true;
+    if (e.status === 404) {
+      shadowShown = null;
+      setStatus(out, '', 'No shadow run yet.', 'Open a candidate and start one.');
+      $('#shadow-report').replaceChildren();
+    } else {
+      setStatus(out, 'bad', 'Could not read the shadow run.', e.message);
+    }
+    return;
+  }
+  $('#shadow-stop').hidden = !s.running;
+  const who = `${s.candidate.name} ${s.candidate.version} (sha256 ${sha(s.candidate.sha256)})`;
+  if (s.running) {
+    setStatus(out, 'ok', `Shadowing ${who}`, `since ${when(s.started_at)}, started by ${s.started_by}.`);
+  } else {
+    setStatus(out, '', `Stopped: ${who}`, `ran from ${when(s.started_at)} to ${when(s.stopped_at)}.`);
+  }
+  // Unchanged numbers are left alone: open samples and the focus stay where they are.
+  const shown = JSON.stringify(s);
+  if (shown === shadowShown) return;
+  shadowShown = shown;
+  const stat = (name, label, value, cls) => el('div', {}, el('dt', { text: label }), el('dd', { 'data-stat': name, class: cls, text: value }));
+  const report = $('#shadow-report');
+  const open = new Set([...report.querySelectorAll('details[open]')].map((d) => d.dataset.mutation));
+  report.replaceChildren(
+    el('dl', { class: 'stats compact', id: 'shadow-offered' },
+      stat('offered', 'Offered', s.offered),
+      stat('dropped', 'Dropped (over budget)', s.dropped, s.dropped ? 'warn' : null)),
+    ...reportBody(s, 'shadow'));
+  if (open.size) {
+    for (const d of report.querySelectorAll('details[data-mutation]')) d.open = open.has(d.dataset.mutation);
+  }
+}
+
+/** The status line only when its text changes, so that the live region does not chatter. */
+function setStatus(node, kind, title, detail) {
+  const text = `${title}${detail ? ` ${detail}` : ''}`;
+  if (node.textContent === text && node.className === `result ${kind}`) return;
+  say(node, kind, title, detail);
+}
+
+$('#cand-shadow-start').addEventListener('click', (event) => busy(event.currentTarget, async () => {
+  const id = openCandidate;
+  const out = $('#shadow-status');
+  try {
+    await api(candidatePath(id, '/shadow'), { method: 'POST' });
+    shadowShown = null;
+  } catch (e) {
+    say(out, 'bad', 'The shadow run could not start.', e.message);
+    out.focus();
+    return;
+  }
+  await loadShadow();
+  await loadCandidates();
+  await showCandidate(id, { focus: false });
+  out.focus();
+}));
+
+$('#shadow-stop').addEventListener('click', (event) => busy(event.currentTarget, async () => {
+  const out = $('#shadow-status');
+  try {
+    await api('/admin/shadow', { method: 'DELETE' });
+    shadowShown = null;
+  } catch (e) {
+    say(out, 'bad', 'Could not stop the shadow run.', e.message);
+  }
+  await loadShadow();
+  await loadCandidates();
+  if (openCandidate) await showCandidate(openCandidate, { focus: false });
+  out.focus();
+}));
+
+// ---- promote, roll back, releases
+
+function releaseText(r) {
+  const to = r.version ? `${r.version} (sha256 ${sha(r.sha256)})` : "the mapper directory's component";
+  const from = r.previous_version ? `${r.previous_version} (sha256 ${sha(r.previous_sha256)})` : "the mapper directory's component";
+  return `${r.mapper}: ${from} → ${to}`;
+}
+
+$('#cand-promote').addEventListener('click', async () => {
+  const c = candidates.find((x) => x.id === openCandidate) || await api(candidatePath(openCandidate)).catch(() => null);
+  if (!c) return;
+  const out = $('#promote-result');
+  out.replaceChildren();
+  const answer = await confirmAction($('#promote-confirm'), {
+    text: `Promote ${c.name} ${c.version} (sha256 ${sha(c.sha256)}) into the live set, replacing ${replacesText(c)}? Every replica switches to it; the set live now stays ready for a one-step rollback.`,
+    go: 'Promote now',
+  });
+  if (!answer) {
+    say(out, '', 'Promotion cancelled; nothing changed.');
+    out.focus();
+    return;
+  }
+  await promote(c, false);
+});
+
+async function promote(c, allowBreaking) {
+  const out = $('#promote-result');
+  say(out, '', `Promoting ${c.name} ${c.version}…`);
+  try {
+    const r = await api(candidatePath(c.id, `/promote${allowBreaking ? '?allow_breaking=true' : ''}`), { method: 'POST' });
+    say(out, 'ok', `Promoted: ${r.mapper} ${r.version ?? ''} is live`, `(release ${r.generation}; ${releaseText(r)}). Roll back below if it misbehaves.`);
+  } catch (e) {
+    if (e.status === 409 && !allowBreaking) {
+      out.replaceChildren();
+      const choice = await breakingConfirm(c, e.message);
+      if (choice) return promote(c, true);
+      say(out, '', 'Promotion cancelled; the live set is unchanged.');
+    } else {
+      say(out, 'bad', 'The promotion was refused; the live set is unchanged.', e.message);
+    }
+  }
+  await Promise.all([loadReleases(), loadCandidates()]);
+  if (openCandidate === c.id && candidates.some((x) => x.id === c.id)) await showCandidate(c.id, { focus: false });
+  out.focus();
+}
+
+/** Shows the breaking schema changes the server named; resolves true for "promote anyway". */
+function breakingConfirm(c, detail) {
+  const container = $('#promote-confirm');
+  // "…(N breaking changes; …): first; second" — one item per change when it reads so.
+  const at = detail.indexOf('): ');
+  const changes = at < 0 ? [] : detail.slice(at + 3).split('; ').filter(Boolean);
+  return new Promise((resolve) => {
+    const done = (v) => { container.replaceChildren(); resolve(v); };
+    const panel = el('div', { class: 'confirm risky', role: 'group', 'aria-labelledby': 'promote-breaking-title', 'aria-describedby': 'promote-breaking-detail' },
+      el('p', { id: 'promote-breaking-title' }, el('strong', { text: `Promoting ${c.name} ${c.version} would break consumers of its events.` })),
+      el('p', { id: 'promote-breaking-detail', class: 'breaking-detail', text: detail }),
+      changes.length ? el('ul', { class: 'breaking-changes' }, changes.map((t) => el('li', { class: 'mono', text: t }))) : null,
+      el('p', { class: 'hint', text: 'Promote anyway only when the break is intended (a new major version its consumers are ready for).' }),
+      el('div', { class: 'actions' },
+        el('button', { type: 'button', class: 'danger', text: 'Promote anyway', onclick: () => done(true) }),
+        el('button', { type: 'button', class: 'secondary', text: 'Keep the live set', onclick: () => done(false) })));
+    container.replaceChildren(panel);
+    panel.querySelector('button.secondary').focus();
+  });
+}
+
+let releases = [];
+
+async function loadReleases() {
+  const tbody = $('#releases-table tbody');
+  try {
+    releases = listOf(await api('/admin/mappers/releases'), 'releases');
+  } catch (e) {
+    tbody.replaceChildren(el('tr', {}, el('td', { colspan: 7, class: 'empty', text: `Could not list releases: ${e.message}` })));
+    return;
+  }
+  $('#rollback').disabled = releases.length === 0;
+  tbody.replaceChildren(...(releases.length ? releases.map((r) => el('tr', { 'data-release': r.generation, 'data-action': r.action },
+    el('td', { class: 'num', text: r.generation }),
+    el('td', { text: when(r.at) }),
+    el('td', {}, el('span', { class: `state state-${r.action === 'promote' ? 'published' : 'pending'}`, text: r.action }),
+      r.reverts !== null && r.reverts !== undefined ? el('span', { class: 'sub', text: `reverts #${r.reverts}` }) : null),
+    el('td', { text: r.mapper }),
+    el('td', {}, releaseSide(r.previous_version, r.previous_sha256)),
+    el('td', {}, releaseSide(r.version, r.sha256)),
+    el('td', { text: r.by }))) : [el('tr', {}, el('td', { colspan: 7, class: 'empty', text: 'No promotion yet: the live set is what MAPPERS_DIR or MAPPER_BUILTIN gives.' }))]));
+}
+
+$('#rollback').addEventListener('click', async () => {
+  const out = $('#rollback-result');
+  out.replaceChildren();
+  const latest = releases[0];
+  const answer = await confirmAction($('#rollback-confirm'), {
+    text: latest
+      ? `Roll back release ${latest.generation} (${latest.action} of ${releaseText(latest)})? The set before it goes live again on every replica.`
+      : 'Roll back the latest release? The set before it goes live again on every replica.',
+    go: 'Roll back now',
+  });
+  if (!answer) {
+    say(out, '', 'Rollback cancelled; nothing changed.');
+    out.focus();
+    return;
+  }
+  say(out, '', 'Rolling back…');
+  try {
+    const r = await api('/admin/mappers/rollback', { method: 'POST' });
+    say(out, 'ok', `Rolled back: ${releaseText(r)}`, `(release ${r.generation}).`);
+  } catch (e) {
+    say(out, 'bad', e.status === 409 ? 'Nothing to roll back.' : 'The rollback was refused; the live set is unchanged.', e.message);
+  }
+  await Promise.all([loadReleases(), loadCandidates()]);
+  if (openCandidate && candidates.some((x) => x.id === openCandidate)) await showCandidate(openCandidate, { focus: false });
+  out.focus();
+});
 
 // ---------------------------------------------------------------- start
 

@@ -368,10 +368,27 @@ pub struct Tally {
     pub by_type: Vec<TypeCounts>,
     /// The candidate's failures by mapper and reason, the most frequent first.
     pub failures: Vec<FailureCount>,
+    /// The fields that changed, by mapper, event type and path, the most frequent first:
+    /// what a candidate changes at a glance (a new version changes `/dataschema` on every
+    /// event with a schema; a renamed field shows as a removal and an addition).
+    pub paths: Vec<PathCount>,
+}
+
+/// How often one field of one event type changed one way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PathCount {
+    pub mapper: String,
+    pub event_type: String,
+    pub path: String,
+    pub change: FieldChangeKind,
+    pub count: u64,
 }
 
 /// Most distinct failure reasons a tally keeps (the rest count under the last).
 const MAX_FAILURE_REASONS: usize = 50;
+/// Most distinct changed fields a tally keeps (array positions and map keys can make
+/// many; past it, new ones are not counted).
+const MAX_PATHS: usize = 200;
 
 impl Tally {
     /// Counts `c`.
@@ -405,6 +422,9 @@ impl Tally {
                     at
                 });
             self.by_type[at].counts.add(e.result);
+            for change in &e.changes {
+                self.count_path(e, change);
+            }
         }
         if let Some(f) = &c.candidate_failure {
             let reasons = self.failures.len();
@@ -426,6 +446,32 @@ impl Tally {
                 }
             }
             self.failures.sort_by_key(|f| std::cmp::Reverse(f.count));
+        }
+    }
+
+    fn count_path(&mut self, e: &EventDiff, change: &FieldChange) {
+        let same = |p: &PathCount| {
+            p.path == change.path
+                && p.change == change.change
+                && p.event_type == e.event_type
+                && p.mapper == e.mapper
+        };
+        if let Some(at) = self.paths.iter().position(same) {
+            self.paths[at].count += 1;
+            // Keep the most frequent first: move it up past those it now outnumbers.
+            let mut i = at;
+            while i > 0 && self.paths[i - 1].count < self.paths[i].count {
+                self.paths.swap(i - 1, i);
+                i -= 1;
+            }
+        } else if self.paths.len() < MAX_PATHS {
+            self.paths.push(PathCount {
+                mapper: e.mapper.clone(),
+                event_type: e.event_type.clone(),
+                path: change.path.clone(),
+                change: change.change,
+                count: 1,
+            });
         }
     }
 
@@ -582,6 +628,11 @@ mod tests {
             }
         );
         assert_eq!(tally.by_type.len(), 4);
+        assert_eq!(tally.paths.len(), 1);
+        assert_eq!(
+            (tally.paths[0].path.as_str(), tally.paths[0].count),
+            ("/type", 1)
+        );
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub async fn run(
             .fetch_add(compared.len() as u64, Ordering::Relaxed);
     }
     report.finished_at = Utc::now();
-    tracing::info!(
+    tracing::debug!(
         candidate = %report.candidate.name,
         mutations = report.tally.mutations,
         changed = report.tally.changed,

@@ -177,6 +177,21 @@ fn render(report: &DiffReport) -> String {
             ty.event_type, c.same, c.changed, c.added, c.removed
         );
     }
+    if !t.paths.is_empty() {
+        let _ = writeln!(out, "fields changed:");
+        for p in t.paths.iter().take(20) {
+            let sign = match p.change {
+                FieldChangeKind::Added => '+',
+                FieldChangeKind::Removed => '-',
+                FieldChangeKind::Changed => '~',
+            };
+            let _ = writeln!(
+                out,
+                "  {sign} {} {} {}: {} event(s)",
+                p.mapper, p.event_type, p.path, p.count
+            );
+        }
+    }
     for f in &t.failures {
         let _ = writeln!(
             out,
