@@ -2,9 +2,10 @@
 //! absolute path of each as a `pub const` (see `src/lib.rs`).
 //!
 //! Both guest workspaces, `guest-mappers/` (the real mappers) and `tests/guests/` (hostile
-//! components), are built by a nested `cargo build --release` into `<target>/guest-build`,
-//! the directory `host/build.rs` uses too, so the mappers are built once for both; the code
-//! that builds them, `host/build/guests.rs`, is shared with `host/build.rs` as well.
+//! components and candidate mappers), are built by a nested `cargo build --release` into
+//! `<target>/guest-build`, the directory `host/build.rs` uses too, so the mappers are built
+//! once for both; the code that builds them, `host/build/guests.rs`, is shared with
+//! `host/build.rs` as well.
 
 use std::env;
 use std::fmt::Write as _;
@@ -34,12 +35,20 @@ const WORKSPACES: [(&str, &[&str]); 2] = [
             "shapes-v2/src",
             "shapes-v3/Cargo.toml",
             "shapes-v3/src",
+            "default-catalogue/Cargo.toml",
+            "default-catalogue/src",
+            "renamed/Cargo.toml",
+            "renamed/src",
+            "identical/Cargo.toml",
+            "identical/src",
+            "failing/Cargo.toml",
+            "failing/src",
         ],
     ),
 ];
 
 /// The constants of `guests.rs`: name, component file, what it is.
-const GUESTS: [(&str, &str, &str); 8] = [
+const GUESTS: [(&str, &str, &str); 11] = [
     (
         "DEFAULT",
         "pakaura_mapper_default.wasm",
@@ -79,6 +88,21 @@ const GUESTS: [(&str, &str, &str); 8] = [
         "SHAPES_V3",
         "shapes_v3.wasm",
         "`shapes` 2.0.0: a breaking change of `SHAPES_V1`.",
+    ),
+    (
+        "RENAMED",
+        "renamed.wasm",
+        "A candidate `default`: the default mapper with `title` renamed `name` in `task.created`.",
+    ),
+    (
+        "IDENTICAL",
+        "identical.wasm",
+        "A candidate `default` that maps exactly as the built-in default (another build of it).",
+    ),
+    (
+        "FAILING",
+        "failing.wasm",
+        "A candidate `default` that fails on every `deleted` mutation and maps the rest as the default.",
     ),
 ];
 

@@ -1,10 +1,11 @@
 //! The operator console: its cookie session, CSRF defence and security headers
 //! (`session`), the admin API it reads (`api`: OpenAPI, envelopes, dead letters, the
 //! flow stream, the playground), and the page itself in a real headless browser
-//! (`browser`).
+//! (`browser`; the Candidates page in `candidates`).
 
 mod api;
 mod browser;
+mod candidates;
 mod first_run;
 mod flow;
 mod health;

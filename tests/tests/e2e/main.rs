@@ -2,6 +2,7 @@
 //! on SQLite and on PostgreSQL), real mapper components and a recording Dapr sidecar.
 
 mod auth;
+mod candidates;
 mod chaos;
 mod console;
 mod delivery;

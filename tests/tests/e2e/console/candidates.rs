@@ -1,0 +1,162 @@
+//! The Candidates page in a real headless browser (`tests/console/candidates.test.mjs`,
+//! Debian's Chromium driven by Playwright, as in `browser`): a candidate that renames one
+//! field ([`guests::RENAMED`]: `title` becomes `name` in `task.created`, its schema
+//! included) is uploaded, diffed over the last hour of a few dozen tasks, shadowed while
+//! more are created, promoted past its breaking change and rolled back, and what the page
+//! shows is checked against the admin API. Skipped, loudly, when `PAKAURA_TOOLS_NODE_MODULES` or `PAKAURA_CHROMIUM` is
+//! unset (`./scripts/test` sets both). Screenshots land in
+//! `target/candidates-screenshots/<database>/`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use pakaura_tests::{ADMIN_TOKEN, Backend, TestApp, WAIT, guests, spawn_with, task_id, token_for};
+use pakaura_tests::{DaprSink, dapr_options, sink_behaviour};
+
+/// The browser's whole run, the candidate's first compile included.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Tasks created before the browser starts; every third is completed too.
+const TASKS: usize = 36;
+
+/// The built-in default mapper's version, which the candidate describes too: the
+/// `dataschema` URL the host gives each event names the version, so with the same one on
+/// both sides the renamed field is the only difference.
+const DEFAULT_VERSION: &str = "1.0.0";
+
+fn tool(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+async fn admin_json(app: &TestApp, path: &str) -> Value {
+    let response = app.admin(Method::GET, path).await;
+    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+    response.json().await.unwrap()
+}
+
+/// The items of a list answer: `{key: [...]}`, as the other admin lists, or a bare array.
+fn list_of<'a>(body: &'a Value, key: &str) -> &'a Vec<Value> {
+    body.as_array()
+        .or_else(|| body[key].as_array())
+        .unwrap_or_else(|| panic!("a list of {key}: {body}"))
+}
+
+/// The live mapper of the default set (the test host runs the built-in one alone).
+async fn live_mapper(app: &TestApp) -> Value {
+    let body = admin_json(app, "/admin/mappers").await;
+    let mappers = body["mappers"].as_array().unwrap();
+    assert_eq!(mappers.len(), 1, "{body}");
+    mappers[0].clone()
+}
+
+/// Waits until the live mapper has mapped `mutations` mutations.
+async fn wait_for_mapped(app: &TestApp, mutations: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let calls = live_mapper(app).await["stats"]["calls"].as_u64().unwrap();
+        if calls >= mutations {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{calls} of {mutations} mutations mapped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_candidate_is_diffed_shadowed_promoted_and_rolled_back_in_the_browser(backend: Backend) {
+    let (Some(node_modules), Some(chromium)) =
+        (tool("PAKAURA_TOOLS_NODE_MODULES"), tool("PAKAURA_CHROMIUM"))
+    else {
+        let missing = ["PAKAURA_TOOLS_NODE_MODULES", "PAKAURA_CHROMIUM"]
+            .into_iter()
+            .filter(|v| tool(v).is_none())
+            .collect::<Vec<_>>()
+            .join(" and ");
+        eprintln!(
+            "SKIP: the Candidates page's browser test did not run: {missing} unset \
+             (./scripts/test sets them; see scripts/lib/tools.sh)"
+        );
+        return;
+    };
+    let sink = DaprSink::start(sink_behaviour()).await;
+    let app = spawn_with(backend, dapr_options(&sink)).await;
+
+    let mut mutations = 0;
+    for i in 0..TASKS {
+        let id = task_id(&app, "alice", json!({"title": format!("history {i}")})).await;
+        mutations += 1;
+        if i % 3 == 0 {
+            let response = app.post_task("alice", &id, "complete").await;
+            assert_eq!(response.status(), StatusCode::OK);
+            mutations += 1;
+        }
+    }
+    wait_for_mapped(&app, mutations).await;
+    let live = live_mapper(&app).await;
+    assert_eq!(live["version"], DEFAULT_VERSION, "{live}");
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target folder")
+        .join("candidates-screenshots")
+        .join(format!("{backend:?}").to_lowercase());
+    // Only this run's screenshots (a stale failure.png would mislead).
+    let _ = std::fs::remove_dir_all(&screenshots);
+    std::fs::create_dir_all(&screenshots).unwrap();
+
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(root.join("console/candidates.test.mjs"))
+        .env("CONSOLE_URL", app.url(""))
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("USER_TOKEN", token_for("alice"))
+        .env("SCREENSHOT_DIR", &screenshots)
+        .env("CANDIDATE_WASM", guests::RENAMED)
+        .env("CHANGED_TYPE", "task.created")
+        .env("CHANGED_PATHS", "/data/title,/data/name")
+        .env("MUTATIONS", mutations.to_string())
+        .env("CHANGED", TASKS.to_string())
+        .env("PAKAURA_TOOLS_NODE_MODULES", node_modules)
+        .env("PAKAURA_CHROMIUM", chromium)
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = command.spawn().expect("node runs (is Node.js installed?)");
+    let status = tokio::time::timeout(BROWSER_TIMEOUT, child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("the browser test took longer than {BROWSER_TIMEOUT:?}"))
+        .unwrap();
+    assert!(
+        status.success(),
+        "the browser test failed ({status}); its output is above, screenshots in {}",
+        screenshots.display()
+    );
+
+    // What the page did, as the API records it: promoted from the live component to
+    // the candidate, then rolled back to the live component.
+    let candidates = admin_json(&app, "/admin/candidates").await;
+    let candidate = &list_of(&candidates, "candidates")[0];
+    let releases = admin_json(&app, "/admin/mappers/releases").await;
+    let releases = list_of(&releases, "releases");
+    assert_eq!(releases.len(), 2, "{releases:?}");
+    let (rollback, promote) = (&releases[0], &releases[1]);
+    assert_eq!(promote["action"], "promote");
+    assert_eq!(promote["sha256"], candidate["sha256"]);
+    assert_eq!(promote["previous_sha256"], live["sha256"]);
+    assert_eq!(promote["by"], rollback["by"]);
+    assert_eq!(rollback["action"], "rollback");
+    assert_eq!(rollback["reverts"], promote["generation"]);
+    assert_eq!(live_mapper(&app).await["sha256"], live["sha256"]);
+    println!("candidates screenshots: {}", screenshots.display());
+}
+
+pakaura_tests::on_both_databases!(
+    a_candidate_is_diffed_shadowed_promoted_and_rolled_back_in_the_browser
+);
