@@ -119,12 +119,12 @@ impl Application {
         ));
 
         // Promotions recorded by any replica before this one started are live here too
-        // before the relay maps anything.
+        // before the relay maps anything. One that no longer loads here (the limits or
+        // topics changed) leaves the configured set live, loudly, until it is rolled back.
         let releases = Releases::new(relay.db().clone(), mappers.clone());
-        releases
-            .sync()
-            .await
-            .context("applying the mapper promotions recorded in the database")?;
+        if let Err(e) = releases.sync().await {
+            tracing::error!(error = %e, "the mapper releases in the database could not be applied; the configured set stays live until they load or are rolled back");
+        }
         let operator = Operator::new(
             db.clone(),
             relay.clone(),

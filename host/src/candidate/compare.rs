@@ -45,11 +45,12 @@ impl EventResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MutationResult {
-    /// Every event the same (or neither side emits any, or both fail alike).
+    /// Every event the same (or neither side emits any, or both fail alike: the same
+    /// mapper, the same reason).
     Identical,
     /// Some event changed, appeared or vanished.
     Changed,
-    /// The candidate set fails on it.
+    /// The candidate set fails on it (and the live set does not, or otherwise).
     Failed,
 }
 
@@ -161,8 +162,11 @@ pub fn compare(
             .flatten()
             .map(|after| one_side(after, EventResult::Added)),
     );
-    let result = if candidate_failure.is_some() {
+    let result = if candidate_failure.is_some() && candidate_failure != live_failure {
         MutationResult::Failed
+    } else if candidate_failure.is_some() {
+        // Both sides fail alike (a mutation the live set parked too): nothing changes.
+        MutationResult::Identical
     } else if events.iter().all(|e| e.result == EventResult::Same) && live_failure.is_none() {
         MutationResult::Identical
     } else {
@@ -651,6 +655,24 @@ mod tests {
         assert_eq!(tally.failed, 2);
         assert_eq!(tally.failures[0].count, 2);
         assert!(!tally.identical());
+    }
+
+    #[test]
+    fn both_sides_failing_alike_is_no_difference() {
+        let failure = || Failure {
+            mapper: Some("a".into()),
+            reason: "refused".into(),
+        };
+        let c = compare(Err(failure()), Err(failure()));
+        assert_eq!(c.result, MutationResult::Identical);
+        let other = Failure {
+            reason: "trap".into(),
+            ..failure()
+        };
+        assert_eq!(
+            compare(Err(failure()), Err(other)).result,
+            MutationResult::Failed
+        );
     }
 
     #[test]

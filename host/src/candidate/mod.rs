@@ -105,7 +105,9 @@ impl Pair {
     pub fn new(live: &MapperSet, candidate: &LoadedMapper) -> Self {
         let info = CandidateInfo::of(candidate, live);
         let live = live.quiet_copy();
-        let candidate = live.replacing(candidate.quiet_copy());
+        let mut candidate = candidate.quiet_copy();
+        candidate.freeze_clock();
+        let candidate = live.replacing(candidate);
         Self {
             info,
             live,

@@ -120,8 +120,9 @@ impl Releases {
         allow_breaking: bool,
     ) -> Result<MapperRelease, ReleaseError> {
         let _one = self.inner.one_at_a_time.lock().await;
-        self.sync_locked().await?;
-        let parent = self.inner.registry.overlay_generation();
+        // Decided on the database's latest state (not this replica's, which may lag by
+        // up to MAPPER_SYNC_INTERVAL); recorded only on top of it.
+        let parent = self.inner.db.release_generation().await?;
         let name = candidate.mapper.name().to_owned();
         let others = self
             .inner
@@ -169,8 +170,9 @@ impl Releases {
     /// Undoes the latest promotion not undone yet, for operator `by`, on every replica.
     pub async fn rollback(&self, by: &str) -> Result<MapperRelease, ReleaseError> {
         let _one = self.inner.one_at_a_time.lock().await;
-        self.sync_locked().await?;
-        let parent = self.inner.registry.overlay_generation();
+        // As a promotion; and nothing the rollback undoes is compiled, so a release whose
+        // component no longer loads here can still be rolled back.
+        let parent = self.inner.db.release_generation().await?;
         let (promotion, before) = self
             .inner
             .db

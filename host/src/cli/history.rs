@@ -1,6 +1,7 @@
 //! `pakaura mapper diff`: a candidate component run over the stored mutation history
-//! beside the set `serve` would load (`MAPPER_BUILTIN`, `MAPPERS_DIR`), compared event by
-//! event and field by field; nothing is stored or published.
+//! beside the set `serve` would run on that database (`MAPPER_BUILTIN`, `MAPPERS_DIR`, the
+//! promotions recorded in it), compared event by event and field by field; nothing is
+//! stored or published.
 //!
 //! Exit status: 0 identical, 1 differences, 2 failures (the candidate failed on a
 //! mutation, or the component, the live set or the database could not be used).
@@ -21,7 +22,7 @@ use crate::mapper::{
     LoadedMapper, MapperConfig, MapperRuntime, MapperSet, MapperSource, RuntimeOptions, Settings,
     SettingsTable,
 };
-use crate::store::{Db, HistoryWindow};
+use crate::store::{Db, HistoryWindow, ReleasedComponent};
 
 /// Arguments of `pakaura mapper diff`.
 #[derive(Debug, clap::Args)]
@@ -80,18 +81,6 @@ fn run(args: &DiffArgs, cfg: &MapperConfig) -> anyhow::Result<DiffReport> {
         last: args.last,
     };
     window.check().map_err(anyhow::Error::msg)?;
-    let runtime = MapperRuntime::new(&RuntimeOptions::from_config(cfg))?;
-    let live = MapperSet::load(&runtime, cfg)
-        .context("loading the live set (MAPPERS_DIR, MAPPER_BUILTIN)")?;
-    let settings = SettingsTable::load(cfg)?;
-    let candidate = LoadedMapper::load(
-        &runtime,
-        MapperSource::parse(&args.candidate),
-        &crate::mapper::Limits::from_config(cfg),
-        &settings,
-        &Settings::new(),
-    )?;
-    let pair = Arc::new(Pair::new(&live, &candidate));
     if let Some(path) = args.database.strip_prefix("sqlite:")
         && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
     {
@@ -105,13 +94,50 @@ fn run(args: &DiffArgs, cfg: &MapperConfig) -> anyhow::Result<DiffReport> {
         let db = Db::connect(&args.database)
             .await
             .context("connecting to --database")?;
+        let released = db
+            .released_components()
+            .await
+            .context("reading the mapper releases (is --database a Pakaura database?)")?;
+        let pair = tokio::task::spawn_blocking({
+            let cfg = cfg.clone();
+            let candidate = args.candidate.clone();
+            move || pair(&cfg, &candidate, released)
+        })
+        .await??;
         let progress = Arc::new(Progress::default());
         let watcher = tokio::spawn(watch(progress.clone()));
-        let report = history::run(&db, pair, &window, args.samples, &progress).await;
+        let report = history::run(&db, Arc::new(pair), &window, args.samples, &progress).await;
         watcher.abort();
         db.close().await;
         report.context("reading the mutation history")
     })
+}
+
+/// The live set as `serve` would run it on this database (the configured set with the
+/// promoted mappers in place) beside the candidate.
+fn pair(
+    cfg: &MapperConfig,
+    candidate: &str,
+    released: Vec<ReleasedComponent>,
+) -> anyhow::Result<Pair> {
+    let runtime = MapperRuntime::new(&RuntimeOptions::from_config(cfg))?;
+    let mut live = MapperSet::load(&runtime, cfg)
+        .context("loading the live set (MAPPERS_DIR, MAPPER_BUILTIN)")?;
+    let settings = SettingsTable::load(cfg)?;
+    let limits = crate::mapper::Limits::from_config(cfg);
+    let load = |source| LoadedMapper::load(&runtime, source, &limits, &settings, &Settings::new());
+    for c in released {
+        let Some(bytes) = c.component else { continue };
+        let label = c.file.unwrap_or_else(|| format!("{}.wasm", c.mapper));
+        let promoted = load(MapperSource::Stored {
+            label: label.clone(),
+            bytes: Arc::from(bytes),
+        })
+        .with_context(|| format!("loading the promoted mapper {} ({label})", c.mapper))?;
+        live = live.replacing(promoted);
+    }
+    let candidate = load(MapperSource::parse(candidate))?;
+    Ok(Pair::new(&live, &candidate))
 }
 
 /// Reports progress on stderr every few seconds of a long run, and cancels it on

@@ -90,7 +90,7 @@ pub enum MapperCommand {
         allow_breaking: bool,
     },
     /// Run a candidate over the stored mutation history beside the set `serve` would
-    /// load (MAPPERS_DIR, MAPPER_BUILTIN) and compare, per mutation, event by event and
+    /// run (MAPPERS_DIR, MAPPER_BUILTIN, the promotions recorded in the database) and compare, per mutation, event by event and
     /// field by field: identical, changed (type, topic, subject, data paths added,
     /// removed, changed), added, removed or failed. Never stores or publishes anything.
     ///

@@ -331,20 +331,16 @@ impl LoadedMapper {
     pub fn quiet_copy(&self) -> Self {
         Self {
             stats: Arc::default(),
+            log_budget: Arc::default(),
             quiet: true,
             ..self.copy()
         }
     }
 
-    /// Makes this mapper's calls count nowhere (see [`Self::quiet_copy`]).
-    pub fn make_quiet(&mut self) {
-        self.stats = Arc::default();
-        self.quiet = true;
-    }
-
     /// Makes every later call run on a fresh instance whose wall clock reads the
     /// mutation's `occurred_at`, so a mapper that reads the time still yields the same
-    /// events for the same mutation (`pakaura mapper test`). Never used by the service.
+    /// events for the same mutation (`pakaura mapper test`; the service only for the copies
+    /// that compare two sets: history diffs and shadow runs).
     pub fn freeze_clock(&mut self) {
         self.frozen_clock = true;
     }

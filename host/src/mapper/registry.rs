@@ -245,11 +245,6 @@ impl MapperRegistry {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let before = self.current();
-        let overlay = self
-            .inner
-            .overlay
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
         let base = match MapperSet::load(&self.inner.runtime, &self.inner.config) {
             Ok(base) => Arc::new(base),
             Err(e) => {
@@ -258,7 +253,16 @@ impl MapperRegistry {
                 return Err(e);
             }
         };
-        let mut set = compose(&base, &overlay.mappers);
+        // The overlay changes only under `reloading`, which this holds: a short lock.
+        let mut set = compose(
+            &base,
+            &self
+                .inner
+                .overlay
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .mappers,
+        );
         // Mappers the reload did not change keep their counters.
         set.carry_over(&before);
         let set = Arc::new(set);

@@ -102,11 +102,21 @@ impl MapperSet {
         self.mappers.iter().find(|m| m.name() == name)
     }
 
-    /// A copy of this set whose calls count nowhere (see [`LoadedMapper::quiet_copy`]):
-    /// for mapping history or shadowing the relay beside the live set.
+    /// A copy of this set whose calls count nowhere (see [`LoadedMapper::quiet_copy`])
+    /// and read the mutation's `occurred_at` as the time (see
+    /// [`LoadedMapper::freeze_clock`]): for comparing two sets on the same mutation, by a
+    /// history diff or a shadow run, so a mapper that stamps the time compares equal.
     pub fn quiet_copy(&self) -> Self {
         Self {
-            mappers: self.mappers.iter().map(LoadedMapper::quiet_copy).collect(),
+            mappers: self
+                .mappers
+                .iter()
+                .map(|m| {
+                    let mut m = m.quiet_copy();
+                    m.freeze_clock();
+                    m
+                })
+                .collect(),
             loaded_at: self.loaded_at,
         }
     }

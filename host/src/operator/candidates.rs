@@ -18,8 +18,6 @@ use crate::store::{HistoryWindow, MapperRelease, StoreError};
 
 /// Candidates one replica keeps at most; the oldest not shadowing goes first.
 pub const MAX_CANDIDATES: usize = 8;
-/// Largest component accepted (the same bound as a file in `MAPPERS_DIR` in practice).
-pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 /// Samples of each kind a history diff keeps.
 const DIFF_SAMPLES: usize = 5;
 
@@ -31,7 +29,7 @@ pub enum CandidateError {
     /// The component was refused (the reason says why).
     #[error("{0}")]
     Refused(#[from] LoadError),
-    #[error("a history diff of candidate {0} is running; cancel it or wait")]
+    #[error("a history diff of candidate {0} is running on this replica; cancel it or wait")]
     DiffRunning(Uuid),
     #[error("{0}")]
     BadWindow(String),
@@ -249,13 +247,20 @@ impl Operator {
     pub fn start_diff(&self, id: Uuid, window: HistoryWindow) -> Result<DiffJob, CandidateError> {
         window.check().map_err(CandidateError::BadWindow)?;
         let mut entries = lock(&self.candidates_store().entries);
+        if !entries.iter().any(|e| e.candidate.id == id) {
+            return Err(CandidateError::NotFound(id));
+        }
+        // One history diff at a time per replica: each keeps a core busy while it runs.
+        if let Some(running) = entries
+            .iter()
+            .find(|e| e.diff.as_ref().is_some_and(Job::running))
+        {
+            return Err(CandidateError::DiffRunning(running.candidate.id));
+        }
         let entry = entries
             .iter_mut()
             .find(|e| e.candidate.id == id)
             .ok_or(CandidateError::NotFound(id))?;
-        if entry.diff.as_ref().is_some_and(Job::running) {
-            return Err(CandidateError::DiffRunning(id));
-        }
         let job = Job {
             progress: Arc::default(),
             outcome: Arc::default(),
@@ -316,8 +321,9 @@ impl Operator {
         let pair = Pair::new(&self.inner.mappers.current(), &candidate.mapper);
         let shadow = Arc::new(Shadow::start(pair, id, by)?);
         let status = shadow.status();
-        let before = lock(&self.candidates_store().shadow).replace(shadow.clone());
-        if let Some(before) = before {
+        // The relay's shadow changes under the same lock, so it is always the one shown.
+        let mut current = lock(&self.candidates_store().shadow);
+        if let Some(before) = current.replace(shadow.clone()) {
             before.stop();
         }
         self.inner.relay.set_shadow(Some(shadow));
@@ -334,8 +340,9 @@ impl Operator {
 
     /// Stops the shadow run; its status stays readable.
     pub fn stop_shadow(&self) -> Result<ShadowStatus, CandidateError> {
-        let shadow = lock(&self.candidates_store().shadow).clone();
-        let shadow = shadow
+        let current = lock(&self.candidates_store().shadow);
+        let shadow = current
+            .as_ref()
             .filter(|s| s.is_running())
             .ok_or(CandidateError::NoShadow)?;
         self.inner.relay.set_shadow(None);

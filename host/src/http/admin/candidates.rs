@@ -40,7 +40,9 @@ impl From<CandidateError> for ApiError {
             CandidateError::NotFound(_) | CandidateError::NoShadow => {
                 ApiError::NotFound(e.to_string())
             }
-            CandidateError::Refused(_) => ApiError::invalid("component", e.to_string()),
+            CandidateError::Refused(_) | CandidateError::Release(ReleaseError::Refused(_)) => {
+                ApiError::invalid("component", e.to_string())
+            }
             CandidateError::DiffRunning(_)
             | CandidateError::Release(
                 ReleaseError::Conflict
@@ -49,9 +51,9 @@ impl From<CandidateError> for ApiError {
             ) => ApiError::Conflict(e.to_string()),
             CandidateError::BadWindow(detail) => ApiError::param("window", detail),
             CandidateError::Release(ReleaseError::Store(e)) | CandidateError::Store(e) => e.into(),
-            CandidateError::Release(ReleaseError::Refused(_))
-            | CandidateError::Thread(_)
-            | CandidateError::ShadowDir { .. } => ApiError::Internal(anyhow::anyhow!(e)),
+            CandidateError::Thread(_) | CandidateError::ShadowDir { .. } => {
+                ApiError::Internal(anyhow::anyhow!(e))
+            }
         }
     }
 }
@@ -240,7 +242,8 @@ pub(super) async fn stop_shadow(
     params(("id" = Uuid, Path, description = "The candidate's id"), ReloadQuery),
     responses((status = 200, body = MapperRelease),
         (status = 400, description = "The id is not a UUID, or a malformed query", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Refused: it would break consumers (without `allow_breaking`), or another promotion or rollback happened at the same time", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "Refused: it would break consumers (without `allow_breaking`), or another promotion or rollback happened at the same time", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A component the releases hold no longer loads here (field `component`), with the reason", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn promote(
     admin: Admin,
     State(state): State<AppState>,
@@ -258,7 +261,8 @@ pub(super) async fn promote(
 /// name runs what it ran before (an earlier promotion, or the mapper directory's).
 #[utoipa::path(post, path = "/admin/mappers/rollback", tag = "admin",
     responses((status = 200, body = MapperRelease),
-        (status = 409, description = "Nothing to roll back, or another promotion or rollback happened at the same time", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "Nothing to roll back, or another promotion or rollback happened at the same time", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A component the releases hold no longer loads here (field `component`), with the reason", body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn rollback(
     admin: Admin,
     State(state): State<AppState>,

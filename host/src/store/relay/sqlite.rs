@@ -246,6 +246,10 @@ async fn queue_tasks(
     Ok(())
 }
 
+/// Tasks whose envelopes one statement loads: small enough that the byte budget, applied
+/// between statements, still stops the reads soon after it is spent.
+const LOAD_TASKS_PER_STATEMENT: usize = 64;
+
 pub(super) async fn load_envelopes(
     pool: &SqlitePool,
     tasks: &[Uuid],
@@ -258,28 +262,27 @@ pub(super) async fn load_envelopes(
     // round trip to the connection's worker thread, which cost more than the reads.
     // The chunk's tasks come back in the order given (`r.ord`), each task's queue in
     // its order and cut at `per_task`.
-    for chunk in tasks.chunks(ROWS_PER_STATEMENT) {
+    for chunk in tasks.chunks(LOAD_TASKS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new("WITH r(task_id, ord) AS (");
         q.push_values(chunk.iter().zip(0_i64..), |mut b, (task, ord)| {
             b.push_bind(task).push_bind(ord);
         });
+        // Each task's queue is cut inside the statement by its own `LIMIT` on the
+        // `envelopes_pending_task` index, so a task with a long backlog costs its first
+        // rows, not its whole queue (a window function would read it all).
         q.push(concat!(
-            "), queue AS (SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, \
+            ") SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, \
              e.partition_key, e.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
-             e.outbox_seq, r.ord, \
-             ROW_NUMBER() OVER (PARTITION BY e.task_id ORDER BY e.outbox_seq, e.event_index) AS n, \
-             e.event_index \
-             FROM r JOIN envelopes e ON e.task_id = r.task_id AND e.state = 'pending' \
-             WHERE e.outbox_seq < COALESCE((SELECT min(o.seq) FROM outbox o \
+             (SELECT o.traceparent FROM outbox o WHERE o.seq = e.outbox_seq) AS mutation_traceparent \
+             FROM r JOIN envelopes e ON e.seq IN (SELECT e.seq FROM envelopes e \
+             WHERE e.task_id = r.task_id AND e.state = 'pending' \
+             AND e.outbox_seq < COALESCE((SELECT min(o.seq) FROM outbox o \
                  WHERE o.task_id = r.task_id AND o.state = 'pending'), 9223372036854775807) AND NOT ",
             held_back!(),
-            ") SELECT q.seq, q.id, q.task_id, q.user_id, q.mapper, q.topic, q.event_type, \
-             q.partition_key, q.body, q.traceparent, q.correlation_id, q.attempts, q.first_failed_at, \
-             (SELECT o.traceparent FROM outbox o WHERE o.seq = q.outbox_seq) AS mutation_traceparent \
-             FROM queue q WHERE q.n <= "
+            " ORDER BY e.outbox_seq, e.event_index LIMIT "
         ));
         q.push_bind(per_task);
-        q.push(" ORDER BY q.ord, q.outbox_seq, q.event_index");
+        q.push(") ORDER BY r.ord, e.outbox_seq, e.event_index");
         let rows: Vec<PendingRow> = q.build_query_as().fetch_all(&mut *conn).await?;
         // Budget per task, in the order given, as the relay keeps them.
         let mut queues = rows.into_iter().peekable();
