@@ -124,14 +124,7 @@ impl Releases {
         // up to MAPPER_SYNC_INTERVAL); recorded only on top of it.
         let parent = self.inner.db.release_generation().await?;
         let name = candidate.mapper.name().to_owned();
-        let others = self
-            .inner
-            .db
-            .released_components()
-            .await?
-            .into_iter()
-            .filter(|c| c.mapper != name)
-            .collect();
+        let others = self.released_except(&name).await?;
         let mut overlay = self.compile(others).await?;
         overlay.push(candidate.mapper.copy());
         let (_, breaking) = self.inner.registry.preview_overlay(&overlay);
@@ -180,14 +173,7 @@ impl Releases {
             .await?
             .ok_or(ReleaseError::NothingToRollBack)?;
         let name = promotion.mapper.clone();
-        let mut components: Vec<ReleasedComponent> = self
-            .inner
-            .db
-            .released_components()
-            .await?
-            .into_iter()
-            .filter(|c| c.mapper != name)
-            .collect();
+        let mut components = self.released_except(&name).await?;
         let restored = before.filter(|b| b.component.is_some());
         components.extend(restored.clone());
         let overlay = self.compile(components).await?;
@@ -238,6 +224,13 @@ impl Releases {
                 tracing::warn!(error = %e, "applying the mapper releases failed; will try again");
             }
         }
+    }
+
+    /// The latest release of every mapper name but `name`.
+    async fn released_except(&self, name: &str) -> Result<Vec<ReleasedComponent>, StoreError> {
+        let mut components = self.inner.db.released_components().await?;
+        components.retain(|c| c.mapper != name);
+        Ok(components)
     }
 
     async fn record(

@@ -317,16 +317,19 @@ impl MapperRegistry {
             .generation
     }
 
-    /// The set the live one would become with `overlay` as its promoted mappers (not
-    /// made live), and what would break for consumers of the live one.
-    pub fn preview_overlay(&self, overlay: &[LoadedMapper]) -> (MapperSet, Vec<BreakingChange>) {
-        let base = self
-            .inner
+    /// The configured set, as last loaded (the live one without its promoted mappers).
+    fn base(&self) -> Arc<MapperSet> {
+        self.inner
             .base
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let set = compose(&base, overlay);
+            .clone()
+    }
+
+    /// The set the live one would become with `overlay` as its promoted mappers (not
+    /// made live), and what would break for consumers of the live one.
+    pub fn preview_overlay(&self, overlay: &[LoadedMapper]) -> (MapperSet, Vec<BreakingChange>) {
+        let set = compose(&self.base(), overlay);
         let breaking = breaking_between(&self.current(), &set);
         (set, breaking)
     }
@@ -348,13 +351,7 @@ impl MapperRegistry {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let before = self.current();
-        let base = self
-            .inner
-            .base
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let mut set = compose(&base, &overlay);
+        let mut set = compose(&self.base(), &overlay);
         set.carry_over(&before);
         let set = Arc::new(set);
         let changes = SetChanges::between(&before.listing(), &set.listing());
