@@ -73,6 +73,18 @@ METRICS = {
     "pakaura_mapper_instances": ("gauge", {"mapper", "state"}, {"state": {"idle", "busy"}}),
     "pakaura_mappers_loaded": ("gauge", set(), {}),
     "pakaura_mapper_reloads_total": ("counter", {"outcome"}, {"outcome": {"applied", "refused"}}),
+    "pakaura_mapper_releases_total": ("counter", {"action"}, {"action": {"promote", "rollback"}}),
+    "pakaura_shadow_mutations_total": (
+        "counter",
+        {"result"},
+        {"result": {"identical", "changed", "failed"}},
+    ),
+    "pakaura_shadow_events_total": (
+        "counter",
+        {"result"},
+        {"result": {"same", "changed", "added", "removed"}},
+    ),
+    "pakaura_shadow_dropped_total": ("counter", set(), {}),
     "pakaura_mapper_chain_duration_seconds": ("histogram", set(), {}),
     "pakaura_envelopes_built_total": ("counter", set(), {}),
     "pakaura_jwks_refreshes_total": (
