@@ -6,56 +6,15 @@
 // Exits non-zero on the first failed step, with a screenshot of the moment.
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`console.test.mjs: ${name} is not set`);
-    process.exit(2);
-  }
-  return value;
-}
+import { env, runInBrowser, until } from './harness.mjs';
 
 const BASE = env('CONSOLE_URL').replace(/\/$/, '');
 const ADMIN_TOKEN = env('ADMIN_TOKEN');
 const USER_TOKEN = env('USER_TOKEN');
 const SINK = env('SINK_URL').replace(/\/$/, '');
-const SHOTS = env('SCREENSHOT_DIR');
 const MISBEHAVE = env('MISBEHAVE_WASM');
-const require = createRequire(path.join(env('PAKAURA_TOOLS_NODE_MODULES'), 'resolve-from-here.js'));
-const { chromium } = require('playwright-core');
-
-const WAIT = 30_000;
-fs.mkdirSync(SHOTS, { recursive: true });
 
 let page;
-let stepNo = 0;
-
-async function step(name, body) {
-  stepNo += 1;
-  const started = Date.now();
-  process.stdout.write(`console browser test ${stepNo}: ${name} … `);
-  await body();
-  console.log(`ok (${Date.now() - started} ms)`);
-}
-
-async function shot(name) {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
-}
-
-/** Polls `probe` until it returns a truthy value. */
-async function until(what, probe, timeout = WAIT) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function sink(method, route) {
   const response = await fetch(`${SINK}${route}`, { method });
@@ -63,25 +22,8 @@ async function sink(method, route) {
   return method === 'GET' ? response.json() : null;
 }
 
-const browser = await chromium.launch({
-  executablePath: env('PAKAURA_CHROMIUM'),
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const violations = [];
-let failed = false;
-
-try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  page = await context.newPage();
-  page.setDefaultTimeout(WAIT);
-  page.on('console', (message) => {
-    if (message.type() === 'error' && /Content.Security.Policy/i.test(message.text())) {
-      violations.push(message.text());
-    }
-  });
-  page.on('pageerror', (error) => violations.push(`page error: ${error.message}`));
+await runInBrowser('console browser test', { width: 1280, height: 860 }, async ({ page: opened, context, violations, step, shot }) => {
+  page = opened;
 
   await step('without a session, the data endpoints answer 401 and the console asks to log in', async () => {
     for (const route of ['/admin/mappers', '/admin/envelopes', '/admin/dead-letters', '/admin/flow/stream']) {
@@ -441,13 +383,4 @@ try {
   await step('no Content-Security-Policy violation or script error happened', async () => {
     assert.deepEqual(violations, []);
   });
-} catch (error) {
-  failed = true;
-  console.log('FAILED');
-  console.error(error);
-  if (violations.length) console.error('violations:', violations);
-  if (page) await page.screenshot({ path: path.join(SHOTS, 'failure.png'), fullPage: true }).catch(() => {});
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

@@ -33,6 +33,8 @@ pub enum CandidateError {
     DiffRunning(Uuid),
     #[error("{0}")]
     BadWindow(String),
+    #[error("no history diff of candidate {0} yet")]
+    NoDiff(Uuid),
     #[error("no shadow run")]
     NoShadow,
     #[error("the shadow run could not start: {0}")]
@@ -174,7 +176,12 @@ impl Operator {
             uploaded_at: Utc::now(),
             uploaded_by: by.to_owned(),
         });
-        tracing::info!(candidate = %CandidateInfo::of(&candidate.mapper, &self.inner.mappers.current()).describe(), by, "candidate mapper uploaded");
+        let entry = Entry {
+            candidate,
+            diff: None,
+        };
+        let view = self.view(&entry);
+        tracing::info!(candidate = %view.info.describe(), by, "candidate mapper uploaded");
         let shadowed = self.shadowed_id();
         let mut entries = lock(&self.candidates_store().entries);
         while entries.len() >= MAX_CANDIDATES {
@@ -191,11 +198,6 @@ impl Operator {
                 None => break,
             }
         }
-        let entry = Entry {
-            candidate,
-            diff: None,
-        };
-        let view = self.view(&entry);
         entries.push(entry);
         Ok(view)
     }
@@ -208,21 +210,22 @@ impl Operator {
             .collect()
     }
 
-    /// Candidate `id`.
-    pub fn candidate(&self, id: Uuid) -> Result<CandidateView, CandidateError> {
+    /// `read` of candidate `id`'s entry, under the entries' lock.
+    fn with_entry<T>(&self, id: Uuid, read: impl FnOnce(&Entry) -> T) -> Result<T, CandidateError> {
         lock(&self.candidates_store().entries)
             .iter()
             .find(|e| e.candidate.id == id)
-            .map(|e| self.view(e))
+            .map(read)
             .ok_or(CandidateError::NotFound(id))
     }
 
+    /// Candidate `id`.
+    pub fn candidate(&self, id: Uuid) -> Result<CandidateView, CandidateError> {
+        self.with_entry(id, |e| self.view(e))
+    }
+
     fn candidate_arc(&self, id: Uuid) -> Result<Arc<Candidate>, CandidateError> {
-        lock(&self.candidates_store().entries)
-            .iter()
-            .find(|e| e.candidate.id == id)
-            .map(|e| e.candidate.clone())
-            .ok_or(CandidateError::NotFound(id))
+        self.with_entry(id, |e| e.candidate.clone())
     }
 
     /// Forgets candidate `id`: cancels its diff and stops its shadow run.
@@ -286,26 +289,20 @@ impl Operator {
     }
 
     /// The latest history diff of candidate `id`, with its report once finished.
-    pub fn diff(&self, id: Uuid) -> Result<Option<DiffJob>, CandidateError> {
-        let entries = lock(&self.candidates_store().entries);
-        let entry = entries
-            .iter()
-            .find(|e| e.candidate.id == id)
-            .ok_or(CandidateError::NotFound(id))?;
-        Ok(entry.diff.as_ref().map(|j| j.view(true)))
+    pub fn diff(&self, id: Uuid) -> Result<DiffJob, CandidateError> {
+        self.with_entry(id, |e| e.diff.as_ref().map(|j| j.view(true)))?
+            .ok_or(CandidateError::NoDiff(id))
     }
 
     /// Asks the running history diff of candidate `id` to stop.
-    pub fn cancel_diff(&self, id: Uuid) -> Result<Option<DiffJob>, CandidateError> {
-        let entries = lock(&self.candidates_store().entries);
-        let entry = entries
-            .iter()
-            .find(|e| e.candidate.id == id)
-            .ok_or(CandidateError::NotFound(id))?;
-        Ok(entry.diff.as_ref().map(|j| {
-            j.progress.cancel();
-            j.view(false)
-        }))
+    pub fn cancel_diff(&self, id: Uuid) -> Result<DiffJob, CandidateError> {
+        self.with_entry(id, |e| {
+            e.diff.as_ref().map(|j| {
+                j.progress.cancel();
+                j.view(false)
+            })
+        })?
+        .ok_or(CandidateError::NoDiff(id))
     }
 
     fn shadowed_id(&self) -> Option<Uuid> {

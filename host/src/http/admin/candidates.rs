@@ -37,7 +37,7 @@ pub(crate) struct ReleaseList {
 impl From<CandidateError> for ApiError {
     fn from(e: CandidateError) -> Self {
         match e {
-            CandidateError::NotFound(_) | CandidateError::NoShadow => {
+            CandidateError::NotFound(_) | CandidateError::NoDiff(_) | CandidateError::NoShadow => {
                 ApiError::NotFound(e.to_string())
             }
             CandidateError::Refused(_) | CandidateError::Release(ReleaseError::Refused(_)) => {
@@ -164,11 +164,7 @@ pub(super) async fn diff(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<DiffJob>, ApiError> {
-    state
-        .operator
-        .diff(candidate_id(&id)?)?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound("no history diff of this candidate yet".into()))
+    Ok(Json(state.operator.diff(candidate_id(&id)?)?))
 }
 
 /// Cancels the running history diff of a candidate (its report covers what it did).
@@ -181,11 +177,7 @@ pub(super) async fn cancel_diff(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<DiffJob>, ApiError> {
-    state
-        .operator
-        .cancel_diff(candidate_id(&id)?)?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound("no history diff of this candidate yet".into()))
+    Ok(Json(state.operator.cancel_diff(candidate_id(&id)?)?))
 }
 
 /// Shadows a candidate on this replica.

@@ -7,8 +7,6 @@
 //! unset (`./scripts/test` sets both). Screenshots land in
 //! `target/candidates-screenshots/<database>/`.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -16,6 +14,8 @@ use serde_json::{Value, json};
 
 use pakaura_tests::{ADMIN_TOKEN, Backend, TestApp, WAIT, guests, spawn_with, task_id, token_for};
 use pakaura_tests::{DaprSink, dapr_options, sink_behaviour};
+
+use super::{BrowserRun, screenshot_dir};
 
 /// The browser's whole run, the candidate's first compile included.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -27,10 +27,6 @@ const TASKS: usize = 36;
 /// `dataschema` URL the host gives each event names the version, so with the same one on
 /// both sides the renamed field is the only difference.
 const DEFAULT_VERSION: &str = "1.0.0";
-
-fn tool(var: &str) -> Option<String> {
-    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
-}
 
 async fn admin_json(app: &TestApp, path: &str) -> Value {
     let response = app.admin(Method::GET, path).await;
@@ -70,18 +66,7 @@ async fn wait_for_mapped(app: &TestApp, mutations: u64) {
 }
 
 async fn a_candidate_is_diffed_shadowed_promoted_and_rolled_back_in_the_browser(backend: Backend) {
-    let (Some(node_modules), Some(chromium)) =
-        (tool("PAKAURA_TOOLS_NODE_MODULES"), tool("PAKAURA_CHROMIUM"))
-    else {
-        let missing = ["PAKAURA_TOOLS_NODE_MODULES", "PAKAURA_CHROMIUM"]
-            .into_iter()
-            .filter(|v| tool(v).is_none())
-            .collect::<Vec<_>>()
-            .join(" and ");
-        eprintln!(
-            "SKIP: the Candidates page's browser test did not run: {missing} unset \
-             (./scripts/test sets them; see scripts/lib/tools.sh)"
-        );
+    let Some(browser) = BrowserRun::tools("the Candidates page's browser test") else {
         return;
     };
     let sink = DaprSink::start(sink_behaviour()).await;
@@ -101,43 +86,19 @@ async fn a_candidate_is_diffed_shadowed_promoted_and_rolled_back_in_the_browser(
     let live = live_mapper(&app).await;
     assert_eq!(live["version"], DEFAULT_VERSION, "{live}");
 
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("the target folder")
-        .join("candidates-screenshots")
-        .join(format!("{backend:?}").to_lowercase());
-    // Only this run's screenshots (a stale failure.png would mislead).
-    let _ = std::fs::remove_dir_all(&screenshots);
-    std::fs::create_dir_all(&screenshots).unwrap();
-
-    let mut command = tokio::process::Command::new("node");
+    let screenshots =
+        screenshot_dir("candidates-screenshots").join(format!("{backend:?}").to_lowercase());
+    let mut command = browser.command("candidates.test.mjs", &screenshots);
     command
-        .arg(root.join("console/candidates.test.mjs"))
         .env("CONSOLE_URL", app.url(""))
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .env("USER_TOKEN", token_for("alice"))
-        .env("SCREENSHOT_DIR", &screenshots)
         .env("CANDIDATE_WASM", guests::RENAMED)
         .env("CHANGED_TYPE", "task.created")
         .env("CHANGED_PATHS", "/data/title,/data/name")
         .env("MUTATIONS", mutations.to_string())
-        .env("CHANGED", TASKS.to_string())
-        .env("PAKAURA_TOOLS_NODE_MODULES", node_modules)
-        .env("PAKAURA_CHROMIUM", chromium)
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    let mut child = command.spawn().expect("node runs (is Node.js installed?)");
-    let status = tokio::time::timeout(BROWSER_TIMEOUT, child.wait())
-        .await
-        .unwrap_or_else(|_| panic!("the browser test took longer than {BROWSER_TIMEOUT:?}"))
-        .unwrap();
-    assert!(
-        status.success(),
-        "the browser test failed ({status}); its output is above, screenshots in {}",
-        screenshots.display()
-    );
+        .env("CHANGED", TASKS.to_string());
+    BrowserRun::run(command, BROWSER_TIMEOUT, &screenshots).await;
 
     // What the page did, as the API records it: promoted from the live component to
     // the candidate, then rolled back to the live component.
