@@ -285,3 +285,150 @@ fn mapper_run_names_what_is_wrong_with_a_bad_mutation() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+/// Starts `pakaura serve` on `database` (publishing off, the demo token) and returns the
+/// process, the address it listens on and the token; its log is drained in the background.
+fn serve_demo(database: &str) -> (std::process::Child, String, String) {
+    let mut child = pakaura()
+        .arg("serve")
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("PUBLISHER", "none")
+        .env("DATABASE_URL", database)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut token, mut addr) = (None, None);
+    let started = Instant::now();
+    while token.is_none() || addr.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "start-up took too long"
+        );
+        let line = lines.next().expect("serve exited early").unwrap();
+        if line.trim_start().starts_with("ey") {
+            token = Some(line.trim().to_owned());
+        }
+        if let Ok(log) = serde_json::from_str::<Value>(&line)
+            && log["message"] == "pakaura listening"
+        {
+            addr = log["addr"].as_str().map(str::to_owned);
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr.unwrap(), token.unwrap())
+}
+
+/// SQLite commits concurrent creations together (group commit): a `201` must still mean
+/// that task and its outbox row are committed. 24 clients create tasks as fast as the host
+/// answers; the host is killed with SIGKILL mid-stream; every task it acknowledged is
+/// there afterwards, each with exactly one `created` outbox row, and no task committed
+/// without its outbox row or the other way round.
+#[test]
+fn every_task_acknowledged_before_a_kill_9_is_committed_with_its_outbox_row() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite:{}", dir.path().join("kill.db").display());
+    let (mut child, addr, token) = serve_demo(&database);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let acknowledged: Vec<String> = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let count = Arc::new(AtomicUsize::new(0));
+        let killed = Arc::new(AtomicBool::new(false));
+        let clients: Vec<_> = (0..24)
+            .map(|c| {
+                let (client, count, killed) = (client.clone(), count.clone(), killed.clone());
+                let (url, token) = (format!("http://{addr}/tasks"), token.clone());
+                tokio::spawn(async move {
+                    let mut ids = Vec::new();
+                    for n in 0.. {
+                        let sent = client
+                            .post(&url)
+                            .bearer_auth(&token)
+                            .json(&json!({"title": format!("client {c} task {n}")}))
+                            .send()
+                            .await;
+                        // Once the host is gone, requests fail; before, every one is a 201.
+                        let Ok(response) = sent else { break };
+                        let status = response.status();
+                        let Ok(body) = response.json::<Value>().await else {
+                            break;
+                        };
+                        assert!(
+                            status == 201 || killed.load(Ordering::SeqCst),
+                            "{status}: {body}"
+                        );
+                        if status != 201 {
+                            break;
+                        }
+                        ids.push(body["id"].as_str().unwrap().to_owned());
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    ids
+                })
+            })
+            .collect();
+        while count.load(Ordering::SeqCst) < 600 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        killed.store(true, Ordering::SeqCst);
+        child.kill().unwrap();
+        let mut ids = Vec::new();
+        for c in clients {
+            ids.extend(c.await.unwrap());
+        }
+        ids
+    });
+    assert!(!child.wait().unwrap().success(), "the host was killed");
+    assert!(acknowledged.len() >= 600);
+
+    rt.block_on(async {
+        let db = pakaura_host::store::Db::connect(&database).await.unwrap();
+        let rows = db.outbox_rows(None).await.unwrap();
+        let mut created: Vec<String> = rows
+            .iter()
+            .filter(|r| r.action == "created")
+            .map(|r| r.task_id.to_string())
+            .collect();
+        assert_eq!(created.len(), rows.len(), "only creations were made");
+        created.sort();
+        let before = created.len();
+        created.dedup();
+        assert_eq!(created.len(), before, "one created row per task");
+        for id in &acknowledged {
+            assert!(
+                created.binary_search(id).is_ok(),
+                "task {id} was acknowledged but has no outbox row"
+            );
+            let task = db.get_task("demo", id.parse().unwrap()).await.unwrap();
+            assert!(
+                task.is_some(),
+                "task {id} was acknowledged but is not stored"
+            );
+        }
+        let tasks = db
+            .list_tasks(
+                "demo",
+                &pakaura_host::domain::PageRequest {
+                    completed: None,
+                    limit: 100_000,
+                    after: None,
+                    order: pakaura_host::domain::ListOrder::OldestFirst,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            tasks.items.len(),
+            created.len(),
+            "every stored task has its outbox row and every outbox row its task"
+        );
+        db.close().await;
+    });
+}

@@ -10,6 +10,7 @@ mod dead_letters;
 mod delivery_health;
 mod envelopes;
 mod flow_detail;
+mod group_commit;
 mod history;
 mod holds;
 mod letter_search;
@@ -170,11 +171,13 @@ pub enum Db {
 /// wait a second. With every write on one connection, writers wait in that pool's
 /// queue, first come first served, and hand the lock over without sleeping; readers
 /// never wait for writers (WAL). Readers are `query_only`, so a write sent to them by
-/// mistake fails instead of contending.
+/// mistake fails instead of contending. Task creations queue in front of the writer and
+/// commit in groups ([`group_commit`]).
 #[derive(Clone, Debug)]
 pub struct SqliteDb {
     reader: SqlitePool,
     writer: SqlitePool,
+    creates: group_commit::CreateQueue,
 }
 
 impl SqliteDb {
@@ -236,7 +239,12 @@ impl Db {
                 .connect_with(opts.clone().create_if_missing(true))
                 .await?;
             let reader = sqlite_readers(opts, settings).await?;
-            Ok(Db::Sqlite(SqliteDb { reader, writer }))
+            let creates = group_commit::CreateQueue::start(writer.clone());
+            Ok(Db::Sqlite(SqliteDb {
+                reader,
+                writer,
+                creates,
+            }))
         } else {
             Err(StoreError::Url(format!(
                 "unsupported scheme in {:?}: use sqlite:PATH or postgres://…",
@@ -258,6 +266,7 @@ impl Db {
                 reader: sqlite_readers((*sqlite.reader.connect_options()).clone(), settings)
                     .await?,
                 writer: sqlite.writer.clone(),
+                creates: sqlite.creates.clone(),
             })),
         }
     }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 
+use super::group_commit::NewTaskRows;
 use super::outbox::{self, OutboxEntry};
 use super::{Db, StoreError, WritePool, with_pool, with_writer};
 use crate::domain::{Action, ListOrder, Mutation, Page, PageRequest, Task};
@@ -156,11 +157,16 @@ impl Db {
                 .execute(pool)
                 .await?;
             }
+            // Committed with the other creations waiting for the writer, in one
+            // transaction (see `group_commit`).
             Db::Sqlite(sqlite) => {
-                let mut tx = sqlite.writer().begin_write().await?;
-                write_task(&mut *tx, Action::Created, task).await?;
-                outbox::insert(&mut *tx, &entry).await?;
-                tx.commit().await?;
+                sqlite
+                    .creates
+                    .insert(NewTaskRows {
+                        task: task.clone(),
+                        entry,
+                    })
+                    .await?;
             }
         }
         Ok(())

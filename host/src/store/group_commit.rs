@@ -1,0 +1,269 @@
+//! Group commit of task creations on SQLite.
+//!
+//! Every SQLite statement is a hand-off to sqlx's worker thread and back, and every write
+//! waits for the one writer connection: a creation on its own is four hand-offs (`BEGIN
+//! IMMEDIATE`, the task, its outbox row, `COMMIT`) and one WAL append. Concurrent creations
+//! are independent (each is a new task with a fresh id), so one task, [`run`], writes all
+//! that are waiting when the writer comes free in one transaction of two multi-row
+//! statements, and answers each caller only after that transaction committed. Nobody waits
+//! for a batch to fill: a creation arriving at an idle writer commits alone, at once; under
+//! load, the creations that arrived while the previous batch was committing form the next.
+//!
+//! The guarantees are a lone creation's: the caller's `Ok` means its task row and outbox row
+//! are committed (durable as any other SQLite commit here, see the README), and a failed
+//! batch commits none of its rows. A batch that fails is retried one creation per
+//! transaction, so one bad row fails only its own caller, with its own error.
+
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use super::WritePool;
+use super::outbox::OutboxEntry;
+use crate::domain::Task;
+
+/// Most creations in one transaction (two statements of 8 and 7 parameters per row, far
+/// below SQLite's 32,766).
+const MAX_BATCH: usize = 128;
+
+/// Creations waiting for the writer before callers wait to queue (back pressure).
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// One task creation to commit: the task row and its mutation's outbox row.
+pub(super) struct NewTaskRows {
+    pub(super) task: Task,
+    pub(super) entry: OutboxEntry,
+}
+
+/// A creation waiting in the queue, with where to send its outcome.
+struct Job {
+    rows: NewTaskRows,
+    done: oneshot::Sender<Result<(), sqlx::Error>>,
+}
+
+/// The queue of creations in front of the writer; cheap to clone.
+#[derive(Clone, Debug)]
+pub(super) struct CreateQueue {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl CreateQueue {
+    /// Starts the task that commits queued creations on `writer`. It ends when the last
+    /// handle on the queue is dropped.
+    pub(super) fn start(writer: SqlitePool) -> Self {
+        let (jobs, queued) = mpsc::channel(QUEUE);
+        tokio::spawn(run(writer, queued));
+        Self { jobs }
+    }
+
+    /// Commits `rows`, alone or with other creations waiting at the same time; returns once
+    /// the transaction holding them has committed (or failed).
+    pub(super) async fn insert(&self, rows: NewTaskRows) -> Result<(), sqlx::Error> {
+        let (done, outcome) = oneshot::channel();
+        // Either failure means the committing task is gone (the runtime is shutting down,
+        // or it panicked): like a crashed driver worker, nothing was committed for us, or
+        // we cannot know.
+        self.jobs
+            .send(Job { rows, done })
+            .await
+            .map_err(|_| sqlx::Error::WorkerCrashed)?;
+        outcome.await.map_err(|_| sqlx::Error::WorkerCrashed)?
+    }
+}
+
+/// Commits queued creations: each time, everything waiting (up to [`MAX_BATCH`]) in one
+/// transaction.
+async fn run(writer: SqlitePool, mut queued: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let rows: Vec<&NewTaskRows> = batch.iter().map(|job| &job.rows).collect();
+        let outcome = insert(&writer, &rows).await;
+        drop(rows);
+        match outcome {
+            Ok(()) => {
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Ok(()));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                let _ = batch.pop().map(|job| job.done.send(Err(e)));
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, rows = batch.len(), "batched creation failed; committing one by one");
+                for job in batch.drain(..) {
+                    let outcome = insert(&writer, &[&job.rows]).await;
+                    let _ = job.done.send(outcome);
+                }
+            }
+        }
+    }
+}
+
+/// Inserts `rows` (tasks, then their outbox rows, in the given order) in one write
+/// transaction.
+async fn insert(writer: &SqlitePool, rows: &[&NewTaskRows]) -> Result<(), sqlx::Error> {
+    let mut tx = writer.begin_write().await?;
+    let mut tasks = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO tasks (id, user_id, title, description, completed, due_date, created_at, updated_at) ",
+    );
+    tasks.push_values(rows, |mut b, r| {
+        let t = &r.task;
+        b.push_bind(t.id)
+            .push_bind(t.user_id.as_str())
+            .push_bind(t.title.as_str())
+            .push_bind(t.description.as_deref())
+            .push_bind(t.completed)
+            .push_bind(t.due_date)
+            .push_bind(t.created_at)
+            .push_bind(t.updated_at);
+    });
+    tasks.build().execute(&mut *tx).await?;
+    let mut outbox = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO outbox (id, task_id, user_id, action, mutation, traceparent, created_at) ",
+    );
+    outbox.push_values(rows, |mut b, r| {
+        let e = &r.entry;
+        b.push_bind(e.id)
+            .push_bind(e.task_id)
+            .push_bind(e.user_id.as_str())
+            .push_bind(e.action)
+            .push_bind(e.mutation.as_str())
+            .push_bind(e.traceparent.as_deref())
+            .push_bind(e.occurred_at);
+    });
+    outbox.build().execute(&mut *tx).await?;
+    tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use crate::domain::task::now;
+    use crate::domain::{
+        Action, Description, ListOrder, Mutation, MutationContext, NewTask, Origin, PageRequest,
+        Task, TaskTitle,
+    };
+    use crate::store::{Db, StoreError};
+
+    fn creation(user: &str, title: &str) -> Mutation {
+        let ctx = MutationContext {
+            origin: Origin::Rest,
+            correlation_id: format!("c-{title}"),
+            traceparent: None,
+        };
+        let new = NewTask {
+            title: TaskTitle::parse(title).unwrap(),
+            description: Description::parse(&format!("about {title}")).unwrap(),
+            due_date: None,
+        };
+        let at = now();
+        Mutation::new(
+            Action::Created,
+            Task::create(user, new, at),
+            Vec::new(),
+            &ctx,
+            at,
+        )
+    }
+
+    async fn sqlite(dir: &tempfile::TempDir) -> Db {
+        let url = format!("sqlite:{}", dir.path().join("t.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        db
+    }
+
+    /// Polls each future once, in order, then awaits them all: on a current-thread runtime,
+    /// every creation is queued, in this order, before the committing task first runs
+    /// (unconstrained: tokio's cooperative budget would refuse the 129th send of one poll).
+    async fn together<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+        tokio::task::unconstrained(async {
+            let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+            for f in &mut futures {
+                let _ = futures::poll!(f);
+            }
+            futures::future::join_all(futures).await
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_creations_commit_in_arrival_order_each_with_its_outbox_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        let mutations: Vec<Mutation> = (0..200)
+            .map(|i| creation("ann", &format!("t{i}")))
+            .collect();
+        let outcomes = together(mutations.iter().map(|m| db.insert_task(m, None)).collect()).await;
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+
+        let rows = db.outbox_rows(None).await.unwrap();
+        let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
+        let want: Vec<_> = mutations.iter().map(|m| m.id).collect();
+        assert_eq!(
+            ids, want,
+            "one outbox row per creation, in the order they were asked"
+        );
+        for (row, m) in rows.iter().zip(&mutations) {
+            assert_eq!(row.decode().unwrap(), *m);
+            assert_eq!(row.task_id, m.task.id);
+            assert_eq!(row.action, "created");
+        }
+        let page = db
+            .list_tasks(
+                "ann",
+                &PageRequest {
+                    completed: None,
+                    limit: 500,
+                    after: None,
+                    order: ListOrder::OldestFirst,
+                },
+            )
+            .await
+            .unwrap();
+        let tasks: Vec<Task> = page.items;
+        assert_eq!(
+            tasks,
+            mutations.iter().map(|m| m.task.clone()).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_creation_that_fails_fails_alone_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        let first = creation("ann", "first");
+        db.insert_task(&first, None).await.unwrap();
+
+        // The middle one reuses the first task's id: the tasks table refuses it.
+        let mut clash = creation("ann", "clash");
+        clash.task.id = first.task.id;
+        let batch = [creation("ann", "a"), clash, creation("ann", "b")];
+        let outcomes = together(batch.iter().map(|m| db.insert_task(m, None)).collect()).await;
+        assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
+        let Err(StoreError::Database(sqlx::Error::Database(e))) = &outcomes[1] else {
+            panic!(
+                "the clash should fail with the database's error: {:?}",
+                outcomes[1]
+            );
+        };
+        assert!(e.is_unique_violation(), "{e}");
+
+        let ids: Vec<_> = db
+            .outbox_rows(None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            ids,
+            [first.id, batch[0].id, batch[2].id],
+            "no outbox row of the clash"
+        );
+        let clashed = db.outbox_row(batch[1].id).await.unwrap();
+        assert!(clashed.is_none());
+        let kept = db.get_task("ann", first.task.id).await.unwrap().unwrap();
+        assert_eq!(kept.title, first.task.title, "the first task is untouched");
+    }
+}
