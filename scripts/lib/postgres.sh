@@ -160,7 +160,9 @@ pg_install_server() {
 pg_free_port() {
   local port _
   for _ in {1..100}; do
-    port=$((20000 + RANDOM % 40000))
+    # Below Linux's ephemeral range (32768 and up by default), where the port of an
+    # outgoing connection (wrk's, a database client's) would make a later bind fail.
+    port=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       printf '%s\n' "$port"
       return 0

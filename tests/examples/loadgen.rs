@@ -7,6 +7,9 @@
 //! Run: `cargo run --release -p pakaura-tests --example loadgen -- --requests 2000 --concurrency 32`
 //! (`--rate 1500` sends at a fixed rate instead, for latency without coordinated omission)
 //! (add `--database postgres` to use a fresh PostgreSQL database at PAKAURA_TEST_POSTGRES).
+//! With `--target 127.0.0.1:PORT` it starts nothing and drives a host already running
+//! there (another process: `scripts/bench` runs a release `pakaura serve` with its sidecar
+//! stand-in, each its own process), with the token in `LOADGEN_TOKEN`, and prints one row.
 //! Traffic goes only to 127.0.0.1; the run is bounded by `--requests`.
 
 use std::net::SocketAddr;
@@ -36,6 +39,23 @@ struct Args {
     /// `--concurrency` requests in flight.
     #[arg(long)]
     rate: Option<f64>,
+    /// Drive the host already listening at this loopback address (token from
+    /// `LOADGEN_TOKEN`) instead of starting one; prints one row.
+    #[arg(long, value_parser = loopback)]
+    target: Option<SocketAddr>,
+}
+
+fn loopback(raw: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = raw
+        .parse()
+        .map_err(|e| format!("{raw:?} is not an address (IP:PORT): {e}"))?;
+    if addr.ip().is_loopback() {
+        Ok(addr)
+    } else {
+        Err(format!(
+            "{addr} is not a loopback address: load goes only to this machine"
+        ))
+    }
 }
 
 #[derive(Parser)]
@@ -106,6 +126,34 @@ async fn open_loop(
         latencies.push(request.await.unwrap());
     }
     latencies
+}
+
+/// Drives the host at `addr` (another process) and prints one row.
+async fn run_against(args: &Args, addr: SocketAddr, token: &str) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let mut latencies = match args.rate {
+        None => closed_loop(args, addr, &client, token).await,
+        Some(rate) => open_loop(args.requests, rate, addr, &client, token).await,
+    };
+    let load_time = started.elapsed();
+    latencies.sort();
+    println!(
+        "| {} | {} | {:.0} req/s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+        args.rate.map_or_else(
+            || format!("closed loop, {}", args.concurrency),
+            |r| format!("{r:.0} req/s")
+        ),
+        args.requests,
+        args.requests as f64 / load_time.as_secs_f64(),
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.95).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3,
+    );
 }
 
 async fn run_mode(args: &Args, dapr: bool) {
@@ -194,6 +242,14 @@ fn peak_rss() -> String {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if let Some(addr) = args.target {
+        let token =
+            std::env::var("LOADGEN_TOKEN").expect("LOADGEN_TOKEN: a token the host accepts");
+        println!("| rate | requests | throughput | p50 | p95 | p99 | max |");
+        println!("|---|---|---|---|---|---|---|");
+        run_against(&args, addr, &token).await;
+        return;
+    }
     println!(
         "| database | publishing | requests | throughput | p50 | p95 | p99 | max | relay: events at the sidecar, from first request |"
     );

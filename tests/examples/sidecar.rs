@@ -1,6 +1,8 @@
 //! A Dapr sidecar stand-in for load tests run from outside (wrk against a release
 //! `pakaura serve`): accepts every publish, single or bulk, after `--latency-ms`, and
-//! prints how many events it accepted, once a second while the count changes.
+//! once a second while events arrive prints how long after their mutation that second's
+//! events arrived (from each CloudEvent's `time`) and how many it accepted in all:
+//! `lag p50 3 p99 12 max 15 ms of 4210 events; events accepted: 81234`.
 //!
 //! Run: `cargo run --release -p pakaura-tests --example sidecar -- --port 3500`
 //! Listens on 127.0.0.1 only; stops with the process (Ctrl-C, SIGTERM).
@@ -33,8 +35,17 @@ async fn main() {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = sidecar.published();
+        let mut lags = sidecar.take_lags();
         if now != last {
-            println!("events accepted: {now}");
+            lags.sort_unstable();
+            let at = |p: f64| lags.get(((lags.len().max(1) - 1) as f64 * p).round() as usize);
+            match (at(0.5), at(0.99), lags.last()) {
+                (Some(p50), Some(p99), Some(max)) => println!(
+                    "lag p50 {p50} p99 {p99} max {max} ms of {} events; events accepted: {now}",
+                    lags.len()
+                ),
+                _ => println!("events accepted: {now}"),
+            }
             last = now;
         }
     }

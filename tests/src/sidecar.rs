@@ -639,27 +639,54 @@ pub async fn refusing_reminders(backend: Backend) -> (DaprSink, TestApp, String)
 }
 
 /// A Dapr sidecar stand-in for benchmarks: accepts every publish (single and bulk)
-/// after a fixed latency and only counts the events, so that it costs the machine as
-/// little as possible. It runs until the process ends.
+/// after a fixed latency, counts the events and notes how long after its mutation each
+/// arrived (the CloudEvent's `time`, millisecond precision), so that it costs the machine
+/// as little as possible. It runs until the process ends.
 #[derive(Debug, Clone)]
 pub struct CountingSidecar {
     pub addr: SocketAddr,
     published: Arc<AtomicUsize>,
+    lags: Arc<Mutex<Vec<u32>>>,
+}
+
+/// The one envelope field the counting stand-in reads.
+#[derive(serde::Deserialize)]
+struct Timed {
+    time: chrono::DateTime<chrono::Utc>,
+}
+
+/// One entry of a bulk publish, as far as the counting stand-in reads it.
+#[derive(serde::Deserialize)]
+struct TimedEntry {
+    event: Option<Timed>,
+}
+
+/// Milliseconds from `event`'s `time` to now (0 when the clock says earlier).
+fn lag_ms(event: &Timed) -> u32 {
+    let ms = (chrono::Utc::now() - event.time).num_milliseconds().max(0);
+    u32::try_from(ms).unwrap_or(u32::MAX)
 }
 
 impl CountingSidecar {
     /// Listens on `addr` (port 0 picks one) and answers each request after `latency`.
     pub async fn serve(addr: SocketAddr, latency: Duration) -> Self {
         let published = Arc::new(AtomicUsize::new(0));
-        let (single, bulk) = (published.clone(), published.clone());
+        let lags = Arc::new(Mutex::new(Vec::new()));
+        let (single, bulk) = (
+            (published.clone(), lags.clone()),
+            (published.clone(), lags.clone()),
+        );
         let app = Router::new()
             .route(
                 "/v1.0/publish/{pubsub}/{topic}",
-                post(move || {
-                    let count = single.clone();
+                post(move |body: Bytes| {
+                    let (count, lags) = single.clone();
                     async move {
                         if !latency.is_zero() {
                             tokio::time::sleep(latency).await;
+                        }
+                        if let Ok(event) = serde_json::from_slice::<Timed>(&body) {
+                            lags.lock().unwrap().push(lag_ms(&event));
                         }
                         count.fetch_add(1, Ordering::Relaxed);
                         StatusCode::NO_CONTENT
@@ -669,13 +696,16 @@ impl CountingSidecar {
             .route(
                 "/{version}/publish/bulk/{pubsub}/{topic}",
                 post(move |body: Bytes| {
-                    let count = bulk.clone();
+                    let (count, lags) = bulk.clone();
                     async move {
                         if !latency.is_zero() {
                             tokio::time::sleep(latency).await;
                         }
-                        let entries: Vec<serde::de::IgnoredAny> =
+                        let entries: Vec<TimedEntry> =
                             serde_json::from_slice(&body).expect("a bulk body is a JSON array");
+                        lags.lock()
+                            .unwrap()
+                            .extend(entries.iter().filter_map(|e| e.event.as_ref()).map(lag_ms));
                         count.fetch_add(entries.len(), Ordering::Relaxed);
                         StatusCode::NO_CONTENT
                     }
@@ -692,7 +722,17 @@ impl CountingSidecar {
             .local_addr()
             .expect("a bound listener has an address");
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { addr, published }
+        Self {
+            addr,
+            published,
+            lags,
+        }
+    }
+
+    /// How long after its mutation each event accepted since the last call arrived, in
+    /// milliseconds, in arrival order.
+    pub fn take_lags(&self) -> Vec<u32> {
+        std::mem::take(&mut *self.lags.lock().unwrap())
     }
 
     /// Events accepted so far.
