@@ -144,38 +144,13 @@ fn serve_without_a_secret_prints_a_demo_token_reloads_on_sighup_and_stops_on_sig
     let dir = tempfile::tempdir().unwrap();
     let mappers = dir.path().join("mappers");
     std::fs::create_dir(&mappers).unwrap();
-    let mut child = pakaura()
-        .arg("serve")
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("MAPPERS_DIR", &mappers)
-        .env("ADMIN_TOKEN", "cli-admin-token-0123456789")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite:{}", dir.path().join("demo.db").display()),
-        )
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (mut token, mut addr) = (None, None);
-    let started = Instant::now();
-    let mut lines = stderr.lines();
-    while token.is_none() || addr.is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "start-up took too long"
-        );
-        let line = lines.next().expect("serve exited early").unwrap();
-        if line.trim_start().starts_with("ey") {
-            token = Some(line.trim().to_owned());
-        }
-        if let Ok(log) = serde_json::from_str::<Value>(&line)
-            && log["message"] == "pakaura listening"
-        {
-            addr = log["addr"].as_str().map(str::to_owned);
-        }
-    }
-    let url = format!("http://{}/tasks", addr.unwrap());
+    let database = format!("sqlite:{}", dir.path().join("demo.db").display());
+    let (mut child, addr, token) = serve_demo(&database, |serve| {
+        serve
+            .env("MAPPERS_DIR", &mappers)
+            .env("ADMIN_TOKEN", "cli-admin-token-0123456789");
+    });
+    let url = format!("http://{addr}/tasks");
     let status = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -184,7 +159,7 @@ fn serve_without_a_secret_prints_a_demo_token_reloads_on_sighup_and_stops_on_sig
         rt.block_on(async {
             reqwest::Client::new()
                 .get(url)
-                .bearer_auth(token.unwrap())
+                .bearer_auth(token)
                 .send()
                 .await
                 .unwrap()
@@ -286,17 +261,21 @@ fn mapper_run_names_what_is_wrong_with_a_bad_mutation() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
-/// Starts `pakaura serve` on `database` (publishing off, the demo token) and returns the
-/// process, the address it listens on and the token; its log is drained in the background.
-fn serve_demo(database: &str) -> (std::process::Child, String, String) {
-    let mut child = pakaura()
+/// Starts `pakaura serve` on `database` without a secret (so with the demo token), set up
+/// further by `configure`, and returns the process, the address it listens on and the
+/// token; its log is drained in the background.
+fn serve_demo(
+    database: &str,
+    configure: impl FnOnce(&mut Command),
+) -> (std::process::Child, String, String) {
+    let mut serve = pakaura();
+    serve
         .arg("serve")
         .env("BIND_ADDR", "127.0.0.1:0")
-        .env("PUBLISHER", "none")
         .env("DATABASE_URL", database)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    configure(&mut serve);
+    let mut child = serve.spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let (mut token, mut addr) = (None, None);
     let started = Instant::now();
@@ -331,7 +310,9 @@ fn every_task_acknowledged_before_a_kill_9_is_committed_with_its_outbox_row() {
 
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite:{}", dir.path().join("kill.db").display());
-    let (mut child, addr, token) = serve_demo(&database);
+    let (mut child, addr, token) = serve_demo(&database, |serve| {
+        serve.env("PUBLISHER", "none");
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

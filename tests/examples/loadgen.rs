@@ -128,8 +128,9 @@ async fn open_loop(
     latencies
 }
 
-/// Drives the host at `addr` (another process) and prints one row.
-async fn run_against(args: &Args, addr: SocketAddr, token: &str) {
+/// Sends `args.requests` creations to `addr`, closed or open loop; returns their latencies,
+/// sorted, and how long sending them all took.
+async fn drive(args: &Args, addr: SocketAddr, token: &str) -> (Vec<Duration>, Duration) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()
@@ -141,6 +142,12 @@ async fn run_against(args: &Args, addr: SocketAddr, token: &str) {
     };
     let load_time = started.elapsed();
     latencies.sort();
+    (latencies, load_time)
+}
+
+/// Drives the host at `addr` (another process) and prints one row.
+async fn run_against(args: &Args, addr: SocketAddr, token: &str) {
+    let (latencies, load_time) = drive(args, addr, token).await;
     println!(
         "| {} | {} | {:.0} req/s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
         args.rate.map_or_else(
@@ -180,17 +187,8 @@ async fn run_mode(args: &Args, dapr: bool) {
         .unwrap()
         .issue("load", Duration::from_secs(3600))
         .unwrap();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()
-        .unwrap();
     let started = Instant::now();
-    let mut latencies = match args.rate {
-        None => closed_loop(args, addr, &client, &token).await,
-        Some(rate) => open_loop(args.requests, rate, addr, &client, &token).await,
-    };
-    let load_time = started.elapsed();
-    latencies.sort();
+    let (latencies, load_time) = drive(args, addr, &token).await;
     let expected_events = args.requests * 2;
     let drained = if dapr {
         let deadline = Instant::now() + Duration::from_secs(300);
