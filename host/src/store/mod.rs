@@ -6,6 +6,7 @@
 //! type-checked against both drivers.
 
 mod backlog;
+mod checkpoint;
 mod dead_letters;
 mod delivery_health;
 mod envelopes;
@@ -172,7 +173,8 @@ pub enum Db {
 /// queue, first come first served, and hand the lock over without sleeping; readers
 /// never wait for writers (WAL). Readers are `query_only`, so a write sent to them by
 /// mistake fails instead of contending. Task creations queue in front of the writer and
-/// commit in groups ([`group_commit`]).
+/// commit in groups ([`group_commit`]); the WAL is checkpointed by a connection of its own,
+/// never inside a commit ([`checkpoint`]).
 #[derive(Clone, Debug)]
 pub struct SqliteDb {
     reader: SqlitePool,
@@ -236,8 +238,11 @@ impl Db {
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .test_before_acquire(false)
-                .connect_with(opts.clone().create_if_missing(true))
+                .connect_with(checkpoint::writer_options(
+                    opts.clone().create_if_missing(true),
+                ))
                 .await?;
+            checkpoint::start(opts.clone(), writer.clone());
             let reader = sqlite_readers(opts, settings).await?;
             let creates = group_commit::CreateQueue::start(writer.clone());
             Ok(Db::Sqlite(SqliteDb {
