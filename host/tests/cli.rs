@@ -355,7 +355,12 @@ fn every_task_acknowledged_before_a_kill_9_is_committed_with_its_outbox_row() {
                 })
             })
             .collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
         while count.load(Ordering::SeqCst) < 600 {
+            assert!(
+                Instant::now() < deadline && !clients.iter().any(|c| c.is_finished()),
+                "the clients stopped before 600 tasks were acknowledged"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         killed.store(true, Ordering::SeqCst);

@@ -11,14 +11,21 @@
 //!
 //! The guarantees are a lone creation's: the caller's `Ok` means its task row and outbox row
 //! are committed (durable as any other SQLite commit here, see the README), and a failed
-//! batch commits none of its rows. A batch that fails is retried one creation per
-//! transaction, so one bad row fails only its own caller, with its own error.
+//! batch commits none of its rows. A batch refused for its rows is retried one creation per
+//! transaction, so one bad row fails only its own caller, with its own error; a batch that
+//! failed because the database was busy or unavailable fails all its callers at once (each
+//! gets a transient error, answered 503), as does a creation that waited longer than the
+//! store's timeout (`DATABASE_TIMEOUT`) to be queued or to be taken into a batch. A creation
+//! whose caller has gone (the request was dropped) before its batch is written is left out.
+
+use std::time::Duration;
 
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
-use super::WritePool;
 use super::outbox::OutboxEntry;
+use super::{WritePool, transient};
 use crate::domain::Task;
 
 /// Most creations in one transaction (two statements of 8 and 7 parameters per row, far
@@ -37,6 +44,8 @@ pub(super) struct NewTaskRows {
 /// A creation waiting in the queue, with where to send its outcome.
 struct Job {
     rows: NewTaskRows,
+    /// Past this, the creation is refused as timed out instead of written.
+    deadline: Instant,
     done: oneshot::Sender<Result<(), sqlx::Error>>,
 }
 
@@ -44,28 +53,37 @@ struct Job {
 #[derive(Clone, Debug)]
 pub(super) struct CreateQueue {
     jobs: mpsc::Sender<Job>,
+    /// How long a creation may wait to be queued, or in the queue.
+    timeout: Duration,
 }
 
 impl CreateQueue {
-    /// Starts the task that commits queued creations on `writer`. It ends when the last
-    /// handle on the queue is dropped.
-    pub(super) fn start(writer: SqlitePool) -> Self {
+    /// Starts the task that commits queued creations on `writer`, each waiting at most
+    /// `timeout` before it is written. It ends when the last handle on the queue is dropped.
+    pub(super) fn start(writer: SqlitePool, timeout: Duration) -> Self {
         let (jobs, queued) = mpsc::channel(QUEUE);
         tokio::spawn(run(writer, queued));
-        Self { jobs }
+        Self { jobs, timeout }
     }
 
     /// Commits `rows`, alone or with other creations waiting at the same time; returns once
     /// the transaction holding them has committed (or failed).
     pub(super) async fn insert(&self, rows: NewTaskRows) -> Result<(), sqlx::Error> {
         let (done, outcome) = oneshot::channel();
-        // Either failure means the committing task is gone (the runtime is shutting down,
+        let deadline = Instant::now() + self.timeout;
+        let job = Job {
+            rows,
+            deadline,
+            done,
+        };
+        // A closed queue means the committing task is gone (the runtime is shutting down,
         // or it panicked): like a crashed driver worker, nothing was committed for us, or
         // we cannot know.
-        self.jobs
-            .send(Job { rows, done })
-            .await
-            .map_err(|_| sqlx::Error::WorkerCrashed)?;
+        match tokio::time::timeout_at(deadline, self.jobs.send(job)).await {
+            Err(_) => return Err(sqlx::Error::PoolTimedOut),
+            Ok(Err(_)) => return Err(sqlx::Error::WorkerCrashed),
+            Ok(Ok(())) => {}
+        }
         outcome.await.map_err(|_| sqlx::Error::WorkerCrashed)?
     }
 }
@@ -73,23 +91,54 @@ impl CreateQueue {
 /// Commits queued creations: each time, everything waiting (up to [`MAX_BATCH`]) in one
 /// transaction.
 async fn run(writer: SqlitePool, mut queued: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut taken = Vec::with_capacity(MAX_BATCH);
+    while queued.recv_many(&mut taken, MAX_BATCH).await > 0 {
+        let now = Instant::now();
+        let mut batch = Vec::with_capacity(taken.len());
+        for job in taken.drain(..) {
+            if job.done.is_closed() {
+                continue;
+            }
+            if job.deadline <= now {
+                let _ = job.done.send(Err(sqlx::Error::PoolTimedOut));
+                continue;
+            }
+            batch.push(job);
+        }
+        if batch.is_empty() {
+            continue;
+        }
         let rows: Vec<&NewTaskRows> = batch.iter().map(|job| &job.rows).collect();
         let outcome = insert(&writer, &rows).await;
         drop(rows);
         match outcome {
             Ok(()) => {
-                for job in batch.drain(..) {
+                for job in batch {
                     let _ = job.done.send(Ok(()));
                 }
             }
             Err(e) if batch.len() == 1 => {
                 let _ = batch.pop().map(|job| job.done.send(Err(e)));
             }
+            // Busy or unavailable: one by one would only wait again, once per creation.
+            Err(e) if transient(&e) => {
+                let text = e.to_string();
+                let timed_out = matches!(e, sqlx::Error::PoolTimedOut);
+                let mut first = Some(e);
+                for job in batch {
+                    let e = first.take().unwrap_or_else(|| {
+                        if timed_out {
+                            sqlx::Error::PoolTimedOut
+                        } else {
+                            sqlx::Error::Io(std::io::Error::other(text.clone()))
+                        }
+                    });
+                    let _ = job.done.send(Err(e));
+                }
+            }
             Err(e) => {
-                tracing::debug!(error = %e, rows = batch.len(), "batched creation failed; committing one by one");
-                for job in batch.drain(..) {
+                tracing::debug!(error = %e, rows = batch.len(), "batched creation refused; committing one by one");
+                for job in batch {
                     let outcome = insert(&writer, &[&job.rows]).await;
                     let _ = job.done.send(outcome);
                 }
@@ -265,5 +314,46 @@ mod tests {
         assert!(clashed.is_none());
         let kept = db.get_task("ann", first.task.id).await.unwrap().unwrap();
         assert_eq!(kept.title, first.task.title, "the first task is untouched");
+    }
+
+    /// While something else holds the writer past the store's timeout, every queued creation
+    /// fails as busy (a 503), none is written, and the next one after goes through.
+    #[tokio::test(flavor = "current_thread")]
+    async fn creations_that_cannot_get_the_writer_in_time_fail_as_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("t.db").display());
+        let settings = crate::store::PoolSettings {
+            max_connections: 4,
+            timeout: std::time::Duration::from_millis(200),
+        };
+        let db = Db::connect_with(&url, &settings).await.unwrap();
+        db.migrate().await.unwrap();
+        let Db::Sqlite(sqlite) = &db else {
+            unreachable!()
+        };
+        let held = sqlite.writer().begin().await.unwrap();
+        let batch: Vec<Mutation> = (0..3).map(|i| creation("ann", &format!("t{i}"))).collect();
+        let outcomes = together(batch.iter().map(|m| db.insert_task(m, None)).collect()).await;
+        for outcome in &outcomes {
+            let Err(e) = outcome else {
+                panic!("{outcomes:?}")
+            };
+            assert!(e.is_transient(), "{e}");
+        }
+        drop(held);
+        let later = creation("ann", "later");
+        db.insert_task(&later, None).await.unwrap();
+        let ids: Vec<_> = db
+            .outbox_rows(None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            ids,
+            [later.id],
+            "nothing of the refused creations was written"
+        );
     }
 }

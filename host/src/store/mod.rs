@@ -180,6 +180,8 @@ pub struct SqliteDb {
     reader: SqlitePool,
     writer: SqlitePool,
     creates: group_commit::CreateQueue,
+    /// Checkpoints the WAL while any handle on this database lives.
+    _checkpoints: checkpoint::Checkpoints,
 }
 
 impl SqliteDb {
@@ -242,13 +244,14 @@ impl Db {
                     opts.clone().create_if_missing(true),
                 ))
                 .await?;
-            checkpoint::start(opts.clone(), writer.clone());
-            let reader = sqlite_readers(opts, settings).await?;
-            let creates = group_commit::CreateQueue::start(writer.clone());
+            let reader = sqlite_readers(opts.clone(), settings).await?;
+            let checkpoints = checkpoint::start(opts, writer.clone());
+            let creates = group_commit::CreateQueue::start(writer.clone(), settings.timeout);
             Ok(Db::Sqlite(SqliteDb {
                 reader,
                 writer,
                 creates,
+                _checkpoints: checkpoints,
             }))
         } else {
             Err(StoreError::Url(format!(
@@ -272,6 +275,7 @@ impl Db {
                     .await?,
                 writer: sqlite.writer.clone(),
                 creates: sqlite.creates.clone(),
+                _checkpoints: sqlite._checkpoints.clone(),
             })),
         }
     }
