@@ -3,15 +3,18 @@
 //! By default SQLite checkpoints inside the commit that takes the WAL past 1,000 pages: that
 //! commit copies the WAL's pages into the database file and syncs it while every other write
 //! (API creations, the relay's batches) waits for the one writer, which shows up as the
-//! slowest requests. Here the writer never checkpoints (`wal_autocheckpoint = 0`); a task on a
-//! connection of its own runs a passive checkpoint every [`EVERY`], which copies what no
-//! reader still needs and neither waits for nor blocks the writer or the readers.
+//! slowest requests. Here a task on a connection of its own runs a passive checkpoint every
+//! [`EVERY`], which copies what no reader still needs and neither waits for nor blocks the
+//! writer or the readers.
 //!
-//! A passive checkpoint rarely lets the WAL start over under steady writes (the writer must
-//! begin just after a checkpoint that copied everything), so once the WAL holds
-//! [`RESTART_PAGES`] the task runs a `TRUNCATE` checkpoint instead: it waits for the writer
-//! (as a write would, up to the busy timeout), copies the few frames the passive ones left,
-//! and empties the WAL file, which the next write starts again. That bounds the WAL file.
+//! A passive checkpoint from another connection seldom lets the WAL start over under steady
+//! writes (the writer must begin just after a checkpoint that copied everything), so the
+//! writer keeps a checkpoint of its own as a backstop, at [`WRITER_PAGES`] rather than 1,000:
+//! run inside a commit, with the write lock held, it finishes and the next write starts the
+//! WAL over, and it has little left to copy since the task copied most of it already. (A
+//! `RESTART` or `TRUNCATE` checkpoint from the task instead was measured: it holds the write
+//! lock while SQLite's busy handler waits out the readers, and the p99 went from ~25 ms to
+//! ~140 ms under wrk.)
 //!
 //! With `synchronous = NORMAL` a commit reaches the WAL file without a sync; the sync comes
 //! with the next checkpoint. So a commit survives the process being killed at once, and a
@@ -27,17 +30,17 @@ use sqlx::{Connection, SqlitePool};
 /// How often the WAL is checkpointed.
 const EVERY: Duration = Duration::from_millis(500);
 
-/// WAL pages past which a checkpoint empties the WAL (4,096 pages: 16 MB at the default
-/// page size).
-const RESTART_PAGES: i64 = 4 * 1024;
+/// WAL pages at which the writer checkpoints in a commit (4,096 pages: 16 MB at the default
+/// page size), should the task's checkpoints not have let the WAL start over.
+const WRITER_PAGES: i64 = 4 * 1024;
 
 /// WAL pages past which the WAL is said to be growing (a long read keeps it from starting
 /// over).
-const WARN_PAGES: i64 = 16 * RESTART_PAGES;
+const WARN_PAGES: i64 = 16 * WRITER_PAGES;
 
-/// The writer's connection setting that leaves checkpoints to [`start`].
+/// The writer's connection setting: its own checkpoints only as a backstop.
 pub(super) fn writer_options(opts: SqliteConnectOptions) -> SqliteConnectOptions {
-    opts.pragma("wal_autocheckpoint", "0")
+    opts.pragma("wal_autocheckpoint", WRITER_PAGES.to_string())
 }
 
 /// Keeps the checkpoint task going: it stops when the last clone is dropped, or when
@@ -64,22 +67,17 @@ async fn run(opts: SqliteConnectOptions, writer: SqlitePool, alive: Weak<()>) {
     };
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pages = 0_i64;
     let mut warned = false;
     loop {
         tick.tick().await;
         if alive.strong_count() == 0 || writer.is_closed() {
             break;
         }
-        let sql = if pages >= RESTART_PAGES {
-            "PRAGMA wal_checkpoint(TRUNCATE)"
-        } else {
-            "PRAGMA wal_checkpoint(PASSIVE)"
-        };
-        let done: Result<(i64, i64, i64), _> = sqlx::query_as(sql).fetch_one(&mut conn).await;
+        let done: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut conn)
+            .await;
         match done {
             Ok((_, log, _)) => {
-                pages = log;
                 if log > WARN_PAGES && !warned {
                     tracing::warn!(
                         wal_pages = log,
@@ -103,11 +101,11 @@ mod tests {
 
     use crate::store::Db;
 
-    /// In WAL mode only a checkpoint writes the database file itself; the writer never
-    /// checkpoints, and a few hundred pages of WAL are far below the automatic threshold, so
-    /// the file grows only if the checkpointing task runs.
+    /// In WAL mode only a checkpoint writes the database file itself; a few hundred pages of
+    /// WAL are far below the writer's backstop, so the file grows only if the checkpointing
+    /// task runs.
     #[tokio::test]
-    async fn the_wal_is_checkpointed_by_its_own_task_and_never_by_the_writer() {
+    async fn the_wal_is_checkpointed_by_its_own_task() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
         let db = Db::connect(&format!("sqlite:{}", path.display()))
@@ -121,7 +119,11 @@ mod tests {
             .fetch_one(sqlite.writer())
             .await
             .unwrap();
-        assert_eq!(pages, 0, "the writer leaves checkpoints to the task");
+        assert_eq!(
+            pages,
+            super::WRITER_PAGES,
+            "the writer checkpoints only as a backstop"
+        );
 
         // Let the migrations' pages reach the file, then write more.
         tokio::time::sleep(2 * super::EVERY).await;
@@ -151,12 +153,11 @@ mod tests {
         db.close().await;
     }
 
-    /// Under steady writes a passive checkpoint seldom lets the WAL start over; the task
-    /// empties it once it holds [`super::RESTART_PAGES`]. Commits go through back to back
-    /// until the WAL file is seen to shrink while they do (it never would if only passive
-    /// checkpoints ran: the file keeps its size until emptied).
+    /// Under steady writes the task's passive checkpoints seldom let the WAL start over; the
+    /// writer's backstop does. 80 MB and more go through the WAL back to back; its file stays
+    /// near the backstop's 16 MB (it would hold all of it otherwise).
     #[tokio::test]
-    async fn the_wal_is_emptied_under_steady_writes() {
+    async fn the_wal_stays_bounded_under_steady_writes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
         let db = Db::connect(&format!("sqlite:{}", path.display()))
@@ -166,16 +167,9 @@ mod tests {
         let Db::Sqlite(sqlite) = &db else {
             unreachable!()
         };
-        let wal = dir.path().join("w.db-wal");
-        let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
         let pad = "x".repeat(3_000);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let (mut largest, mut n) = (0, 0);
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "the WAL grew to {largest} bytes and was never emptied"
-            );
+        // A row of 3 KB and its index entries: two pages or more per commit.
+        for n in 0..10_000 {
             sqlx::query(
                 "INSERT INTO outbox (id, task_id, user_id, action, mutation, created_at) \
                          VALUES ($1, $2, 'u', 'created', $3, '2026-01-01T00:00:00.000Z')",
@@ -186,13 +180,11 @@ mod tests {
             .execute(sqlite.writer())
             .await
             .unwrap();
-            n += 1;
-            let size = wal_size();
-            if size < largest && largest > 16 * 1024 * 1024 {
-                break;
-            }
-            largest = largest.max(size);
         }
+        let wal = std::fs::metadata(dir.path().join("w.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(wal < 32 * 1024 * 1024, "the WAL grew to {wal} bytes");
         db.close().await;
     }
 }
