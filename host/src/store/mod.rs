@@ -6,7 +6,6 @@
 //! type-checked against both drivers.
 
 mod backlog;
-mod checkpoint;
 mod dead_letters;
 mod delivery_health;
 mod envelopes;
@@ -173,15 +172,12 @@ pub enum Db {
 /// queue, first come first served, and hand the lock over without sleeping; readers
 /// never wait for writers (WAL). Readers are `query_only`, so a write sent to them by
 /// mistake fails instead of contending. Task creations queue in front of the writer and
-/// commit in groups ([`group_commit`]); the WAL is checkpointed by a connection of its own,
-/// never inside a commit ([`checkpoint`]).
+/// commit in groups ([`group_commit`]).
 #[derive(Clone, Debug)]
 pub struct SqliteDb {
     reader: SqlitePool,
     writer: SqlitePool,
     creates: group_commit::CreateQueue,
-    /// Checkpoints the WAL while any handle on this database lives.
-    _checkpoints: checkpoint::Checkpoints,
 }
 
 impl SqliteDb {
@@ -240,18 +236,14 @@ impl Db {
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .test_before_acquire(false)
-                .connect_with(checkpoint::writer_options(
-                    opts.clone().create_if_missing(true),
-                ))
+                .connect_with(opts.clone().create_if_missing(true))
                 .await?;
-            let reader = sqlite_readers(opts.clone(), settings).await?;
-            let checkpoints = checkpoint::start(opts, writer.clone());
+            let reader = sqlite_readers(opts, settings).await?;
             let creates = group_commit::CreateQueue::start(writer.clone(), settings.timeout);
             Ok(Db::Sqlite(SqliteDb {
                 reader,
                 writer,
                 creates,
-                _checkpoints: checkpoints,
             }))
         } else {
             Err(StoreError::Url(format!(
@@ -275,7 +267,6 @@ impl Db {
                     .await?,
                 writer: sqlite.writer.clone(),
                 creates: sqlite.creates.clone(),
-                _checkpoints: sqlite._checkpoints.clone(),
             })),
         }
     }
