@@ -24,7 +24,8 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::outbox::OutboxEntry;
+use super::outbox::{OutboxEntry, insert_outbox};
+use super::tasks::insert_tasks;
 use super::{WritePool, transient};
 use crate::domain::Task;
 
@@ -151,9 +152,7 @@ async fn run(writer: SqlitePool, mut queued: mpsc::Receiver<Job>) {
 /// transaction.
 async fn insert(writer: &SqlitePool, rows: &[&NewTaskRows]) -> Result<(), sqlx::Error> {
     let mut tx = writer.begin_write().await?;
-    let mut tasks = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO tasks (id, user_id, title, description, completed, due_date, created_at, updated_at) ",
-    );
+    let mut tasks = QueryBuilder::<Sqlite>::new(insert_tasks!());
     tasks.push_values(rows, |mut b, r| {
         let t = &r.task;
         b.push_bind(t.id)
@@ -166,9 +165,7 @@ async fn insert(writer: &SqlitePool, rows: &[&NewTaskRows]) -> Result<(), sqlx::
             .push_bind(t.updated_at);
     });
     tasks.build().execute(&mut *tx).await?;
-    let mut outbox = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO outbox (id, task_id, user_id, action, mutation, traceparent, created_at) ",
-    );
+    let mut outbox = QueryBuilder::<Sqlite>::new(insert_outbox!());
     outbox.push_values(rows, |mut b, r| {
         let e = &r.entry;
         b.push_bind(e.id)
@@ -192,7 +189,7 @@ mod tests {
         Action, Description, ListOrder, Mutation, MutationContext, NewTask, Origin, PageRequest,
         Task, TaskTitle,
     };
-    use crate::store::{Db, StoreError};
+    use crate::store::{Db, PoolSettings, StoreError};
 
     fn creation(user: &str, title: &str) -> Mutation {
         let ctx = MutationContext {
@@ -215,11 +212,21 @@ mod tests {
         )
     }
 
-    async fn sqlite(dir: &tempfile::TempDir) -> Db {
+    async fn sqlite(dir: &tempfile::TempDir, settings: &PoolSettings) -> Db {
         let url = format!("sqlite:{}", dir.path().join("t.db").display());
-        let db = Db::connect(&url).await.unwrap();
+        let db = Db::connect_with(&url, settings).await.unwrap();
         db.migrate().await.unwrap();
         db
+    }
+
+    /// The outbox's mutation ids, in commit order.
+    async fn outbox_ids(db: &Db) -> Vec<uuid::Uuid> {
+        db.outbox_rows(None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect()
     }
 
     /// Polls each future once, in order, then awaits them all: on a current-thread runtime,
@@ -239,7 +246,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn concurrent_creations_commit_in_arrival_order_each_with_its_outbox_row() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sqlite(&dir).await;
+        let db = sqlite(&dir, &PoolSettings::default()).await;
         let mutations: Vec<Mutation> = (0..200)
             .map(|i| creation("ann", &format!("t{i}")))
             .collect();
@@ -247,7 +254,7 @@ mod tests {
         assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
 
         let rows = db.outbox_rows(None).await.unwrap();
-        let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
+        let ids = outbox_ids(&db).await;
         let want: Vec<_> = mutations.iter().map(|m| m.id).collect();
         assert_eq!(
             ids, want,
@@ -280,7 +287,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_creation_that_fails_fails_alone_and_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sqlite(&dir).await;
+        let db = sqlite(&dir, &PoolSettings::default()).await;
         let first = creation("ann", "first");
         db.insert_task(&first, None).await.unwrap();
 
@@ -298,15 +305,8 @@ mod tests {
         };
         assert!(e.is_unique_violation(), "{e}");
 
-        let ids: Vec<_> = db
-            .outbox_rows(None)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.id)
-            .collect();
         assert_eq!(
-            ids,
+            outbox_ids(&db).await,
             [first.id, batch[0].id, batch[2].id],
             "no outbox row of the clash"
         );
@@ -321,13 +321,11 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn creations_that_cannot_get_the_writer_in_time_fail_as_busy() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("t.db").display());
-        let settings = crate::store::PoolSettings {
+        let settings = PoolSettings {
             max_connections: 4,
             timeout: std::time::Duration::from_millis(200),
         };
-        let db = Db::connect_with(&url, &settings).await.unwrap();
-        db.migrate().await.unwrap();
+        let db = sqlite(&dir, &settings).await;
         let Db::Sqlite(sqlite) = &db else {
             unreachable!()
         };
@@ -343,15 +341,8 @@ mod tests {
         drop(held);
         let later = creation("ann", "later");
         db.insert_task(&later, None).await.unwrap();
-        let ids: Vec<_> = db
-            .outbox_rows(None)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.id)
-            .collect();
         assert_eq!(
-            ids,
+            outbox_ids(&db).await,
             [later.id],
             "nothing of the refused creations was written"
         );

@@ -36,6 +36,14 @@ impl OutboxRow {
     }
 }
 
+/// The start of every outbox insert: the columns an [`OutboxEntry`] fills, in its order.
+macro_rules! insert_outbox {
+    () => {
+        "INSERT INTO outbox (id, task_id, user_id, action, mutation, traceparent, created_at) "
+    };
+}
+pub(super) use insert_outbox;
+
 /// The outbox row of one mutation, ready to insert.
 #[derive(Debug, Clone)]
 pub(super) struct OutboxEntry {
@@ -79,10 +87,10 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
 {
-    sqlx::query(
-        "INSERT INTO outbox (id, task_id, user_id, action, mutation, traceparent, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
+    sqlx::query(concat!(
+        insert_outbox!(),
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
     .bind(entry.id)
     .bind(entry.task_id)
     .bind(entry.user_id.as_str())

@@ -22,6 +22,14 @@ macro_rules! task_columns {
 }
 pub(super) use task_columns;
 
+/// The start of every task insert: the columns of a new task, in [`Task`]'s order.
+macro_rules! insert_tasks {
+    () => {
+        "INSERT INTO tasks (id, user_id, title, description, completed, due_date, created_at, updated_at) "
+    };
+}
+pub(super) use insert_tasks;
+
 /// A task as stored, with its insertion sequence (the pagination key).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(super) struct TaskRow {
@@ -91,10 +99,7 @@ where
     for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
 {
     let sql = match action {
-        Action::Created => {
-            "INSERT INTO tasks (id, user_id, title, description, completed, due_date, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        }
+        Action::Created => concat!(insert_tasks!(), "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
         Action::Updated | Action::Completed | Action::Uncompleted => {
             "UPDATE tasks SET user_id = $2, title = $3, description = $4, completed = $5, \
              due_date = $6, created_at = $7, updated_at = $8 WHERE id = $1"
@@ -135,12 +140,13 @@ impl Db {
             // One statement, so one round trip: the task and its outbox row commit
             // together (a statement is atomic).
             Db::Postgres(pool) => {
-                sqlx::query(
-                    "WITH task AS (INSERT INTO tasks (id, user_id, title, description, completed, due_date, \
-                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)) \
-                     INSERT INTO outbox (id, task_id, user_id, action, mutation, traceparent, created_at) \
-                     VALUES ($9, $1, $2, $10, $11, $12, $13)",
-                )
+                sqlx::query(concat!(
+                    "WITH task AS (",
+                    insert_tasks!(),
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)) ",
+                    outbox::insert_outbox!(),
+                    "VALUES ($9, $1, $2, $10, $11, $12, $13)"
+                ))
                 .bind(task.id)
                 .bind(&task.user_id)
                 .bind(&task.title)
