@@ -90,8 +90,10 @@ function micros(us) {
   return us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${Math.round(us)} µs`;
 }
 
+/** An id's last eight characters: random in every id (task and mutation ids begin with
+ * the time they were made), and what the id searches match. */
 function short(id) {
-  return id ? String(id).slice(0, 8) : '–';
+  return id ? String(id).slice(-8) : '–';
 }
 
 /** Shows `message` in the status region `node`: ok, bad or plain. */

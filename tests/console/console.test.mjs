@@ -108,12 +108,12 @@ await runInBrowser('console browser test', { width: 1280, height: 860 }, async (
     assert.equal(response.status, 201);
     task = (await response.json()).id;
     await page.locator('#envelopes-table tbody tr', { hasText: 'task.created' })
-      .filter({ hasText: task.slice(0, 8) }).waitFor();
+      .filter({ hasText: task.slice(-8) }).waitFor();
     await shot('04-envelopes');
   });
 
   await step('an envelope opens to its exact CloudEvents JSON and delivery history', async () => {
-    const row = page.locator('#envelopes-table tbody tr', { hasText: 'task.created' }).filter({ hasText: task.slice(0, 8) });
+    const row = page.locator('#envelopes-table tbody tr', { hasText: 'task.created' }).filter({ hasText: task.slice(-8) });
     await row.getByRole('button', { name: /^Open task\.created/ }).click();
     await page.locator('#envelope-detail').waitFor();
     const json = JSON.parse(await page.locator('#envelope-json').textContent());
@@ -147,7 +147,7 @@ await runInBrowser('console browser test', { width: 1280, height: 860 }, async (
     assert.equal(await page.locator('#envelopes-table tbody tr[data-envelope]').count(), 0, 'no stale rows');
     assert.equal(await page.getByLabel('Task id').getAttribute('aria-invalid'), 'true');
     await shot('05b-search-error');
-    await page.getByLabel('Task id').fill(task.slice(0, 8));
+    await page.getByLabel('Task id').fill(task.slice(-8));
     await page.getByLabel('Type starts with').fill('task.');
     await page.getByRole('button', { name: 'Apply filters' }).click();
     await until('the task\'s envelopes', async () => /of 1 matching/.test(await page.locator('#envelopes-count').textContent()));
@@ -180,7 +180,7 @@ await runInBrowser('console browser test', { width: 1280, height: 860 }, async (
   await step('a replay into a still-refusing sidecar shows as refused again, linked to its new letter', async () => {
     const card = page.locator(`#dead-letters-list article[data-letter="${letterId}"]`);
     assert.match(await card.textContent(), /reminder\.scheduled on reminders/);
-    assert.match(await card.textContent(), new RegExp(task.slice(0, 8)));
+    assert.match(await card.textContent(), new RegExp(task.slice(-8)));
     await card.getByRole('button', { name: /^Replay/ }).click();
     await until('the honest result', async () => /refused again/.test(await page.locator('#replay-result').textContent()));
     const result = await page.locator('#replay-result').textContent();
@@ -191,7 +191,7 @@ await runInBrowser('console browser test', { width: 1280, height: 860 }, async (
     await replacing.first().waitFor();
     const newId = await replacing.first().getAttribute('data-letter');
     assert.notEqual(newId, letterId);
-    assert.match(await replacing.first().textContent(), new RegExp(`Replaces${letterId.slice(0, 8)}`));
+    assert.match(await replacing.first().textContent(), new RegExp(`Replaces${letterId.slice(-8)}`));
     letterId = newId;
     await shot('07a-refused-again');
   });
@@ -199,7 +199,7 @@ await runInBrowser('console browser test', { width: 1280, height: 860 }, async (
   await step('the held view lists the held task with its topic, reason and waiting events', async () => {
     await page.getByRole('link', { name: /^Held/ }).click();
     await page.locator('#h-held:focus').waitFor();
-    const row = page.locator('#held-table tbody tr', { hasText: task.slice(0, 8) });
+    const row = page.locator('#held-table tbody tr', { hasText: task.slice(-8) });
     await row.waitFor();
     const text = await row.textContent();
     assert.match(text, /reminders/);
@@ -330,7 +330,7 @@ await runInBrowser('console browser test', { width: 1280, height: 860 }, async (
 
   await step('a recent real mutation prefills the playground', async () => {
     await until('recent mutations', async () => (await page.locator('#pg-recent option').count()) > 1);
-    const value = await page.locator('#pg-recent option', { hasText: `task ${task.slice(0, 8)}` }).first().getAttribute('value');
+    const value = await page.locator('#pg-recent option', { hasText: `task ${task.slice(-8)}` }).first().getAttribute('value');
     await page.locator('#pg-recent').selectOption(value);
     await page.getByRole('button', { name: 'Use it' }).click();
     await until('the real mutation', async () => (await page.locator('#pg-mutation').inputValue()).includes(task));

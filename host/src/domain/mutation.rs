@@ -105,7 +105,8 @@ impl Mutation {
         at: DateTime<Utc>,
     ) -> Self {
         Self {
-            id: Uuid::new_v4(),
+            // Time-ordered, as task ids are (see `Task::create`).
+            id: Uuid::now_v7(),
             action,
             task,
             changes,

@@ -25,8 +25,8 @@ use super::auth::Admin;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiPath, ApiQuery};
 use crate::domain::text::control_character;
-use crate::operator::search::IdPrefix;
-use crate::store::{EnvelopeFilter, EnvelopeState};
+use crate::operator::search::IdDigits;
+use crate::store::{EnvelopeFilter, EnvelopeState, IdPart, TextIdPart};
 use model::{EnvelopeDetail, EnvelopeList, EnvelopeView, MapperList, Reloaded};
 
 pub(super) fn router(state: &AppState) -> Router<AppState> {
@@ -187,14 +187,14 @@ pub(super) struct EnvelopeQuery {
     /// Only this topic (printable, at most 256 bytes).
     #[param(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     topic: Option<String>,
-    /// Only the envelopes of this task: its id, or its first 8 or more hex digits.
-    #[param(value_type = Option<String>, min_length = 8, max_length = 36, pattern = r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{1,4}){0,3}(-?[0-9a-fA-F]{1,12})?$")]
+    /// Only the envelopes of this task: its id, or its first or last 8 or more hex digits (the console shows the last 8).
+    #[param(value_type = Option<String>, min_length = 8, max_length = 36, pattern = r"^-*([0-9a-fA-F]-*){8,32}$")]
     task_id: Option<String>,
-    /// Only this envelope: its id, or its first 8 or more hex digits.
-    #[param(value_type = Option<String>, min_length = 8, max_length = 36, pattern = r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{1,4}){0,3}(-?[0-9a-fA-F]{1,12})?$")]
+    /// Only this envelope: its id, or its first or last 8 or more hex digits (the console shows the last 8).
+    #[param(value_type = Option<String>, min_length = 8, max_length = 36, pattern = r"^-*([0-9a-fA-F]-*){8,32}$")]
     id: Option<String>,
-    /// Only the envelopes of this mutation: its id, or its first 8 or more hex digits.
-    #[param(value_type = Option<String>, min_length = 8, max_length = 36, pattern = r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{1,4}){0,3}(-?[0-9a-fA-F]{1,12})?$")]
+    /// Only the envelopes of this mutation: its id, or its first or last 8 or more hex digits (the console shows the last 8).
+    #[param(value_type = Option<String>, min_length = 8, max_length = 36, pattern = r"^-*([0-9a-fA-F]-*){8,32}$")]
     mutation_id: Option<String>,
     /// Only the envelopes of this correlation id (exact).
     #[param(max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
@@ -237,8 +237,8 @@ pub(super) fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
 
 /// Recent envelopes, newest first, with their state and delivery history.
 ///
-/// Ids (task, envelope, mutation) match by their first 8 or more hex digits; `total`
-/// counts every match, `offset` pages.
+/// Ids (task, envelope, mutation) match by their first or their last 8 or more hex
+/// digits; `total` counts every match, `offset` pages.
 #[utoipa::path(get, path = "/admin/envelopes", tag = "admin", params(EnvelopeQuery),
     responses((status = 200, body = EnvelopeList),
         (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json")))]
@@ -248,11 +248,17 @@ async fn envelopes(
     ApiQuery(q): ApiQuery<EnvelopeQuery>,
 ) -> Result<Json<EnvelopeList>, ApiError> {
     let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-    let prefix = |field: &'static str, raw: Option<String>| {
-        raw.map(|r| IdPrefix::parse(&r).map_err(|e| ApiError::param(field, e)))
+    let digits = |field: &'static str, raw: Option<String>| {
+        raw.map(|r| IdDigits::parse(&r).map_err(|e| ApiError::param(field, e)))
             .transpose()
     };
-    let task = prefix("task_id", q.task_id)?;
+    let part = |d: &IdDigits| IdPart {
+        range: d.range(),
+        end: d.digits().to_owned(),
+    };
+    let task = digits("task_id", q.task_id)?;
+    let mutation = digits("mutation_id", q.mutation_id)?;
+    let id = digits("id", q.id)?;
     let offset = q.offset.unwrap_or(0);
     if !(0..=1_000_000).contains(&offset) {
         return Err(ApiError::param("offset", "must be between 0 and 1000000"));
@@ -270,10 +276,13 @@ async fn envelopes(
         event_type: text_param("type", nonempty(q.event_type))?,
         type_prefix: text_param("type_prefix", nonempty(q.type_prefix))?,
         topic: text_param("topic", nonempty(q.topic))?,
-        task_id: task.as_ref().filter(|t| t.is_whole()).map(|t| t.range().0),
-        task_range: task.as_ref().filter(|t| !t.is_whole()).map(IdPrefix::range),
-        mutation_range: prefix("mutation_id", q.mutation_id)?.map(|p| p.range()),
-        id_prefix: prefix("id", q.id)?.map(|p| p.text()),
+        task_id: task.as_ref().and_then(IdDigits::whole),
+        task_part: task.as_ref().filter(|t| t.whole().is_none()).map(part),
+        mutation_part: mutation.as_ref().map(part),
+        id_part: id.as_ref().map(|d| TextIdPart {
+            start: d.text(),
+            end: d.end_text(),
+        }),
         correlation_id: text_param("correlation_id", nonempty(q.correlation_id))?,
         user_id: text_param("user_id", nonempty(q.user_id))?,
         since: letters_bulk::time_param("since", q.since)?,

@@ -52,12 +52,12 @@ pub struct EnvelopeFilter {
     pub event_type: Option<String>,
     pub topic: Option<String>,
     pub task_id: Option<Uuid>,
-    /// Task ids between these two, inclusive (an id prefix's range).
-    pub task_range: Option<(Uuid, Uuid)>,
-    /// Mutation ids between these two, inclusive (an id prefix's range).
-    pub mutation_range: Option<(Uuid, Uuid)>,
-    /// The envelope id starts with this (lower-case hex digits and dashes only).
-    pub id_prefix: Option<String>,
+    /// Task ids starting or ending with these digits.
+    pub task_part: Option<IdPart>,
+    /// Mutation ids starting or ending with these digits.
+    pub mutation_part: Option<IdPart>,
+    /// Envelope ids (stored as text) starting or ending with these digits.
+    pub id_part: Option<TextIdPart>,
     pub correlation_id: Option<String>,
     pub user_id: Option<String>,
     /// The CloudEvents type starts with this.
@@ -71,39 +71,89 @@ pub struct EnvelopeFilter {
     pub offset: i64,
 }
 
-/// The `WHERE` clause of an [`EnvelopeFilter`], `$1`…`$14` as [`bind_envelope_filter!`]
-/// binds them.
+/// Ids whose first or last digits are these: part of an id, as an operator searches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdPart {
+    /// The smallest and the largest id starting with the digits (an index range).
+    pub range: (Uuid, Uuid),
+    /// The digits, lower-case hex without dashes, that the id's hex may end with.
+    pub end: String,
+}
+
+/// Text ids (`8-4-4-4-12`) whose start or end is this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextIdPart {
+    /// The start, dashed as in a whole id.
+    pub start: String,
+    /// The end, dashed as in a whole id.
+    pub end: String,
+}
+
+/// The `WHERE` clause of an [`EnvelopeFilter`], `$1`…`$17` as [`bind_envelope_filter!`]
+/// binds them. `$hex_task` and `$hex_mutation` are the database's expressions for the
+/// task's and the mutation's id as 32 lower-case hex digits (a task or mutation id's
+/// end has no index: a search by it reads the envelopes the other filters leave).
 macro_rules! envelopes_matching {
-    () => {
-        " FROM envelopes WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR event_type = $2) \
-         AND ($3 IS NULL OR topic = $3) AND ($4 IS NULL OR task_id = $4) \
-         AND ($5 IS NULL OR (task_id >= $5 AND task_id <= $6)) \
-         AND ($7 IS NULL OR (mutation_id >= $7 AND mutation_id <= $8)) \
-         AND ($9 IS NULL OR id LIKE $9) AND ($10 IS NULL OR correlation_id = $10) \
-         AND ($11 IS NULL OR user_id = $11) \
-         AND ($12 IS NULL OR substr(event_type, 1, length($12)) = $12) \
-         AND ($13 IS NULL OR created_at >= $13) AND ($14 IS NULL OR created_at < $14)"
+    ($hex_task:literal, $hex_mutation:literal) => {
+        concat!(
+            " FROM envelopes WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR event_type = $2) \
+             AND ($3 IS NULL OR topic = $3) AND ($4 IS NULL OR task_id = $4) \
+             AND ($5 IS NULL OR (task_id >= $5 AND task_id <= $6) OR substr(",
+            $hex_task,
+            ", 33 - length($15)) = $15) \
+             AND ($7 IS NULL OR (mutation_id >= $7 AND mutation_id <= $8) OR substr(",
+            $hex_mutation,
+            ", 33 - length($16)) = $16) \
+             AND ($9 IS NULL OR id LIKE $9 OR id LIKE $17) AND ($10 IS NULL OR correlation_id = $10) \
+             AND ($11 IS NULL OR user_id = $11) \
+             AND ($12 IS NULL OR substr(event_type, 1, length($12)) = $12) \
+             AND ($13 IS NULL OR created_at >= $13) AND ($14 IS NULL OR created_at < $14)"
+        )
     };
 }
 
-/// Binds `$1`…`$14` of [`envelopes_matching!`].
+/// Runs `$query` (a macro taking the two hex expressions of [`envelopes_matching!`]) on
+/// the database's readers, bound by `$bind`.
+macro_rules! on_envelopes {
+    ($db:expr, $query:ident, |$q:ident| $bind:expr) => {
+        match $db {
+            Db::Sqlite(sqlite) => {
+                let pool = sqlite.reader();
+                let $q = sqlx::query_as($query!("lower(hex(task_id))", "lower(hex(mutation_id))"));
+                $bind.fetch_all(pool).await
+            }
+            Db::Postgres(pool) => {
+                let $q = sqlx::query_as($query!(
+                    "replace(task_id::text, '-', '')",
+                    "replace(mutation_id::text, '-', '')"
+                ));
+                $bind.fetch_all(pool).await
+            }
+        }
+    };
+}
+
+/// Binds `$1`…`$17` of [`envelopes_matching!`] (`$15`… `$17` after the caller's own).
 macro_rules! bind_envelope_filter {
-    ($query:expr, $f:expr, $state:expr, $like:expr) => {
+    ($query:expr, $f:expr, $state:expr) => {
         $query
             .bind($state)
             .bind($f.event_type.as_deref())
             .bind($f.topic.as_deref())
             .bind($f.task_id)
-            .bind($f.task_range.map(|r| r.0))
-            .bind($f.task_range.map(|r| r.1))
-            .bind($f.mutation_range.map(|r| r.0))
-            .bind($f.mutation_range.map(|r| r.1))
-            .bind($like)
+            .bind($f.task_part.as_ref().map(|p| p.range.0))
+            .bind($f.task_part.as_ref().map(|p| p.range.1))
+            .bind($f.mutation_part.as_ref().map(|p| p.range.0))
+            .bind($f.mutation_part.as_ref().map(|p| p.range.1))
+            .bind($f.id_part.as_ref().map(|p| format!("{}%", p.start)))
             .bind($f.correlation_id.as_deref())
             .bind($f.user_id.as_deref())
             .bind($f.type_prefix.as_deref())
             .bind($f.since)
             .bind($f.until)
+            .bind($f.task_part.as_ref().map(|p| p.end.clone()))
+            .bind($f.mutation_part.as_ref().map(|p| p.end.clone()))
+            .bind($f.id_part.as_ref().map(|p| format!("%{}", p.end)))
     };
 }
 
@@ -140,42 +190,36 @@ impl Db {
         filter: &EnvelopeFilter,
     ) -> Result<Vec<EnvelopeRecord>, StoreError> {
         let state = filter.state.map(EnvelopeState::as_str);
-        let like = filter.id_prefix.as_ref().map(|p| format!("{p}%"));
-        with_pool!(self, |pool| async {
-            let rows = bind_envelope_filter!(
-                sqlx::query_as(concat!(
+        macro_rules! query {
+            ($hex_task:literal, $hex_mutation:literal) => {
+                concat!(
                     "SELECT ",
                     envelope_columns!(),
-                    envelopes_matching!(),
-                    " ORDER BY seq DESC LIMIT $15 OFFSET $16"
-                )),
-                filter,
-                state,
-                like.as_deref()
-            )
+                    envelopes_matching!($hex_task, $hex_mutation),
+                    " ORDER BY seq DESC LIMIT $18 OFFSET $19"
+                )
+            };
+        }
+        let rows = on_envelopes!(self, query, |q| bind_envelope_filter!(q, filter, state)
             .bind(filter.limit)
-            .bind(filter.offset)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows)
-        })
+            .bind(filter.offset))?;
+        Ok(rows)
     }
 
     /// How many envelopes match `filter` (its limit and offset aside).
     pub async fn count_envelopes(&self, filter: &EnvelopeFilter) -> Result<i64, StoreError> {
         let state = filter.state.map(EnvelopeState::as_str);
-        let like = filter.id_prefix.as_ref().map(|p| format!("{p}%"));
-        let (n,): (i64,) = with_pool!(self, |pool| async {
-            bind_envelope_filter!(
-                sqlx::query_as(concat!("SELECT count(*)", envelopes_matching!())),
-                filter,
-                state,
-                like.as_deref()
-            )
-            .fetch_one(pool)
-            .await
-        })?;
-        Ok(n)
+        macro_rules! query {
+            ($hex_task:literal, $hex_mutation:literal) => {
+                concat!(
+                    "SELECT count(*)",
+                    envelopes_matching!($hex_task, $hex_mutation)
+                )
+            };
+        }
+        let counted: Vec<(i64,)> =
+            on_envelopes!(self, query, |q| bind_envelope_filter!(q, filter, state))?;
+        Ok(counted.first().map_or(0, |(n,)| *n))
     }
 
     /// Envelope `id` (its CloudEvents id), whatever its state.

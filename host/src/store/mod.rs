@@ -32,7 +32,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use backlog::Backlog;
 pub use dead_letters::{DeadLetter, Requeued};
 pub use delivery_health::{DeliveryHealth, LastFailure};
-pub use envelopes::{DeliveryAttempt, EnvelopeFilter, EnvelopeRecord};
+pub use envelopes::{DeliveryAttempt, EnvelopeFilter, EnvelopeRecord, IdPart, TextIdPart};
 pub use flow_detail::{OldestPending, TopicActivity};
 pub use history::{HistoryRange, HistoryWindow, MAX_LAST};
 pub use holds::{Hold, LetterHold};

@@ -1,5 +1,6 @@
-//! Searching envelopes as an operator does: an id's first eight characters (task,
-//! envelope, mutation), a correlation or user id, a type prefix, a time range, with a
+//! Searching envelopes as an operator does: an id's last eight characters, as the
+//! console shows them, or its first ones (task, envelope, mutation), a correlation or
+//! user id, a type prefix, a time range, with a
 //! total and pages; a bad filter is a 400 naming the field in words, never a parser's.
 
 use reqwest::{Method, StatusCode};
@@ -21,7 +22,7 @@ fn count(body: &Value) -> usize {
     body["envelopes"].as_array().unwrap().len()
 }
 
-async fn envelopes_are_found_by_id_prefixes_and_paged_with_a_total(backend: Backend) {
+async fn envelopes_are_found_by_part_of_an_id_and_paged_with_a_total(backend: Backend) {
     let app = spawn_app(backend).await;
     let created = app
         .client
@@ -52,19 +53,57 @@ async fn envelopes_are_found_by_id_prefixes_and_paged_with_a_total(backend: Back
     let envelope = mine[0]["id"].as_str().unwrap();
     let mutation = mine[0]["mutation_id"].as_str().unwrap();
 
-    // The first eight characters, as the console's tables show them.
-    let by_task = search(&app, &format!("task_id={}", &task[..8])).await;
+    // The last eight characters, as the console's tables show them.
+    let end = |id: &str, n: usize| id[id.len() - n..].to_owned();
+    let by_task = search(&app, &format!("task_id={}", end(&task, 8))).await;
     assert_eq!(by_task["total"], 3, "{by_task}");
     assert_eq!(count(&by_task), 3);
     assert_eq!(
         search(&app, &format!("task_id={}", task.to_uppercase())).await["total"],
         3
     );
-    let by_id = search(&app, &format!("id={}", &envelope[..8])).await;
+    let by_id = search(&app, &format!("id={}", end(envelope, 8))).await;
     assert_eq!(by_id["envelopes"][0]["id"], envelope, "{by_id}");
+    assert_eq!(by_id["total"], 1, "{by_id}");
+    // A longer end, dashed as in the id or not.
+    let mutation_end = end(mutation, 17);
     assert_eq!(
-        search(&app, &format!("mutation_id={}", &mutation[..13])).await["total"],
+        search(&app, &format!("mutation_id={mutation_end}")).await["total"],
         3
+    );
+    assert_eq!(
+        search(
+            &app,
+            &format!("mutation_id={}", mutation_end.replace('-', ""))
+        )
+        .await["total"],
+        3
+    );
+    assert_eq!(
+        search(&app, &format!("id={}", end(envelope, 21).to_uppercase())).await["total"],
+        1
+    );
+    // The first characters, too: ids are time-ordered, so their start finds what was
+    // made at a time. Eight digits are the id's minute; 24 take in its millisecond and
+    // the counter that orders ids made in the same one.
+    assert_eq!(
+        search(&app, &format!("mutation_id={}", &mutation[..28])).await["total"],
+        3
+    );
+    let by_start = search(&app, &format!("task_id={}", &task[..8])).await;
+    assert!(
+        (3..=9).contains(&by_start["total"].as_i64().unwrap()),
+        "{by_start}"
+    );
+    assert_eq!(
+        search(&app, &format!("id={}", &envelope[..13])).await["total"],
+        1,
+        "envelope ids are not time-ordered: their start tells them apart"
+    );
+    // Digits that end no id, and digits in the middle of one, match nothing.
+    assert_eq!(
+        search(&app, &format!("task_id={}", &task[9..23])).await["total"],
+        0
     );
     assert_eq!(search(&app, "correlation_id=incident-42").await["total"], 3);
     assert_eq!(search(&app, "user_id=bob").await["total"], 6);
@@ -106,6 +145,11 @@ async fn envelopes_are_found_by_id_prefixes_and_paged_with_a_total(backend: Back
         ("task_id=not-a-task-id", "task_id", "not a hex digit"),
         ("id=zzzzzzzzzz", "id", "not a hex digit"),
         ("mutation_id=1234", "mutation_id", "at least 8"),
+        (
+            "mutation_id=0a1b2c3d-----------------------------",
+            "mutation_id",
+            "36 characters",
+        ),
         ("since=last%20week", "since", "RFC 3339"),
         ("offset=-2", "offset", "between"),
         ("type_prefix=%00", "type_prefix", "control characters"),
@@ -121,4 +165,4 @@ async fn envelopes_are_found_by_id_prefixes_and_paged_with_a_total(backend: Back
     }
 }
 
-on_both_databases!(envelopes_are_found_by_id_prefixes_and_paged_with_a_total);
+on_both_databases!(envelopes_are_found_by_part_of_an_id_and_paged_with_a_total);
