@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Db, EnvelopeState, StoreError, with_pool};
+use super::{Db, EnvelopeState, PgDb, StoreError, with_pool};
 
 /// An envelope as the admin API shows it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -122,7 +122,7 @@ macro_rules! on_envelopes {
                 let $q = sqlx::query_as($query!("lower(hex(task_id))", "lower(hex(mutation_id))"));
                 $bind.fetch_all(pool).await
             }
-            Db::Postgres(pool) => {
+            Db::Postgres(PgDb { pool, .. }) => {
                 let $q = sqlx::query_as($query!(
                     "replace(task_id::text, '-', '')",
                     "replace(mutation_id::text, '-', '')"

@@ -1,16 +1,21 @@
-//! Group commit of task creations on SQLite.
+//! Group commit of task creations.
 //!
-//! Every SQLite statement is a hand-off to sqlx's worker thread and back, and every write
-//! waits for the one writer connection: a creation on its own is four hand-offs (`BEGIN
-//! IMMEDIATE`, the task, its outbox row, `COMMIT`) and one WAL append. Concurrent creations
-//! are independent (each is a new task with a fresh id), so one task, [`run`], writes all
-//! that are waiting when the writer comes free in one transaction of two multi-row
-//! statements, and answers each caller only after that transaction committed. Nobody waits
-//! for a batch to fill: a creation arriving at an idle writer commits alone, at once; under
-//! load, the creations that arrived while the previous batch was committing form the next.
+//! A creation on its own costs a round trip per statement and a commit: on SQLite four
+//! hand-offs to sqlx's worker thread (`BEGIN IMMEDIATE`, the task, its outbox row,
+//! `COMMIT`) and a WAL append, all waiting for the one writer connection; on PostgreSQL
+//! a statement, a pooled connection and a WAL flush of its own. Concurrent creations are
+//! independent (each is a new task with a fresh id), so one task, [`run`], takes all
+//! that are waiting and writes them together: on SQLite in one transaction of two
+//! multi-row statements, on PostgreSQL in one statement (array parameters, so its text,
+//! and the statement PostgreSQL prepares for it, is the same for one row or a hundred).
+//! Each caller is answered only after the commit that holds its rows. Nobody waits for a
+//! batch to fill: a creation arriving when the writer is free commits alone, at once;
+//! under load, the creations that arrived while the batches in flight were committing
+//! form the next. SQLite has one batch in flight (it has one writer); PostgreSQL a few,
+//! so commits overlap as lone creations' did.
 //!
 //! The guarantees are a lone creation's: the caller's `Ok` means its task row and outbox row
-//! are committed (durable as any other SQLite commit here, see the README), and a failed
+//! are committed (durable as any other commit here, see the README), and a failed
 //! batch commits none of its rows. A batch refused for its rows is retried one creation per
 //! transaction, so one bad row fails only its own caller, with its own error; a batch that
 //! failed because the database was busy or unavailable fails all its callers at once (each
@@ -18,10 +23,11 @@
 //! store's timeout (`DATABASE_TIMEOUT`) to be queued or to be taken into a batch. A creation
 //! whose caller has gone (the request was dropped) before its batch is written is left out.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
+use sqlx::{PgPool, QueryBuilder, Sqlite, SqlitePool};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::outbox::{OutboxEntry, insert_outbox};
@@ -29,12 +35,15 @@ use super::tasks::insert_tasks;
 use super::{WritePool, transient};
 use crate::domain::Task;
 
-/// Most creations in one transaction (two statements of 8 and 7 parameters per row, far
-/// below SQLite's 32,766).
+/// Most creations in one batch (on SQLite two statements of 8 and 7 parameters per row,
+/// far below its 32,766).
 const MAX_BATCH: usize = 128;
 
 /// Creations waiting for the writer before callers wait to queue (back pressure).
 const QUEUE: usize = 4 * MAX_BATCH;
+
+/// Most PostgreSQL batches committing at once.
+const POSTGRES_IN_FLIGHT: usize = 4;
 
 /// One task creation to commit: the task row and its mutation's outbox row.
 pub(super) struct NewTaskRows {
@@ -50,6 +59,34 @@ struct Job {
     done: oneshot::Sender<Result<(), sqlx::Error>>,
 }
 
+/// Where batches are written.
+#[derive(Clone)]
+enum Writer {
+    /// The one writer connection.
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Writer {
+    /// Batches committing at once.
+    fn in_flight(&self, connections: u32) -> usize {
+        match self {
+            Writer::Sqlite(_) => 1,
+            // Half the pool at most: reads and other changes keep connections.
+            Writer::Postgres(_) => (connections as usize / 2).clamp(1, POSTGRES_IN_FLIGHT),
+        }
+    }
+
+    /// Inserts `rows` (tasks, then their outbox rows, in the given order), committed
+    /// together.
+    async fn insert(&self, rows: &[&NewTaskRows]) -> Result<(), sqlx::Error> {
+        match self {
+            Writer::Sqlite(pool) => insert_sqlite(pool, rows).await,
+            Writer::Postgres(pool) => insert_postgres(pool, rows).await,
+        }
+    }
+}
+
 /// The queue of creations in front of the writer; cheap to clone.
 #[derive(Clone, Debug)]
 pub(super) struct CreateQueue {
@@ -59,11 +96,22 @@ pub(super) struct CreateQueue {
 }
 
 impl CreateQueue {
-    /// Starts the task that commits queued creations on `writer`, each waiting at most
-    /// `timeout` before it is written. It ends when the last handle on the queue is dropped.
-    pub(super) fn start(writer: SqlitePool, timeout: Duration) -> Self {
+    /// Starts the task that commits queued creations on SQLite's `writer`, each waiting
+    /// at most `timeout` before it is written. It ends when the last handle on the queue
+    /// is dropped.
+    pub(super) fn sqlite(writer: SqlitePool, timeout: Duration) -> Self {
+        Self::start(Writer::Sqlite(writer), 1, timeout)
+    }
+
+    /// The same on PostgreSQL's `pool` of `connections` connections.
+    pub(super) fn postgres(pool: PgPool, connections: u32, timeout: Duration) -> Self {
+        Self::start(Writer::Postgres(pool), connections, timeout)
+    }
+
+    fn start(writer: Writer, connections: u32, timeout: Duration) -> Self {
         let (jobs, queued) = mpsc::channel(QUEUE);
-        tokio::spawn(run(writer, queued));
+        let in_flight = writer.in_flight(connections);
+        tokio::spawn(run(writer, queued, in_flight));
         Self { jobs, timeout }
     }
 
@@ -89,11 +137,19 @@ impl CreateQueue {
     }
 }
 
-/// Commits queued creations: each time, everything waiting (up to [`MAX_BATCH`]) in one
-/// transaction.
-async fn run(writer: SqlitePool, mut queued: mpsc::Receiver<Job>) {
+/// Takes queued creations, everything waiting (up to [`MAX_BATCH`]) each time a batch may
+/// start, and commits each batch with at most `in_flight` committing at once (with one,
+/// batches commit in the order their creations arrived).
+async fn run(writer: Writer, mut queued: mpsc::Receiver<Job>, in_flight: usize) {
+    let slots = Arc::new(Semaphore::new(in_flight));
     let mut taken = Vec::with_capacity(MAX_BATCH);
-    while queued.recv_many(&mut taken, MAX_BATCH).await > 0 {
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        if queued.recv_many(&mut taken, MAX_BATCH).await == 0 {
+            return;
+        }
         let now = Instant::now();
         let mut batch = Vec::with_capacity(taken.len());
         for job in taken.drain(..) {
@@ -109,48 +165,56 @@ async fn run(writer: SqlitePool, mut queued: mpsc::Receiver<Job>) {
         if batch.is_empty() {
             continue;
         }
-        let rows: Vec<&NewTaskRows> = batch.iter().map(|job| &job.rows).collect();
-        let outcome = insert(&writer, &rows).await;
-        drop(rows);
-        match outcome {
-            Ok(()) => {
-                for job in batch {
-                    let _ = job.done.send(Ok(()));
-                }
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            commit(&writer, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Commits `batch` and answers each of its callers.
+async fn commit(writer: &Writer, mut batch: Vec<Job>) {
+    let rows: Vec<&NewTaskRows> = batch.iter().map(|job| &job.rows).collect();
+    let outcome = writer.insert(&rows).await;
+    drop(rows);
+    match outcome {
+        Ok(()) => {
+            for job in batch {
+                let _ = job.done.send(Ok(()));
             }
-            Err(e) if batch.len() == 1 => {
-                let _ = batch.pop().map(|job| job.done.send(Err(e)));
+        }
+        Err(e) if batch.len() == 1 => {
+            let _ = batch.pop().map(|job| job.done.send(Err(e)));
+        }
+        // Busy or unavailable: one by one would only wait again, once per creation.
+        Err(e) if transient(&e) => {
+            let text = e.to_string();
+            let timed_out = matches!(e, sqlx::Error::PoolTimedOut);
+            let mut first = Some(e);
+            for job in batch {
+                let e = first.take().unwrap_or_else(|| {
+                    if timed_out {
+                        sqlx::Error::PoolTimedOut
+                    } else {
+                        sqlx::Error::Io(std::io::Error::other(text.clone()))
+                    }
+                });
+                let _ = job.done.send(Err(e));
             }
-            // Busy or unavailable: one by one would only wait again, once per creation.
-            Err(e) if transient(&e) => {
-                let text = e.to_string();
-                let timed_out = matches!(e, sqlx::Error::PoolTimedOut);
-                let mut first = Some(e);
-                for job in batch {
-                    let e = first.take().unwrap_or_else(|| {
-                        if timed_out {
-                            sqlx::Error::PoolTimedOut
-                        } else {
-                            sqlx::Error::Io(std::io::Error::other(text.clone()))
-                        }
-                    });
-                    let _ = job.done.send(Err(e));
-                }
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, rows = batch.len(), "batched creation refused; committing one by one");
-                for job in batch {
-                    let outcome = insert(&writer, &[&job.rows]).await;
-                    let _ = job.done.send(outcome);
-                }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, rows = batch.len(), "batched creation refused; committing one by one");
+            for job in batch {
+                let outcome = writer.insert(&[&job.rows]).await;
+                let _ = job.done.send(outcome);
             }
         }
     }
 }
 
-/// Inserts `rows` (tasks, then their outbox rows, in the given order) in one write
-/// transaction.
-async fn insert(writer: &SqlitePool, rows: &[&NewTaskRows]) -> Result<(), sqlx::Error> {
+/// SQLite: one write transaction of two multi-row inserts.
+async fn insert_sqlite(writer: &SqlitePool, rows: &[&NewTaskRows]) -> Result<(), sqlx::Error> {
     let mut tx = writer.begin_write().await?;
     let mut tasks = QueryBuilder::<Sqlite>::new(insert_tasks!());
     tasks.push_values(rows, |mut b, r| {
@@ -178,6 +242,40 @@ async fn insert(writer: &SqlitePool, rows: &[&NewTaskRows]) -> Result<(), sqlx::
     });
     outbox.build().execute(&mut *tx).await?;
     tx.commit().await
+}
+
+/// PostgreSQL: one statement (atomic, so the tasks and their outbox rows commit
+/// together), whatever the number of rows: each column is one array parameter, unnested
+/// in order.
+async fn insert_postgres(pool: &PgPool, rows: &[&NewTaskRows]) -> Result<(), sqlx::Error> {
+    fn column<'r, T>(rows: &[&'r NewTaskRows], f: impl Fn(&'r NewTaskRows) -> T) -> Vec<T> {
+        rows.iter().map(|r| f(r)).collect()
+    }
+    sqlx::query(concat!(
+        "WITH task AS (",
+        insert_tasks!(),
+        "SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::boolean[], \
+         $6::timestamptz[], $7::timestamptz[], $8::timestamptz[])) ",
+        insert_outbox!(),
+        "SELECT * FROM UNNEST($9::uuid[], $1::uuid[], $2::text[], $10::text[], $11::text[], \
+         $12::text[], $13::timestamptz[])"
+    ))
+    .bind(column(rows, |r| r.task.id))
+    .bind(column(rows, |r| r.task.user_id.as_str()))
+    .bind(column(rows, |r| r.task.title.as_str()))
+    .bind(column(rows, |r| r.task.description.as_deref()))
+    .bind(column(rows, |r| r.task.completed))
+    .bind(column(rows, |r| r.task.due_date))
+    .bind(column(rows, |r| r.task.created_at))
+    .bind(column(rows, |r| r.task.updated_at))
+    .bind(column(rows, |r| r.entry.id))
+    .bind(column(rows, |r| r.entry.action))
+    .bind(column(rows, |r| r.entry.mutation.as_str()))
+    .bind(column(rows, |r| r.entry.traceparent.as_deref()))
+    .bind(column(rows, |r| r.entry.occurred_at))
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

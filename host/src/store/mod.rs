@@ -65,7 +65,7 @@ macro_rules! on_pool {
                 let $pool = sqlite.$sqlite();
                 $body.await
             }
-            $crate::store::Db::Postgres($pool) => $body.await,
+            $crate::store::Db::Postgres($crate::store::PgDb { pool: $pool, .. }) => $body.await,
         }
     };
 }
@@ -160,7 +160,7 @@ impl Default for PoolSettings {
 #[derive(Clone, Debug)]
 pub enum Db {
     Sqlite(SqliteDb),
-    Postgres(PgPool),
+    Postgres(PgDb),
 }
 
 /// A SQLite database: one connection writes, a pool of others reads.
@@ -178,6 +178,25 @@ pub struct SqliteDb {
     reader: SqlitePool,
     writer: SqlitePool,
     creates: group_commit::CreateQueue,
+}
+
+/// A PostgreSQL pool, and the queue in front of it that commits task creations in
+/// groups ([`group_commit`]).
+#[derive(Clone, Debug)]
+pub struct PgDb {
+    pub pool: PgPool,
+    creates: group_commit::CreateQueue,
+}
+
+impl PgDb {
+    fn new(pool: PgPool, settings: &PoolSettings) -> Self {
+        let creates = group_commit::CreateQueue::postgres(
+            pool.clone(),
+            settings.max_connections,
+            settings.timeout,
+        );
+        Self { pool, creates }
+    }
 }
 
 impl SqliteDb {
@@ -220,7 +239,8 @@ impl Db {
                     ("lock_timeout", lock_timeout.as_str()),
                     ("idle_in_transaction_session_timeout", "60s"),
                 ]);
-            Ok(Db::Postgres(postgres_pool(opts, settings).await?))
+            let pool = postgres_pool(opts, settings).await?;
+            Ok(Db::Postgres(PgDb::new(pool, settings)))
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Url(e.to_string()))?
@@ -239,7 +259,7 @@ impl Db {
                 .connect_with(opts.clone().create_if_missing(true))
                 .await?;
             let reader = sqlite_readers(opts, settings).await?;
-            let creates = group_commit::CreateQueue::start(writer.clone(), settings.timeout);
+            let creates = group_commit::CreateQueue::sqlite(writer.clone(), settings.timeout);
             Ok(Db::Sqlite(SqliteDb {
                 reader,
                 writer,
@@ -259,9 +279,11 @@ impl Db {
     /// writer, shared by both handles.
     pub async fn companion(&self, settings: &PoolSettings) -> Result<Self, StoreError> {
         match self {
-            Db::Postgres(pool) => Ok(Db::Postgres(
-                postgres_pool((*pool.connect_options()).clone(), settings).await?,
-            )),
+            // Creations keep going through this handle's queue.
+            Db::Postgres(pg) => Ok(Db::Postgres(PgDb {
+                pool: postgres_pool((*pg.pool.connect_options()).clone(), settings).await?,
+                creates: pg.creates.clone(),
+            })),
             Db::Sqlite(sqlite) => Ok(Db::Sqlite(SqliteDb {
                 reader: sqlite_readers((*sqlite.reader.connect_options()).clone(), settings)
                     .await?,
@@ -279,7 +301,9 @@ impl Db {
                     .run(&sqlite.writer)
                     .await?;
             }
-            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Db::Postgres(PgDb { pool, .. }) => {
+                sqlx::migrate!("./migrations/postgres").run(pool).await?;
+            }
         }
         Ok(())
     }
@@ -307,7 +331,7 @@ impl Db {
                 sqlite.reader.close().await;
                 sqlite.writer.close().await;
             }
-            Db::Postgres(pool) => pool.close().await,
+            Db::Postgres(PgDb { pool, .. }) => pool.close().await,
         }
     }
 }

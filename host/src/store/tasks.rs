@@ -135,46 +135,17 @@ impl Db {
         trace: Option<TraceParent>,
     ) -> Result<(), StoreError> {
         let entry = OutboxEntry::new(mutation, trace)?;
-        let task = &mutation.task;
-        match self {
-            // One statement, so one round trip: the task and its outbox row commit
-            // together (a statement is atomic).
-            Db::Postgres(pool) => {
-                sqlx::query(concat!(
-                    "WITH task AS (",
-                    insert_tasks!(),
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)) ",
-                    outbox::insert_outbox!(),
-                    "VALUES ($9, $1, $2, $10, $11, $12, $13)"
-                ))
-                .bind(task.id)
-                .bind(&task.user_id)
-                .bind(&task.title)
-                .bind(&task.description)
-                .bind(task.completed)
-                .bind(task.due_date)
-                .bind(task.created_at)
-                .bind(task.updated_at)
-                .bind(entry.id)
-                .bind(entry.action)
-                .bind(&entry.mutation)
-                .bind(&entry.traceparent)
-                .bind(entry.occurred_at)
-                .execute(pool)
-                .await?;
-            }
-            // Committed with the other creations waiting for the writer, in one
-            // transaction (see `group_commit`).
-            Db::Sqlite(sqlite) => {
-                sqlite
-                    .creates
-                    .insert(NewTaskRows {
-                        task: task.clone(),
-                        entry,
-                    })
-                    .await?;
-            }
-        }
+        let rows = NewTaskRows {
+            task: mutation.task.clone(),
+            entry,
+        };
+        // Committed with the other creations waiting at the same time (see
+        // `group_commit`).
+        let creates = match self {
+            Db::Postgres(pg) => &pg.creates,
+            Db::Sqlite(sqlite) => &sqlite.creates,
+        };
+        creates.insert(rows).await?;
         Ok(())
     }
 

@@ -4,9 +4,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use pakaura_host::domain::{Action, Origin};
-use pakaura_host::store::Db;
-use pakaura_tests::{Backend, mutations_of, on_both_databases, spawn_app};
+use pakaura_host::domain::task::now;
+use pakaura_host::domain::{Action, Mutation, MutationContext, NewTask, Origin, Task, TaskTitle};
+use pakaura_host::store::{Db, PgDb, PoolSettings, StoreError};
+use pakaura_tests::{Backend, TestDatabase, mutations_of, on_both_databases, spawn_app};
 
 async fn every_mutation_writes_one_outbox_row_with_the_mutation(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -184,12 +185,104 @@ async fn a_failed_mutation_leaves_neither_task_nor_outbox_row(backend: Backend) 
 async fn exec(db: &Db, sql: &'static str) {
     match db {
         Db::Sqlite(sqlite) => sqlx::query(sql).execute(sqlite.writer()).await.map(|_| ()),
-        Db::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        Db::Postgres(PgDb { pool, .. }) => sqlx::query(sql).execute(pool).await.map(|_| ()),
     }
     .unwrap();
 }
 
+fn creation(user: &str, title: &str) -> Mutation {
+    let ctx = MutationContext {
+        origin: Origin::Rest,
+        correlation_id: format!("c-{title}"),
+        traceparent: None,
+    };
+    let new = NewTask {
+        title: TaskTitle::parse(title).unwrap(),
+        description: None,
+        due_date: None,
+    };
+    let at = now();
+    Mutation::new(
+        Action::Created,
+        Task::create(user, new, at),
+        Vec::new(),
+        &ctx,
+        at,
+    )
+}
+
+/// Many creations at once go through the store's group commit (see
+/// `host/src/store/group_commit.rs`): each is answered with its own outcome, a clash fails
+/// alone, and every other task is stored with exactly its outbox row.
+async fn creations_at_once_commit_together_and_a_clash_fails_alone(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = Db::connect_with(&database.url, &PoolSettings::default())
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let first = creation("ann", "first");
+    db.insert_task(&first, None).await.unwrap();
+
+    let mut batch: Vec<Mutation> = (0..300)
+        .map(|i| creation("ann", &format!("t{i}")))
+        .collect();
+    batch[150].task.id = first.task.id;
+    batch[150].task.title = "clash".into();
+    let outcomes = futures::future::join_all(batch.iter().map(|m| db.insert_task(m, None))).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i == 150 {
+            let Err(StoreError::Database(sqlx::Error::Database(e))) = outcome else {
+                panic!("the clash should fail with the database's error: {outcome:?}");
+            };
+            assert!(e.is_unique_violation(), "{e}");
+        } else {
+            assert!(outcome.is_ok(), "creation {i}: {outcome:?}");
+        }
+    }
+
+    let rows = db.outbox_rows(None).await.unwrap();
+    let mut stored: Vec<(Uuid, Uuid)> = rows.iter().map(|r| (r.id, r.task_id)).collect();
+    let mut want: Vec<(Uuid, Uuid)> = std::iter::once(&first)
+        .chain(
+            batch
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 150)
+                .map(|(_, m)| m),
+        )
+        .map(|m| (m.id, m.task.id))
+        .collect();
+    stored.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(
+        stored, want,
+        "one outbox row per stored creation, none of the clash"
+    );
+    for row in &rows {
+        let m = row.decode().unwrap();
+        assert_eq!(row.id, m.id);
+        let task = db.get_task("ann", m.task.id).await.unwrap().unwrap();
+        assert_eq!(task, m.task, "the task row is the mutation's");
+    }
+
+    // On PostgreSQL the rows a statement inserts share its transaction id: fewer
+    // transactions than creations means they were committed in groups.
+    if let Db::Postgres(PgDb { pool, .. }) = &db {
+        let (transactions,): (i64,) =
+            sqlx::query_as("SELECT count(DISTINCT xmin::text) FROM outbox")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert!(
+            transactions < 300,
+            "{transactions} transactions for 300 creations at once"
+        );
+    }
+    db.close().await;
+}
+
 on_both_databases!(
+    creations_at_once_commit_together_and_a_clash_fails_alone,
     every_mutation_writes_one_outbox_row_with_the_mutation,
     clearing_completed_writes_a_deleted_row_per_task,
     a_failed_mutation_leaves_neither_task_nor_outbox_row,

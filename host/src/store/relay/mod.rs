@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use uuid::Uuid;
 
-use super::{Db, OutboxRow, StoreError, with_writer};
+use super::{Db, OutboxRow, PgDb, StoreError, with_writer};
 
 use super::states::EnvelopeState;
 
@@ -202,7 +202,7 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let mut rows = match self {
-            Db::Postgres(pool) => {
+            Db::Postgres(PgDb { pool, .. }) => {
                 postgres::claim_mutations(pool, owner, token, lease, limit).await?
             }
             Db::Sqlite(sqlite) => {
@@ -222,7 +222,9 @@ impl Db {
         lease: Duration,
     ) -> Result<usize, StoreError> {
         match self {
-            Db::Postgres(pool) => postgres::renew_mutations(pool, seqs, token, lease).await,
+            Db::Postgres(PgDb { pool, .. }) => {
+                postgres::renew_mutations(pool, seqs, token, lease).await
+            }
             Db::Sqlite(sqlite) => {
                 sqlite::renew_mutations(sqlite.writer(), seqs, token, lease).await
             }
@@ -297,7 +299,7 @@ impl Db {
         now: DateTime<Utc>,
     ) -> Result<MappingStored, StoreError> {
         match self {
-            Db::Postgres(pool) => {
+            Db::Postgres(PgDb { pool, .. }) => {
                 postgres::record_mappings(pool, token, batch, envelope_state, now).await
             }
             Db::Sqlite(sqlite) => {
@@ -316,7 +318,9 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<Uuid>, StoreError> {
         match self {
-            Db::Postgres(pool) => postgres::claim_tasks(pool, owner, token, lease, limit).await,
+            Db::Postgres(PgDb { pool, .. }) => {
+                postgres::claim_tasks(pool, owner, token, lease, limit).await
+            }
             Db::Sqlite(sqlite) => {
                 sqlite::claim_tasks(sqlite.writer(), owner, token, lease, limit).await
             }
@@ -336,7 +340,9 @@ impl Db {
     ) -> Result<Loaded, StoreError> {
         let budget = i64::try_from(budget).unwrap_or(i64::MAX);
         let envelopes = match self {
-            Db::Postgres(pool) => postgres::load_envelopes(pool, tasks, per_task, budget).await?,
+            Db::Postgres(PgDb { pool, .. }) => {
+                postgres::load_envelopes(pool, tasks, per_task, budget).await?
+            }
             Db::Sqlite(sqlite) => {
                 sqlite::load_envelopes(sqlite.reader(), tasks, per_task, budget).await?
             }
@@ -358,7 +364,9 @@ impl Db {
         lease: Duration,
     ) -> Result<DeliveriesStored, StoreError> {
         match self {
-            Db::Postgres(pool) => postgres::record_deliveries(pool, batch, now, lease).await,
+            Db::Postgres(PgDb { pool, .. }) => {
+                postgres::record_deliveries(pool, batch, now, lease).await
+            }
             Db::Sqlite(sqlite) => {
                 sqlite::record_deliveries(sqlite.writer(), batch, now, lease).await
             }
