@@ -254,7 +254,7 @@ async fn envelopes(
     };
     let part = |d: &IdDigits| IdPart {
         range: d.range(),
-        end: d.digits().to_owned(),
+        end: d.whole().is_none().then(|| d.digits().to_owned()),
     };
     let task = digits("task_id", q.task_id)?;
     let mutation = digits("mutation_id", q.mutation_id)?;

@@ -74,10 +74,11 @@ pub struct EnvelopeFilter {
 /// Ids whose first or last digits are these: part of an id, as an operator searches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdPart {
-    /// The smallest and the largest id starting with the digits (an index range).
+    /// The smallest and the largest id starting with the digits.
     pub range: (Uuid, Uuid),
-    /// The digits, lower-case hex without dashes, that the id's hex may end with.
-    pub end: String,
+    /// The digits, lower-case hex without dashes, that the id's hex may end with (none
+    /// for a whole id, which its range holds).
+    pub end: Option<String>,
 }
 
 /// Text ids (`8-4-4-4-12`) whose start or end is this.
@@ -91,8 +92,10 @@ pub struct TextIdPart {
 
 /// The `WHERE` clause of an [`EnvelopeFilter`], `$1`…`$17` as [`bind_envelope_filter!`]
 /// binds them. `$hex_task` and `$hex_mutation` are the database's expressions for the
-/// task's and the mutation's id as 32 lower-case hex digits (a task or mutation id's
-/// end has no index: a search by it reads the envelopes the other filters leave).
+/// task's and the mutation's id as 32 lower-case hex digits. A whole task or mutation id
+/// is an index lookup; part of one (its start or its end) has no index to use, so such a
+/// search reads the envelopes the other filters leave (the table holds what
+/// `ENVELOPE_RETENTION` keeps).
 macro_rules! envelopes_matching {
     ($hex_task:literal, $hex_mutation:literal) => {
         concat!(
@@ -151,8 +154,8 @@ macro_rules! bind_envelope_filter {
             .bind($f.type_prefix.as_deref())
             .bind($f.since)
             .bind($f.until)
-            .bind($f.task_part.as_ref().map(|p| p.end.clone()))
-            .bind($f.mutation_part.as_ref().map(|p| p.end.clone()))
+            .bind($f.task_part.as_ref().and_then(|p| p.end.as_deref()))
+            .bind($f.mutation_part.as_ref().and_then(|p| p.end.as_deref()))
             .bind($f.id_part.as_ref().map(|p| format!("%{}", p.end)))
     };
 }

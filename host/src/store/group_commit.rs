@@ -26,7 +26,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{PgPool, QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{PgConnection, PgPool, QueryBuilder, Sqlite, SqlitePool};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -78,11 +78,17 @@ impl Writer {
     }
 
     /// Inserts `rows` (tasks, then their outbox rows, in the given order), committed
-    /// together.
-    async fn insert(&self, rows: &[&NewTaskRows]) -> Result<(), sqlx::Error> {
+    /// together. On PostgreSQL a connection must be had by `deadline` (on SQLite the
+    /// queue is the wait for the one writer, whose own acquire is bounded by the timeout).
+    async fn insert(&self, rows: &[&NewTaskRows], deadline: Instant) -> Result<(), sqlx::Error> {
         match self {
             Writer::Sqlite(pool) => insert_sqlite(pool, rows).await,
-            Writer::Postgres(pool) => insert_postgres(pool, rows).await,
+            Writer::Postgres(pool) => {
+                let mut conn = tokio::time::timeout_at(deadline, pool.acquire())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)??;
+                insert_postgres(&mut conn, rows).await
+            }
         }
     }
 }
@@ -176,7 +182,8 @@ async fn run(writer: Writer, mut queued: mpsc::Receiver<Job>, in_flight: usize) 
 /// Commits `batch` and answers each of its callers.
 async fn commit(writer: &Writer, mut batch: Vec<Job>) {
     let rows: Vec<&NewTaskRows> = batch.iter().map(|job| &job.rows).collect();
-    let outcome = writer.insert(&rows).await;
+    let deadline = batch.iter().map(|job| job.deadline).min().expect("a batch");
+    let outcome = writer.insert(&rows, deadline).await;
     drop(rows);
     match outcome {
         Ok(()) => {
@@ -205,9 +212,21 @@ async fn commit(writer: &Writer, mut batch: Vec<Job>) {
         }
         Err(e) => {
             tracing::debug!(error = %e, rows = batch.len(), "batched creation refused; committing one by one");
-            for job in batch {
-                let outcome = writer.insert(&[&job.rows]).await;
+            let mut jobs = batch.into_iter();
+            while let Some(job) = jobs.next() {
+                let outcome = if job.deadline <= Instant::now() {
+                    Err(sqlx::Error::PoolTimedOut)
+                } else {
+                    writer.insert(&[&job.rows], job.deadline).await
+                };
+                // The database went away meanwhile: the rest would each wait for it again.
+                let gone = matches!(&outcome, Err(e) if transient(e));
                 let _ = job.done.send(outcome);
+                if gone {
+                    for job in jobs.by_ref() {
+                        let _ = job.done.send(Err(sqlx::Error::PoolTimedOut));
+                    }
+                }
             }
         }
     }
@@ -247,7 +266,10 @@ async fn insert_sqlite(writer: &SqlitePool, rows: &[&NewTaskRows]) -> Result<(),
 /// PostgreSQL: one statement (atomic, so the tasks and their outbox rows commit
 /// together), whatever the number of rows: each column is one array parameter, unnested
 /// in order.
-async fn insert_postgres(pool: &PgPool, rows: &[&NewTaskRows]) -> Result<(), sqlx::Error> {
+async fn insert_postgres(
+    conn: &mut PgConnection,
+    rows: &[&NewTaskRows],
+) -> Result<(), sqlx::Error> {
     fn column<'r, T>(rows: &[&'r NewTaskRows], f: impl Fn(&'r NewTaskRows) -> T) -> Vec<T> {
         rows.iter().map(|r| f(r)).collect()
     }
@@ -273,7 +295,7 @@ async fn insert_postgres(pool: &PgPool, rows: &[&NewTaskRows]) -> Result<(), sql
     .bind(column(rows, |r| r.entry.mutation.as_str()))
     .bind(column(rows, |r| r.entry.traceparent.as_deref()))
     .bind(column(rows, |r| r.entry.occurred_at))
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -184,11 +184,16 @@ pub struct SqliteDb {
 /// groups ([`group_commit`]).
 #[derive(Clone, Debug)]
 pub struct PgDb {
-    pub pool: PgPool,
+    pool: PgPool,
     creates: group_commit::CreateQueue,
 }
 
 impl PgDb {
+    /// The pool (task creations go through the store, which queues them).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     fn new(pool: PgPool, settings: &PoolSettings) -> Self {
         let creates = group_commit::CreateQueue::postgres(
             pool.clone(),

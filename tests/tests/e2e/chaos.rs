@@ -16,7 +16,7 @@ use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use pakaura_host::store::{Db, EnvelopeFilter, EnvelopeRecord, EnvelopeState, PgDb};
+use pakaura_host::store::{Db, EnvelopeFilter, EnvelopeRecord, EnvelopeState};
 use pakaura_tests::kafka::Expected;
 use pakaura_tests::pgcluster::pg_bindir;
 use pakaura_tests::{
@@ -527,7 +527,7 @@ async fn leases_run_out_under_a_relay_still_holding_its_tasks_and_nothing_is_par
     backlog(&app, TASKS, RENAMES, None).await;
     let total = events_of(TASKS, RENAMES);
     let sink = sink.restart().await;
-    let Db::Postgres(PgDb { pool, .. }) = &app.db else {
+    let Db::Postgres(pg) = &app.db else {
         panic!("a PostgreSQL test");
     };
     let mut expired = 0;
@@ -538,7 +538,7 @@ async fn leases_run_out_under_a_relay_still_holding_its_tasks_and_nothing_is_par
             "UPDATE relay_tasks SET locked_until = now() - interval '1 second' \
              WHERE locked_by IS NOT NULL AND locked_until > now()",
         )
-        .execute(pool)
+        .execute(pg.pool())
         .await
         .expect("expire the leases")
         .rows_affected();

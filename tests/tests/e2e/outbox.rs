@@ -5,8 +5,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use pakaura_host::domain::task::now;
-use pakaura_host::domain::{Action, Mutation, MutationContext, NewTask, Origin, Task, TaskTitle};
-use pakaura_host::store::{Db, PgDb, PoolSettings, StoreError};
+use pakaura_host::domain::{
+    Action, Description, DueDate, Mutation, MutationContext, NewTask, Origin, Task, TaskTitle,
+};
+use pakaura_host::store::{Db, PoolSettings, StoreError};
+use pakaura_host::trace::TraceParent;
 use pakaura_tests::{Backend, TestDatabase, mutations_of, on_both_databases, spawn_app};
 
 async fn every_mutation_writes_one_outbox_row_with_the_mutation(backend: Backend) {
@@ -185,21 +188,28 @@ async fn a_failed_mutation_leaves_neither_task_nor_outbox_row(backend: Backend) 
 async fn exec(db: &Db, sql: &'static str) {
     match db {
         Db::Sqlite(sqlite) => sqlx::query(sql).execute(sqlite.writer()).await.map(|_| ()),
-        Db::Postgres(PgDb { pool, .. }) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        Db::Postgres(pg) => sqlx::query(sql).execute(pg.pool()).await.map(|_| ()),
     }
     .unwrap();
 }
 
-fn creation(user: &str, title: &str) -> Mutation {
+/// A new task of `user`'s; an odd `n` gives it a description and a due date (so a batch
+/// mixes values and NULLs in each column).
+fn creation(user: &str, title: &str, n: usize) -> Mutation {
     let ctx = MutationContext {
         origin: Origin::Rest,
         correlation_id: format!("c-{title}"),
         traceparent: None,
     };
+    let odd = n % 2 == 1;
     let new = NewTask {
         title: TaskTitle::parse(title).unwrap(),
-        description: None,
-        due_date: None,
+        description: if odd {
+            Description::parse(&format!("about {title}")).unwrap()
+        } else {
+            None
+        },
+        due_date: odd.then(|| DueDate::parse("2026-03-01T09:00:00Z").unwrap()),
     };
     let at = now();
     Mutation::new(
@@ -211,26 +221,39 @@ fn creation(user: &str, title: &str) -> Mutation {
     )
 }
 
+/// The trace context creation `i` is stored with: every third has one.
+fn trace(i: usize) -> Option<TraceParent> {
+    i.is_multiple_of(3)
+        .then(|| TraceParent::parse(&format!("00-{:032x}-{:016x}-01", i + 1, i + 1)).unwrap())
+}
+
 /// Many creations at once go through the store's group commit (see
 /// `host/src/store/group_commit.rs`): each is answered with its own outcome, a clash fails
 /// alone, and every other task is stored with exactly its outbox row.
 async fn creations_at_once_commit_together_and_a_clash_fails_alone(backend: Backend) {
+    const CLASH: usize = 150;
     let database = TestDatabase::create(backend).await;
     let db = Db::connect_with(&database.url, &PoolSettings::default())
         .await
         .unwrap();
     db.migrate().await.unwrap();
-    let first = creation("ann", "first");
+    let first = creation("ann", "first", 0);
     db.insert_task(&first, None).await.unwrap();
 
     let mut batch: Vec<Mutation> = (0..300)
-        .map(|i| creation("ann", &format!("t{i}")))
+        .map(|i| creation("ann", &format!("t{i}"), i))
         .collect();
-    batch[150].task.id = first.task.id;
-    batch[150].task.title = "clash".into();
-    let outcomes = futures::future::join_all(batch.iter().map(|m| db.insert_task(m, None))).await;
+    batch[CLASH].task.id = first.task.id;
+    batch[CLASH].task.title = "clash".into();
+    let outcomes = futures::future::join_all(
+        batch
+            .iter()
+            .enumerate()
+            .map(|(i, m)| db.insert_task(m, trace(i))),
+    )
+    .await;
     for (i, outcome) in outcomes.iter().enumerate() {
-        if i == 150 {
+        if i == CLASH {
             let Err(StoreError::Database(sqlx::Error::Database(e))) = outcome else {
                 panic!("the clash should fail with the database's error: {outcome:?}");
             };
@@ -247,7 +270,7 @@ async fn creations_at_once_commit_together_and_a_clash_fails_alone(backend: Back
             batch
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| *i != 150)
+                .filter(|(i, _)| *i != CLASH)
                 .map(|(_, m)| m),
         )
         .map(|m| (m.id, m.task.id))
@@ -263,14 +286,16 @@ async fn creations_at_once_commit_together_and_a_clash_fails_alone(backend: Back
         assert_eq!(row.id, m.id);
         let task = db.get_task("ann", m.task.id).await.unwrap().unwrap();
         assert_eq!(task, m.task, "the task row is the mutation's");
+        let i = batch.iter().position(|b| b.id == m.id);
+        assert_eq!(row.trace_context(), i.and_then(trace), "creation {i:?}");
     }
 
     // On PostgreSQL the rows a statement inserts share its transaction id: fewer
     // transactions than creations means they were committed in groups.
-    if let Db::Postgres(PgDb { pool, .. }) = &db {
+    if let Db::Postgres(pg) = &db {
         let (transactions,): (i64,) =
             sqlx::query_as("SELECT count(DISTINCT xmin::text) FROM outbox")
-                .fetch_one(pool)
+                .fetch_one(pg.pool())
                 .await
                 .unwrap();
         assert!(
