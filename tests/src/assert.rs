@@ -77,10 +77,7 @@ pub async fn store_new_task(
     user: &str,
     title: &str,
 ) -> Result<pakaura_host::domain::Task, pakaura_host::store::StoreError> {
-    use pakaura_host::domain::task::now;
-    use pakaura_host::domain::{
-        Action, Mutation, MutationContext, NewTask, Origin, Task, TaskTitle,
-    };
+    use pakaura_host::domain::{Mutation, MutationContext, NewTask, Origin, TaskTitle};
     let ctx = MutationContext {
         origin: Origin::Rest,
         correlation_id: "test".into(),
@@ -91,14 +88,7 @@ pub async fn store_new_task(
         description: None,
         due_date: None,
     };
-    let at = now();
-    let mutation = Mutation::new(
-        Action::Created,
-        Task::create(user, new, at),
-        Vec::new(),
-        &ctx,
-        at,
-    );
+    let mutation = Mutation::created(user, new, &ctx);
     db.insert_task(&mutation, None).await?;
     Ok(mutation.task)
 }

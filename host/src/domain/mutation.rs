@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Task;
+use super::{NewTask, Task};
 use crate::trace::TraceParent;
 
 /// What happened to a task (WIT `types.action`).
@@ -95,6 +95,18 @@ pub struct MutationContext {
 }
 
 impl Mutation {
+    /// The `created` mutation of a new task of `user`'s, made now.
+    pub fn created(user: &str, new: NewTask, ctx: &MutationContext) -> Self {
+        let at = super::task::now();
+        Self::new(
+            Action::Created,
+            Task::create(user, new, at),
+            Vec::new(),
+            ctx,
+            at,
+        )
+    }
+
     /// A new mutation (with a new id) of `action` on `task` (after the change; for
     /// `deleted`, the task as it was), asked for in `ctx`, at `at`.
     pub fn new(

@@ -304,10 +304,9 @@ async fn insert_postgres(
 mod tests {
     use std::future::Future;
 
-    use crate::domain::task::now;
     use crate::domain::{
-        Action, Description, ListOrder, Mutation, MutationContext, NewTask, Origin, PageRequest,
-        Task, TaskTitle,
+        Description, ListOrder, Mutation, MutationContext, NewTask, Origin, PageRequest, Task,
+        TaskTitle,
     };
     use crate::store::{Db, PoolSettings, StoreError};
 
@@ -322,14 +321,7 @@ mod tests {
             description: Description::parse(&format!("about {title}")).unwrap(),
             due_date: None,
         };
-        let at = now();
-        Mutation::new(
-            Action::Created,
-            Task::create(user, new, at),
-            Vec::new(),
-            &ctx,
-            at,
-        )
+        Mutation::created(user, new, &ctx)
     }
 
     async fn sqlite(dir: &tempfile::TempDir, settings: &PoolSettings) -> Db {

@@ -56,14 +56,7 @@ impl TaskService {
         ctx: &MutationContext,
     ) -> Result<Task, TaskError> {
         let (span, ctx) = outbox_write("create", ctx);
-        let at = now();
-        let mutation = Mutation::new(
-            Action::Created,
-            Task::create(user, new, at),
-            Vec::new(),
-            &ctx,
-            at,
-        );
+        let mutation = Mutation::created(user, new, &ctx);
         self.db
             .insert_task(&mutation, ctx.traceparent)
             .instrument(span)

@@ -4,9 +4,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use pakaura_host::domain::task::now;
 use pakaura_host::domain::{
-    Action, Description, DueDate, Mutation, MutationContext, NewTask, Origin, Task, TaskTitle,
+    Action, Description, DueDate, Mutation, MutationContext, NewTask, Origin, TaskTitle,
 };
 use pakaura_host::store::{Db, PoolSettings, StoreError};
 use pakaura_host::trace::TraceParent;
@@ -211,14 +210,7 @@ fn creation(user: &str, title: &str, n: usize) -> Mutation {
         },
         due_date: odd.then(|| DueDate::parse("2026-03-01T09:00:00Z").unwrap()),
     };
-    let at = now();
-    Mutation::new(
-        Action::Created,
-        Task::create(user, new, at),
-        Vec::new(),
-        &ctx,
-        at,
-    )
+    Mutation::created(user, new, &ctx)
 }
 
 /// The trace context creation `i` is stored with: every third has one.
