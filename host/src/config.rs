@@ -440,8 +440,9 @@ pub struct DaprConfig {
 pub struct RelayConfig {
     /// Most mutations claimed per batch. Each batch costs a claim, a transaction and a
     /// hand-off to the mapping thread whatever its size, so under load a larger one keeps
-    /// the map stage up with the API (at 100, PostgreSQL's fell behind a steady 2,400
-    /// creations/s on two cores; see BENCHMARKS.md); a quiet host claims what is there.
+    /// the relay's lag far lower (30 s at a steady 2,100 creations/s on two cores:
+    /// PostgreSQL's lag reached 8–10 s at 100, 0.6–2 s at 500; see BENCHMARKS.md); a
+    /// quiet host claims what is there.
     #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 500,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub relay_batch_size: u32,

@@ -96,7 +96,7 @@ pub(super) async fn claim_tasks(
 }
 
 /// Most rows in one multi-row statement: SQLite binds at most 32,766 parameters, and an
-/// envelope takes 16.
+/// envelope takes 17.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 pub(super) async fn record_mappings(
