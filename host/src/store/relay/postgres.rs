@@ -154,7 +154,9 @@ pub(super) async fn record_mappings(
                 hold,
             } => {
                 stored.dead += 1;
-                let id = Uuid::new_v4();
+                // Time-ordered: letters parked at the same instant list in parking order
+                // (`ORDER BY created_at, id`).
+                let id = Uuid::now_v7();
                 letters.id.push(id);
                 letters.mutation.push(m.row.id);
                 letters.task.push(m.row.task_id);
@@ -409,7 +411,7 @@ pub(super) async fn record_deliveries(
                     .push(code.as_deref().map(|c| storable(c, 128).into_owned()));
                 parked.token.push(d.task.token);
                 parked.hold.push(*hold);
-                parked.letter.push(Uuid::new_v4());
+                parked.letter.push(Uuid::now_v7());
             }
         }
     }

@@ -155,7 +155,9 @@ pub(super) async fn record_mappings(
                 hold,
             } => {
                 stored.dead += 1;
-                let letter = Uuid::new_v4();
+                // Time-ordered: letters parked at the same instant list in parking order
+                // (`ORDER BY created_at, id`).
+                let letter = Uuid::now_v7();
                 sqlx::query(
                     "INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, \
                      created_at, task_id) VALUES ($1, $2, 'mapping', $3, NULL, $4, 1, $5, $6)",
@@ -585,7 +587,7 @@ async fn park(
         error: &reason,
     };
     record_attempt(tx, &attempt, relay, now).await?;
-    let letter = Uuid::new_v4();
+    let letter = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, \
          task_id, topic, event_type, replaces) VALUES ($1, $2, 'publish', $3, $4, $5, $6, $7, $8, $9, $10, $11)",
