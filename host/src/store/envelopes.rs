@@ -116,21 +116,21 @@ macro_rules! envelopes_matching {
 }
 
 /// Runs `$query` (a macro taking the two hex expressions of [`envelopes_matching!`]) on
-/// the database's readers, bound by `$bind`.
+/// the database's readers, bound by `$bind`, fetched with `$fetch`.
 macro_rules! on_envelopes {
-    ($db:expr, $query:ident, |$q:ident| $bind:expr) => {
+    ($db:expr, $query:ident, $fetch:ident, |$q:ident| $bind:expr) => {
         match $db {
             Db::Sqlite(sqlite) => {
                 let pool = sqlite.reader();
                 let $q = sqlx::query_as($query!("lower(hex(task_id))", "lower(hex(mutation_id))"));
-                $bind.fetch_all(pool).await
+                $bind.$fetch(pool).await
             }
             Db::Postgres(PgDb { pool, .. }) => {
                 let $q = sqlx::query_as($query!(
                     "replace(task_id::text, '-', '')",
                     "replace(mutation_id::text, '-', '')"
                 ));
-                $bind.fetch_all(pool).await
+                $bind.$fetch(pool).await
             }
         }
     };
@@ -203,9 +203,11 @@ impl Db {
                 )
             };
         }
-        let rows = on_envelopes!(self, query, |q| bind_envelope_filter!(q, filter, state)
-            .bind(filter.limit)
-            .bind(filter.offset))?;
+        let rows = on_envelopes!(self, query, fetch_all, |q| bind_envelope_filter!(
+            q, filter, state
+        )
+        .bind(filter.limit)
+        .bind(filter.offset))?;
         Ok(rows)
     }
 
@@ -220,9 +222,10 @@ impl Db {
                 )
             };
         }
-        let counted: Vec<(i64,)> =
-            on_envelopes!(self, query, |q| bind_envelope_filter!(q, filter, state))?;
-        Ok(counted.first().map_or(0, |(n,)| *n))
+        let (n,): (i64,) = on_envelopes!(self, query, fetch_one, |q| bind_envelope_filter!(
+            q, filter, state
+        ))?;
+        Ok(n)
     }
 
     /// Envelope `id` (its CloudEvents id), whatever its state.

@@ -71,11 +71,13 @@ enum Writer {
 
 impl Writer {
     /// Batches committing at once.
-    fn in_flight(&self, connections: u32) -> usize {
+    fn in_flight(&self) -> usize {
         match self {
             Writer::Sqlite(_) => 1,
             // Half the pool at most: reads and other changes keep connections.
-            Writer::Postgres(_) => (connections as usize / 2).clamp(1, POSTGRES_IN_FLIGHT),
+            Writer::Postgres(pool) => {
+                (pool.options().get_max_connections() as usize / 2).clamp(1, POSTGRES_IN_FLIGHT)
+            }
         }
     }
 
@@ -108,17 +110,17 @@ impl CreateQueue {
     /// at most `timeout` before it is written. It ends when the last handle on the queue
     /// is dropped.
     pub(super) fn sqlite(writer: SqlitePool, timeout: Duration) -> Self {
-        Self::start(Writer::Sqlite(writer), 1, timeout)
+        Self::start(Writer::Sqlite(writer), timeout)
     }
 
-    /// The same on PostgreSQL's `pool` of `connections` connections.
-    pub(super) fn postgres(pool: PgPool, connections: u32, timeout: Duration) -> Self {
-        Self::start(Writer::Postgres(pool), connections, timeout)
+    /// The same on PostgreSQL's `pool`.
+    pub(super) fn postgres(pool: PgPool, timeout: Duration) -> Self {
+        Self::start(Writer::Postgres(pool), timeout)
     }
 
-    fn start(writer: Writer, connections: u32, timeout: Duration) -> Self {
+    fn start(writer: Writer, timeout: Duration) -> Self {
         let (jobs, queued) = mpsc::channel(QUEUE);
-        let in_flight = writer.in_flight(connections);
+        let in_flight = writer.in_flight();
         tokio::spawn(run(writer, queued, in_flight));
         Self { jobs, timeout }
     }

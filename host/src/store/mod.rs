@@ -195,11 +195,7 @@ impl PgDb {
     }
 
     fn new(pool: PgPool, settings: &PoolSettings) -> Self {
-        let creates = group_commit::CreateQueue::postgres(
-            pool.clone(),
-            settings.max_connections,
-            settings.timeout,
-        );
+        let creates = group_commit::CreateQueue::postgres(pool.clone(), settings.timeout);
         Self { pool, creates }
     }
 }

@@ -84,8 +84,8 @@ where
     Ok(row.map(Task::from))
 }
 
-/// Inside the caller's transaction: writes `task`'s row as `action` leaves it (inserted,
-/// updated or deleted).
+/// Inside the caller's transaction: writes `task`'s row as `action` leaves it (updated
+/// or deleted).
 async fn write_task<'c, DB, E>(conn: E, action: Action, task: &Task) -> Result<(), sqlx::Error>
 where
     DB: Database,
@@ -99,7 +99,8 @@ where
     for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
 {
     let sql = match action {
-        Action::Created => concat!(insert_tasks!(), "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+        // Creations go through the group commit (`Db::insert_task`); no change creates.
+        Action::Created => unreachable!("a change rule never creates a task"),
         Action::Updated | Action::Completed | Action::Uncompleted => {
             "UPDATE tasks SET user_id = $2, title = $3, description = $4, completed = $5, \
              due_date = $6, created_at = $7, updated_at = $8 WHERE id = $1"
