@@ -159,7 +159,6 @@ fn bench(c: &mut Criterion) {
                 .map(|e| {
                     build_envelope(black_box(&m), e, "pakaura/api", None)
                         .body
-                        .to_string()
                         .len()
                 })
                 .sum::<usize>()

@@ -232,7 +232,7 @@ fn outcome(mapper: &LoadedMapper, mutation: &Mutation, source: &str) -> (Outcome
             Outcome::Envelopes(Value::Array(
                 events
                     .iter()
-                    .map(|ev| build_envelope(mutation, ev, source, None).body)
+                    .map(|ev| build_envelope(mutation, ev, source, None).document())
                     .collect(),
             )),
             mapper.violations(&events),

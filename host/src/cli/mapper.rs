@@ -363,7 +363,7 @@ fn run(
     let mut out = std::io::stdout().lock();
     for ev in &events {
         let envelope = build_envelope(&mutation, ev, source, traceparent);
-        serde_json::to_writer(&mut out, &envelope.body)?;
+        out.write_all(envelope.body.as_bytes())?;
         writeln!(out)?;
     }
     out.flush()?;

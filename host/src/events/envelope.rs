@@ -7,7 +7,8 @@
 //! correlation id) and a valid W3C `traceparent`: Dapr leaves both untouched when
 //! `traceid` is present, so the host must supply a valid one itself.
 
-use serde_json::{Map, Value, json};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -24,8 +25,16 @@ pub struct Envelope {
     /// The CloudEvents `traceparent` extension, also sent as the publish request's header so
     /// the sidecar's span joins the trace.
     pub traceparent: TraceParent,
-    /// The whole CloudEvents JSON document.
-    pub body: Value,
+    /// The whole CloudEvents JSON document, as published: attributes in name order, `data`
+    /// as the host parsed it from the mapper's text.
+    pub body: String,
+}
+
+impl Envelope {
+    /// The document as a JSON tree (for display and tests; the relay stores `body`).
+    pub fn document(&self) -> Value {
+        serde_json::from_str(&self.body).expect("the host writes valid JSON")
+    }
 }
 
 /// The envelope id of event `index` of `mapper` for mutation `mutation_id`.
@@ -46,38 +55,74 @@ pub fn build_envelope(
 ) -> Envelope {
     let id = envelope_id(mutation.id, &ev.mapper, ev.index);
     let traceparent = envelope_trace(&mutation.correlation_id, id, incoming);
-    let mut envelope = Map::new();
-    // Extensions first, so no core or host attribute can be overwritten by one
-    // (validation already refuses such names; this is a second line of defence).
-    for (name, value) in &ev.extensions {
-        envelope.insert(name.clone(), Value::String(value.clone()));
-    }
-    let core = json!({
-        "specversion": "1.0",
-        "id": id.to_string(),
-        "source": source,
-        "type": ev.event_type,
-        "time": format_time(&mutation.occurred_at),
-        "datacontenttype": "application/json",
-        "data": ev.data,
-        "traceid": mutation.correlation_id,
-        "traceparent": traceparent.to_string(),
-        "mappername": ev.mapper,
-        "mapperversion": ev.mapper_version,
-    });
-    if let Value::Object(core) = core {
-        envelope.extend(core);
-    }
+    let id_text = id.to_string();
+    let time = format_time(&mutation.occurred_at);
+    let traceparent_text = traceparent.to_string();
+    let mut attributes: Vec<(&str, Attribute<'_>)> =
+        Vec::with_capacity(CORE_COUNT + ev.extensions.len());
+    attributes.extend([
+        ("specversion", Attribute::Text("1.0")),
+        ("id", Attribute::Text(&id_text)),
+        ("source", Attribute::Text(source)),
+        ("type", Attribute::Text(&ev.event_type)),
+        ("time", Attribute::Text(&time)),
+        ("datacontenttype", Attribute::Text("application/json")),
+        ("data", Attribute::Json(&ev.data)),
+        ("traceid", Attribute::Text(&mutation.correlation_id)),
+        ("traceparent", Attribute::Text(&traceparent_text)),
+        ("mappername", Attribute::Text(&ev.mapper)),
+        ("mapperversion", Attribute::Text(&ev.mapper_version)),
+    ]);
     if let Some(subject) = &ev.subject {
-        envelope.insert("subject".into(), Value::String(subject.clone()));
+        attributes.push(("subject", Attribute::Text(subject)));
     }
     if let Some(schema) = &ev.data_schema {
-        envelope.insert("dataschema".into(), Value::String(schema.clone()));
+        attributes.push(("dataschema", Attribute::Text(schema)));
     }
+    // Extensions after the host's attributes: the stable sort keeps the first of equal
+    // names, so no core or host attribute can be overwritten by one (validation already
+    // refuses such names; this is a second line of defence).
+    attributes.extend(
+        ev.extensions
+            .iter()
+            .map(|(name, value)| (name.as_str(), Attribute::Text(value))),
+    );
+    attributes.sort_by(|a, b| a.0.cmp(b.0));
+    attributes.dedup_by(|later, first| later.0 == first.0);
+    let body = serde_json::to_string(&Document(&attributes))
+        .expect("strings and a JSON value always serialise");
     Envelope {
         id,
         traceparent,
-        body: Value::Object(envelope),
+        body,
+    }
+}
+
+/// The attributes every envelope carries (subject and dataschema not counted).
+const CORE_COUNT: usize = 11;
+
+/// One attribute's value: text, or `data`'s JSON.
+enum Attribute<'a> {
+    Text(&'a str),
+    Json(&'a Value),
+}
+
+impl Serialize for Attribute<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Attribute::Text(text) => serializer.serialize_str(text),
+            Attribute::Json(value) => value.serialize(serializer),
+        }
+    }
+}
+
+/// The document: its attributes, in the order given (sorted by name, as a JSON map
+/// of the document's text would be).
+struct Document<'a>(&'a [(&'a str, Attribute<'a>)]);
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, value)| (name, value)))
     }
 }
 

@@ -2,7 +2,7 @@
 //! to map mutations.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -144,6 +144,9 @@ pub struct LoadedMapper {
     topics: BTreeSet<TopicName>,
     /// The payload schemas from `event-schemas`, compiled at load; empty if none.
     schemas: Arc<SchemaSet>,
+    /// The published URL of each declared event type's schema (the `dataschema` of its
+    /// events), built at load rather than per event.
+    schema_urls: Arc<BTreeMap<String, String>>,
     source: MapperSource,
     sha256: String,
     loaded_at: DateTime<Utc>,
@@ -274,6 +277,18 @@ impl LoadedMapper {
         } else {
             SchemaSet::default()
         };
+        let schema_urls = schemas
+            .iter()
+            .map(|(event_type, _)| {
+                let url = schema_url(
+                    &limits.schema_base_url,
+                    &info.name,
+                    &info.version,
+                    event_type,
+                );
+                (event_type.to_owned(), url)
+            })
+            .collect();
         let mut call_settings = describe_settings;
         call_settings.extend((*settings.for_mapper(&info.name)).clone());
         call_settings.extend(overrides.clone());
@@ -283,6 +298,7 @@ impl LoadedMapper {
             version: info.version,
             topics,
             schemas: Arc::new(schemas),
+            schema_urls: Arc::new(schema_urls),
             source,
             sha256,
             loaded_at: Utc::now(),
@@ -308,6 +324,7 @@ impl LoadedMapper {
             version: self.version.clone(),
             topics: self.topics.clone(),
             schemas: self.schemas.clone(),
+            schema_urls: self.schema_urls.clone(),
             source: self.source.clone(),
             sha256: self.sha256.clone(),
             loaded_at: self.loaded_at,
@@ -423,14 +440,9 @@ impl LoadedMapper {
         if self.schemas.is_empty() {
             return Ok(());
         }
-        for ev in events.iter_mut() {
-            if ev.data_schema.is_none() && self.schemas.get(&ev.event_type).is_some() {
-                ev.data_schema = Some(schema_url(
-                    &self.limits.schema_base_url,
-                    &self.name,
-                    &self.version,
-                    &ev.event_type,
-                ));
+        for ev in events.iter_mut().filter(|ev| ev.data_schema.is_none()) {
+            if let Some(url) = self.schema_urls.get(&ev.event_type) {
+                ev.data_schema = Some(url.clone());
             }
         }
         let mode = self.limits.schemas;

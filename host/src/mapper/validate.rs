@@ -151,7 +151,7 @@ pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<(), Str
             value.len()
         ));
     }
-    if value.chars().any(char::is_control) {
+    if has_control(value) {
         return Err(format!(
             "{field} `{}` contains control characters",
             shorten(value).escape_debug()
@@ -192,13 +192,23 @@ fn check_extensions(extensions: &[(String, String)]) -> Result<(), String> {
         if !seen.insert(name.as_str()) {
             return Err(format!("extension `{name}` is given twice"));
         }
-        if value.len() > MAX_EXTENSION_VALUE || value.chars().any(char::is_control) {
+        if value.len() > MAX_EXTENSION_VALUE || has_control(value) {
             return Err(format!(
                 "extension `{name}` value must be printable and at most {MAX_EXTENSION_VALUE} bytes"
             ));
         }
     }
     Ok(())
+}
+
+/// Whether `text` holds a control character (Unicode category Cc): on ASCII text, a byte
+/// test.
+fn has_control(text: &str) -> bool {
+    if text.is_ascii() {
+        text.bytes().any(|b| b.is_ascii_control())
+    } else {
+        text.chars().any(char::is_control)
+    }
 }
 
 /// At most 100 characters of guest text, for messages.

@@ -259,7 +259,7 @@ impl Playground {
             let result = mapped.map(|events| {
                 events
                     .iter()
-                    .map(|ev| build_envelope(&mutation, ev, &source, None).body)
+                    .map(|ev| build_envelope(&mutation, ev, &source, None).document())
                     .collect()
             });
             (result, violations, took)

@@ -136,7 +136,7 @@ fn map_decoded(set: &MapperSet, row: &OutboxRow, source: &str) -> MapOutcome {
                     event_type: event.event_type.clone(),
                     partition_key: event.partition_key_for(&mutation),
                     traceparent: envelope.traceparent.to_string(),
-                    body: envelope.body.to_string(),
+                    body: envelope.body,
                 }
             })
             .collect()

@@ -178,7 +178,7 @@ fn check_golden(source: MapperSource, golden: &str) {
                 let events = mapper.map(&m).unwrap_or_else(|e| panic!("{name}: {e}"));
                 let envelopes = events
                     .iter()
-                    .map(|ev| build_envelope(&m, ev, SOURCE, None).body)
+                    .map(|ev| build_envelope(&m, ev, SOURCE, None).document())
                     .collect();
                 (name, Value::Array(envelopes))
             })

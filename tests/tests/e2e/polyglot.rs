@@ -82,7 +82,7 @@ fn outcomes(
                 Ok(events) => Value::Array(
                     events
                         .iter()
-                        .map(|ev| build_envelope(m, ev, SOURCE, None).body)
+                        .map(|ev| build_envelope(m, ev, SOURCE, None).document())
                         .collect(),
                 ),
                 Err(e) => Value::String(format!("error: {e}")),

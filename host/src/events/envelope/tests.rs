@@ -1,6 +1,7 @@
 //! Unit tests of the envelope.
 
 use chrono::{TimeZone, Utc};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
@@ -49,9 +50,12 @@ const CID: &str = "9876fedc-ba98-4654-b210-0123456789ab";
 #[test]
 fn ids_are_deterministic_per_mutation_mapper_and_index() {
     let m = mutation(CID);
-    let a = build_envelope(&m, &event(0), "pakaura/api", None).body;
-    assert_eq!(a, build_envelope(&m, &event(0), "pakaura/api", None).body);
-    let b = build_envelope(&m, &event(1), "pakaura/api", None).body;
+    let a = build_envelope(&m, &event(0), "pakaura/api", None).document();
+    assert_eq!(
+        a,
+        build_envelope(&m, &event(0), "pakaura/api", None).document()
+    );
+    let b = build_envelope(&m, &event(1), "pakaura/api", None).document();
     assert_ne!(a["id"], b["id"]);
     let other = MappedEvent {
         mapper: "v2".into(),
@@ -59,7 +63,7 @@ fn ids_are_deterministic_per_mutation_mapper_and_index() {
     };
     assert_ne!(
         a["id"],
-        build_envelope(&m, &other, "pakaura/api", None).body["id"]
+        build_envelope(&m, &other, "pakaura/api", None).document()["id"]
     );
     assert_eq!(a["id"], envelope_id(m.id, "default", 0).to_string());
     assert_eq!(
@@ -73,7 +77,7 @@ fn ids_are_deterministic_per_mutation_mapper_and_index() {
 #[test]
 fn the_envelope_has_every_attribute() {
     let m = mutation(CID);
-    let e = build_envelope(&m, &event(0), "pakaura/api", None).body;
+    let e = build_envelope(&m, &event(0), "pakaura/api", None).document();
     assert_eq!(e["specversion"], "1.0");
     assert_eq!(e["source"], "pakaura/api");
     assert_eq!(e["type"], "task.created");
@@ -90,7 +94,7 @@ fn the_envelope_has_every_attribute() {
 
 #[test]
 fn traceparent_is_valid_and_derived_from_a_uuid_correlation_id() {
-    let e = build_envelope(&mutation(CID), &event(0), "s", None).body;
+    let e = build_envelope(&mutation(CID), &event(0), "s", None).document();
     let tp = e["traceparent"].as_str().unwrap();
     assert!(TraceParent::parse(tp).is_some(), "{tp}");
     assert!(
@@ -103,7 +107,7 @@ fn traceparent_is_valid_and_derived_from_a_uuid_correlation_id() {
 #[test]
 fn a_non_uuid_correlation_id_is_hashed_into_a_trace_id() {
     for cid in ["req-42", "", "00000000-0000-0000-0000-000000000000"] {
-        let e = build_envelope(&mutation(cid), &event(0), "s", None).body;
+        let e = build_envelope(&mutation(cid), &event(0), "s", None).document();
         let tp = TraceParent::parse(e["traceparent"].as_str().unwrap()).unwrap();
         assert_ne!(tp.trace_id, [0; 16], "{cid:?}");
     }
@@ -112,7 +116,7 @@ fn a_non_uuid_correlation_id_is_hashed_into_a_trace_id() {
 #[test]
 fn a_valid_incoming_trace_id_and_flags_are_kept() {
     let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
-    let e = build_envelope(&mutation(CID), &event(0), "s", TraceParent::parse(incoming)).body;
+    let e = build_envelope(&mutation(CID), &event(0), "s", TraceParent::parse(incoming)).document();
     let tp = e["traceparent"].as_str().unwrap();
     assert!(
         tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
@@ -136,7 +140,7 @@ fn invalid_incoming_contexts_are_ignored() {
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
     ] {
         assert!(TraceParent::parse(bad).is_none(), "{bad}");
-        let e = build_envelope(&mutation(CID), &event(0), "s", TraceParent::parse(bad)).body;
+        let e = build_envelope(&mutation(CID), &event(0), "s", TraceParent::parse(bad)).document();
         assert!(
             e["traceparent"]
                 .as_str()
@@ -156,7 +160,7 @@ fn optional_attributes_appear_only_when_set() {
         data_schema: Some("https://schemas.example/task/1".into()),
         ..event(0)
     };
-    let e = build_envelope(&mutation(CID), &ev, "s", None).body;
+    let e = build_envelope(&mutation(CID), &ev, "s", None).document();
     assert!(e.get("subject").is_none());
     assert_eq!(e["dataschema"], "https://schemas.example/task/1");
 }
@@ -167,7 +171,61 @@ fn an_extension_cannot_overwrite_a_core_attribute() {
         extensions: vec![("id".into(), "mine".into()), ("source".into(), "x".into())],
         ..event(0)
     };
-    let e = build_envelope(&mutation(CID), &ev, "pakaura/api", None).body;
+    let e = build_envelope(&mutation(CID), &ev, "pakaura/api", None).document();
     assert_ne!(e["id"], "mine");
     assert_eq!(e["source"], "pakaura/api");
+}
+
+#[test]
+fn the_text_is_compact_json_with_attributes_in_name_order() {
+    let ev = MappedEvent {
+        // Names that sort among, before and after the core attributes, one of them twice
+        // over a host attribute.
+        extensions: vec![
+            ("zeta".into(), "z".into()),
+            ("aardvark".into(), "a".into()),
+            ("datax".into(), "d".into()),
+            ("subject".into(), "not mine".into()),
+        ],
+        data: json!({"b": [1, {"y": null, "x": "\u{1}"}], "a": "é"}),
+        data_schema: Some("https://schemas.example/task/1".into()),
+        ..event(0)
+    };
+    let envelope = build_envelope(&mutation(CID), &ev, "pakaura/api", None);
+    // The text a JSON map of the same document writes: sorted names, no spaces.
+    let document = envelope.document();
+    assert_eq!(envelope.body, serde_json::to_string(&document).unwrap());
+    let names: Vec<&str> = document
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "aardvark",
+            "data",
+            "datacontenttype",
+            "dataschema",
+            "datax",
+            "id",
+            "mappername",
+            "mapperversion",
+            "source",
+            "specversion",
+            "subject",
+            "time",
+            "traceid",
+            "traceparent",
+            "type",
+            "zeta",
+        ]
+    );
+    assert_eq!(document["subject"], "t");
+    assert!(
+        envelope
+            .body
+            .contains(r#""data":{"a":"é","b":[1,{"x":"\u0001","y":null}]}"#)
+    );
 }

@@ -169,3 +169,20 @@ fn optional_attributes_are_sane_when_present() {
         .contains("partition-key")
     );
 }
+
+#[test]
+fn control_characters_are_found_in_ascii_and_in_unicode_text() {
+    for text in [
+        "a\u{0}b",
+        "tab\there",
+        "del\u{7f}",
+        "ünï\u{85}code",
+        "ü\u{9f}",
+        "\n",
+    ] {
+        assert!(has_control(text), "{text:?}");
+    }
+    for text in ["plain", "ünïcödé ✓", "\u{a0}no-break space", "~"] {
+        assert!(!has_control(text), "{text:?}");
+    }
+}
