@@ -180,12 +180,28 @@ async fn every_route_publishes_exactly_the_catalogue(backend: Backend) {
 }
 
 async fn per_task_order_holds_with_many_concurrent_tasks(backend: Backend) {
+    per_task_order(backend, None).await;
+}
+
+/// Batches of two rows: the map stage claims and maps each batch while the one before it
+/// is stored, and one task's mutations are spread over many batches.
+async fn per_task_order_holds_across_small_pipelined_map_batches(backend: Backend) {
+    per_task_order(backend, Some("2")).await;
+}
+
+/// Twelve tasks changed concurrently, five mutations each, a few publishes failing: each
+/// task's events reach the sidecar in mutation order. `batch_size`: `RELAY_BATCH_SIZE`.
+async fn per_task_order(backend: Backend, batch_size: Option<&str>) {
     let sink = DaprSink::start(Behaviour {
         fail_next: 5,
         ..sink_behaviour()
     })
     .await;
-    let app = spawn_with(backend, dapr_options(&sink)).await;
+    let mut options = dapr_options(&sink);
+    if let Some(size) = batch_size {
+        options = options.set("RELAY_BATCH_SIZE", size);
+    }
+    let app = spawn_with(backend, options).await;
     let app = std::sync::Arc::new(app);
     let mut handles = Vec::new();
     for t in 0..12 {
@@ -347,6 +363,7 @@ async fn admin_routes_need_the_admin_token(backend: Backend) {
 on_both_databases!(
     every_route_publishes_exactly_the_catalogue,
     per_task_order_holds_with_many_concurrent_tasks,
+    per_task_order_holds_across_small_pipelined_map_batches,
     with_dapr_off_nothing_is_sent_and_envelopes_are_inspectable,
     admin_routes_need_the_admin_token,
     the_admin_api_is_off_without_an_admin_token,

@@ -555,6 +555,45 @@ async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
     db.close().await;
 }
 
+/// Mutations given back (the map stage stopping with a mapped batch, or too busy to map)
+/// are claimable again at once, but only the ones the releasing token still holds.
+/// (The store directly, with no relay running.)
+async fn released_mutations_are_claimable_at_once_under_their_token_only(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = Db::connect(&database.url).await.unwrap();
+    db.migrate().await.unwrap();
+    for title in ["one", "two", "three"] {
+        pakaura_tests::assert::store_new_task(&db, "alice", title)
+            .await
+            .unwrap();
+    }
+    let lease = std::time::Duration::from_secs(60);
+    let claimed = db.claim_mutations("relay-a", 1, lease, 10).await.unwrap();
+    let seqs: Vec<i64> = claimed.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs.len(), 3);
+
+    db.release_mutations(&seqs, 9).await.unwrap();
+    assert!(
+        db.claim_mutations("relay-b", 2, lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a release under another token gives nothing back"
+    );
+    db.release_mutations(&seqs[..2], 1).await.unwrap();
+    let again = db.claim_mutations("relay-b", 2, lease, 10).await.unwrap();
+    assert_eq!(
+        again.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        seqs[..2],
+        "the two released, oldest first, and not the one still held"
+    );
+    assert_eq!(
+        db.renew_mutations(&seqs, 1, lease).await.unwrap(),
+        1,
+        "the first token holds only the row it kept"
+    );
+}
+
 on_both_databases!(
     bulk_publishes_retry_only_failed_entries_and_never_reorder_a_task,
     a_backlog_built_during_an_outage_drains_completely_in_order,
@@ -566,4 +605,5 @@ on_both_databases!(
     bulk_requests_stay_within_the_byte_bound_as_sent,
     a_replayed_letter_gets_its_attempts_afresh,
     outcomes_are_fenced_by_the_lease_token,
+    released_mutations_are_claimable_at_once_under_their_token_only,
 );

@@ -233,20 +233,12 @@ impl Db {
 
     /// Gives the mutations `seqs` leased under `token` back, to be claimed again at once.
     pub async fn release_mutations(&self, seqs: &[i64], token: i64) -> Result<(), StoreError> {
-        for seq in seqs {
-            with_writer!(self, |pool| async {
-                sqlx::query(
-                    "UPDATE outbox SET locked_by = NULL, locked_until = NULL, lock_token = NULL \
-                     WHERE seq = $1 AND lock_token = $2 AND state = 'pending'",
-                )
-                .bind(*seq)
-                .bind(token)
-                .execute(pool)
-                .await
-                .map(drop)
-            })?;
+        match self {
+            Db::Postgres(PgDb { pool, .. }) => {
+                postgres::release_mutations(pool, seqs, token).await
+            }
+            Db::Sqlite(sqlite) => sqlite::release_mutations(sqlite.writer(), seqs, token).await,
         }
-        Ok(())
     }
 
     /// Gives back every lease `owner` holds, outbox rows and task queues alike, to be

@@ -78,6 +78,22 @@ pub(super) async fn renew_mutations(
     Ok(renewed as usize)
 }
 
+pub(super) async fn release_mutations(
+    pool: &PgPool,
+    seqs: &[i64],
+    token: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox SET locked_by = NULL, locked_until = NULL, lock_token = NULL \
+         WHERE seq = ANY($1) AND lock_token = $2 AND state = 'pending'",
+    )
+    .bind(seqs)
+    .bind(token)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 pub(super) async fn claim_tasks(
     pool: &PgPool,
     owner: &str,

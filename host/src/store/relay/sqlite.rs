@@ -72,6 +72,27 @@ pub(super) async fn renew_mutations(
     Ok(renewed as usize)
 }
 
+/// One write transaction for the whole list: a single hand-off to the writer.
+pub(super) async fn release_mutations(
+    pool: &SqlitePool,
+    seqs: &[i64],
+    token: i64,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin_write().await?;
+    for seq in seqs {
+        sqlx::query(
+            "UPDATE outbox SET locked_by = NULL, locked_until = NULL, lock_token = NULL \
+             WHERE seq = $1 AND lock_token = $2 AND state = 'pending'",
+        )
+        .bind(*seq)
+        .bind(token)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 pub(super) async fn claim_tasks(
     pool: &SqlitePool,
     owner: &str,
