@@ -1,8 +1,7 @@
 //! The map stage: claims a batch of committed mutations (outbox rows, oldest first),
 //! maps the whole batch through the live mapper set on one blocking thread (renewing its
 //! lease meanwhile), and stores its envelopes, queue rows and dead letters in
-//! transactions bounded in bytes as well as rows. Two batches are in hand under load: the
-//! next is claimed and mapped while the last is stored.
+//! transactions bounded in bytes as well as rows.
 //!
 //! Nothing wedges: a batch whose store fails while the database answers is split down
 //! to single rows, and a single row that keeps failing is parked as a dead letter (and
@@ -218,59 +217,27 @@ impl Stage for MapStage {
 
 async fn run(ctx: Arc<RelayContext>, signals: Signals) {
     let Signals { wakes, mut stop } = signals;
-    // The batch claimed and mapped while the one before it was being stored.
-    let mut next: Option<Claimed> = None;
     loop {
         if *stop.borrow() {
-            if let Some(batch) = next.take() {
-                batch.give_back(&ctx).await;
-            }
             return;
         }
         ctx.beat(MapStage::NAME);
         ctx.check_injected_panic();
-        let current = match next.take() {
-            Some(batch) => Ok(Some(batch)),
-            None => claim_and_map(&ctx).await,
-        };
-        let idle = match current {
-            // Storing a batch is the database's work, mapping one the mapper's: the next
-            // batch is claimed and mapped while this one is stored. Per-task order does not
-            // depend on which is stored first: a task's envelopes are published only once
-            // none of its earlier mutations is pending (`store/relay`).
-            Ok(Some(batch)) => {
-                let (stored, prefetched) = tokio::join!(batch.store(&ctx), claim_and_map(&ctx));
-                match stored {
-                    Ok(()) => wakes.envelopes.notify_one(),
-                    Err(e) => tracing::warn!(error = %e, "storing a mapped batch failed; it will be claimed again when its lease ends"),
-                }
-                match prefetched {
-                    Ok(Some(batch)) => {
-                        next = Some(batch);
-                        false
-                    }
-                    Ok(None) => true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "claiming a batch failed; will retry");
-                        true
-                    }
+        match map_batch(&ctx).await {
+            Ok(0) => {
+                tokio::select! {
+                    () = wakes.mutations.notified() => {}
+                    () = tokio::time::sleep(ctx.config.relay_poll_interval) => {}
+                    _ = stop.changed() => {}
                 }
             }
-            Ok(None) => true,
+            Ok(_) => wakes.envelopes.notify_one(),
             Err(e) => {
-                tracing::warn!(error = %e, "claiming a batch failed; will retry");
+                tracing::warn!(error = %e, "mapping a batch failed; will retry");
                 tokio::select! {
                     () = tokio::time::sleep(ctx.config.relay_poll_interval) => {}
                     _ = stop.changed() => {}
                 }
-                false
-            }
-        };
-        if idle {
-            tokio::select! {
-                () = wakes.mutations.notified() => {}
-                () = tokio::time::sleep(ctx.config.relay_poll_interval) => {}
-                _ = stop.changed() => {}
             }
         }
     }
@@ -281,84 +248,62 @@ const STORE_CHUNK_BYTES: usize = 16 << 20;
 /// Tries of a single row's store before it is parked (while the database answers).
 const STORE_TRIES: u32 = 3;
 
-/// A batch of outbox rows claimed under `token` and mapped, not yet stored.
-struct Claimed {
-    token: i64,
-    mapped: Mapped,
-}
-
-/// Claims a batch and maps it; `None` when nothing is pending.
-async fn claim_and_map(ctx: &Arc<RelayContext>) -> Result<Option<Claimed>, StoreError> {
+/// Claims, maps and stores one batch; returns how many rows it claimed.
+async fn map_batch(ctx: &Arc<RelayContext>) -> Result<usize, StoreError> {
     let token: i64 = rand::random();
+    let lease = ctx.config.relay_lease;
     let rows = ctx
         .db
         .claim_mutations(
             &ctx.id,
             token,
-            ctx.config.relay_lease,
+            lease,
             i64::from(ctx.config.relay_batch_size),
         )
         .await?;
     if rows.is_empty() {
-        return Ok(None);
+        return Ok(0);
     }
+    let claimed = rows.len();
     let mapped = map_renewing(ctx, token, rows).await;
-    Ok(Some(Claimed { token, mapped }))
-}
-
-impl Claimed {
-    /// Stores the batch's outcomes in transactions bounded in bytes, and gives back the
-    /// rows the host was too busy to map.
-    async fn store(self, ctx: &Arc<RelayContext>) -> Result<(), StoreError> {
-        let Claimed { token, mapped } = self;
-        let mut busy = Vec::new();
-        let mut batch = Vec::with_capacity(mapped.rows.len());
-        for (row, outcome) in mapped.rows.iter().zip(mapped.outcomes) {
-            if outcome.busy() {
-                busy.push(row.seq);
-                continue;
-            }
-            log_outcome(ctx, row, &outcome);
-            let (correlation_id, mapping) = outcome.into_mapping(&mapped.hold);
-            batch.push(MappedRow {
-                row,
-                correlation_id,
-                mapping,
-            });
+    let mut busy = Vec::new();
+    let mut batch = Vec::with_capacity(claimed);
+    for (row, outcome) in mapped.rows.iter().zip(mapped.outcomes) {
+        if outcome.busy() {
+            busy.push(row.seq);
+            continue;
         }
-        if !busy.is_empty() {
-            tracing::warn!(
-                rows = busy.len(),
-                "the mapper runtime was too busy for some mutations; they are given back"
-            );
-            ctx.db.release_mutations(&busy, token).await?;
-        }
-        let mut chunk: Vec<MappedRow<'_>> = Vec::new();
-        let mut bytes = 0;
-        for row in batch {
-            let size = stored_bytes(&row);
-            if !chunk.is_empty() && bytes + size > STORE_CHUNK_BYTES {
-                store(ctx, token, &chunk, &mapped.hold).await?;
-                chunk.clear();
-                bytes = 0;
-            }
-            bytes += size;
-            chunk.push(row);
-        }
-        if !chunk.is_empty() {
+        log_outcome(ctx, row, &outcome);
+        let (correlation_id, mapping) = outcome.into_mapping(&mapped.hold);
+        batch.push(MappedRow {
+            row,
+            correlation_id,
+            mapping,
+        });
+    }
+    if !busy.is_empty() {
+        tracing::warn!(
+            rows = busy.len(),
+            "the mapper runtime was too busy for some mutations; they are given back"
+        );
+        ctx.db.release_mutations(&busy, token).await?;
+    }
+    let mut chunk: Vec<MappedRow<'_>> = Vec::new();
+    let mut bytes = 0;
+    for row in batch {
+        let size = stored_bytes(&row);
+        if !chunk.is_empty() && bytes + size > STORE_CHUNK_BYTES {
             store(ctx, token, &chunk, &mapped.hold).await?;
+            chunk.clear();
+            bytes = 0;
         }
-        Ok(())
+        bytes += size;
+        chunk.push(row);
     }
-
-    /// Gives the batch's rows back unstored (the stage is stopping), so that the next
-    /// relay need not wait out their lease.
-    async fn give_back(self, ctx: &RelayContext) {
-        let seqs: Vec<i64> = self.mapped.rows.iter().map(|r| r.seq).collect();
-        if let Err(e) = ctx.db.release_mutations(&seqs, self.token).await {
-            tracing::warn!(error = %e, rows = seqs.len(), "giving back a mapped batch failed; its rows wait out their lease");
-        }
+    if !chunk.is_empty() {
+        store(ctx, token, &chunk, &mapped.hold).await?;
     }
+    Ok(claimed)
 }
 
 /// Maps `rows`, renewing their lease every third of `RELAY_LEASE` until done, so that a

@@ -183,9 +183,8 @@ async fn per_task_order_holds_with_many_concurrent_tasks(backend: Backend) {
     per_task_order(backend, None).await;
 }
 
-/// Batches of two rows: the map stage claims and maps each batch while the one before it
-/// is stored, and one task's mutations are spread over many batches.
-async fn per_task_order_holds_across_small_pipelined_map_batches(backend: Backend) {
+/// Map batches of two rows: one task's mutations are spread over many batches.
+async fn per_task_order_holds_across_small_map_batches(backend: Backend) {
     per_task_order(backend, Some("2")).await;
 }
 
@@ -363,7 +362,7 @@ async fn admin_routes_need_the_admin_token(backend: Backend) {
 on_both_databases!(
     every_route_publishes_exactly_the_catalogue,
     per_task_order_holds_with_many_concurrent_tasks,
-    per_task_order_holds_across_small_pipelined_map_batches,
+    per_task_order_holds_across_small_map_batches,
     with_dapr_off_nothing_is_sent_and_envelopes_are_inspectable,
     admin_routes_need_the_admin_token,
     the_admin_api_is_off_without_an_admin_token,

@@ -234,9 +234,7 @@ impl Db {
     /// Gives the mutations `seqs` leased under `token` back, to be claimed again at once.
     pub async fn release_mutations(&self, seqs: &[i64], token: i64) -> Result<(), StoreError> {
         match self {
-            Db::Postgres(PgDb { pool, .. }) => {
-                postgres::release_mutations(pool, seqs, token).await
-            }
+            Db::Postgres(PgDb { pool, .. }) => postgres::release_mutations(pool, seqs, token).await,
             Db::Sqlite(sqlite) => sqlite::release_mutations(sqlite.writer(), seqs, token).await,
         }
     }
