@@ -448,8 +448,9 @@ pub struct RelayConfig {
     pub relay_batch_size: u32,
 
     /// Most publish requests in flight at once (different tasks publish concurrently). The
-    /// relay waits on round trips more than on CPU: at 32, PostgreSQL's relay fell behind
-    /// 2,000 creations/s on two cores; at 128 it kept up (BENCHMARKS.md).
+    /// relay waits on round trips: at 32, PostgreSQL's relay fell behind 2,000 creations/s
+    /// on two cores within two minutes; at 128 it kept up for those two minutes (not for
+    /// five: then the CPU ran out; BENCHMARKS.md).
     #[arg(long, env = "RELAY_MAX_IN_FLIGHT", default_value_t = 128,
           value_parser = clap::value_parser!(u32).range(1..=1_024))]
     pub relay_max_in_flight: u32,

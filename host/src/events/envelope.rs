@@ -59,7 +59,7 @@ pub fn build_envelope(
     let time = format_time(&mutation.occurred_at);
     let traceparent_text = traceparent.to_string();
     let mut attributes: Vec<(&str, Attribute<'_>)> =
-        Vec::with_capacity(CORE_COUNT + ev.extensions.len());
+        Vec::with_capacity(CORE_COUNT + 2 + ev.extensions.len());
     attributes.extend([
         ("specversion", Attribute::Text("1.0")),
         ("id", Attribute::Text(&id_text)),
@@ -79,12 +79,14 @@ pub fn build_envelope(
     if let Some(schema) = &ev.data_schema {
         attributes.push(("dataschema", Attribute::Text(schema)));
     }
-    // Extensions after the host's attributes: the stable sort keeps the first of equal
-    // names, so no core or host attribute can be overwritten by one (validation already
-    // refuses such names; this is a second line of defence).
+    // Extensions after the host's attributes, the last of a name first: the stable sort
+    // keeps the first of equal names, so no core or host attribute can be overwritten by
+    // one, and of two extensions of one name the later wins, as in a JSON map (validation
+    // already refuses both; this is a second line of defence).
     attributes.extend(
         ev.extensions
             .iter()
+            .rev()
             .map(|(name, value)| (name.as_str(), Attribute::Text(value))),
     );
     attributes.sort_by(|a, b| a.0.cmp(b.0));

@@ -178,7 +178,18 @@ fn check_golden(source: MapperSource, golden: &str) {
                 let events = mapper.map(&m).unwrap_or_else(|e| panic!("{name}: {e}"));
                 let envelopes = events
                     .iter()
-                    .map(|ev| build_envelope(&m, ev, SOURCE, None).document())
+                    .map(|ev| {
+                        let envelope = build_envelope(&m, ev, SOURCE, None);
+                        let document = envelope.document();
+                        // The text stored and published: the document's compact JSON with
+                        // its names in order, the bytes every earlier version wrote.
+                        assert_eq!(
+                            envelope.body,
+                            serde_json::to_string(&document).unwrap(),
+                            "{name}"
+                        );
+                        document
+                    })
                     .collect();
                 (name, Value::Array(envelopes))
             })

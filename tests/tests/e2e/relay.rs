@@ -555,8 +555,8 @@ async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
     db.close().await;
 }
 
-/// Mutations given back (the map stage stopping with a mapped batch, or too busy to map)
-/// are claimable again at once, but only the ones the releasing token still holds.
+/// Mutations given back (the map stage found the host too busy to map them) are claimable
+/// again at once, but only the ones the releasing token still holds.
 /// (The store directly, with no relay running.)
 async fn released_mutations_are_claimable_at_once_under_their_token_only(backend: Backend) {
     let database = TestDatabase::create(backend).await;
@@ -592,6 +592,7 @@ async fn released_mutations_are_claimable_at_once_under_their_token_only(backend
         1,
         "the first token holds only the row it kept"
     );
+    db.close().await;
 }
 
 on_both_databases!(

@@ -229,3 +229,17 @@ fn the_text_is_compact_json_with_attributes_in_name_order() {
             .contains(r#""data":{"a":"é","b":[1,{"x":"\u0001","y":null}]}"#)
     );
 }
+
+#[test]
+fn of_two_extensions_of_one_name_the_later_wins_as_in_a_json_map() {
+    let ev = MappedEvent {
+        extensions: vec![
+            ("tenant".into(), "first".into()),
+            ("tenant".into(), "later".into()),
+        ],
+        ..event(0)
+    };
+    let envelope = build_envelope(&mutation(CID), &ev, "pakaura/api", None);
+    assert_eq!(envelope.document()["tenant"], "later");
+    assert_eq!(envelope.body.matches("\"tenant\"").count(), 1);
+}
