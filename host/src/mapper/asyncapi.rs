@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::schema::schema_url;
 use super::set::MapperSet;
 
 /// The AsyncAPI version the document follows.
@@ -26,8 +25,6 @@ pub struct AsyncApiSettings<'a> {
     pub server: &'a str,
     /// The envelopes' CloudEvents `source` (`EVENT_SOURCE`).
     pub source: &'a str,
-    /// The base of the published schemas' URLs (`SCHEMA_BASE_URL`).
-    pub schema_base_url: &'a str,
 }
 
 /// The AsyncAPI 3.0 document of `set`.
@@ -44,12 +41,10 @@ pub fn document(set: &MapperSet, settings: &AsyncApiSettings<'_>) -> Value {
         }
         for (event_type, schema) in mapper.schemas().iter() {
             let key = component_key(&format!("{}.{event_type}", mapper.name()));
-            let url = schema_url(
-                settings.schema_base_url,
-                mapper.name(),
-                mapper.version(),
-                event_type,
-            );
+            // The URL its events carry as `dataschema`, built at load.
+            let url = mapper
+                .schema_url(event_type)
+                .expect("every declared schema has its URL");
             messages.insert(
                 key.clone(),
                 json!({
@@ -58,7 +53,7 @@ pub fn document(set: &MapperSet, settings: &AsyncApiSettings<'_>) -> Value {
                     "summary": format!("`{event_type}` from the mapper `{}` {}", mapper.name(), mapper.version()),
                     "contentType": "application/cloudevents+json",
                     "correlationId": {"location": "$message.payload#/traceid"},
-                    "payload": envelope(event_type, settings.source, &url, &schema.document),
+                    "payload": envelope(event_type, settings.source, url, &schema.document),
                     "bindings": {"kafka": {
                         "key": {"type": "string", "description": "The task id (the mapper's partition key when it gives one): one task's events stay in order."},
                         "bindingVersion": KAFKA_BINDING

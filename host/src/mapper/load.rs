@@ -441,8 +441,8 @@ impl LoadedMapper {
             return Ok(());
         }
         for ev in events.iter_mut().filter(|ev| ev.data_schema.is_none()) {
-            if let Some(url) = self.schema_urls.get(&ev.event_type) {
-                ev.data_schema = Some(url.clone());
+            if let Some(url) = self.schema_url(&ev.event_type) {
+                ev.data_schema = Some(url.to_owned());
             }
         }
         let mode = self.limits.schemas;
@@ -501,6 +501,12 @@ impl LoadedMapper {
     /// The payload schemas it declared (empty when none).
     pub fn schemas(&self) -> &SchemaSet {
         &self.schemas
+    }
+
+    /// Where the host publishes the schema of `event_type` (its events' `dataschema`), if
+    /// the mapper declared one.
+    pub fn schema_url(&self, event_type: &str) -> Option<&str> {
+        self.schema_urls.get(event_type).map(String::as_str)
     }
 
     /// A fresh instance for a call on `mutation`.

@@ -453,7 +453,6 @@ impl MapperRegistry {
             &super::asyncapi::AsyncApiSettings {
                 server: &config.asyncapi_server,
                 source,
-                schema_base_url: &config.schema_base_url,
             },
         )
     }
