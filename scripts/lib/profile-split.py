@@ -2,7 +2,8 @@
 """Splits a `perf record --call-graph dwarf` profile of the host into the request path and
 the relay path, and each into what the time went on.
 
-Usage: perf script -i perf.data -F comm,tid,ip,sym,dso | scripts/lib/profile-split.py
+Usage: perf script -i perf.data -F comm,tid,ip,sym | scripts/lib/profile-split.py
+(without `dso`: a kernel frame then names its function, which the categories below match)
 
 A sample belongs to the relay when its stack holds a frame of the relay, the mapper
 runtime or the HTTP client that publishes; to the request path when it holds a frame of
