@@ -595,6 +595,121 @@ async fn released_mutations_are_claimable_at_once_under_their_token_only(backend
     db.close().await;
 }
 
+/// One delivery batch of many tasks records each envelope's own publisher status, and
+/// only under the lease that holds its task: the envelopes a stale token reports stay
+/// pending, whatever their neighbours in the batch. (The store directly, with no relay
+/// running; 600 envelopes, one multi-row statement on SQLite.)
+async fn a_batch_of_deliveries_records_each_status_under_its_own_lease(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = Db::connect(&database.url).await.unwrap();
+    db.migrate().await.unwrap();
+    const TASKS: usize = 300;
+    for i in 0..TASKS {
+        pakaura_tests::assert::store_new_task(&db, "alice", &format!("task {i}"))
+            .await
+            .unwrap();
+    }
+    let lease = std::time::Duration::from_secs(60);
+    let claimed = db
+        .claim_mutations("relay-a", 1, lease, TASKS as i64)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), TASKS);
+    let envelope = |task: uuid::Uuid, event_index| NewEnvelope {
+        id: uuid::Uuid::new_v4(),
+        event_index,
+        mapper: "m".into(),
+        topic: "task-events".into(),
+        event_type: "t".into(),
+        partition_key: task.to_string(),
+        body: "{}".into(),
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+    };
+    let batch: Vec<MappedRow> = claimed
+        .iter()
+        .map(|row| MappedRow {
+            row,
+            correlation_id: "c".into(),
+            mapping: Mapping::Mapped(vec![envelope(row.task_id, 0), envelope(row.task_id, 1)]),
+        })
+        .collect();
+    let stored = db
+        .record_mappings(1, &batch, EnvelopeState::Pending, now())
+        .await
+        .unwrap();
+    assert_eq!(stored.envelopes, 2 * TASKS);
+
+    // Half the task queues under token 3, the other half under token 4.
+    let first = db
+        .claim_tasks("relay-c", 3, lease, (TASKS / 2) as i64)
+        .await
+        .unwrap();
+    let second = db
+        .claim_tasks("relay-d", 4, lease, (TASKS / 2) as i64)
+        .await
+        .unwrap();
+    assert_eq!((first.len(), second.len()), (TASKS / 2, TASKS / 2));
+    let mut tasks = first.clone();
+    tasks.extend(&second);
+    let pending = db
+        .load_envelopes(&tasks, 16, usize::MAX)
+        .await
+        .unwrap()
+        .envelopes;
+    assert_eq!(pending.len(), 2 * TASKS);
+
+    // Relay C reports every envelope: its own under token 3, the others under a token
+    // that holds nothing (a lease it lost). Each gets a status of its own.
+    let status = |i: usize| (i % 4 != 3).then(|| 200 + (i % 4) as u16);
+    let deliveries: Vec<DeliveryRecord> = pending
+        .iter()
+        .enumerate()
+        .map(|(i, e)| DeliveryRecord {
+            seq: e.seq,
+            task: HeldTask {
+                task_id: e.task_id,
+                token: if first.contains(&e.task_id) { 3 } else { 5 },
+            },
+            delivery: Delivery::Published { status: status(i) },
+        })
+        .collect();
+    db.record_deliveries(
+        &DeliveryBatch {
+            relay: "relay-c".into(),
+            deliveries,
+            releases: Vec::new(),
+            renew: Vec::new(),
+        },
+        now(),
+        lease,
+    )
+    .await
+    .unwrap();
+
+    for (i, e) in pending.iter().enumerate() {
+        let record = db.envelope(&e.id).await.unwrap().unwrap();
+        if first.contains(&e.task_id) {
+            assert_eq!(record.state, EnvelopeState::Published, "envelope {i}");
+            assert_eq!(
+                record.delivery_status,
+                status(i).map(i32::from),
+                "envelope {i} keeps its own status"
+            );
+            assert_eq!(record.published_by.as_deref(), Some("relay-c"));
+            assert_eq!(record.attempts, 1);
+        } else {
+            assert_eq!(
+                record.state,
+                EnvelopeState::Pending,
+                "envelope {i}: stale token"
+            );
+            assert_eq!(record.delivery_status, None);
+            assert_eq!(record.attempts, 0);
+        }
+    }
+    db.close().await;
+}
+
 on_both_databases!(
     bulk_publishes_retry_only_failed_entries_and_never_reorder_a_task,
     a_backlog_built_during_an_outage_drains_completely_in_order,
@@ -607,4 +722,5 @@ on_both_databases!(
     a_replayed_letter_gets_its_attempts_afresh,
     outcomes_are_fenced_by_the_lease_token,
     released_mutations_are_claimable_at_once_under_their_token_only,
+    a_batch_of_deliveries_records_each_status_under_its_own_lease,
 );
