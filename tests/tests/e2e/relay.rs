@@ -625,7 +625,7 @@ async fn a_batch_of_deliveries_records_each_status_under_its_own_lease(backend: 
         body: "{}".into(),
         traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
     };
-    let batch: Vec<MappedRow> = claimed
+    let batch: Vec<MappedRow<'_>> = claimed
         .iter()
         .map(|row| MappedRow {
             row,
@@ -658,8 +658,9 @@ async fn a_batch_of_deliveries_records_each_status_under_its_own_lease(backend: 
         .envelopes;
     assert_eq!(pending.len(), 2 * TASKS);
 
-    // Relay C reports every envelope: its own under token 3, the others under a token
-    // that holds nothing (a lease it lost). Each gets a status of its own.
+    // Relay C reports every envelope under a token of its own: its tasks' under 3, the
+    // others' under 3 too (a token live on other tasks) or 5 (one that holds nothing).
+    // Each gets a status of its own.
     let status = |i: usize| (i % 4 != 3).then(|| 200 + (i % 4) as u16);
     let deliveries: Vec<DeliveryRecord> = pending
         .iter()
@@ -668,7 +669,11 @@ async fn a_batch_of_deliveries_records_each_status_under_its_own_lease(backend: 
             seq: e.seq,
             task: HeldTask {
                 task_id: e.task_id,
-                token: if first.contains(&e.task_id) { 3 } else { 5 },
+                token: if first.contains(&e.task_id) || i % 2 == 0 {
+                    3
+                } else {
+                    5
+                },
             },
             delivery: Delivery::Published { status: status(i) },
         })
