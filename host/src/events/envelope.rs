@@ -59,7 +59,7 @@ pub fn build_envelope(
     let time = format_time(&mutation.occurred_at);
     let traceparent_text = traceparent.to_string();
     let mut attributes: Vec<(&str, Attribute<'_>)> =
-        Vec::with_capacity(CORE_COUNT + 2 + ev.extensions.len());
+        Vec::with_capacity(HOST_ATTRIBUTES + ev.extensions.len());
     attributes.extend([
         ("specversion", Attribute::Text("1.0")),
         ("id", Attribute::Text(&id_text)),
@@ -100,8 +100,9 @@ pub fn build_envelope(
     }
 }
 
-/// The attributes every envelope carries (subject and dataschema not counted).
-const CORE_COUNT: usize = 11;
+/// The most attributes the host writes: eleven on every envelope, and subject and
+/// dataschema when the event has them.
+const HOST_ATTRIBUTES: usize = 13;
 
 /// One attribute's value: text, or `data`'s JSON.
 enum Attribute<'a> {

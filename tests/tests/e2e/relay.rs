@@ -437,6 +437,21 @@ async fn a_replayed_letter_gets_its_attempts_afresh(backend: Backend) {
     assert_eq!(open.len(), 1, "only the other event's letter is open");
 }
 
+/// Event `event_index` of a mutation of `task`, as the map stage would store it (for the
+/// tests that drive the store directly).
+fn new_envelope(task: uuid::Uuid, event_index: i32) -> NewEnvelope {
+    NewEnvelope {
+        id: uuid::Uuid::new_v4(),
+        event_index,
+        mapper: "m".into(),
+        topic: "task-events".into(),
+        event_type: "t".into(),
+        partition_key: task.to_string(),
+        body: "{}".into(),
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+    }
+}
+
 /// An outcome is recorded only under the lease that claimed the row: a relay whose lease
 /// passed to another stores nothing. (The store directly, with no relay running.)
 async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
@@ -464,20 +479,10 @@ async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
     let b = db.claim_mutations("relay-b", 2, lease, 10).await.unwrap();
     assert_eq!(b.len(), 1);
     let row = &a[0];
-    let envelope = NewEnvelope {
-        id: uuid::Uuid::new_v4(),
-        event_index: 0,
-        mapper: "m".into(),
-        topic: "task-events".into(),
-        event_type: "t".into(),
-        partition_key: task.id.to_string(),
-        body: "{}".into(),
-        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
-    };
     let batch = [MappedRow {
         row,
         correlation_id: "c".into(),
-        mapping: Mapping::Mapped(vec![envelope]),
+        mapping: Mapping::Mapped(vec![new_envelope(task.id, 0)]),
     }];
     let stale = db
         .record_mappings(1, &batch, EnvelopeState::Pending, now())
@@ -615,22 +620,15 @@ async fn a_batch_of_deliveries_records_each_status_under_its_own_lease(backend: 
         .await
         .unwrap();
     assert_eq!(claimed.len(), TASKS);
-    let envelope = |task: uuid::Uuid, event_index| NewEnvelope {
-        id: uuid::Uuid::new_v4(),
-        event_index,
-        mapper: "m".into(),
-        topic: "task-events".into(),
-        event_type: "t".into(),
-        partition_key: task.to_string(),
-        body: "{}".into(),
-        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
-    };
     let batch: Vec<MappedRow<'_>> = claimed
         .iter()
         .map(|row| MappedRow {
             row,
             correlation_id: "c".into(),
-            mapping: Mapping::Mapped(vec![envelope(row.task_id, 0), envelope(row.task_id, 1)]),
+            mapping: Mapping::Mapped(vec![
+                new_envelope(row.task_id, 0),
+                new_envelope(row.task_id, 1),
+            ]),
         })
         .collect();
     let stored = db
