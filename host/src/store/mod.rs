@@ -6,6 +6,7 @@
 //! type-checked against both drivers.
 
 mod backlog;
+mod checkpoint;
 mod dead_letters;
 mod delivery_health;
 mod envelopes;
@@ -178,6 +179,8 @@ pub struct SqliteDb {
     reader: SqlitePool,
     writer: SqlitePool,
     creates: group_commit::CreateQueue,
+    /// WAL checkpoints on a connection of their own, not in the writer's commits.
+    checkpoints: checkpoint::Checkpoints,
 }
 
 /// A PostgreSQL pool, and the queue in front of it that commits task creations in
@@ -249,7 +252,8 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(settings.timeout)
                 .foreign_keys(true);
-            // The writer first: it creates the file and switches it to WAL.
+            // The writer first: it creates the file and switches it to WAL. Its own
+            // checkpoints are only a backstop (see `checkpoint`).
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
@@ -257,14 +261,19 @@ impl Db {
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .test_before_acquire(false)
-                .connect_with(opts.clone().create_if_missing(true))
+                .connect_with(opts.clone().create_if_missing(true).pragma(
+                    "wal_autocheckpoint",
+                    checkpoint::WRITER_BACKSTOP.to_string(),
+                ))
                 .await?;
+            let checkpoints = checkpoint::Checkpoints::start(opts.clone(), writer.clone()).await?;
             let reader = sqlite_readers(opts, settings).await?;
             let creates = group_commit::CreateQueue::sqlite(writer.clone(), settings.timeout);
             Ok(Db::Sqlite(SqliteDb {
                 reader,
                 writer,
                 creates,
+                checkpoints,
             }))
         } else {
             Err(StoreError::Url(format!(
@@ -290,6 +299,7 @@ impl Db {
                     .await?,
                 writer: sqlite.writer.clone(),
                 creates: sqlite.creates.clone(),
+                checkpoints: sqlite.checkpoints.clone(),
             })),
         }
     }
@@ -329,6 +339,7 @@ impl Db {
     pub async fn close(&self) {
         match self {
             Db::Sqlite(sqlite) => {
+                sqlite.checkpoints.close().await;
                 sqlite.reader.close().await;
                 sqlite.writer.close().await;
             }
