@@ -4,29 +4,35 @@
 //! checkpoint copies them back into the database file. By default SQLite checkpoints inside
 //! the commit that takes the WAL past 1,000 pages: that commit returns only after copying
 //! them and syncing both files, and since it is the one writer connection's, every write
-//! behind it (API creations included) waits too: 10-30 ms, several times a second under load.
+//! behind it (API creations included) waits too, several times a second under load.
 //!
 //! Here a connection of its own copies the WAL every [`PERIOD`] with `PASSIVE` checkpoints,
 //! which take no lock a writer waits for: the writer keeps appending meanwhile.
 //!
 //! A passive checkpoint alone does not bound the WAL file. The WAL starts over from its
-//! beginning only when a write transaction begins with every frame already copied, and under
-//! steady writes the writer is always a few frames ahead of a checkpoint running beside it,
-//! so the file would grow without end (measured on 2026-12-05: 40 MB in 8 s; BENCHMARKS.md).
-//! So once the WAL holds [`RESTART_FRAMES`], the task repeats its passive checkpoint until a
-//! pass finds little new to copy (each pass copies what was written during the last, so the
-//! passes shrink quickly), and then runs one more through the writer connection itself: queued
-//! like any write, it copies the last few frames and syncs little, and the writer's next
-//! transaction starts the WAL over. A reader still reading an older snapshot at that moment
-//! defers it to the next time.
+//! beginning only when a write transaction begins with every frame already copied (and no
+//! reader left on an older snapshot), and under steady writes the writer is always a few
+//! frames ahead of a checkpoint running beside it, so the file would grow without end
+//! (measured on 2026-12-05: 40 MB in 8 s; BENCHMARKS.md). So once the WAL holds
+//! [`RESTART_FRAMES`], the task repeats its passive checkpoint until few frames are left
+//! (each pass copies what was written during the last, so the passes shrink quickly), syncs
+//! the database file itself (SQLite syncs it only in the checkpoint that copies the last
+//! frame, which would be the writer's), and then runs one more checkpoint through the writer
+//! connection: queued like any write, it copies and syncs the last few frames, and the
+//! writer's next transaction starts the WAL over. A reader still on an older snapshot then
+//! keeps the last frames from being copied, or the WAL from starting over; the task tries
+//! again a little later, and in the next round.
 //!
 //! The writer's own automatic checkpoint stays on with the higher threshold
 //! [`WRITER_BACKSTOP`]: it bounds the WAL should this task fall behind or stop.
 //!
-//! Durability is unchanged: a commit is in the WAL before it is answered either way
-//! (`synchronous = NORMAL`), and checkpoints only move committed pages, syncing the WAL
-//! before and the database file after.
+//! What a commit survives is unchanged: it is in the WAL before it is answered
+//! (`synchronous = NORMAL`), so a `kill -9` loses nothing, and checkpoints only move
+//! committed pages. The WAL itself is synced when a checkpoint copies from it, so what a power
+//! loss can take is now usually the last [`PERIOD`] or so of commits (by default, everything
+//! since the last 1,000-page checkpoint), but more while a read transaction stays open.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
@@ -40,20 +46,22 @@ const PERIOD: Duration = Duration::from_millis(100);
 /// 8 MiB.
 const RESTART_FRAMES: i64 = 2_048;
 
-/// How many more times the writer's checkpoint is tried when a reader kept it from copying
-/// everything, and after how long.
-const WRITER_RETRIES: usize = 3;
-const WRITER_RETRY_AFTER: Duration = Duration::from_millis(5);
-
-/// A pass that copied at most this many frames is the last passive one before the
-/// writer's.
+/// Frames left to copy below which the passive passes stop and the writer's checkpoint
+/// follows.
 const SETTLED_FRAMES: i64 = 64;
 
 /// Most passive passes in a row before the writer's.
 const MAX_PASSES: usize = 4;
 
+/// How many more times the writer's checkpoint is tried when a reader kept it from copying
+/// everything.
+const WRITER_RETRIES: usize = 3;
+
+/// The wait before each of those tries (readers here are short).
+const WRITER_RETRY_AFTER: Duration = Duration::from_millis(5);
+
 /// WAL frames past which the writer checkpoints in its own commit (SQLite's default is
-/// 1,000): 40 MiB.
+/// 1,000): about 40 MB.
 pub(super) const WRITER_BACKSTOP: i64 = 10_000;
 
 /// WAL frames past which the WAL is reported as not starting over: twice the backstop.
@@ -74,6 +82,7 @@ impl Checkpoints {
         opts: SqliteConnectOptions,
         writer: SqlitePool,
     ) -> Result<Self, sqlx::Error> {
+        let file = opts.get_filename().to_owned();
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -83,84 +92,111 @@ impl Checkpoints {
             .connect_with(opts.create_if_missing(false))
             .await?;
         let (alive, gone) = mpsc::channel(1);
-        tokio::spawn(run(pool.clone(), writer, gone));
+        let task = Task {
+            own: pool.clone(),
+            writer,
+            file,
+        };
+        tokio::spawn(task.run(gone));
         Ok(Self {
             pool,
             _alive: alive,
         })
     }
 
-    /// Stops checkpointing and closes the connection (the writer, closed last, copies
-    /// what is left, as SQLite's last connection does).
+    /// Stops checkpointing and closes the connection (whichever connection closes last
+    /// copies what is left and removes the WAL, as SQLite does).
     pub(super) async fn close(&self) {
         self.pool.close().await;
     }
 }
 
-async fn run(own: SqlitePool, writer: SqlitePool, mut gone: mpsc::Receiver<()>) {
-    let mut ticks = tokio::time::interval(PERIOD);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut failing, mut long) = (false, false);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            None = gone.recv() => break,
-        }
-        match round(&own, &writer).await {
-            Ok(frames) => {
-                if failing {
-                    failing = false;
-                    tracing::info!("SQLite WAL checkpoints work again");
-                }
-                // Only a read that stays open keeps the WAL this long (checkpoints cannot
-                // copy past what it still reads); said once until the WAL is short again.
-                if frames > LONG_WAL_FRAMES && !long {
-                    tracing::warn!(
-                        wal_frames = frames,
-                        "the SQLite WAL is not starting over: a long read transaction holds it"
-                    );
-                }
-                long = frames > LONG_WAL_FRAMES;
-            }
-            Err(_) if own.is_closed() || writer.is_closed() => break,
-            // Once per run of failures: the writer's own checkpoint bounds the WAL meanwhile.
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(error = %e, "SQLite WAL checkpoint failed; retrying");
-            }
-            Err(_) => {}
-        }
-    }
-    own.close().await;
+/// What the checkpointing task works with.
+struct Task {
+    /// Its own connection.
+    own: SqlitePool,
+    /// The writer, for the checkpoint after which the WAL starts over.
+    writer: SqlitePool,
+    /// The database file, to sync it before that checkpoint.
+    file: PathBuf,
 }
 
-/// One period's checkpoints: a passive one, and once the WAL is long, more until they
-/// settle and a last one through the writer so that the WAL starts over.
-/// Returns the frames the WAL held.
-async fn round(own: &SqlitePool, writer: &SqlitePool) -> Result<i64, sqlx::Error> {
-    let mut last = checkpoint(own).await?;
-    if last.wal_frames < RESTART_FRAMES {
-        return Ok(last.wal_frames);
-    }
-    for _ in 1..MAX_PASSES {
-        let next = checkpoint(own).await?;
-        let copied = next.copied_since(last);
-        last = next;
-        if copied <= SETTLED_FRAMES {
-            break;
+impl Task {
+    async fn run(self, mut gone: mpsc::Receiver<()>) {
+        let mut ticks = tokio::time::interval(PERIOD);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut failing, mut long) = (false, false);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                None = gone.recv() => break,
+            }
+            match self.round().await {
+                Ok(frames) => {
+                    if failing {
+                        failing = false;
+                        tracing::info!("SQLite WAL checkpoints work again");
+                    }
+                    // Only a read that stays open keeps the WAL this long (checkpoints cannot
+                    // copy past what it still reads); said once until the WAL is short again.
+                    // (A round that found another checkpoint running says nothing.)
+                    if let Some(frames) = frames {
+                        if frames > LONG_WAL_FRAMES && !long {
+                            tracing::warn!(
+                                wal_frames = frames,
+                                "the SQLite WAL is not starting over: a long read transaction holds it"
+                            );
+                        }
+                        long = frames > LONG_WAL_FRAMES;
+                    }
+                }
+                Err(_) if self.own.is_closed() || self.writer.is_closed() => break,
+                // Once per run of failures: the writer's own checkpoint bounds the WAL meanwhile.
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "SQLite WAL checkpoint failed; retrying");
+                }
+                Err(_) => {}
+            }
         }
+        self.own.close().await;
     }
-    // A reader still on an older snapshot keeps the last frames from being copied (and the
-    // WAL from starting over); readers are short, so try again a little later.
-    let mut done = checkpoint(writer).await?;
-    for _ in 0..WRITER_RETRIES {
-        if done.copied_frames >= done.wal_frames {
-            break;
+
+    /// One period's checkpoints: a passive one, and once the WAL is long, more until few
+    /// frames are left, then one through the writer so that the WAL starts over. Returns
+    /// the frames the WAL held, or `None` if another checkpoint was running.
+    async fn round(&self) -> Result<Option<i64>, sqlx::Error> {
+        let Some(mut last) = checkpoint(&self.own).await? else {
+            return Ok(None);
+        };
+        if last.wal_frames < RESTART_FRAMES {
+            return Ok(Some(last.wal_frames));
         }
-        tokio::time::sleep(WRITER_RETRY_AFTER).await;
-        done = checkpoint(writer).await?;
+        for _ in 1..MAX_PASSES {
+            if last.left() <= SETTLED_FRAMES {
+                break;
+            }
+            match checkpoint(&self.own).await? {
+                Some(next) => last = next,
+                None => return Ok(None),
+            }
+        }
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || std::fs::File::open(file)?.sync_data())
+            .await
+            .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+            .map_err(sqlx::Error::Io)?;
+        // A reader still on an older snapshot keeps the last frames from being copied.
+        let mut done = checkpoint(&self.writer).await?;
+        for _ in 0..WRITER_RETRIES {
+            if done.is_none_or(|d| d.left() == 0) {
+                break;
+            }
+            tokio::time::sleep(WRITER_RETRY_AFTER).await;
+            done = checkpoint(&self.writer).await?;
+        }
+        Ok(done.map(|d| d.wal_frames))
     }
-    Ok(done.wal_frames)
 }
 
 /// What a checkpoint reports: the frames in the WAL and how many of them are now in the
@@ -172,28 +208,23 @@ struct Checkpointed {
 }
 
 impl Checkpointed {
-    /// Frames this checkpoint copied that `before` had not (the WAL may have started over
-    /// in between).
-    fn copied_since(self, before: Checkpointed) -> i64 {
-        if self.wal_frames < before.wal_frames {
-            self.copied_frames
-        } else {
-            self.copied_frames - before.copied_frames
-        }
+    /// Frames not yet copied.
+    fn left(self) -> i64 {
+        self.wal_frames - self.copied_frames
     }
 }
 
-/// One `PASSIVE` checkpoint on `pool`'s connection.
-async fn checkpoint(pool: &SqlitePool) -> Result<Checkpointed, sqlx::Error> {
-    // (busy, frames in the WAL, frames copied); busy is always 0 in PASSIVE mode.
-    let (_, wal_frames, copied_frames): (i64, i64, i64) =
+/// One `PASSIVE` checkpoint on `pool`'s connection; `None` if another connection's
+/// checkpoint was running (SQLite then reports busy and copies nothing).
+async fn checkpoint(pool: &SqlitePool) -> Result<Option<Checkpointed>, sqlx::Error> {
+    let (busy, wal_frames, copied_frames): (i64, i64, i64) =
         sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(pool)
             .await?;
-    Ok(Checkpointed {
+    Ok((busy == 0).then_some(Checkpointed {
         wal_frames,
         copied_frames,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -202,13 +233,34 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use sqlx::SqlitePool;
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
 
-    use super::{RESTART_FRAMES, WRITER_BACKSTOP, checkpoint, round};
+    use super::{Checkpointed, RESTART_FRAMES, Task, WRITER_BACKSTOP, checkpoint};
     use crate::store::Db;
 
     fn len(path: &Path) -> u64 {
         std::fs::metadata(path).map_or(0, |m| m.len())
+    }
+
+    /// Commits ten pages (rows of 4,000 bytes take a page each).
+    async fn fill(writer: &SqlitePool) {
+        sqlx::query(
+            "INSERT INTO filler (b) SELECT zeroblob(4000) FROM \
+             (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) \
+             SELECT i FROM n)",
+        )
+        .execute(writer)
+        .await
+        .unwrap();
+    }
+
+    async fn passive(pool: &SqlitePool) -> Checkpointed {
+        checkpoint(pool)
+            .await
+            .unwrap()
+            .expect("no other checkpoint runs")
     }
 
     #[tokio::test]
@@ -237,14 +289,7 @@ mod tests {
             .unwrap();
         let before = len(&path);
         for _ in 0..50 {
-            sqlx::query(
-                "INSERT INTO filler (b) SELECT zeroblob(4000) FROM \
-                 (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) \
-                 SELECT i FROM n)",
-            )
-            .execute(writer)
-            .await
-            .unwrap();
+            fill(writer).await;
         }
         let copied = before + 500 * 4000;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -258,18 +303,38 @@ mod tests {
             len(&wal)
         );
 
-        // Closing closes the checkpointing connection too: the writer, last, removes the WAL.
+        // Closing closes the checkpointing connection too: the last to close removes the WAL.
         assert!(wal.exists());
         db.close().await;
         assert!(!wal.exists(), "the WAL is left after close");
     }
 
-    async fn one_connection(opts: &SqliteConnectOptions) -> SqlitePool {
-        SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
+    /// A writer, a checkpointing connection and a reader on a fresh database, as the store
+    /// opens them, with the task's state (nothing runs it: the tests call its rounds).
+    async fn connections(dir: &tempfile::TempDir) -> (Task, SqlitePool) {
+        let file = dir.path().join("w.db");
+        let opts = SqliteConnectOptions::new()
+            .filename(&file)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let one = |opts: SqliteConnectOptions| {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+        };
+        let writer = one(opts
+            .clone()
+            .pragma("wal_autocheckpoint", WRITER_BACKSTOP.to_string()))
+        .await
+        .unwrap();
+        sqlx::query("CREATE TABLE filler (b BLOB NOT NULL)")
+            .execute(&writer)
             .await
-            .unwrap()
+            .unwrap();
+        let own = one(opts.clone()).await.unwrap();
+        let reader = one(opts).await.unwrap();
+        (Task { own, writer, file }, reader)
     }
 
     /// Under back-to-back writes a passive checkpoint beside the writer never catches up
@@ -278,46 +343,27 @@ mod tests {
     #[tokio::test]
     async fn a_round_lets_the_wal_start_over_under_steady_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = SqliteConnectOptions::new()
-            .filename(dir.path().join("w.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .pragma("wal_autocheckpoint", WRITER_BACKSTOP.to_string());
-        let writer = one_connection(&opts).await;
-        let own = one_connection(&opts).await;
-        sqlx::query("CREATE TABLE filler (b BLOB NOT NULL)")
-            .execute(&writer)
-            .await
-            .unwrap();
-        // Ten pages a commit, back to back, until the test ends.
-        let fill = |writer: SqlitePool| async move {
-            sqlx::query(
-                "INSERT INTO filler (b) SELECT zeroblob(4000) FROM \
-                 (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) \
-                 SELECT i FROM n)",
-            )
-            .execute(&writer)
-            .await
-            .unwrap();
-        };
+        let (task, _) = connections(&dir).await;
         let writes = tokio::spawn({
-            let writer = writer.clone();
+            let writer = task.writer.clone();
             async move {
                 loop {
-                    fill(writer.clone()).await;
+                    fill(&writer).await;
                 }
             }
         });
+        let deadline = Instant::now() + Duration::from_secs(60);
         for _ in 0..3 {
-            let mut before = checkpoint(&own).await.unwrap();
+            let mut before = passive(&task.own).await;
             while before.wal_frames < RESTART_FRAMES {
+                assert!(Instant::now() < deadline, "the writes stopped");
                 tokio::time::sleep(Duration::from_millis(10)).await;
-                before = checkpoint(&own).await.unwrap();
+                before = passive(&task.own).await;
             }
-            round(&own, &writer).await.unwrap();
+            task.round().await.unwrap();
             // The writer's next transaction starts the WAL over.
-            fill(writer.clone()).await;
-            let after = checkpoint(&own).await.unwrap();
+            fill(&task.writer).await;
+            let after = passive(&task.own).await;
             assert!(
                 after.wal_frames < before.wal_frames,
                 "the WAL did not start over: {} frames before the round, {} after",
@@ -326,5 +372,39 @@ mod tests {
             );
         }
         writes.abort();
+    }
+
+    /// A reader on an older snapshot keeps the WAL from starting over while its transaction
+    /// is open (the round gives up after its retries, without an error); the first round
+    /// after it ends lets the WAL start over.
+    #[tokio::test]
+    async fn a_reader_on_an_older_snapshot_defers_the_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (task, reader) = connections(&dir).await;
+        fill(&task.writer).await;
+        let mut read = reader.begin().await.unwrap();
+        let _: (i64,) = sqlx::query_as("SELECT count(*) FROM filler")
+            .fetch_one(&mut *read)
+            .await
+            .unwrap();
+        while passive(&task.own).await.wal_frames < RESTART_FRAMES {
+            fill(&task.writer).await;
+        }
+        let held = task.round().await.unwrap().expect("a round");
+        fill(&task.writer).await;
+        assert!(
+            passive(&task.own).await.wal_frames > held,
+            "the WAL started over under an open read"
+        );
+
+        read.rollback().await.unwrap();
+        task.round().await.unwrap();
+        fill(&task.writer).await;
+        let after = passive(&task.own).await;
+        assert!(
+            after.wal_frames < held,
+            "the WAL did not start over once the read ended: {} frames, {held} before",
+            after.wal_frames
+        );
     }
 }
