@@ -12,8 +12,11 @@ interval are missed), the most frames it held, and the share of samples in which
 more than 4,096 frames not all copied.
 
 Layout (https://www.sqlite.org/walformat.html, "The WAL-Index Header"): two copies of the
-48-byte header, mxFrame at byte 16 of the first; then the checkpoint information, nBackfill
-at byte 96. Native byte order.
+48-byte header, szPage at byte 14 and mxFrame at byte 16 of the first; then the checkpoint
+information, nBackfill at byte 96. Native byte order. Only the first copy is read, without
+SQLite's locks, so a sample taken while a writer updates it may be torn: fine for these
+counts, not for anything exact. The sampling costs some CPU: take timing figures from runs
+without it.
 """
 
 import mmap
@@ -39,7 +42,10 @@ def main() -> int:
     with open(shm, "rb") as f:
         index = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     last = restarts = most = behind = samples = 0
+    frame_bytes = 24 + 4096
     while time.monotonic() < end:
+        (page,) = struct.unpack_from("=H", index, 14)
+        frame_bytes = 24 + (65536 if page == 1 else page)
         (frames,) = struct.unpack_from("=I", index, 16)
         (copied,) = struct.unpack_from("=I", index, 96)
         restarts += frames < last
@@ -47,7 +53,7 @@ def main() -> int:
         last, most, samples = frames, max(most, frames), samples + 1
         time.sleep(interval)
     print(
-        f"{restarts} restarts, at most {most} frames ({most * 4120 / 1e6:.1f} MB), "
+        f"{restarts} restarts, at most {most} frames ({most * frame_bytes / 1e6:.1f} MB), "
         f"{100 * behind / max(samples, 1):.0f} % of {samples} samples over 4,096 frames not all copied"
     )
     return 0
