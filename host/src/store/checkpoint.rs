@@ -17,12 +17,13 @@
 //! [`RESTART_FRAMES`], the task repeats its passive checkpoint until few frames are left
 //! (each pass copies what was written during the last, so the passes shrink quickly), and then
 //! runs one more through the writer connection: queued like any write, it copies the last few
-//! frames, and the writer's next transaction starts the WAL over. SQLite syncs the database
-//! file only in the checkpoint that copies the last frame, so that one also syncs what the
-//! passes copied (the task cannot sync the file itself: closing a second descriptor on it
-//! would drop the POSIX locks SQLite holds on it in this process). A reader still on an older snapshot then
-//! keeps the last frames from being copied, or the WAL from starting over; the task tries
-//! again a little later, and in the next round.
+//! frames, and the writer's next transaction starts the WAL over. A reader still on an older
+//! snapshot keeps the last frames from being copied, or the WAL from starting over; the task
+//! tries again a little later, and in the next round.
+//!
+//! SQLite syncs the database file only in the checkpoint that copies the last frame, so the
+//! writer's also syncs what the passes copied. The task cannot sync the file itself: closing a
+//! second descriptor on it would drop the POSIX locks SQLite holds on it in this process.
 //!
 //! The writer's own automatic checkpoint stays on with the higher threshold
 //! [`WRITER_BACKSTOP`]: it bounds the WAL should this task fall behind or stop.
