@@ -44,8 +44,8 @@ use tokio::sync::mpsc;
 const PERIOD: Duration = Duration::from_millis(100);
 
 /// WAL frames (pages, 4 KiB by default) from which the task lets the WAL start over:
-/// 8 MiB.
-const RESTART_FRAMES: i64 = 2_048;
+/// 4 MiB.
+const RESTART_FRAMES: i64 = 1_024;
 
 /// Frames left to copy below which the passive passes stop and the writer's checkpoint
 /// follows.
