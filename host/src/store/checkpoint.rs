@@ -334,21 +334,23 @@ mod tests {
 
     /// Under back-to-back writes a passive checkpoint beside the writer never catches up
     /// with it, so the WAL would not start over; a round ends with a checkpoint through the
-    /// writer, after which its next transaction starts the WAL over.
+    /// writer, after which its next transaction starts the WAL over. (The writes stop once
+    /// the round is done, so the frame count after it tells whether the WAL started over.)
     #[tokio::test]
     async fn a_round_lets_the_wal_start_over_under_steady_writes() {
         let dir = tempfile::tempdir().unwrap();
         let (task, _) = connections(&dir).await;
-        let writes = tokio::spawn({
-            let writer = task.writer.clone();
-            async move {
-                loop {
-                    fill(&writer).await;
-                }
-            }
-        });
         let deadline = Instant::now() + Duration::from_secs(60);
         for _ in 0..3 {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let writes = tokio::spawn({
+                let (writer, stop) = (task.writer.clone(), stop.clone());
+                async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        fill(&writer).await;
+                    }
+                }
+            });
             let mut before = passive(&task.own).await;
             while before.wal_frames < RESTART_FRAMES {
                 assert!(Instant::now() < deadline, "the writes stopped");
@@ -356,6 +358,8 @@ mod tests {
                 before = passive(&task.own).await;
             }
             task.round().await.unwrap();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            writes.await.unwrap();
             // The writer's next transaction starts the WAL over.
             fill(&task.writer).await;
             let after = passive(&task.own).await;
@@ -366,7 +370,6 @@ mod tests {
                 after.wal_frames
             );
         }
-        writes.abort();
     }
 
     /// A reader on an older snapshot keeps the WAL from starting over while its transaction
