@@ -37,7 +37,7 @@
 use std::time::Duration;
 
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::mpsc;
 
 /// How often the WAL is copied back.
@@ -83,12 +83,7 @@ impl Checkpoints {
         opts: SqliteConnectOptions,
         writer: SqlitePool,
     ) -> Result<Self, sqlx::Error> {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .test_before_acquire(false)
+        let pool = super::one_sqlite_connection()
             .connect_with(opts.create_if_missing(false))
             .await?;
         let (alive, gone) = mpsc::channel(1);

@@ -254,13 +254,8 @@ impl Db {
                 .foreign_keys(true);
             // The writer first: it creates the file and switches it to WAL. Its own
             // checkpoints are only a backstop (see `checkpoint`).
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
+            let writer = one_sqlite_connection()
                 .acquire_timeout(settings.timeout)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .test_before_acquire(false)
                 .connect_with(opts.clone().create_if_missing(true).pragma(
                     "wal_autocheckpoint",
                     checkpoint::WRITER_BACKSTOP.to_string(),
@@ -358,6 +353,17 @@ async fn postgres_pool(
         .test_before_acquire(false)
         .connect_with(opts)
         .await
+}
+
+/// A pool of one SQLite connection kept open for the process's life (the writer, the
+/// checkpointer).
+fn one_sqlite_connection() -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_before_acquire(false)
 }
 
 async fn sqlite_readers(
