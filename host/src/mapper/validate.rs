@@ -123,17 +123,18 @@ fn one(
 }
 
 fn check_topic(producer: &Producer<'_>, limits: &Limits, topic: &str) -> Result<(), String> {
-    let shown = shorten(topic);
     if !limits.allows(topic) {
         return Err(format!(
-            "topic `{shown}` is not in ALLOWED_TOPICS ({})",
+            "topic `{}` is not in ALLOWED_TOPICS ({})",
+            shorten(topic),
             limits.allowed_list()
         ));
     }
     if !producer.topics.iter().any(|t| t.as_str() == topic) {
         let declared: Vec<&str> = producer.topics.iter().map(TopicName::as_str).collect();
         return Err(format!(
-            "topic `{shown}` was not declared by the mapper (declared: {})",
+            "topic `{}` was not declared by the mapper (declared: {})",
+            shorten(topic),
             declared.join(", ")
         ));
     }
