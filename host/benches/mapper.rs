@@ -24,6 +24,11 @@ use pakaura_host::mapper::{
 };
 use pakaura_mapper_default::{catalogue, types};
 
+/// The host binary's allocator (`host/src/main.rs`), so that a call allocates here as it
+/// does in the host.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     #[command(flatten)]
