@@ -217,6 +217,8 @@ async fn checkpoint(pool: &SqlitePool) -> Result<Option<Checkpointed>, sqlx::Err
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
 
     use sqlx::SqlitePool;
@@ -337,11 +339,11 @@ mod tests {
         let (task, _) = connections(&dir).await;
         let deadline = Instant::now() + Duration::from_secs(60);
         for _ in 0..3 {
-            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let stop = Arc::new(AtomicBool::new(false));
             let writes = tokio::spawn({
                 let (writer, stop) = (task.writer.clone(), stop.clone());
                 async move {
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    while !stop.load(Ordering::Relaxed) {
                         fill(&writer).await;
                     }
                 }
@@ -353,7 +355,7 @@ mod tests {
                 before = passive(&task.own).await;
             }
             task.round().await.unwrap();
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
             writes.await.unwrap();
             // The writer's next transaction starts the WAL over.
             fill(&task.writer).await;
