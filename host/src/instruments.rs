@@ -43,6 +43,9 @@ pub const SHADOW_EVENTS: &str = "pakaura_shadow_events_total";
 pub const SHADOW_DROPPED: &str = "pakaura_shadow_dropped_total";
 pub const MAPPER_RELEASES: &str = "pakaura_mapper_releases_total";
 
+pub const STORE_DURATION: &str = "pakaura_store_duration_seconds";
+pub const SQLITE_WRITER_IDLE: &str = "pakaura_sqlite_writer_idle_seconds";
+
 pub const JWKS_REFRESHES: &str = "pakaura_jwks_refreshes_total";
 pub const JWKS_KEYS: &str = "pakaura_jwks_keys";
 pub const JWKS_LAST_SUCCESS: &str = "pakaura_jwks_last_success_timestamp_seconds";
@@ -62,6 +65,14 @@ const MAPPER_BUCKETS: &[f64] = &[
     0.25, 1.0,
 ];
 
+/// One of the relay's store calls or a group commit: a fraction of a millisecond alone,
+/// up to the store's timeout (`DATABASE_TIMEOUT`, 5 s by default) waiting for a busy
+/// writer.
+const STORE_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
+];
+
 /// The recorder builder with every histogram's buckets set.
 pub fn builder() -> Result<PrometheusBuilder, BuildError> {
     [
@@ -69,6 +80,8 @@ pub fn builder() -> Result<PrometheusBuilder, BuildError> {
         (PUBLISH_DURATION, PUBLISH_BUCKETS),
         (MAPPER_CALL_DURATION, MAPPER_BUCKETS),
         (MAPPER_CHAIN_DURATION, MAPPER_BUCKETS),
+        (STORE_DURATION, STORE_BUCKETS),
+        (SQLITE_WRITER_IDLE, STORE_BUCKETS),
     ]
     .into_iter()
     .try_fold(PrometheusBuilder::new(), |builder, (name, buckets)| {
@@ -190,6 +203,16 @@ pub fn describe() {
     describe_counter!(
         MAPPER_SCHEMA_VIOLATIONS,
         "Events whose data broke their declared schema, by mapper, event type and MAPPER_SCHEMAS mode (warn: published anyway; enforce: the mutation held)."
+    );
+    describe_histogram!(
+        STORE_DURATION,
+        Unit::Seconds,
+        "Time of a store call on the write path, from the call to its answer, including any wait for a connection or, on SQLite, for the one writer; by call (create_tasks: one group commit of task creations; claim_mutations, record_mappings: the map stage; claim_tasks, load_envelopes, record_deliveries: the publish stage)."
+    );
+    describe_histogram!(
+        SQLITE_WRITER_IDLE,
+        Unit::Seconds,
+        "SQLite only: each stretch the one writer connection sat unused, recorded when a write next takes it. One minus the rate of its sum is the share of time a write held the writer."
     );
     // The JWKS series exist only with JWT_JWKS_URL (registered at zero by auth::Jwks), so
     // a host without an identity provider never looks like one that cannot reach it.

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use super::outbox::{OutboxEntry, insert_outbox};
 use super::tasks::insert_tasks;
-use super::{WritePool, transient};
+use super::{WritePool, timed, transient};
 use crate::domain::Task;
 
 /// Most creations in one batch (on SQLite two statements of 8 and 7 parameters per row,
@@ -187,7 +187,7 @@ async fn run(writer: Writer, mut queued: mpsc::Receiver<Job>, in_flight: usize) 
 async fn commit(writer: &Writer, mut batch: Vec<Job>) {
     let rows: Vec<&NewTaskRows> = batch.iter().map(|job| &job.rows).collect();
     let deadline = batch.iter().map(|job| job.deadline).min().expect("a batch");
-    let outcome = writer.insert(&rows, deadline).await;
+    let outcome = timed("create_tasks", writer.insert(&rows, deadline)).await;
     drop(rows);
     match outcome {
         Ok(()) => {

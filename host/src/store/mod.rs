@@ -30,6 +30,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+use crate::instruments::{SQLITE_WRITER_IDLE, STORE_DURATION};
+
 pub use backlog::Backlog;
 pub use dead_letters::{DeadLetter, Requeued};
 pub use delivery_health::{DeliveryHealth, LastFailure};
@@ -87,6 +89,15 @@ macro_rules! with_writer {
     };
 }
 pub(crate) use with_writer;
+
+/// Awaits `call`, the store call `name`, and records how long it took
+/// (`pakaura_store_duration_seconds`).
+async fn timed<T>(name: &'static str, call: impl Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let answer = call.await;
+    metrics::histogram!(STORE_DURATION, "call" => name).record(started.elapsed());
+    answer
+}
 
 /// A failure of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +267,10 @@ impl Db {
             // checkpoints are only a backstop (see `checkpoint`).
             let writer = one_sqlite_connection()
                 .acquire_timeout(settings.timeout)
+                .before_acquire(|_, taken| {
+                    metrics::histogram!(SQLITE_WRITER_IDLE).record(taken.idle_for);
+                    Box::pin(std::future::ready(Ok(true)))
+                })
                 .connect_with(opts.clone().create_if_missing(true).pragma(
                     "wal_autocheckpoint",
                     checkpoint::WRITER_BACKSTOP.to_string(),

@@ -167,6 +167,7 @@ async fn histograms_expose_buckets_and_every_metric_is_described(backend: Backen
     let text = scrape_until(&app, "the publish histogram and instance gauges", |t| {
         t.contains("pakaura_publish_duration_seconds_bucket{")
             && t.contains("pakaura_mapper_instances{mapper=\"default\",state=\"idle\"} 1")
+            && t.contains("pakaura_store_duration_seconds_count{call=\"record_deliveries\"}")
     })
     .await;
 
@@ -175,6 +176,7 @@ async fn histograms_expose_buckets_and_every_metric_is_described(backend: Backen
         "pakaura_publish_duration_seconds",
         "pakaura_mapper_call_duration_seconds",
         "pakaura_mapper_chain_duration_seconds",
+        "pakaura_store_duration_seconds",
     ] {
         assert!(
             text.contains(&format!("# TYPE {histogram} histogram")),
@@ -212,6 +214,28 @@ async fn histograms_expose_buckets_and_every_metric_is_described(backend: Backen
         ),
         Some(0.0)
     );
+    // Each store call on the write path was timed on the way from the request to the
+    // sidecar.
+    for call in [
+        "create_tasks",
+        "claim_mutations",
+        "record_mappings",
+        "claim_tasks",
+        "load_envelopes",
+        "record_deliveries",
+    ] {
+        let series = format!("pakaura_store_duration_seconds_count{{call=\"{call}\"}}");
+        assert!(
+            value(&text, &series).is_some_and(|n| n >= 1.0),
+            "{series}:\n{text}"
+        );
+    }
+    if backend == Backend::Sqlite {
+        assert!(
+            value(&text, "pakaura_sqlite_writer_idle_seconds_count").is_some_and(|n| n >= 1.0),
+            "{text}"
+        );
+    }
     // Every metric the host exports says what it means.
     let types: Vec<&str> = text
         .lines()

@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use uuid::Uuid;
 
-use super::{Db, OutboxRow, PgDb, StoreError, with_writer};
+use super::{Db, OutboxRow, PgDb, StoreError, timed, with_writer};
 
 use super::states::EnvelopeState;
 
@@ -201,14 +201,17 @@ impl Db {
         lease: Duration,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut rows = match self {
-            Db::Postgres(PgDb { pool, .. }) => {
-                postgres::claim_mutations(pool, owner, token, lease, limit).await?
+        let mut rows = timed("claim_mutations", async {
+            match self {
+                Db::Postgres(PgDb { pool, .. }) => {
+                    postgres::claim_mutations(pool, owner, token, lease, limit).await
+                }
+                Db::Sqlite(sqlite) => {
+                    sqlite::claim_mutations(sqlite.writer(), owner, token, lease, limit).await
+                }
             }
-            Db::Sqlite(sqlite) => {
-                sqlite::claim_mutations(sqlite.writer(), owner, token, lease, limit).await?
-            }
-        };
+        })
+        .await?;
         rows.sort_by_key(|r| r.seq);
         Ok(rows)
     }
@@ -288,14 +291,18 @@ impl Db {
         envelope_state: EnvelopeState,
         now: DateTime<Utc>,
     ) -> Result<MappingStored, StoreError> {
-        match self {
-            Db::Postgres(PgDb { pool, .. }) => {
-                postgres::record_mappings(pool, token, batch, envelope_state, now).await
+        timed("record_mappings", async {
+            match self {
+                Db::Postgres(PgDb { pool, .. }) => {
+                    postgres::record_mappings(pool, token, batch, envelope_state, now).await
+                }
+                Db::Sqlite(sqlite) => {
+                    sqlite::record_mappings(sqlite.writer(), token, batch, envelope_state, now)
+                        .await
+                }
             }
-            Db::Sqlite(sqlite) => {
-                sqlite::record_mappings(sqlite.writer(), token, batch, envelope_state, now).await
-            }
-        }
+        })
+        .await
     }
 
     /// Leases up to `limit` ready task queues (oldest ready first) to `owner` under
@@ -307,14 +314,17 @@ impl Db {
         lease: Duration,
         limit: i64,
     ) -> Result<Vec<Uuid>, StoreError> {
-        match self {
-            Db::Postgres(PgDb { pool, .. }) => {
-                postgres::claim_tasks(pool, owner, token, lease, limit).await
+        timed("claim_tasks", async {
+            match self {
+                Db::Postgres(PgDb { pool, .. }) => {
+                    postgres::claim_tasks(pool, owner, token, lease, limit).await
+                }
+                Db::Sqlite(sqlite) => {
+                    sqlite::claim_tasks(sqlite.writer(), owner, token, lease, limit).await
+                }
             }
-            Db::Sqlite(sqlite) => {
-                sqlite::claim_tasks(sqlite.writer(), owner, token, lease, limit).await
-            }
-        }
+        })
+        .await
     }
 
     /// The publishable envelopes of `tasks`, at most `per_task` each, in publish order
@@ -329,14 +339,17 @@ impl Db {
         budget: usize,
     ) -> Result<Loaded, StoreError> {
         let budget = i64::try_from(budget).unwrap_or(i64::MAX);
-        let envelopes = match self {
-            Db::Postgres(PgDb { pool, .. }) => {
-                postgres::load_envelopes(pool, tasks, per_task, budget).await?
+        let envelopes = timed("load_envelopes", async {
+            match self {
+                Db::Postgres(PgDb { pool, .. }) => {
+                    postgres::load_envelopes(pool, tasks, per_task, budget).await
+                }
+                Db::Sqlite(sqlite) => {
+                    sqlite::load_envelopes(sqlite.reader(), tasks, per_task, budget).await
+                }
             }
-            Db::Sqlite(sqlite) => {
-                sqlite::load_envelopes(sqlite.reader(), tasks, per_task, budget).await?
-            }
-        };
+        })
+        .await?;
         let loaded: std::collections::HashSet<Uuid> = envelopes.iter().map(|e| e.task_id).collect();
         Ok(Loaded {
             cut: Vec::new(),
@@ -353,14 +366,17 @@ impl Db {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<DeliveriesStored, StoreError> {
-        match self {
-            Db::Postgres(PgDb { pool, .. }) => {
-                postgres::record_deliveries(pool, batch, now, lease).await
+        timed("record_deliveries", async {
+            match self {
+                Db::Postgres(PgDb { pool, .. }) => {
+                    postgres::record_deliveries(pool, batch, now, lease).await
+                }
+                Db::Sqlite(sqlite) => {
+                    sqlite::record_deliveries(sqlite.writer(), batch, now, lease).await
+                }
             }
-            Db::Sqlite(sqlite) => {
-                sqlite::record_deliveries(sqlite.writer(), batch, now, lease).await
-            }
-        }
+        })
+        .await
     }
 }
 
