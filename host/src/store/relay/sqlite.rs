@@ -434,38 +434,55 @@ pub(super) async fn record_deliveries(
     Ok(stored)
 }
 
-/// Marks the envelopes of `published` published, in multi-row statements, each only if
-/// its task is still leased under the token the delivery carries.
+/// Marks the envelopes of `published` published, in multi-row statements (one per status
+/// the publisher answered with, as a rule one), each envelope only if its task is still
+/// leased under the token the delivery carries.
+///
+/// The lease check is one uncorrelated subquery, the deliveries joined to their tasks by
+/// key (`d` first: `CROSS JOIN` keeps SQLite from scanning `relay_tasks`), whose rows
+/// SQLite indexes once; an `EXISTS` or a scalar subquery per envelope would scan the whole
+/// `VALUES` list for each one (`d` has no index), and a statement of 512 outcomes cost
+/// three to four times what its rows do (BENCHMARKS.md).
 async fn mark_published(
     tx: &mut Transaction<'static, Sqlite>,
     published: &[&DeliveryRecord],
     relay: &str,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    for chunk in published.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new("WITH d(seq, token, status) AS (");
-        q.push_values(chunk, |mut b, d| {
-            let status = match d.delivery {
-                Delivery::Published { status } => status.map(i32::from),
-                _ => None,
-            };
-            b.push_bind(d.seq).push_bind(d.task.token).push_bind(status);
-        });
-        q.push(
-            ") UPDATE envelopes SET state = 'published', attempts = attempts + 1, \
-             total_attempts = total_attempts + 1, \
-             delivery_status = (SELECT d.status FROM d WHERE d.seq = envelopes.seq), \
-             finished_at = ",
-        );
-        q.push_bind(now);
-        q.push(", last_error = NULL, error_code = NULL, published_by = ");
-        q.push_bind(relay);
-        q.push(
-            " WHERE state = 'pending' AND seq IN (SELECT seq FROM d) AND EXISTS (SELECT 1 FROM d \
-             JOIN relay_tasks t ON t.lock_token = d.token \
-             WHERE d.seq = envelopes.seq AND t.task_id = envelopes.task_id)",
-        );
-        q.build().execute(&mut **tx).await?;
+    let mut by_status: Vec<(Option<i32>, Vec<&DeliveryRecord>)> = Vec::new();
+    for d in published {
+        let status = match d.delivery {
+            Delivery::Published { status } => status.map(i32::from),
+            _ => None,
+        };
+        match by_status.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, records)) => records.push(d),
+            None => by_status.push((status, vec![d])),
+        }
+    }
+    for (status, records) in &by_status {
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new("WITH d(seq, task_id, token) AS (");
+            q.push_values(chunk, |mut b, d| {
+                b.push_bind(d.seq)
+                    .push_bind(d.task.task_id)
+                    .push_bind(d.task.token);
+            });
+            q.push(
+                ") UPDATE envelopes SET state = 'published', attempts = attempts + 1, \
+                 total_attempts = total_attempts + 1, delivery_status = ",
+            );
+            q.push_bind(*status);
+            q.push(", finished_at = ");
+            q.push_bind(now);
+            q.push(", last_error = NULL, error_code = NULL, published_by = ");
+            q.push_bind(relay);
+            q.push(
+                " WHERE state = 'pending' AND (seq, task_id) IN (SELECT d.seq, d.task_id FROM d \
+                 CROSS JOIN relay_tasks t ON t.task_id = d.task_id AND t.lock_token = d.token)",
+            );
+            q.build().execute(&mut **tx).await?;
+        }
     }
     Ok(())
 }
