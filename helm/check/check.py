@@ -46,6 +46,21 @@ METRICS = {
     ),
     "pakaura_publish_duration_seconds": ("histogram", {"topic"}, {}),
     "pakaura_publish_in_flight": ("gauge", set(), {}),
+    "pakaura_store_duration_seconds": (
+        "histogram",
+        {"call"},
+        {
+            "call": {
+                "create_tasks",
+                "claim_mutations",
+                "record_mappings",
+                "claim_tasks",
+                "load_envelopes",
+                "record_deliveries",
+            }
+        },
+    ),
+    "pakaura_sqlite_writer_idle_seconds": ("histogram", set(), {}),
     "pakaura_dead_letters_total": ("counter", {"kind"}, {"kind": {"mapping", "publish"}}),
     "pakaura_mapper_calls_total": ("counter", {"mapper"}, {}),
     "pakaura_mapper_failures_total": (

@@ -69,8 +69,8 @@ const MAPPER_BUCKETS: &[f64] = &[
 /// up to the store's timeout (`DATABASE_TIMEOUT`, 5 s by default) waiting for a busy
 /// writer.
 const STORE_BUCKETS: &[f64] = &[
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0,
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0,
 ];
 
 /// The recorder builder with every histogram's buckets set.
