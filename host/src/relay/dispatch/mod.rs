@@ -123,6 +123,8 @@ struct Sent {
 /// What a claim brought back.
 struct Claimed {
     token: i64,
+    /// How many task queues the claim asked for.
+    asked: usize,
     tasks: Vec<Uuid>,
     loaded: Loaded,
     lease_until: Instant,
@@ -135,8 +137,16 @@ struct Dispatcher {
     queues: Queues,
     in_flight: FuturesUnordered<BoxFuture<'static, Sent>>,
     claiming: Option<BoxFuture<'static, Result<Claimed, StoreError>>>,
-    /// Whether a claim is wanted: set by wake-ups, a claim that filled up, the poll timer.
+    /// Whether a claim is wanted: set by the map stage's wake-ups, a claim that filled
+    /// up, room made after one, a task given back ready again, the poll timer.
     claim_wanted: bool,
+    /// Whether the last claim took all it asked for or was cut by the byte budget (more
+    /// may be ready): then a task drained makes room worth claiming at once.
+    more_ready: bool,
+    /// When the last claim started: while publishing, the timer claims only once a poll
+    /// interval has passed since (a claim that finds nothing costs a write, on SQLite a
+    /// turn of the one writer).
+    last_claim: Instant,
     writer: Writer,
 }
 
@@ -151,6 +161,8 @@ impl Dispatcher {
             in_flight: FuturesUnordered::new(),
             claiming: None,
             claim_wanted: true,
+            more_ready: true,
+            last_claim: Instant::now(),
         }
     }
 
@@ -195,10 +207,13 @@ impl Dispatcher {
                     for task in written.lost {
                         self.queues.release_lost(task);
                     }
+                    self.claim_wanted |= written.ready_again;
                 }
                 () = wakes.envelopes.notified() => self.claim_wanted = true,
                 () = tokio::time::sleep(if idle { poll } else { FLUSH_EVERY }) => {
-                    self.claim_wanted = true;
+                    if idle || self.last_claim.elapsed() >= poll {
+                        self.claim_wanted = true;
+                    }
                 }
                 _ = stop.changed() => {}
             }
@@ -217,6 +232,7 @@ impl Dispatcher {
             return;
         }
         self.claim_wanted = false;
+        self.last_claim = Instant::now();
         let ctx = self.ctx.clone();
         self.claiming = Some(Box::pin(async move {
             let token: i64 = rand::random();
@@ -235,6 +251,7 @@ impl Dispatcher {
             };
             Ok(Claimed {
                 token,
+                asked: room,
                 tasks,
                 loaded,
                 lease_until,
@@ -250,8 +267,11 @@ impl Dispatcher {
                 return;
             }
         };
-        // A full claim suggests more is waiting.
-        self.claim_wanted = !claimed.tasks.is_empty();
+        // A full claim, or one the budget cut, suggests more is waiting; a claim that
+        // found fewer than it asked for took all that was ready when it ran. A wake-up
+        // that came while it ran may be for rows committed after it: it stands.
+        self.more_ready = claimed.tasks.len() >= claimed.asked || !claimed.loaded.cut.is_empty();
+        self.claim_wanted |= self.more_ready;
         let held = |task_id| HeldTask {
             task_id,
             token: claimed.token,
@@ -495,7 +515,7 @@ impl Dispatcher {
                     else_after: Duration::ZERO,
                 },
             );
-            self.claim_wanted = true;
+            self.claim_wanted |= self.more_ready;
         }
     }
 

@@ -36,6 +36,8 @@ pub(super) struct Written {
     /// Tasks whose lease another relay holds now (under the token this relay had):
     /// stop holding them.
     pub(super) lost: Vec<HeldTask>,
+    /// Whether a task given back is ready again at once (worth a claim).
+    pub(super) ready_again: bool,
 }
 
 pub(super) struct Writer {
@@ -148,6 +150,7 @@ impl Writer {
                     renewed: batch.renew,
                     renewed_until: Some(renewed_until),
                     lost: stored.lost,
+                    ready_again: stored.ready_again > 0,
                 }
             }
             Err(e) => {

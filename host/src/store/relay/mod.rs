@@ -180,6 +180,9 @@ pub struct DeliveriesStored {
     /// Renewed tasks whose lease another relay now holds (under the token this relay
     /// had): drop them.
     pub lost: Vec<HeldTask>,
+    /// Released tasks left queued and ready at once (a task drained of what was loaded
+    /// that still has publishable envelopes, one given back unloaded): worth a claim.
+    pub ready_again: usize,
 }
 
 /// The envelopes a claim loaded.

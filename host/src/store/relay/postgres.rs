@@ -516,7 +516,7 @@ pub(super) async fn record_deliveries(
         .await?;
         stored.parked = rows.len();
     }
-    release(&mut tx, &batch.releases).await?;
+    stored.ready_again = release(&mut tx, &batch.releases).await?;
     if !batch.renew.is_empty() {
         let (tasks, tokens) = columns(batch.renew.iter().copied());
         let renewed: Vec<(Uuid,)> = sqlx::query_as(concat!(
@@ -557,10 +557,11 @@ struct ParkedColumns {
 /// Gives held tasks back (their rows already locked): a drained one's queue row goes
 /// when it has no publishable envelope left (none pending, or all held back by holds),
 /// else it is ready again after its delay; the others are ready after theirs.
+/// Returns how many released tasks were left queued and ready at once.
 async fn release(
     tx: &mut Transaction<'static, Postgres>,
     releases: &[(HeldTask, Release)],
-) -> Result<(), sqlx::Error> {
+) -> Result<usize, sqlx::Error> {
     let mut drained = (Vec::new(), Vec::new());
     let mut later = (Vec::new(), Vec::new(), Vec::new());
     for (task, release) in releases {
@@ -590,21 +591,22 @@ async fn release(
         .execute(&mut **tx)
         .await?;
     }
-    if !later.0.is_empty() {
-        sqlx::query(concat!(
-            "UPDATE relay_tasks t SET ready_at = ",
-            later!("o.after_ms"),
-            ", locked_by = NULL, lock_token = NULL, locked_until = NULL \
-             FROM UNNEST($1::uuid[], $2::int8[], $3::int8[]) AS o(task_id, token, after_ms) \
-             WHERE t.task_id = o.task_id AND t.lock_token = o.token"
-        ))
-        .bind(&later.0)
-        .bind(&later.1)
-        .bind(&later.2)
-        .execute(&mut **tx)
-        .await?;
+    if later.0.is_empty() {
+        return Ok(0);
     }
-    Ok(())
+    let waits: Vec<(i64,)> = sqlx::query_as(concat!(
+        "UPDATE relay_tasks t SET ready_at = ",
+        later!("o.after_ms"),
+        ", locked_by = NULL, lock_token = NULL, locked_until = NULL \
+         FROM UNNEST($1::uuid[], $2::int8[], $3::int8[]) AS o(task_id, token, after_ms) \
+         WHERE t.task_id = o.task_id AND t.lock_token = o.token RETURNING o.after_ms"
+    ))
+    .bind(&later.0)
+    .bind(&later.1)
+    .bind(&later.2)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(waits.iter().filter(|(ms,)| *ms == 0).count())
 }
 
 fn columns(tasks: impl Iterator<Item = HeldTask>) -> (Vec<Uuid>, Vec<i64>) {

@@ -428,7 +428,7 @@ pub(super) async fn record_deliveries(
         }
     }
     mark_published(&mut tx, &published, &batch.relay, now).await?;
-    release(&mut tx, &batch.releases).await?;
+    stored.ready_again = release(&mut tx, &batch.releases).await?;
     stored.lost = renew(&mut tx, &batch.renew, lease).await?;
     tx.commit().await?;
     Ok(stored)
@@ -663,10 +663,11 @@ async fn park(
 /// Gives held tasks back (see the PostgreSQL version; SQLite's single writer makes the
 /// check-then-delete safe without row locks). The drained queues with nothing left to
 /// publish go in one statement; the others are made ready again after their wait.
+/// Returns how many were made ready at once.
 async fn release(
     tx: &mut Transaction<'static, Sqlite>,
     releases: &[(HeldTask, Release)],
-) -> Result<(), sqlx::Error> {
+) -> Result<usize, sqlx::Error> {
     let now = now();
     let drained: Vec<&HeldTask> = releases
         .iter()
@@ -691,13 +692,14 @@ async fn release(
         let rows: Vec<(Uuid,)> = q.build_query_as().fetch_all(&mut **tx).await?;
         gone.extend(rows.into_iter().map(|(task,)| task));
     }
+    let mut ready_again = 0;
     for (task, release) in releases {
         let wait = match release {
             Release::Drained { .. } if gone.contains(&task.task_id) => continue,
             Release::Drained { else_after } => *else_after,
             Release::After(wait) => *wait,
         };
-        sqlx::query(
+        let released = sqlx::query(
             "UPDATE relay_tasks SET ready_at = $1, locked_by = NULL, lock_token = NULL, locked_until = NULL \
              WHERE task_id = $2 AND lock_token = $3",
         )
@@ -705,9 +707,13 @@ async fn release(
         .bind(task.task_id)
         .bind(task.token)
         .execute(&mut **tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if released > 0 && wait.is_zero() {
+            ready_again += 1;
+        }
     }
-    Ok(())
+    Ok(ready_again)
 }
 
 #[cfg(test)]
