@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use pakaura_host::store::{
     Db, Delivery, DeliveryBatch, DeliveryRecord, EnvelopeState, HeldTask, MappedRow, Mapping,
-    NewEnvelope,
+    NewEnvelope, Release,
 };
 use pakaura_tests::{Backend, TestApp, TestDatabase, on_both_databases, spawn_with};
 use pakaura_tests::{
@@ -713,6 +713,94 @@ async fn a_batch_of_deliveries_records_each_status_under_its_own_lease(backend: 
     db.close().await;
 }
 
+/// An outcome store counts the tasks it gave back ready at once, which the publish stage
+/// claims again for: a drained task with envelopes the claim did not load counts; one with
+/// nothing left (its queue row goes), one given back for later and one under a stale token
+/// do not. (The store directly, with no relay running.)
+async fn a_store_counts_the_tasks_it_gives_back_ready(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = Db::connect(&database.url).await.unwrap();
+    db.migrate().await.unwrap();
+    let mut tasks = Vec::new();
+    for title in ["more left", "drained", "later", "stale"] {
+        let task = pakaura_tests::assert::store_new_task(&db, "alice", title)
+            .await
+            .unwrap();
+        tasks.push(task.id);
+    }
+    let lease = std::time::Duration::from_secs(60);
+    let claimed = db.claim_mutations("relay-a", 1, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), tasks.len());
+    // The first task has two envelopes, the others one.
+    let batch: Vec<MappedRow<'_>> = claimed
+        .iter()
+        .map(|row| MappedRow {
+            row,
+            correlation_id: "c".into(),
+            mapping: Mapping::Mapped(if row.task_id == tasks[0] {
+                vec![new_envelope(row.task_id, 0), new_envelope(row.task_id, 1)]
+            } else {
+                vec![new_envelope(row.task_id, 0)]
+            }),
+        })
+        .collect();
+    db.record_mappings(1, &batch, EnvelopeState::Pending, now())
+        .await
+        .unwrap();
+    let mut held = db.claim_tasks("relay-c", 3, lease, 10).await.unwrap();
+    held.sort();
+    let mut expected = tasks.clone();
+    expected.sort();
+    assert_eq!(held, expected);
+    // One envelope of each task loaded and published.
+    let loaded = db
+        .load_envelopes(&tasks, 1, usize::MAX)
+        .await
+        .unwrap()
+        .envelopes;
+    assert_eq!(loaded.len(), tasks.len());
+    let task = |task_id, token| HeldTask { task_id, token };
+    let drained = Release::Drained {
+        else_after: std::time::Duration::ZERO,
+    };
+    let stored = db
+        .record_deliveries(
+            &DeliveryBatch {
+                relay: "relay-c".into(),
+                deliveries: loaded
+                    .iter()
+                    .map(|e| DeliveryRecord {
+                        seq: e.seq,
+                        task: task(e.task_id, 3),
+                        delivery: Delivery::Published { status: Some(204) },
+                    })
+                    .collect(),
+                releases: vec![
+                    (task(tasks[0], 3), drained),
+                    (task(tasks[1], 3), drained),
+                    (
+                        task(tasks[2], 3),
+                        Release::After(std::time::Duration::from_secs(60)),
+                    ),
+                    (task(tasks[3], 9), drained),
+                ],
+                renew: Vec::new(),
+            },
+            now(),
+            lease,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.ready_again, 1, "only the task with more to publish");
+    // It is the one a claim finds now: the drained queue is gone, the later one waits,
+    // the stale release changed nothing (its task stays leased to relay C).
+    assert_eq!(
+        db.claim_tasks("relay-d", 4, lease, 10).await.unwrap(),
+        [tasks[0]]
+    );
+    db.close().await;
+}
+
 on_both_databases!(
     bulk_publishes_retry_only_failed_entries_and_never_reorder_a_task,
     a_backlog_built_during_an_outage_drains_completely_in_order,
@@ -726,4 +814,5 @@ on_both_databases!(
     outcomes_are_fenced_by_the_lease_token,
     released_mutations_are_claimable_at_once_under_their_token_only,
     a_batch_of_deliveries_records_each_status_under_its_own_lease,
+    a_store_counts_the_tasks_it_gives_back_ready,
 );
