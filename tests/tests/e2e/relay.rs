@@ -452,12 +452,19 @@ fn new_envelope(task: uuid::Uuid, event_index: i32) -> NewEnvelope {
     }
 }
 
-/// An outcome is recorded only under the lease that claimed the row: a relay whose lease
-/// passed to another stores nothing. (The store directly, with no relay running.)
-async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
+/// A fresh database of `backend`, migrated, and the store on it (for the tests that
+/// drive the store directly, with no relay running).
+async fn migrated_store(backend: Backend) -> (TestDatabase, Db) {
     let database = TestDatabase::create(backend).await;
     let db = Db::connect(&database.url).await.unwrap();
     db.migrate().await.unwrap();
+    (database, db)
+}
+
+/// An outcome is recorded only under the lease that claimed the row: a relay whose lease
+/// passed to another stores nothing. (The store directly, with no relay running.)
+async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
+    let (_database, db) = migrated_store(backend).await;
     let task = pakaura_tests::assert::store_new_task(&db, "alice", "fenced")
         .await
         .unwrap();
@@ -564,9 +571,7 @@ async fn outcomes_are_fenced_by_the_lease_token(backend: Backend) {
 /// again at once, but only the ones the releasing token still holds.
 /// (The store directly, with no relay running.)
 async fn released_mutations_are_claimable_at_once_under_their_token_only(backend: Backend) {
-    let database = TestDatabase::create(backend).await;
-    let db = Db::connect(&database.url).await.unwrap();
-    db.migrate().await.unwrap();
+    let (_database, db) = migrated_store(backend).await;
     for title in ["one", "two", "three"] {
         pakaura_tests::assert::store_new_task(&db, "alice", title)
             .await
@@ -605,9 +610,7 @@ async fn released_mutations_are_claimable_at_once_under_their_token_only(backend
 /// pending, whatever their neighbours in the batch. (The store directly, with no relay
 /// running; 600 envelopes, one multi-row statement on SQLite.)
 async fn a_batch_of_deliveries_records_each_status_under_its_own_lease(backend: Backend) {
-    let database = TestDatabase::create(backend).await;
-    let db = Db::connect(&database.url).await.unwrap();
-    db.migrate().await.unwrap();
+    let (_database, db) = migrated_store(backend).await;
     const TASKS: usize = 300;
     for i in 0..TASKS {
         pakaura_tests::assert::store_new_task(&db, "alice", &format!("task {i}"))
@@ -718,9 +721,7 @@ async fn a_batch_of_deliveries_records_each_status_under_its_own_lease(backend: 
 /// nothing left (its queue row goes), one given back for later and one under a stale token
 /// do not. (The store directly, with no relay running.)
 async fn a_store_counts_the_tasks_it_gives_back_ready(backend: Backend) {
-    let database = TestDatabase::create(backend).await;
-    let db = Db::connect(&database.url).await.unwrap();
-    db.migrate().await.unwrap();
+    let (_database, db) = migrated_store(backend).await;
     let mut tasks = Vec::new();
     for title in ["more left", "drained", "later", "stale"] {
         let task = pakaura_tests::assert::store_new_task(&db, "alice", title)

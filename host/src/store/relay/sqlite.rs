@@ -8,7 +8,7 @@
 //! failure) stay per row. Every write goes through the one writer connection, so the
 //! transactions are serial and the lock order of `relay_tasks` cannot matter.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -449,16 +449,13 @@ async fn mark_published(
     relay: &str,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let mut by_status: Vec<(Option<i32>, Vec<&DeliveryRecord>)> = Vec::new();
+    let mut by_status: BTreeMap<Option<i32>, Vec<&DeliveryRecord>> = BTreeMap::new();
     for d in published {
         let status = match d.delivery {
             Delivery::Published { status } => status.map(i32::from),
             _ => None,
         };
-        match by_status.iter_mut().find(|(s, _)| *s == status) {
-            Some((_, records)) => records.push(d),
-            None => by_status.push((status, vec![d])),
-        }
+        by_status.entry(status).or_default().push(d);
     }
     for (status, records) in &by_status {
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
