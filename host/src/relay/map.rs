@@ -203,6 +203,15 @@ pub(super) async fn map_rows(ctx: &Arc<RelayContext>, rows: Vec<OutboxRow>, beat
 
 /// The map stage: claims, maps and stores batches until stopped; wakes the publish
 /// stage whenever envelopes were stored.
+///
+/// On PostgreSQL two batches overlap: while one batch's outcomes are stored, the next is
+/// claimed and mapped. Stores commit one at a time; a task's events do not depend on
+/// their order, since the publish stage loads a task's envelopes only up to its oldest
+/// mutation still pending (`store/relay`), as it must with several replicas. A batch
+/// waiting for the store before it keeps its lease: that lease was taken or renewed
+/// after the storing batch's, so it cannot end first. On SQLite the claim and the store
+/// would both wait for the one writer, and back to back they keep the API's commits
+/// waiting longer, so a batch is stored before the next is claimed (BENCHMARKS.md).
 pub(super) struct MapStage;
 
 impl MapStage {
@@ -217,28 +226,59 @@ impl Stage for MapStage {
 
 async fn run(ctx: Arc<RelayContext>, signals: Signals) {
     let Signals { wakes, mut stop } = signals;
+    // A batch mapped and not yet stored.
+    let mut mapped: Option<Batch> = None;
     loop {
-        if *stop.borrow() {
+        let stopping = *stop.borrow();
+        if stopping && mapped.is_none() {
             return;
         }
         ctx.beat(MapStage::NAME);
         ctx.check_injected_panic();
-        match map_batch(&ctx).await {
-            Ok(0) => {
-                tokio::select! {
-                    () = wakes.mutations.notified() => {}
-                    () = tokio::time::sleep(ctx.config.relay_poll_interval) => {}
-                    _ = stop.changed() => {}
-                }
+        let storing = mapped.take().map(|batch| store_batch(&ctx, batch));
+        let claiming = async {
+            if stopping {
+                Ok(None)
+            } else {
+                claim_batch(&ctx).await
             }
-            Ok(_) => wakes.envelopes.notify_one(),
+        };
+        let storing = async {
+            match storing {
+                Some(storing) => Some(storing.await),
+                None => None,
+            }
+        };
+        let (next, stored) = if ctx.db.writes_in_parallel() {
+            futures::join!(claiming, storing)
+        } else {
+            let stored = storing.await;
+            (claiming.await, stored)
+        };
+        let mut failed = false;
+        match stored {
+            Some(Ok(())) => wakes.envelopes.notify_one(),
+            Some(Err(e)) => {
+                failed = true;
+                tracing::warn!(error = %e, "storing a mapped batch failed; its rows are mapped again when their lease ends");
+            }
+            None => {}
+        }
+        match next {
+            Ok(Some(batch)) => mapped = Some(batch),
+            Ok(None) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "mapping a batch failed; will retry");
-                tokio::select! {
-                    () = tokio::time::sleep(ctx.config.relay_poll_interval) => {}
-                    _ = stop.changed() => {}
-                }
+                failed = true;
+                tracing::warn!(error = %e, "claiming a batch failed; will retry");
             }
+        }
+        if mapped.is_some() && !failed {
+            continue;
+        }
+        tokio::select! {
+            () = wakes.mutations.notified(), if !failed => {}
+            () = tokio::time::sleep(ctx.config.relay_poll_interval) => {}
+            _ = stop.changed() => {}
         }
     }
 }
@@ -248,8 +288,14 @@ const STORE_CHUNK_BYTES: usize = 16 << 20;
 /// Tries of a single row's store before it is parked (while the database answers).
 const STORE_TRIES: u32 = 3;
 
-/// Claims, maps and stores one batch; returns how many rows it claimed.
-async fn map_batch(ctx: &Arc<RelayContext>) -> Result<usize, StoreError> {
+/// A claimed batch and what mapping it came to, under the lease of `token`.
+struct Batch {
+    token: i64,
+    mapped: Mapped,
+}
+
+/// Claims a batch and maps it; `None` when nothing is pending.
+async fn claim_batch(ctx: &Arc<RelayContext>) -> Result<Option<Batch>, StoreError> {
     let token: i64 = rand::random();
     let lease = ctx.config.relay_lease;
     let rows = ctx
@@ -262,12 +308,18 @@ async fn map_batch(ctx: &Arc<RelayContext>) -> Result<usize, StoreError> {
         )
         .await?;
     if rows.is_empty() {
-        return Ok(0);
+        return Ok(None);
     }
-    let claimed = rows.len();
     let mapped = map_renewing(ctx, token, rows).await;
+    Ok(Some(Batch { token, mapped }))
+}
+
+/// Stores what a batch's mapping came to, giving back the rows the host was too busy
+/// to map.
+async fn store_batch(ctx: &Arc<RelayContext>, batch: Batch) -> Result<(), StoreError> {
+    let Batch { token, mapped } = batch;
     let mut busy = Vec::new();
-    let mut batch = Vec::with_capacity(claimed);
+    let mut rows = Vec::with_capacity(mapped.rows.len());
     for (row, outcome) in mapped.rows.iter().zip(mapped.outcomes) {
         if outcome.busy() {
             busy.push(row.seq);
@@ -275,7 +327,7 @@ async fn map_batch(ctx: &Arc<RelayContext>) -> Result<usize, StoreError> {
         }
         log_outcome(ctx, row, &outcome);
         let (correlation_id, mapping) = outcome.into_mapping(&mapped.hold);
-        batch.push(MappedRow {
+        rows.push(MappedRow {
             row,
             correlation_id,
             mapping,
@@ -290,7 +342,7 @@ async fn map_batch(ctx: &Arc<RelayContext>) -> Result<usize, StoreError> {
     }
     let mut chunk: Vec<MappedRow<'_>> = Vec::new();
     let mut bytes = 0;
-    for row in batch {
+    for row in rows {
         let size = stored_bytes(&row);
         if !chunk.is_empty() && bytes + size > STORE_CHUNK_BYTES {
             store(ctx, token, &chunk, &mapped.hold).await?;
@@ -303,7 +355,7 @@ async fn map_batch(ctx: &Arc<RelayContext>) -> Result<usize, StoreError> {
     if !chunk.is_empty() {
         store(ctx, token, &chunk, &mapped.hold).await?;
     }
-    Ok(claimed)
+    Ok(())
 }
 
 /// Maps `rows`, renewing their lease every third of `RELAY_LEASE` until done, so that a

@@ -345,6 +345,12 @@ impl Db {
         }
     }
 
+    /// Whether two writes can run side by side: on PostgreSQL each has its own
+    /// connection; SQLite has one writer, and a second write only queues behind it.
+    pub fn writes_in_parallel(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
         match self {
