@@ -4,7 +4,8 @@
 //!
 //! - **map** (`map.rs`): claims batches of pending outbox rows, maps each batch through
 //!   the live mapper set on a blocking thread, and stores the envelopes, the per-task
-//!   publish queues and any dead letters in one transaction;
+//!   publish queues and any dead letters in one transaction (on PostgreSQL while it
+//!   claims and maps the next batch);
 //! - **publish** (`dispatch/`): claims ready task queues and keeps up to
 //!   `RELAY_MAX_IN_FLIGHT` publish requests in flight through the configured
 //!   [`Publisher`] (`publish/`: the seam, and Dapr behind it), one envelope per task at
