@@ -9,8 +9,8 @@ IDS is `v5` (the host's envelope ids: a name-based hash of the mutation id, mapp
 event index, so spread at random over the `id` index) or `ordered` (an id that keeps the
 mutation's time order: a comparison only, not what the host publishes). ENVELOPES is how
 many to insert in all, BATCH how many per transaction (default 90: 30 mutations of three
-events, about a map-stage store at 2,600 requests a second). Mutation and task ids are
-UUIDv7, as the host makes them; each body is 700 bytes.
+events, about a map-stage store at 2,600 requests a second). Mutation and task ids begin
+with the time in milliseconds, like the host's UUIDv7; each body is 700 bytes.
 
 Every 99,000 envelopes it prints the mean time per transaction (this script's own Python
 work included, the same for both kinds of id) and the WAL frames per transaction, then

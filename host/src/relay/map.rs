@@ -235,18 +235,18 @@ async fn run(ctx: Arc<RelayContext>, signals: Signals) {
         }
         ctx.beat(MapStage::NAME);
         ctx.check_injected_panic();
-        let storing = mapped.take().map(|batch| store_batch(&ctx, batch));
+        let held = mapped.take();
+        let storing = async {
+            match held {
+                Some(batch) => Some(store_batch(&ctx, batch).await),
+                None => None,
+            }
+        };
         let claiming = async {
             if stopping {
                 Ok(None)
             } else {
                 claim_batch(&ctx).await
-            }
-        };
-        let storing = async {
-            match storing {
-                Some(storing) => Some(storing.await),
-                None => None,
             }
         };
         let (next, stored) = if ctx.db.writes_in_parallel() {
