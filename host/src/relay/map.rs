@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, OptionFuture};
 
 use super::stage::{Signals, Stage};
 use super::{Counters, RelayContext};
@@ -227,21 +227,15 @@ impl Stage for MapStage {
 async fn run(ctx: Arc<RelayContext>, signals: Signals) {
     let Signals { wakes, mut stop } = signals;
     // A batch mapped and not yet stored.
-    let mut mapped: Option<Batch> = None;
+    let mut unstored: Option<Batch> = None;
     loop {
         let stopping = *stop.borrow();
-        if stopping && mapped.is_none() {
+        if stopping && unstored.is_none() {
             return;
         }
         ctx.beat(MapStage::NAME);
         ctx.check_injected_panic();
-        let held = mapped.take();
-        let storing = async {
-            match held {
-                Some(batch) => Some(store_batch(&ctx, batch).await),
-                None => None,
-            }
-        };
+        let storing = OptionFuture::from(unstored.take().map(|batch| store_batch(&ctx, batch)));
         let claiming = async {
             if stopping {
                 Ok(None)
@@ -265,14 +259,14 @@ async fn run(ctx: Arc<RelayContext>, signals: Signals) {
             None => {}
         }
         match next {
-            Ok(Some(batch)) => mapped = Some(batch),
+            Ok(Some(batch)) => unstored = Some(batch),
             Ok(None) => {}
             Err(e) => {
                 failed = true;
                 tracing::warn!(error = %e, "claiming a batch failed; will retry");
             }
         }
-        if mapped.is_some() && !failed {
+        if unstored.is_some() && !failed {
             continue;
         }
         tokio::select! {
