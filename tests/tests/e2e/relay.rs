@@ -9,10 +9,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use pakaura_host::store::{
-    Db, Delivery, DeliveryBatch, DeliveryRecord, EnvelopeState, HeldTask, MappedRow, Mapping,
-    NewEnvelope, Release,
+    Db, Delivery, DeliveryBatch, DeliveryRecord, EnvelopeFilter, EnvelopeState, HeldTask,
+    MappedRow, Mapping, NewEnvelope, Release,
 };
-use pakaura_tests::{Backend, TestApp, TestDatabase, on_both_databases, spawn_with};
+use pakaura_tests::{Backend, Options, TestApp, TestDatabase, on_both_databases, spawn_with};
 use pakaura_tests::{
     Behaviour, DaprSink, Recorded, WAIT, bulk_options, dapr_options, refusing_reminders,
     sink_behaviour, task_id, wait_for_dead_letters,
@@ -289,16 +289,46 @@ async fn a_restarted_relay_takes_back_what_its_failed_run_held(backend: Backend)
     );
 }
 
-/// Creates one task per title while the sidecar is down, then brings it back, so that
-/// the relay finds a backlog and fills its bulk requests; returns the ids in order.
-async fn backlog_of(sink: DaprSink, app: &TestApp, titles: &[String]) -> (DaprSink, Vec<String>) {
-    let mut sink = sink;
+/// Starts a host whose sidecar is down, creates one task per title, waits until every
+/// event is mapped and stored, then brings the sidecar back; returns the host, the sidecar
+/// and the ids in order. The publish stage has not seen the sidecar ready before, so it
+/// claims the whole backlog at once and fills its bulk requests. (A sidecar taken down
+/// after the relay saw it ready would give the first tasks retry times with jitter, and
+/// they would come back in requests of their own.)
+async fn backlog_of(
+    backend: Backend,
+    mut sink: DaprSink,
+    options: Options,
+    titles: &[String],
+) -> (TestApp, DaprSink, Vec<String>) {
     sink.stop().await;
+    let app = spawn_with(backend, options).await;
     let mut ids = Vec::new();
     for title in titles {
-        ids.push(task_id(app, "alice", json!({"title": title})).await);
+        ids.push(task_id(&app, "alice", json!({"title": title})).await);
     }
-    (sink.restart().await, ids)
+    let events = titles.len() * 2;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stored = app
+            .db
+            .recent_envelopes(&EnvelopeFilter {
+                limit: 1_000,
+                ..Default::default()
+            })
+            .await
+            .expect("list envelopes");
+        if stored.len() == events {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {events} events stored",
+            stored.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (app, sink.restart().await, ids)
 }
 
 /// A bulk request refused as a whole (400 without `failedEntries`) is split until each
@@ -310,10 +340,10 @@ async fn a_bulk_request_refused_whole_parks_only_the_event_refused_alone(backend
         ..sink_behaviour()
     })
     .await;
-    let app = spawn_with(backend, bulk_options(&sink, 8)).await;
+    let options = bulk_options(&sink, 8);
     let mut titles: Vec<String> = (0..12).map(|i| format!("innocent {i}")).collect();
     titles[5] = "poison-pill".into();
-    let (sink, ids) = backlog_of(sink, &app, &titles).await;
+    let (app, sink, ids) = backlog_of(backend, sink, options, &titles).await;
     let poison = ids[5].clone();
 
     // 11 innocent tasks, two events each, and the poison task's sync.task (which does
@@ -352,16 +382,12 @@ async fn bulk_requests_stay_within_the_byte_bound_as_sent(backend: Backend) {
         ..sink_behaviour()
     })
     .await;
-    let app = spawn_with(
-        backend,
-        bulk_options(&sink, 100).set("DAPR_BULK_MAX_BYTES", "4KiB"),
-    )
-    .await;
+    let options = bulk_options(&sink, 100).set("DAPR_BULK_MAX_BYTES", "4KiB");
     // Titles of varied length, so that requests end at different fills.
     let titles: Vec<String> = (0..30)
         .map(|i| format!("sized {i} {}", "x".repeat(i * 7)))
         .collect();
-    let (sink, ids) = backlog_of(sink, &app, &titles).await;
+    let (app, sink, ids) = backlog_of(backend, sink, options, &titles).await;
     let published = sink.wait_for_published(60, WAIT).await;
     for id in &ids {
         assert_eq!(
