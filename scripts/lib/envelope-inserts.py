@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Inserts envelopes into a fresh SQLite database built from host/migrations/sqlite, the way
-the map stage stores them, and prints how many WAL frames (pages written) each transaction
+the map stage stores them (one multi-row insert, then the bodies in `envelope_bodies`), and prints how many WAL frames (pages written) each transaction
 costs as the table grows.
 
 Usage: envelope-inserts.py IDS ENVELOPES [BATCH]
@@ -69,16 +69,20 @@ def main() -> None:
                     else:
                         id = uuid.UUID(int=mutation.int & ~0xFFFF | index)
                     rows.append((str(id), mutation.bytes, seq, index, task.bytes, "user", "default",
-                                 "task-events", "task.created", str(task), body, None, "c", "pending", 0,
+                                 "task-events", "task.created", str(task), None, "c", "pending", 0,
                                  "2026-12-06T00:00:00Z", None))
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(
+            # One multi-row statement, then the bodies under the seq each envelope got.
+            stored = db.execute(
                 "INSERT INTO envelopes (id, mutation_id, outbox_seq, event_index, task_id, user_id, "
-                "mapper, topic, event_type, partition_key, body, traceparent, correlation_id, state, "
-                "attempts, created_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (id) DO NOTHING",
-                rows,
-            )
+                "mapper, topic, event_type, partition_key, traceparent, correlation_id, state, "
+                "attempts, created_at, finished_at) VALUES "
+                + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(rows))
+                + " ON CONFLICT (id) DO NOTHING RETURNING seq",
+                [value for row in rows for value in row],
+            ).fetchall()
+            db.executemany("INSERT INTO envelope_bodies (seq, body) VALUES (?, ?)",
+                           [(seq, body) for (seq,) in stored])
             db.execute("COMMIT")
             transactions += 1
             inserted += len(rows)

@@ -165,7 +165,7 @@ macro_rules! envelope_columns {
     () => {
         "id, mutation_id, task_id, mapper, topic, event_type, state, attempts, total_attempts, \
          last_error, error_code, delivery_status, created_at, first_failed_at, finished_at, \
-         published_by, body"
+         published_by, (SELECT b.body FROM envelope_bodies b WHERE b.seq = envelopes.seq) AS body"
     };
 }
 

@@ -310,6 +310,10 @@ async fn finished_rows_are_pruned_after_the_retention(backend: Backend) {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let bodies = || {
+        pakaura_tests::database::count(&app.database.url, "SELECT COUNT(*) FROM envelope_bodies")
+    };
+    assert_eq!(bodies().await, 2);
     let past = chrono::Utc::now() - chrono::Duration::hours(1);
     assert_eq!(
         app.db.prune_some(past, past, 1000).await.unwrap(),
@@ -323,6 +327,7 @@ async fn finished_rows_are_pruned_after_the_retention(backend: Backend) {
         "the two envelopes; MUTATION_HISTORY keeps their mutation"
     );
     assert!(app.db.recent_envelopes(&recent).await.unwrap().is_empty());
+    assert_eq!(bodies().await, 0, "the bodies went with their envelopes");
     assert_eq!(app.db.outbox_rows(None).await.unwrap().len(), 1);
     assert_eq!(
         app.db.prune_some(future, future, 1000).await.unwrap(),

@@ -478,6 +478,116 @@ fn new_envelope(task: uuid::Uuid, event_index: i32) -> NewEnvelope {
     }
 }
 
+/// The last migration before envelope bodies moved to a table of their own.
+const BEFORE_BODIES_MOVED: i64 = 11;
+
+/// Stores a mapped mutation with one pending envelope (`body` in the envelope's row) and
+/// its publish queue row, as the host did before the bodies moved.
+macro_rules! store_an_envelope_the_old_way {
+    ($pool:expr, $ids:expr, $body:expr) => {{
+        let (mutation, task, envelope) = $ids;
+        let at = chrono::Utc::now();
+        sqlx::query(
+            "INSERT INTO outbox (id, task_id, user_id, action, mutation, created_at, state, processed_at) \
+             VALUES ($1, $2, 'alice', 'created', '{}', $3, 'mapped', $3)",
+        )
+        .bind(mutation)
+        .bind(task)
+        .bind(at)
+        .execute(&$pool)
+        .await
+        .unwrap();
+        let seq: i64 = sqlx::query_scalar("SELECT seq FROM outbox WHERE id = $1")
+            .bind(mutation)
+            .fetch_one(&$pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO envelopes (id, mutation_id, outbox_seq, event_index, task_id, user_id, \
+             mapper, topic, event_type, partition_key, body, traceparent, correlation_id, state, \
+             attempts, created_at) VALUES ($1, $2, $3, 0, $4, 'alice', 'default', 'task-events', \
+             'task.created', $5, $6, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', \
+             'moved-1', 'pending', 0, $7)",
+        )
+        .bind(envelope)
+        .bind(mutation)
+        .bind(seq)
+        .bind(task)
+        .bind(task.to_string())
+        .bind($body)
+        .bind(at)
+        .execute(&$pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO relay_tasks (task_id, ready_at) VALUES ($1, $2)")
+            .bind(task)
+            .bind(at)
+            .execute(&$pool)
+            .await
+            .unwrap();
+        $pool.close().await;
+    }};
+}
+
+/// A database from before envelope bodies moved to `envelope_bodies` keeps every body:
+/// after the host migrates it, a pending envelope stored the old way is published with
+/// exactly the body it was stored with, and the console shows that body.
+async fn envelopes_stored_before_the_bodies_moved_keep_their_bodies(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let (mutation, task) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let envelope = uuid::Uuid::new_v4().to_string();
+    let body = json!({
+        "specversion": "1.0",
+        "id": envelope,
+        "source": "/pakaura/tasks",
+        "type": "task.created",
+        "subject": task.to_string(),
+        "time": "2026-12-01T09:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {"title": "stored before the move", "note": "ü ✓"},
+    });
+    let ids = (mutation, task, envelope.as_str());
+    match backend {
+        Backend::Sqlite => {
+            let options: sqlx::sqlite::SqliteConnectOptions =
+                database.url.parse().expect("a SQLite URL");
+            let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+                .await
+                .unwrap();
+            sqlx::migrate!("../host/migrations/sqlite")
+                .run_to(BEFORE_BODIES_MOVED, &pool)
+                .await
+                .unwrap();
+            store_an_envelope_the_old_way!(pool, ids, body.to_string());
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+            sqlx::migrate!("../host/migrations/postgres")
+                .run_to(BEFORE_BODIES_MOVED, &pool)
+                .await
+                .unwrap();
+            store_an_envelope_the_old_way!(pool, ids, body.to_string());
+        }
+    }
+
+    let sink = DaprSink::start(sink_behaviour()).await;
+    let app = pakaura_tests::start(database, dapr_options(&sink)).await;
+    let published = sink.wait_for_published(1, WAIT).await;
+    assert_eq!(published.len(), 1, "{published:#?}");
+    assert_eq!(published[0].body, body);
+    let detail: Value = app
+        .admin(Method::GET, &format!("/admin/envelopes/{envelope}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["envelope"], body, "{detail:#}");
+    let bodies =
+        pakaura_tests::database::count(&app.database.url, "SELECT COUNT(*) FROM envelope_bodies")
+            .await;
+    assert_eq!(bodies, 1);
+}
+
 /// A fresh database of `backend`, migrated, and the store on it (for the tests that
 /// drive the store directly, with no relay running).
 async fn migrated_store(backend: Backend) -> (TestDatabase, Db) {
@@ -836,6 +946,7 @@ on_both_databases!(
     a_relay_killed_by_a_panic_comes_back,
     a_restarted_relay_takes_back_what_its_failed_run_held,
     a_bulk_request_refused_whole_parks_only_the_event_refused_alone,
+    envelopes_stored_before_the_bodies_moved_keep_their_bodies,
     bulk_requests_stay_within_the_byte_bound_as_sent,
     a_replayed_letter_gets_its_attempts_afresh,
     outcomes_are_fenced_by_the_lease_token,

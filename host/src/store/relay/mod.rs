@@ -400,10 +400,13 @@ impl Loaded {
 
 /// The head of every insert of envelopes: the columns a new envelope sets, in the order
 /// each insert gives them (one row here, arrays on PostgreSQL, `VALUES` lists on SQLite).
+/// The body is not among them: it goes to `envelope_bodies` under the `seq` the insert
+/// returns, and only for the envelopes the insert stored (an id already stored keeps its
+/// row and its body).
 macro_rules! insert_envelopes {
     () => {
         "INSERT INTO envelopes (id, mutation_id, outbox_seq, event_index, task_id, user_id, \
-         mapper, topic, event_type, partition_key, body, traceparent, correlation_id, state, \
+         mapper, topic, event_type, partition_key, traceparent, correlation_id, state, \
          attempts, created_at, finished_at) "
     };
 }
@@ -430,10 +433,10 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Inside the caller's transaction: stores envelope `e` of mutation `row` in `state`
-/// (an id already stored is kept as it is, so a re-run never duplicates).
-pub(super) async fn insert_envelope<'c, DB, E>(
-    conn: E,
+/// Inside the caller's transaction: stores envelope `e` of mutation `row` in `state`,
+/// and its body (an id already stored is kept as it is, so a re-run never duplicates).
+pub(super) async fn insert_envelope<DB, C>(
+    conn: &mut C,
     row: &OutboxRow,
     correlation_id: &str,
     e: &NewEnvelope,
@@ -442,21 +445,22 @@ pub(super) async fn insert_envelope<'c, DB, E>(
 ) -> Result<(), sqlx::Error>
 where
     DB: Database,
-    E: Executor<'c, Database = DB>,
+    for<'e> &'e mut C: Executor<'e, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Uuid: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
 {
     let finished = (state != EnvelopeState::Pending).then_some(now);
-    sqlx::query(concat!(
+    let stored: Option<(i64,)> = sqlx::query_as(concat!(
         insert_envelopes!(),
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, $15, $16) \
-         ON CONFLICT (id) DO NOTHING"
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15) \
+         ON CONFLICT (id) DO NOTHING RETURNING seq"
     ))
     .bind(e.id.to_string())
     .bind(row.id)
@@ -468,14 +472,20 @@ where
     .bind(e.topic.as_str())
     .bind(e.event_type.as_str())
     .bind(e.partition_key.as_str())
-    .bind(e.body.as_str())
     .bind(e.traceparent.as_str())
     .bind(correlation_id)
     .bind(state.as_str())
     .bind(now)
     .bind(finished)
-    .execute(conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    if let Some((seq,)) = stored {
+        sqlx::query("INSERT INTO envelope_bodies (seq, body) VALUES ($1, $2)")
+            .bind(seq)
+            .bind(e.body.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -191,15 +191,19 @@ pub(super) async fn record_mappings(
     }
     let finished = (envelope_state != EnvelopeState::Pending).then_some(now);
     if !env.id.is_empty() {
+        // One statement: the envelopes, then the bodies of those it stored, under the
+        // `seq` each got.
         sqlx::query(concat!(
+            "WITH x AS (SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::int8[], $4::int4[], \
+             $5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+             $12::text[], $13::text[]) AS x(id, mutation_id, outbox_seq, event_index, task_id, user_id, \
+             mapper, topic, event_type, partition_key, body, traceparent, correlation_id)), \
+             stored AS (",
             insert_envelopes!(),
             "SELECT x.id, x.mutation_id, x.outbox_seq, x.event_index, x.task_id, x.user_id, x.mapper, \
-             x.topic, x.event_type, x.partition_key, x.body, x.traceparent, x.correlation_id, $14, 0, $15, $16 \
-             FROM UNNEST($1::text[], $2::uuid[], $3::int8[], $4::int4[], $5::uuid[], $6::text[], \
-             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) \
-             AS x(id, mutation_id, outbox_seq, event_index, task_id, user_id, mapper, topic, event_type, \
-             partition_key, body, traceparent, correlation_id) \
-             ON CONFLICT (id) DO NOTHING"
+             x.topic, x.event_type, x.partition_key, x.traceparent, x.correlation_id, $14, 0, $15, $16 \
+             FROM x ON CONFLICT (id) DO NOTHING RETURNING seq, id) \
+             INSERT INTO envelope_bodies (seq, body) SELECT stored.seq, x.body FROM stored JOIN x ON x.id = stored.id"
         ))
         .bind(&env.id)
         .bind(&env.mutation_id)
@@ -340,11 +344,12 @@ pub(super) async fn load_envelopes(
            CROSS JOIN LATERAL (SELECT min(o.seq) AS first FROM outbox o \
                WHERE o.task_id = t.task_id AND o.state = 'pending') u \
            CROSS JOIN LATERAL (SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, \
-               e.partition_key, e.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
+               e.partition_key, b.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
                (SELECT o.traceparent FROM outbox o WHERE o.seq = e.outbox_seq) AS mutation_traceparent, \
-               octet_length(e.body) AS bytes, \
+               octet_length(b.body) AS bytes, \
                row_number() OVER (ORDER BY e.outbox_seq, e.event_index) AS rank \
-               FROM envelopes e WHERE e.task_id = t.task_id AND e.state = 'pending' \
+               FROM envelopes e JOIN envelope_bodies b ON b.seq = e.seq \
+               WHERE e.task_id = t.task_id AND e.state = 'pending' \
                AND (u.first IS NULL OR e.outbox_seq < u.first) AND NOT ",
         held_back!(),
         "  ORDER BY e.outbox_seq, e.event_index LIMIT $2) x \

@@ -8,7 +8,7 @@
 //! failure) stay per row. Every write goes through the one writer connection, so the
 //! transactions are serial and the lock order of `relay_tasks` cannot matter.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -117,7 +117,7 @@ pub(super) async fn claim_tasks(
 }
 
 /// Most rows in one multi-row statement: SQLite binds at most 32,766 parameters, and an
-/// envelope takes 17.
+/// envelope takes 16.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 pub(super) async fn record_mappings(
@@ -217,7 +217,8 @@ pub(super) async fn record_mappings(
 }
 
 /// Inserts the envelopes of mapped rows, in multi-row statements (an id already stored
-/// is left as it is, like the per-row insert the other paths use).
+/// is left as it is, like the per-row insert the other paths use), then the bodies of
+/// those stored, under the `seq` each got.
 async fn insert_envelopes(
     tx: &mut Transaction<'static, Sqlite>,
     envelopes: &[(&MappedRow<'_>, &NewEnvelope)],
@@ -238,7 +239,6 @@ async fn insert_envelopes(
                 .push_bind(e.topic.as_str())
                 .push_bind(e.event_type.as_str())
                 .push_bind(e.partition_key.as_str())
-                .push_bind(e.body.as_str())
                 .push_bind(e.traceparent.as_str())
                 .push_bind(m.correlation_id.as_str())
                 .push_bind(state.as_str())
@@ -246,7 +246,27 @@ async fn insert_envelopes(
                 .push_bind(now)
                 .push_bind(finished);
         });
-        q.push(" ON CONFLICT (id) DO NOTHING");
+        q.push(" ON CONFLICT (id) DO NOTHING RETURNING seq, id");
+        // SQLite returns the stored rows in no promised order: matched back by id.
+        let stored: HashMap<String, i64> = q
+            .build_query_as::<(i64, String)>()
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|(seq, id)| (id, seq))
+            .collect();
+        if stored.is_empty() {
+            continue;
+        }
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO envelope_bodies (seq, body) ");
+        q.push_values(
+            chunk
+                .iter()
+                .filter_map(|(_, e)| Some((*stored.get(&e.id.to_string())?, e.body.as_str()))),
+            |mut b, (seq, body)| {
+                b.push_bind(seq).push_bind(body);
+            },
+        );
         q.build().execute(&mut **tx).await?;
     }
     Ok(())
@@ -295,7 +315,7 @@ pub(super) async fn load_envelopes(
         // rows, not its whole queue (a window function would read it all).
         q.push(concat!(
             ") SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, \
-             e.partition_key, e.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
+             e.partition_key, b.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
              (SELECT o.traceparent FROM outbox o WHERE o.seq = e.outbox_seq) AS mutation_traceparent \
              FROM r JOIN envelopes e ON e.seq IN (SELECT e.seq FROM envelopes e \
              WHERE e.task_id = r.task_id AND e.state = 'pending' \
@@ -305,7 +325,9 @@ pub(super) async fn load_envelopes(
             " ORDER BY e.outbox_seq, e.event_index LIMIT "
         ));
         q.push_bind(per_task);
-        q.push(") ORDER BY r.ord, e.outbox_seq, e.event_index");
+        q.push(
+            ") JOIN envelope_bodies b ON b.seq = e.seq ORDER BY r.ord, e.outbox_seq, e.event_index",
+        );
         let rows: Vec<PendingRow> = q.build_query_as().fetch_all(&mut *conn).await?;
         // Budget per task, in the order given, as the relay keeps them.
         let mut queues = rows.into_iter().peekable();
