@@ -19,6 +19,12 @@ mod templates;
 fn main() -> ExitCode {
     let repo = guests::repo_root();
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());
+    // `sqlx::migrate!` embeds the migrations, but on stable Rust it cannot ask cargo to
+    // watch their folder: without this, a new migration would not rebuild the crate.
+    println!(
+        "cargo:rerun-if-changed={}",
+        repo.join("host").join("migrations").display()
+    );
 
     let out_dir = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
     let templates = repo.join("guest-mappers").join("templates");
