@@ -1,8 +1,8 @@
--- Envelope bodies in a table of their own, written once. Publishing an envelope updates
--- its row (state, attempts, when, by whom); with the body in that row, a page of the
--- table held three or four envelopes, so a batch of outcomes wrote as many pages as it
--- had envelopes over three. Now the row that changes is narrow, and the body is written
--- once, beside it, under the envelope's `seq`.
+-- Envelope bodies in a table of their own, written once: the layout PostgreSQL needs
+-- (there every publish copied the whole row, body included, into a new row version),
+-- kept the same here so that both databases share one schema and one set of reads.
+-- SQLite updates a row in place, so the split saves it little; the body is written once
+-- either way, under the envelope's `seq`.
 CREATE TABLE envelope_bodies (
     seq  INTEGER PRIMARY KEY,  -- envelopes.seq
     body TEXT    NOT NULL
