@@ -198,6 +198,13 @@ impl TestApp {
             .expect("admin request sent")
     }
 
+    /// `GET path` on the admin API, asserting 200; the JSON answer.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        let response = self.admin(Method::GET, path).await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "GET {path}");
+        response.json().await.expect("a JSON answer")
+    }
+
     /// Stops the host and returns its database for a restart.
     pub async fn stop(mut self) -> TestDatabase {
         self.stop.stop();

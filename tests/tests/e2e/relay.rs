@@ -442,12 +442,9 @@ async fn a_replayed_letter_gets_its_attempts_afresh(backend: Backend) {
     // The sidecar answered; the relay records it a moment later.
     let deadline = tokio::time::Instant::now() + WAIT;
     let detail = loop {
-        let detail: Value = app
-            .admin(Method::GET, &format!("/admin/envelopes/{envelope}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let detail = app
+            .admin_json(&format!("/admin/envelopes/{envelope}"))
+            .await;
         if detail["state"] == "published" {
             break detail;
         }
@@ -575,12 +572,9 @@ async fn envelopes_stored_before_the_bodies_moved_keep_their_bodies(backend: Bac
     let published = sink.wait_for_published(1, WAIT).await;
     assert_eq!(published.len(), 1, "{published:#?}");
     assert_eq!(published[0].body, body);
-    let detail: Value = app
-        .admin(Method::GET, &format!("/admin/envelopes/{envelope}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let detail = app
+        .admin_json(&format!("/admin/envelopes/{envelope}"))
+        .await;
     assert_eq!(detail["envelope"], body, "{detail:#}");
     let bodies =
         pakaura_tests::database::count(&app.database.url, "SELECT COUNT(*) FROM envelope_bodies")

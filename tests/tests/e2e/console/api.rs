@@ -9,17 +9,13 @@ use serde_json::{Value, json};
 use pakaura_tests::{Backend, TestApp, expect_problem, on_both_databases, spawn_app};
 use pakaura_tests::{refusing_reminders, task_id, wait_for_dead_letters};
 
-async fn admin_json(app: &TestApp, path: &str) -> Value {
-    let response = app.admin(Method::GET, path).await;
-    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-    response.json().await.unwrap()
-}
-
 /// Waits until the admin API lists at least `n` envelopes of `task`.
 pub(super) async fn envelopes_of(app: &TestApp, task: &str, n: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let body = admin_json(app, &format!("/admin/envelopes?task_id={task}")).await;
+        let body = app
+            .admin_json(&format!("/admin/envelopes?task_id={task}"))
+            .await;
         let list = body["envelopes"].as_array().cloned().unwrap_or_default();
         if list.len() >= n {
             return list;
@@ -121,7 +117,7 @@ async fn one_envelope_shows_its_json_history_and_mutation(backend: Backend) {
     let task = task_id(&app, "alice", json!({"title": "look at me"})).await;
     let listed = envelopes_of(&app, &task, 2).await;
     let id = listed[0]["id"].as_str().unwrap();
-    let detail = admin_json(&app, &format!("/admin/envelopes/{id}")).await;
+    let detail = app.admin_json(&format!("/admin/envelopes/{id}")).await;
     assert_eq!(detail["id"], id);
     assert_eq!(
         detail["envelope"], listed[0]["envelope"],
@@ -161,7 +157,9 @@ async fn dead_letters_carry_their_mutation_and_delivery_history(backend: Backend
     assert_eq!(letter["mutation"]["task"]["id"], task.as_str());
     assert_eq!(letter["mutation"]["action"], "created");
     let envelope = letter["envelope_id"].as_str().unwrap();
-    let detail = admin_json(&app, &format!("/admin/envelopes/{envelope}")).await;
+    let detail = app
+        .admin_json(&format!("/admin/envelopes/{envelope}"))
+        .await;
     assert_eq!(detail["state"], "dead");
     assert_eq!(detail["dapr_status"], 403);
     assert_eq!(detail["error_code"], "ERR_PUBSUB_FORBIDDEN");

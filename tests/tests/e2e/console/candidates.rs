@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use pakaura_tests::{ADMIN_TOKEN, Backend, TestApp, WAIT, guests, spawn_with, task_id, token_for};
@@ -28,12 +28,6 @@ const TASKS: usize = 36;
 /// both sides the renamed field is the only difference.
 const DEFAULT_VERSION: &str = "1.0.0";
 
-async fn admin_json(app: &TestApp, path: &str) -> Value {
-    let response = app.admin(Method::GET, path).await;
-    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-    response.json().await.unwrap()
-}
-
 /// The items of a list answer: `{key: [...]}`, as the other admin lists, or a bare array.
 fn list_of<'a>(body: &'a Value, key: &str) -> &'a Vec<Value> {
     body.as_array()
@@ -43,7 +37,7 @@ fn list_of<'a>(body: &'a Value, key: &str) -> &'a Vec<Value> {
 
 /// The live mapper of the default set (the test host runs the built-in one alone).
 async fn live_mapper(app: &TestApp) -> Value {
-    let body = admin_json(app, "/admin/mappers").await;
+    let body = app.admin_json("/admin/mappers").await;
     let mappers = body["mappers"].as_array().unwrap();
     assert_eq!(mappers.len(), 1, "{body}");
     mappers[0].clone()
@@ -102,9 +96,9 @@ async fn a_candidate_is_diffed_shadowed_promoted_and_rolled_back_in_the_browser(
 
     // What the page did, as the API records it: promoted from the live component to
     // the candidate, then rolled back to the live component.
-    let candidates = admin_json(&app, "/admin/candidates").await;
+    let candidates = app.admin_json("/admin/candidates").await;
     let candidate = &list_of(&candidates, "candidates")[0];
-    let releases = admin_json(&app, "/admin/mappers/releases").await;
+    let releases = app.admin_json("/admin/mappers/releases").await;
     let releases = list_of(&releases, "releases");
     assert_eq!(releases.len(), 2, "{releases:?}");
     let (rollback, promote) = (&releases[0], &releases[1]);

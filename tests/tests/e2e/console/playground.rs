@@ -1,8 +1,8 @@
 //! The playground: runs a loaded or uploaded mapper on a mutation exactly as the relay
 //! would, shows refusals, and touches neither the outbox nor `MAPPERS_DIR`.
 
+use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::api::envelopes_of;
@@ -44,14 +44,10 @@ async fn upload(
         .unwrap()
 }
 
-async fn admin_json(app: &TestApp, path: &str) -> Value {
-    app.admin(Method::GET, path).await.json().await.unwrap()
-}
-
 /// Rows the relay stored: outbox mutations and envelopes.
 async fn stored(app: &TestApp) -> (usize, usize) {
     let outbox = app.db.outbox_rows(None).await.unwrap().len();
-    let envelopes = admin_json(app, "/admin/envelopes?limit=1000").await["envelopes"]
+    let envelopes = app.admin_json("/admin/envelopes?limit=1000").await["envelopes"]
         .as_array()
         .unwrap()
         .len();
@@ -67,13 +63,14 @@ async fn the_playground_maps_a_real_mutation_exactly_as_the_relay_did(backend: B
     )
     .await;
     let relayed = envelopes_of(&app, &task, 3).await;
-    let detail = admin_json(
-        &app,
-        &format!("/admin/envelopes/{}", relayed[0]["id"].as_str().unwrap()),
-    )
-    .await;
+    let detail = app
+        .admin_json(&format!(
+            "/admin/envelopes/{}",
+            relayed[0]["id"].as_str().unwrap()
+        ))
+        .await;
     let calls_before =
-        admin_json(&app, "/admin/mappers").await["mappers"][0]["stats"]["calls"].clone();
+        app.admin_json("/admin/mappers").await["mappers"][0]["stats"]["calls"].clone();
     let before = stored(&app).await;
 
     let result = run_ok(
@@ -92,13 +89,15 @@ async fn the_playground_maps_a_real_mutation_exactly_as_the_relay_did(backend: B
 
     assert_eq!(stored(&app).await, before, "nothing stored");
     assert_eq!(
-        admin_json(&app, "/admin/mappers").await["mappers"][0]["stats"]["calls"],
+        app.admin_json("/admin/mappers").await["mappers"][0]["stats"]["calls"],
         calls_before,
         "the live mapper's statistics stay the relay's"
     );
 
     // A template runs too, and a broken mutation names its field.
-    let template = admin_json(&app, "/admin/playground/template?action=updated").await;
+    let template = app
+        .admin_json("/admin/playground/template?action=updated")
+        .await;
     assert_eq!(template["action"], "updated");
     let result = run_ok(&app, json!({"mapper": "default", "mutation": template})).await;
     let types: Vec<&str> = result["envelopes"]
@@ -141,10 +140,10 @@ async fn an_uploaded_mapper_runs_and_its_refusals_show(backend: Backend) {
         0,
         "nothing is written into MAPPERS_DIR"
     );
-    let listed = admin_json(&app, "/admin/playground/uploads").await;
+    let listed = app.admin_json("/admin/playground/uploads").await;
     assert_eq!(listed["uploads"][0]["id"], id);
     assert_eq!(
-        admin_json(&app, "/admin/mappers").await["mappers"]
+        app.admin_json("/admin/mappers").await["mappers"]
             .as_array()
             .unwrap()
             .len(),
@@ -152,7 +151,7 @@ async fn an_uploaded_mapper_runs_and_its_refusals_show(backend: Backend) {
         "the live set is unchanged"
     );
 
-    let mutation = admin_json(&app, "/admin/playground/template").await;
+    let mutation = app.admin_json("/admin/playground/template").await;
     let ok = run_ok(&app, json!({"upload": id, "mutation": mutation})).await;
     assert_eq!(ok["outcome"], "events");
     assert_eq!(ok["envelopes"][0]["type"], "test.ok");
