@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Inserts envelopes into a fresh SQLite database built from host/migrations/sqlite, the way
-the map stage stores them (one multi-row insert, then the bodies in `envelope_bodies`), and prints how many WAL frames (pages written) each transaction
-costs as the table grows.
+the map stage stores them (one multi-row insert, then the bodies in `envelope_bodies`), and
+prints how many WAL frames (pages written) each transaction costs as the table grows.
 
 Usage: envelope-inserts.py IDS ENVELOPES [BATCH]
 

@@ -9,8 +9,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use pakaura_host::store::{
-    Db, Delivery, DeliveryBatch, DeliveryRecord, EnvelopeFilter, EnvelopeState, HeldTask,
-    MappedRow, Mapping, NewEnvelope, Release,
+    Db, Delivery, DeliveryBatch, DeliveryRecord, EnvelopeState, HeldTask, MappedRow, Mapping,
+    NewEnvelope, Release,
 };
 use pakaura_tests::{Backend, Options, TestApp, TestDatabase, on_both_databases, spawn_with};
 use pakaura_tests::{
@@ -307,24 +307,20 @@ async fn backlog_of(
     for title in titles {
         ids.push(task_id(&app, "alice", json!({"title": title})).await);
     }
-    let events = titles.len() * 2;
+    let events = i64::try_from(titles.len() * 2).unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let stored = app
+        let backlog = app
             .db
-            .recent_envelopes(&EnvelopeFilter {
-                limit: 1_000,
-                ..Default::default()
-            })
+            .backlog(chrono::Utc::now())
             .await
-            .expect("list envelopes");
-        if stored.len() == events {
+            .expect("the backlog");
+        if backlog.outbox_pending == 0 && backlog.envelopes_pending == events {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{} of {events} events stored",
-            stored.len()
+            "not every event is stored: {backlog:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
+use uuid::fmt::Hyphenated;
 
 use super::after;
 use super::{
@@ -248,12 +249,12 @@ async fn insert_envelopes(
         });
         q.push(" ON CONFLICT (id) DO NOTHING RETURNING seq, id");
         // SQLite returns the stored rows in no promised order: matched back by id.
-        let stored: HashMap<String, i64> = q
-            .build_query_as::<(i64, String)>()
+        let stored: HashMap<Uuid, i64> = q
+            .build_query_as::<(i64, Hyphenated)>()
             .fetch_all(&mut **tx)
             .await?
             .into_iter()
-            .map(|(seq, id)| (id, seq))
+            .map(|(seq, id)| (id.into_uuid(), seq))
             .collect();
         if stored.is_empty() {
             continue;
@@ -262,7 +263,7 @@ async fn insert_envelopes(
         q.push_values(
             chunk
                 .iter()
-                .filter_map(|(_, e)| Some((*stored.get(&e.id.to_string())?, e.body.as_str()))),
+                .filter_map(|(_, e)| Some((*stored.get(&e.id)?, e.body.as_str()))),
             |mut b, (seq, body)| {
                 b.push_bind(seq).push_bind(body);
             },
