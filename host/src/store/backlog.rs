@@ -39,12 +39,14 @@ type Row = (
 impl Db {
     /// The relay's backlog at `now`.
     pub async fn backlog(&self, now: DateTime<Utc>) -> Result<Backlog, StoreError> {
+        // `seq > 0` (always true) lets PostgreSQL read the pending envelopes through
+        // `envelopes_pending_oldest`, an index only such reads can use (migration 0015).
         let row: Row = with_pool!(self, |pool| async {
             let row = sqlx::query_as(concat!(
                 "SELECT (SELECT count(*) FROM outbox WHERE state = 'pending'), \
-                 (SELECT count(*) FROM envelopes WHERE state = 'pending'), \
+                 (SELECT count(*) FROM envelopes WHERE state = 'pending' AND seq > 0), \
                  (SELECT created_at FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT 1), \
-                 (SELECT e.created_at FROM envelopes e WHERE e.state = 'pending' AND NOT ",
+                 (SELECT e.created_at FROM envelopes e WHERE e.state = 'pending' AND e.seq > 0 AND NOT ",
                 held_back!(),
                 " ORDER BY e.seq LIMIT 1), \
                  (SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL), \

@@ -49,13 +49,14 @@ impl Db {
             )
             .fetch_optional(pool)
             .await?;
+            // `seq > 0`: see `Db::backlog`.
             let (last_published_at, retrying, next_retry_at): (
                 Option<DateTime<Utc>>,
                 i64,
                 Option<DateTime<Utc>>,
             ) = sqlx::query_as(
                 "SELECT (SELECT max(finished_at) FROM envelopes WHERE state = 'published'), \
-                 (SELECT count(*) FROM envelopes WHERE state = 'pending' AND attempts > 0), \
+                 (SELECT count(*) FROM envelopes WHERE state = 'pending' AND seq > 0 AND attempts > 0), \
                  (SELECT min(ready_at) FROM relay_tasks WHERE ready_at > $1)",
             )
             .bind(now)

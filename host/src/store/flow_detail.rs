@@ -57,10 +57,11 @@ impl Db {
 
     /// The oldest envelope waiting to be published, holds aside.
     pub async fn oldest_pending(&self) -> Result<Option<OldestPending>, StoreError> {
+        // `seq > 0`: see `Db::backlog`.
         with_pool!(self, |pool| async {
             let row = sqlx::query_as(concat!(
                 "SELECT e.id, e.task_id, e.topic, e.event_type, e.created_at, e.attempts, \
-                 e.last_error FROM envelopes e WHERE e.state = 'pending' AND NOT ",
+                 e.last_error FROM envelopes e WHERE e.state = 'pending' AND e.seq > 0 AND NOT ",
                 held_back!(),
                 " ORDER BY e.seq LIMIT 1"
             ))
