@@ -30,23 +30,21 @@ ROW = re.compile(
     r"\s+(?P<fpi>\d+)\s+\(\s*[\d.]+\)\s+(?P<all>\d+)\s+\(\s*[\d.]+\)\s*$"
 )
 
+# Each kind with the prefixes of the record types it counts.
 KINDS = [
-    ("index entries", lambda t: t.startswith("Btree/INSERT_")),
-    ("index splits", lambda t: t.startswith(("Btree/SPLIT_", "Btree/NEWROOT"))),
-    ("non-HOT updates", lambda t: t.startswith("Heap/UPDATE")),
-    ("HOT updates", lambda t: t.startswith("Heap/HOT_UPDATE")),
-    ("inserts", lambda t: t.startswith(("Heap/INSERT", "Heap2/MULTI_INSERT"))),
-    ("deletes", lambda t: t.startswith("Heap/DELETE")),
-    ("locks", lambda t: t.startswith(("Heap/LOCK", "Heap2/LOCK_UPDATED"))),
-    ("commits", lambda t: t.startswith("Transaction/COMMIT")),
+    ("index entries", ("Btree/INSERT_",)),
+    ("index splits", ("Btree/SPLIT_", "Btree/NEWROOT")),
+    ("non-HOT updates", ("Heap/UPDATE",)),
+    ("HOT updates", ("Heap/HOT_UPDATE",)),
+    ("inserts", ("Heap/INSERT", "Heap2/MULTI_INSERT")),
+    ("deletes", ("Heap/DELETE",)),
+    ("locks", ("Heap/LOCK", "Heap2/LOCK_UPDATED")),
+    ("commits", ("Transaction/COMMIT",)),
 ]
 
 
 def kind_of(record_type: str) -> str:
-    for name, matches in KINDS:
-        if matches(record_type):
-            return name
-    return "rest"
+    return next((name for name, prefixes in KINDS if record_type.startswith(prefixes)), "rest")
 
 
 def main() -> int:
@@ -59,18 +57,16 @@ def main() -> int:
     totals["rest"] = [0, 0]
     fpi = 0
     whole = 0
-    rows = 0
     for line in sys.stdin:
         m = ROW.match(line.strip())
         if not m:
             continue
-        rows += 1
         kind = totals[kind_of(m["type"])]
         kind[0] += int(m["n"])
         kind[1] += int(m["all"])
         fpi += int(m["fpi"])
         whole += int(m["all"])
-    if rows == 0 or whole == 0:
+    if whole == 0:
         print("pg-wal-split.py: no record table in the input (is it pg_waldump --stats=record?)",
               file=sys.stderr)
         return 1
