@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::relay::held_back;
+use super::relay::{held_back, pending_oldest};
 use super::{Db, StoreError, with_pool};
 
 /// The relay's backlog, for the gauges.
@@ -36,28 +36,36 @@ type Row = (
     Option<DateTime<Utc>>,
 );
 
+/// The backlog's counts and oldest rows, read in `seq` order through the
+/// `*_pending_oldest` indexes (`pending_oldest!`); the held envelopes counted task by
+/// task, for the tasks with holds (a query per held task, so that no statistics can
+/// make it a read of every pending envelope).
+pub(super) const BACKLOG: &str = concat!(
+    "SELECT (SELECT count(*) FROM outbox WHERE ",
+    pending_oldest!(""),
+    "), (SELECT count(*) FROM envelopes WHERE ",
+    pending_oldest!(""),
+    "), (SELECT created_at FROM outbox WHERE ",
+    pending_oldest!(""),
+    " ORDER BY seq LIMIT 1), (SELECT e.created_at FROM envelopes e WHERE ",
+    pending_oldest!("e."),
+    " AND NOT ",
+    held_back!(),
+    " ORDER BY e.seq LIMIT 1), \
+     (SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL), \
+     (SELECT count(*) FROM (SELECT DISTINCT task_id, topic FROM relay_holds) k), \
+     (SELECT CAST(coalesce(sum((SELECT count(*) FROM envelopes e WHERE e.task_id = k.task_id \
+         AND e.state = 'pending' AND ",
+    held_back!(),
+    ")), 0) AS BIGINT) FROM (SELECT DISTINCT task_id FROM relay_holds) k), \
+     (SELECT min(created_at) FROM relay_holds)"
+);
+
 impl Db {
     /// The relay's backlog at `now`.
     pub async fn backlog(&self, now: DateTime<Utc>) -> Result<Backlog, StoreError> {
-        // `seq > 0` (always true) lets PostgreSQL read the pending envelopes through
-        // `envelopes_pending_oldest`, an index only such reads can use (migration 0015).
         let row: Row = with_pool!(self, |pool| async {
-            let row = sqlx::query_as(concat!(
-                "SELECT (SELECT count(*) FROM outbox WHERE state = 'pending'), \
-                 (SELECT count(*) FROM envelopes WHERE state = 'pending' AND seq > 0), \
-                 (SELECT created_at FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT 1), \
-                 (SELECT e.created_at FROM envelopes e WHERE e.state = 'pending' AND e.seq > 0 AND NOT ",
-                held_back!(),
-                " ORDER BY e.seq LIMIT 1), \
-                 (SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL), \
-                 (SELECT count(*) FROM (SELECT DISTINCT task_id, topic FROM relay_holds) k), \
-                 (SELECT count(*) FROM envelopes e WHERE e.state = 'pending' \
-                     AND e.task_id IN (SELECT task_id FROM relay_holds) AND ",
-                held_back!(),
-                "), (SELECT min(created_at) FROM relay_holds)"
-            ))
-            .fetch_one(pool)
-            .await?;
+            let row = sqlx::query_as(BACKLOG).fetch_one(pool).await?;
             Ok::<_, StoreError>(row)
         })?;
         let (outbox, envelopes, oldest_mutation, oldest_envelope, open, holds, held, oldest_hold) =

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::relay::pending_oldest;
 use super::{Db, StoreError, with_pool};
 
 /// The last failed publish attempt, of any envelope.
@@ -49,16 +50,16 @@ impl Db {
             )
             .fetch_optional(pool)
             .await?;
-            // `seq > 0`: see `Db::backlog`.
             let (last_published_at, retrying, next_retry_at): (
                 Option<DateTime<Utc>>,
                 i64,
                 Option<DateTime<Utc>>,
-            ) = sqlx::query_as(
+            ) = sqlx::query_as(concat!(
                 "SELECT (SELECT max(finished_at) FROM envelopes WHERE state = 'published'), \
-                 (SELECT count(*) FROM envelopes WHERE state = 'pending' AND seq > 0 AND attempts > 0), \
-                 (SELECT min(ready_at) FROM relay_tasks WHERE ready_at > $1)",
-            )
+                 (SELECT count(*) FROM envelopes WHERE ",
+                pending_oldest!(""),
+                " AND attempts > 0), (SELECT min(ready_at) FROM relay_tasks WHERE ready_at > $1)"
+            ))
             .bind(now)
             .fetch_one(pool)
             .await?;

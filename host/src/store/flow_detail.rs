@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::relay::held_back;
+use super::relay::{held_back, pending_oldest};
 use super::{Db, StoreError, with_pool};
 
 /// One topic's activity over a window (all replicas).
@@ -57,11 +57,12 @@ impl Db {
 
     /// The oldest envelope waiting to be published, holds aside.
     pub async fn oldest_pending(&self) -> Result<Option<OldestPending>, StoreError> {
-        // `seq > 0`: see `Db::backlog`.
         with_pool!(self, |pool| async {
             let row = sqlx::query_as(concat!(
                 "SELECT e.id, e.task_id, e.topic, e.event_type, e.created_at, e.attempts, \
-                 e.last_error FROM envelopes e WHERE e.state = 'pending' AND e.seq > 0 AND NOT ",
+                 e.last_error FROM envelopes e WHERE ",
+                pending_oldest!("e."),
+                " AND NOT ",
                 held_back!(),
                 " ORDER BY e.seq LIMIT 1"
             ))

@@ -19,6 +19,25 @@
 //! Claims cost what they return: pending outbox rows, pending envelopes and ready
 //! queues each have an index over exactly those rows.
 //!
+//! Plans (PostgreSQL): each partial index over pending rows serves one kind of read,
+//! and a statement names its kind in how it states "pending", because the planner may
+//! use a partial index only for a statement whose conditions imply the index's. The
+//! pending set is often empty when autovacuum takes statistics, so a pending index then
+//! looks empty to the planner for as long as those statistics last: had a statement a
+//! choice of indexes, a full read of a pending index would look free, and under a
+//! backlog it reads every pending row once per row the statement wants.
+//! - Per task (`task_id = …`): plain `state = 'pending'`; only the `*_pending_task`
+//!   indexes serve it.
+//! - Oldest first, counts: `pending_oldest!`, only the `*_pending_oldest` indexes.
+//! - By key (`seq`): `pending_by_key!`, no partial index at all: the primary key.
+//!
+//! A batch of tasks joined with a table keyed by task also names the batch's tasks on
+//! that table (`batch_of_tasks!`): the task queues, like the pending sets, are often
+//! empty when statistics are taken.
+//!
+//! `relay/plans.rs` checks the plans with statistics from an empty pending set and
+//! from a large one.
+//!
 //! Batches: PostgreSQL writes each batch with a few array-bound statements
 //! (`postgres.rs`, one round trip each); SQLite with a few multi-row statements in one
 //! transaction (`sqlite.rs`: each statement is a hand-off to sqlx's worker thread). Relay transactions on PostgreSQL commit with
@@ -28,6 +47,9 @@
 
 mod postgres;
 mod sqlite;
+
+#[cfg(test)]
+mod plans;
 
 use std::time::Duration;
 
@@ -421,6 +443,40 @@ macro_rules! held_back {
     };
 }
 pub(crate) use held_back;
+
+/// SQL: row `$t` (an alias and its dot, or `""`) is pending, for reads in `seq` order
+/// and counts. `seq > 0` is always true; it is the condition that only the
+/// `*_pending_oldest` indexes add to `state = 'pending'`, so only such reads use them.
+macro_rules! pending_oldest {
+    ($t:literal) => {
+        concat!($t, "state = 'pending' AND ", $t, "seq > 0")
+    };
+}
+pub(crate) use pending_oldest;
+
+/// SQL (PostgreSQL): row `$t` (an alias and its dot, or `""`), found by its key, is
+/// still pending. Equality under the `"C"` collation is the same test as
+/// `state = 'pending'` (text equality is byte equality under any deterministic
+/// collation), but it implies no partial index's condition, so the planner finds the
+/// rows through the primary key whatever its statistics say about the pending set.
+macro_rules! pending_by_key {
+    ($t:literal) => {
+        concat!($t, "state = 'pending' COLLATE \"C\"")
+    };
+}
+pub(crate) use pending_by_key;
+
+/// SQL: row `$t` (an alias and its dot) belongs to one of the tasks in array parameter
+/// `$p`. A statement that joins a batch (`UNNEST` of its tasks) with a table keyed by
+/// task states it as well, so that whatever order the planner joins in, it reads only
+/// the batch's rows of that table: with statistics that call the table empty, it may
+/// otherwise read the whole table first and join the batch to it.
+macro_rules! batch_of_tasks {
+    ($t:literal, $p:literal) => {
+        concat!($t, "task_id = ANY(", $p, "::uuid[])")
+    };
+}
+pub(crate) use batch_of_tasks;
 
 /// `t` plus `d` (configuration bounds every duration, so this never saturates in
 /// practice).

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::{
     DeliveriesStored, Delivery, DeliveryBatch, EnvelopeState, HeldTask, MappedRow, Mapping,
-    MappingStored, PendingRow, Release, held_back, insert_envelopes, millis,
+    MappingStored, PendingRow, Release, batch_of_tasks, held_back, insert_envelopes, millis,
+    pending_by_key, pending_oldest,
 };
 use crate::domain::text::storable;
 use crate::store::{MAX_STORED_REASON, OutboxRow, StoreError};
@@ -41,22 +42,27 @@ pub(super) async fn claim_mutations(
     lease: Duration,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    let rows = sqlx::query_as(concat!(
-        "UPDATE outbox SET locked_by = $1, locked_until = ",
-        later!("$2"),
-        ", lock_token = $4 WHERE seq IN (SELECT seq FROM outbox WHERE state = 'pending' \
-         AND (locked_until IS NULL OR locked_until < now()) ORDER BY seq LIMIT $3 \
-         FOR UPDATE SKIP LOCKED) \
-         RETURNING seq, id, task_id, user_id, action, mutation, traceparent, created_at"
-    ))
-    .bind(owner)
-    .bind(millis(lease))
-    .bind(limit)
-    .bind(token)
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query_as(CLAIM_MUTATIONS)
+        .bind(owner)
+        .bind(millis(lease))
+        .bind(limit)
+        .bind(token)
+        .fetch_all(pool)
+        .await?;
     Ok(rows)
 }
+
+/// `$1` owner, `$2` lease (ms), `$3` limit, `$4` token. The claimed keys are collected
+/// into an array first, as in [`CLAIM_TASKS`].
+pub(super) const CLAIM_MUTATIONS: &str = concat!(
+    "UPDATE outbox SET locked_by = $1, locked_until = ",
+    later!("$2"),
+    ", lock_token = $4 WHERE seq = ANY(ARRAY(SELECT seq FROM outbox WHERE ",
+    pending_oldest!(""),
+    " AND (locked_until IS NULL OR locked_until < now()) ORDER BY seq LIMIT $3 \
+     FOR UPDATE SKIP LOCKED)) \
+     RETURNING seq, id, task_id, user_id, action, mutation, traceparent, created_at"
+);
 
 pub(super) async fn renew_mutations(
     pool: &PgPool,
@@ -64,35 +70,43 @@ pub(super) async fn renew_mutations(
     token: i64,
     lease: Duration,
 ) -> Result<usize, StoreError> {
-    let renewed = sqlx::query(concat!(
-        "UPDATE outbox SET locked_until = ",
-        later!("$3"),
-        " WHERE seq = ANY($1) AND lock_token = $2 AND state = 'pending'"
-    ))
-    .bind(seqs)
-    .bind(token)
-    .bind(millis(lease))
-    .execute(pool)
-    .await?
-    .rows_affected();
+    let renewed = sqlx::query(RENEW_MUTATIONS)
+        .bind(seqs)
+        .bind(token)
+        .bind(millis(lease))
+        .execute(pool)
+        .await?
+        .rows_affected();
     Ok(renewed as usize)
 }
+
+/// `$1` seqs, `$2` token, `$3` lease (ms).
+pub(super) const RENEW_MUTATIONS: &str = concat!(
+    "UPDATE outbox SET locked_until = ",
+    later!("$3"),
+    " WHERE seq = ANY($1) AND lock_token = $2 AND ",
+    pending_by_key!("")
+);
 
 pub(super) async fn release_mutations(
     pool: &PgPool,
     seqs: &[i64],
     token: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE outbox SET locked_by = NULL, locked_until = NULL, lock_token = NULL \
-         WHERE seq = ANY($1) AND lock_token = $2 AND state = 'pending'",
-    )
-    .bind(seqs)
-    .bind(token)
-    .execute(pool)
-    .await?;
+    sqlx::query(RELEASE_MUTATIONS)
+        .bind(seqs)
+        .bind(token)
+        .execute(pool)
+        .await?;
     Ok(())
 }
+
+/// `$1` seqs, `$2` token.
+pub(super) const RELEASE_MUTATIONS: &str = concat!(
+    "UPDATE outbox SET locked_by = NULL, locked_until = NULL, lock_token = NULL \
+     WHERE seq = ANY($1) AND lock_token = $2 AND ",
+    pending_by_key!("")
+);
 
 pub(super) async fn claim_tasks(
     pool: &PgPool,
@@ -101,21 +115,28 @@ pub(super) async fn claim_tasks(
     lease: Duration,
     limit: i64,
 ) -> Result<Vec<Uuid>, StoreError> {
-    let rows: Vec<(Uuid,)> = sqlx::query_as(concat!(
-        "UPDATE relay_tasks SET locked_by = $1, locked_until = ",
-        later!("$2"),
-        ", lock_token = $4 WHERE task_id IN (SELECT task_id FROM relay_tasks \
-         WHERE ready_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
-         ORDER BY ready_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING task_id"
-    ))
-    .bind(owner)
-    .bind(millis(lease))
-    .bind(limit)
-    .bind(token)
-    .fetch_all(pool)
-    .await?;
+    let rows: Vec<(Uuid,)> = sqlx::query_as(CLAIM_TASKS)
+        .bind(owner)
+        .bind(millis(lease))
+        .bind(limit)
+        .bind(token)
+        .fetch_all(pool)
+        .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
+
+/// `$1` owner, `$2` lease (ms), `$3` limit, `$4` token. The claimed keys are collected
+/// into an array first (`= ANY(ARRAY(...))`, computed once), so the update finds each
+/// row by its key: joined to the claim as a subquery (`IN (...)`), the update could
+/// read the whole queue once the statistics call it empty, and run the claim again for
+/// every row it reads.
+pub(super) const CLAIM_TASKS: &str = concat!(
+    "UPDATE relay_tasks SET locked_by = $1, locked_until = ",
+    later!("$2"),
+    ", lock_token = $4 WHERE task_id = ANY(ARRAY(SELECT task_id FROM relay_tasks \
+     WHERE ready_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
+     ORDER BY ready_at LIMIT $3 FOR UPDATE SKIP LOCKED)) RETURNING task_id"
+);
 
 pub(super) async fn record_mappings(
     pool: &PgPool,
@@ -131,17 +152,13 @@ pub(super) async fn record_mappings(
         .map(|m| m.row.seq)
         .collect();
     let mut tx = begin(pool).await?;
-    let owned: Vec<(i64,)> = sqlx::query_as(
-        "UPDATE outbox SET state = CASE WHEN seq = ANY($2) THEN 'dead' ELSE 'mapped' END, \
-         processed_at = $3, locked_by = NULL, locked_until = NULL, lock_token = NULL \
-         WHERE seq = ANY($1) AND state = 'pending' AND lock_token = $4 RETURNING seq",
-    )
-    .bind(&all)
-    .bind(&dead)
-    .bind(now)
-    .bind(token)
-    .fetch_all(&mut *tx)
-    .await?;
+    let owned: Vec<(i64,)> = sqlx::query_as(MAPPED_MARK)
+        .bind(&all)
+        .bind(&dead)
+        .bind(now)
+        .bind(token)
+        .fetch_all(&mut *tx)
+        .await?;
     let owned: HashSet<i64> = owned.into_iter().map(|(seq,)| seq).collect();
 
     let mut stored = MappingStored {
@@ -273,6 +290,16 @@ pub(super) async fn record_mappings(
     Ok(stored)
 }
 
+/// The outcome of mapping, on the outbox rows still leased under the token: `$1` seqs,
+/// `$2` those that failed, `$3` now, `$4` token.
+pub(super) const MAPPED_MARK: &str = concat!(
+    "UPDATE outbox SET state = CASE WHEN seq = ANY($2) THEN 'dead' ELSE 'mapped' END, \
+     processed_at = $3, locked_by = NULL, locked_until = NULL, lock_token = NULL \
+     WHERE seq = ANY($1) AND ",
+    pending_by_key!(""),
+    " AND lock_token = $4 RETURNING seq"
+);
+
 /// The envelope columns of a multi-row insert.
 #[derive(Default)]
 struct EnvelopeColumns {
@@ -336,32 +363,35 @@ pub(super) async fn load_envelopes(
 ) -> Result<Vec<PendingRow>, StoreError> {
     // Round-robin within the budget: the running total of body bytes over (place in the
     // task's queue, the task's place in the claim); the first row always goes.
-    let rows = sqlx::query_as(concat!(
-        "SELECT seq, id, task_id, user_id, mapper, topic, event_type, partition_key, body, traceparent, \
-         correlation_id, attempts, first_failed_at, mutation_traceparent FROM ( \
-           SELECT x.*, sum(x.bytes) OVER (ORDER BY x.rank, t.ord ROWS UNBOUNDED PRECEDING) AS running \
-           FROM UNNEST($1::uuid[]) WITH ORDINALITY AS t(task_id, ord) \
-           CROSS JOIN LATERAL (SELECT min(o.seq) AS first FROM outbox o \
-               WHERE o.task_id = t.task_id AND o.state = 'pending') u \
-           CROSS JOIN LATERAL (SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, \
-               e.partition_key, b.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
-               (SELECT o.traceparent FROM outbox o WHERE o.seq = e.outbox_seq) AS mutation_traceparent, \
-               octet_length(b.body) AS bytes, \
-               row_number() OVER (ORDER BY e.outbox_seq, e.event_index) AS rank \
-               FROM envelopes e JOIN envelope_bodies b ON b.seq = e.seq \
-               WHERE e.task_id = t.task_id AND e.state = 'pending' \
-               AND (u.first IS NULL OR e.outbox_seq < u.first) AND NOT ",
-        held_back!(),
-        "  ORDER BY e.outbox_seq, e.event_index LIMIT $2) x \
-         ) y WHERE running <= $3 OR running = bytes ORDER BY task_id, rank"
-    ))
-    .bind(tasks)
-    .bind(per_task)
-    .bind(budget)
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query_as(LOAD_ENVELOPES)
+        .bind(tasks)
+        .bind(per_task)
+        .bind(budget)
+        .fetch_all(pool)
+        .await?;
     Ok(rows)
 }
+
+/// `$1` tasks in claim order, `$2` envelopes per task, `$3` budget of body bytes.
+pub(super) const LOAD_ENVELOPES: &str = concat!(
+    "SELECT seq, id, task_id, user_id, mapper, topic, event_type, partition_key, body, traceparent, \
+     correlation_id, attempts, first_failed_at, mutation_traceparent FROM ( \
+       SELECT x.*, sum(x.bytes) OVER (ORDER BY x.rank, t.ord ROWS UNBOUNDED PRECEDING) AS running \
+       FROM UNNEST($1::uuid[]) WITH ORDINALITY AS t(task_id, ord) \
+       CROSS JOIN LATERAL (SELECT min(o.seq) AS first FROM outbox o \
+           WHERE o.task_id = t.task_id AND o.state = 'pending') u \
+       CROSS JOIN LATERAL (SELECT e.seq, e.id, e.task_id, e.user_id, e.mapper, e.topic, e.event_type, \
+           e.partition_key, b.body, e.traceparent, e.correlation_id, e.attempts, e.first_failed_at, \
+           (SELECT o.traceparent FROM outbox o WHERE o.seq = e.outbox_seq) AS mutation_traceparent, \
+           octet_length(b.body) AS bytes, \
+           row_number() OVER (ORDER BY e.outbox_seq, e.event_index) AS rank \
+           FROM envelopes e JOIN envelope_bodies b ON b.seq = e.seq \
+           WHERE e.task_id = t.task_id AND e.state = 'pending' \
+           AND (u.first IS NULL OR e.outbox_seq < u.first) AND NOT ",
+    held_back!(),
+    "  ORDER BY e.outbox_seq, e.event_index LIMIT $2) x \
+     ) y WHERE running <= $3 OR running = bytes ORDER BY task_id, rank"
+);
 
 /// Locks the queue rows of `tasks` held under their tokens, in `task_id` order (the one
 /// lock order of `relay_tasks`).
@@ -374,16 +404,21 @@ async fn lock_tasks(
     }
     tasks.sort_by_key(|t| t.task_id);
     let (ids, tokens) = columns(tasks.iter().copied());
-    sqlx::query(
-        "SELECT t.task_id FROM relay_tasks t JOIN UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
-         ON t.task_id = o.task_id AND t.lock_token = o.token ORDER BY t.task_id FOR UPDATE OF t",
-    )
-    .bind(&ids)
-    .bind(&tokens)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(LOCK_TASKS)
+        .bind(&ids)
+        .bind(&tokens)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
+
+/// `$1` tasks, `$2` tokens.
+pub(super) const LOCK_TASKS: &str = concat!(
+    "SELECT t.task_id FROM relay_tasks t JOIN UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
+     ON t.task_id = o.task_id AND t.lock_token = o.token WHERE ",
+    batch_of_tasks!("t.", "$1"),
+    " ORDER BY t.task_id FOR UPDATE OF t"
+);
 
 pub(super) async fn record_deliveries(
     pool: &PgPool,
@@ -449,92 +484,56 @@ pub(super) async fn record_deliveries(
         .into_iter()
         .collect();
     lock_tasks(&mut tx, &mut touched).await?;
+    let batch_tasks: Vec<Uuid> = touched.iter().map(|t| t.task_id).collect();
     if !published.0.is_empty() {
-        sqlx::query(
-            "UPDATE envelopes e SET state = 'published', attempts = e.attempts + 1, \
-             total_attempts = e.total_attempts + 1, delivery_status = o.status, \
-             finished_at = $4, last_error = NULL, error_code = NULL, published_by = $5 \
-             FROM UNNEST($1::int8[], $2::int4[], $3::int8[]) AS o(seq, status, token), relay_tasks t \
-             WHERE e.seq = o.seq AND e.state = 'pending' AND t.task_id = e.task_id AND t.lock_token = o.token",
-        )
-        .bind(&published.0)
-        .bind(&published.1)
-        .bind(&published.2)
-        .bind(now)
-        .bind(&batch.relay)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(PUBLISHED_MARK)
+            .bind(&published.0)
+            .bind(&published.1)
+            .bind(&published.2)
+            .bind(now)
+            .bind(&batch.relay)
+            .bind(&batch_tasks)
+            .execute(&mut *tx)
+            .await?;
     }
     if !failed.0.is_empty() {
-        sqlx::query(
-            "WITH failed AS (UPDATE envelopes e SET attempts = e.attempts + 1, \
-                 total_attempts = e.total_attempts + 1, delivery_status = o.status, last_error = o.error, \
-                 error_code = o.code, first_failed_at = COALESCE(e.first_failed_at, $6) \
-                 FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[]) \
-                     AS o(seq, status, error, code, token), relay_tasks t \
-                 WHERE e.seq = o.seq AND e.state = 'pending' AND t.task_id = e.task_id AND t.lock_token = o.token \
-                 RETURNING e.id, e.total_attempts, o.status, o.code, o.error) \
-             INSERT INTO delivery_attempts (envelope_id, attempt, at, outcome, status, code, error, relay) \
-             SELECT id, total_attempts, $6, 'retry', status, code, error, $7 FROM failed",
-        )
-        .bind(&failed.0)
-        .bind(&failed.1)
-        .bind(&failed.2)
-        .bind(&failed.3)
-        .bind(&failed.4)
-        .bind(now)
-        .bind(&batch.relay)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(FAILED_MARK)
+            .bind(&failed.0)
+            .bind(&failed.1)
+            .bind(&failed.2)
+            .bind(&failed.3)
+            .bind(&failed.4)
+            .bind(now)
+            .bind(&batch.relay)
+            .bind(&batch_tasks)
+            .execute(&mut *tx)
+            .await?;
     }
     if !parked.seq.is_empty() {
-        let rows: Vec<(Uuid,)> = sqlx::query_as(
-            "WITH parked AS (UPDATE envelopes e SET state = 'dead', attempts = e.attempts + 1, \
-                 total_attempts = e.total_attempts + 1, delivery_status = o.status, \
-                 last_error = o.reason, error_code = o.code, finished_at = $6 \
-                 FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[], $7::bool[], $8::uuid[]) \
-                     AS o(seq, status, reason, code, token, hold, letter), relay_tasks t \
-                 WHERE e.seq = o.seq AND e.state = 'pending' AND t.task_id = e.task_id AND t.lock_token = o.token \
-                 RETURNING e.mutation_id, e.mapper, e.id, o.reason, e.attempts, e.task_id, e.topic, \
-                     e.event_type, e.outbox_seq, e.event_index, e.replayed_letter, o.hold, o.letter, \
-                     e.total_attempts, o.status, o.code), \
-             holds AS (INSERT INTO relay_holds (dead_letter_id, task_id, topic, outbox_seq, event_index, created_at) \
-                 SELECT letter, task_id, topic, outbox_seq, event_index, $6 FROM parked WHERE hold \
-                 ON CONFLICT DO NOTHING), \
-             attempts AS (INSERT INTO delivery_attempts (envelope_id, attempt, at, outcome, status, code, error, relay) \
-                 SELECT id, total_attempts, $6, 'parked', status, code, reason, $9 FROM parked) \
-             INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, \
-                 task_id, topic, event_type, replaces) \
-             SELECT letter, mutation_id, 'publish', mapper, id, reason, attempts, $6, task_id, topic, \
-                 event_type, replayed_letter FROM parked RETURNING id",
-        )
-        .bind(&parked.seq)
-        .bind(&parked.status)
-        .bind(&parked.reason)
-        .bind(&parked.code)
-        .bind(&parked.token)
-        .bind(now)
-        .bind(&parked.hold)
-        .bind(&parked.letter)
-        .bind(&batch.relay)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows: Vec<(Uuid,)> = sqlx::query_as(PARKED_MARK)
+            .bind(&parked.seq)
+            .bind(&parked.status)
+            .bind(&parked.reason)
+            .bind(&parked.code)
+            .bind(&parked.token)
+            .bind(now)
+            .bind(&parked.hold)
+            .bind(&parked.letter)
+            .bind(&batch.relay)
+            .bind(&batch_tasks)
+            .fetch_all(&mut *tx)
+            .await?;
         stored.parked = rows.len();
     }
     stored.ready_again = release(&mut tx, &batch.releases).await?;
     if !batch.renew.is_empty() {
         let (tasks, tokens) = columns(batch.renew.iter().copied());
-        let renewed: Vec<(Uuid,)> = sqlx::query_as(concat!(
-            "UPDATE relay_tasks t SET locked_until = ",
-            later!("$3"),
-            " FROM UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
-             WHERE t.task_id = o.task_id AND t.lock_token = o.token RETURNING t.task_id"
-        ))
-        .bind(&tasks)
-        .bind(&tokens)
-        .bind(millis(lease))
-        .fetch_all(&mut *tx)
-        .await?;
+        let renewed: Vec<(Uuid,)> = sqlx::query_as(RENEW_TASKS)
+            .bind(&tasks)
+            .bind(&tokens)
+            .bind(millis(lease))
+            .fetch_all(&mut *tx)
+            .await?;
         let renewed: HashSet<Uuid> = renewed.into_iter().map(|(id,)| id).collect();
         stored.lost = batch
             .renew
@@ -546,6 +545,75 @@ pub(super) async fn record_deliveries(
     tx.commit().await?;
     Ok(stored)
 }
+
+/// `$1` tasks, `$2` tokens, `$3` lease (ms).
+pub(super) const RENEW_TASKS: &str = concat!(
+    "UPDATE relay_tasks t SET locked_until = ",
+    later!("$3"),
+    " FROM UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
+     WHERE t.task_id = o.task_id AND t.lock_token = o.token AND ",
+    batch_of_tasks!("t.", "$1"),
+    " RETURNING t.task_id"
+);
+
+/// The rows of a delivery batch that a mark updates: the envelopes of `o` still pending,
+/// whose task this relay still holds under the token it loaded them with.
+macro_rules! marked_envelopes {
+    ($tasks:literal) => {
+        concat!(
+            "WHERE e.seq = o.seq AND ",
+            pending_by_key!("e."),
+            " AND t.task_id = e.task_id AND t.lock_token = o.token AND ",
+            batch_of_tasks!("t.", $tasks)
+        )
+    };
+}
+
+/// `$1` seqs, `$2` statuses, `$3` tokens, `$4` now, `$5` relay, `$6` the batch's tasks.
+pub(super) const PUBLISHED_MARK: &str = concat!(
+    "UPDATE envelopes e SET state = 'published', attempts = e.attempts + 1, \
+     total_attempts = e.total_attempts + 1, delivery_status = o.status, \
+     finished_at = $4, last_error = NULL, error_code = NULL, published_by = $5 \
+     FROM UNNEST($1::int8[], $2::int4[], $3::int8[]) AS o(seq, status, token), relay_tasks t ",
+    marked_envelopes!("$6")
+);
+
+/// `$1` seqs, `$2` statuses, `$3` errors, `$4` codes, `$5` tokens, `$6` now, `$7` relay,
+/// `$8` the batch's tasks.
+pub(super) const FAILED_MARK: &str = concat!(
+    "WITH failed AS (UPDATE envelopes e SET attempts = e.attempts + 1, \
+         total_attempts = e.total_attempts + 1, delivery_status = o.status, last_error = o.error, \
+         error_code = o.code, first_failed_at = COALESCE(e.first_failed_at, $6) \
+         FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[]) \
+             AS o(seq, status, error, code, token), relay_tasks t ",
+    marked_envelopes!("$8"),
+    " RETURNING e.id, e.total_attempts, o.status, o.code, o.error) \
+     INSERT INTO delivery_attempts (envelope_id, attempt, at, outcome, status, code, error, relay) \
+     SELECT id, total_attempts, $6, 'retry', status, code, error, $7 FROM failed"
+);
+
+/// `$1` seqs, `$2` statuses, `$3` reasons, `$4` codes, `$5` tokens, `$6` now, `$7`
+/// whether each holds its task, `$8` the letters' ids, `$9` relay, `$10` the batch's tasks.
+pub(super) const PARKED_MARK: &str = concat!(
+    "WITH parked AS (UPDATE envelopes e SET state = 'dead', attempts = e.attempts + 1, \
+         total_attempts = e.total_attempts + 1, delivery_status = o.status, \
+         last_error = o.reason, error_code = o.code, finished_at = $6 \
+         FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[], $7::bool[], $8::uuid[]) \
+             AS o(seq, status, reason, code, token, hold, letter), relay_tasks t ",
+    marked_envelopes!("$10"),
+    " RETURNING e.mutation_id, e.mapper, e.id, o.reason, e.attempts, e.task_id, e.topic, \
+             e.event_type, e.outbox_seq, e.event_index, e.replayed_letter, o.hold, o.letter, \
+             e.total_attempts, o.status, o.code), \
+     holds AS (INSERT INTO relay_holds (dead_letter_id, task_id, topic, outbox_seq, event_index, created_at) \
+         SELECT letter, task_id, topic, outbox_seq, event_index, $6 FROM parked WHERE hold \
+         ON CONFLICT DO NOTHING), \
+     attempts AS (INSERT INTO delivery_attempts (envelope_id, attempt, at, outcome, status, code, error, relay) \
+         SELECT id, total_attempts, $6, 'parked', status, code, reason, $9 FROM parked) \
+     INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, \
+         task_id, topic, event_type, replaces) \
+     SELECT letter, mutation_id, 'publish', mapper, id, reason, attempts, $6, task_id, topic, \
+         event_type, replayed_letter FROM parked RETURNING id"
+);
 
 /// The parked columns of a multi-row update.
 #[derive(Default)]
@@ -583,36 +651,47 @@ async fn release(
         later.2.push(millis(*after));
     }
     if !drained.0.is_empty() {
-        sqlx::query(concat!(
-            "DELETE FROM relay_tasks t USING UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
-             WHERE t.task_id = o.task_id AND t.lock_token = o.token \
-             AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.task_id = t.task_id AND e.state = 'pending' \
-             AND NOT ",
-            held_back!(),
-            ")"
-        ))
-        .bind(&drained.0)
-        .bind(&drained.1)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(RELEASE_DRAINED)
+            .bind(&drained.0)
+            .bind(&drained.1)
+            .execute(&mut **tx)
+            .await?;
     }
     if later.0.is_empty() {
         return Ok(0);
     }
-    let waits: Vec<(i64,)> = sqlx::query_as(concat!(
-        "UPDATE relay_tasks t SET ready_at = ",
-        later!("o.after_ms"),
-        ", locked_by = NULL, lock_token = NULL, locked_until = NULL \
-         FROM UNNEST($1::uuid[], $2::int8[], $3::int8[]) AS o(task_id, token, after_ms) \
-         WHERE t.task_id = o.task_id AND t.lock_token = o.token RETURNING o.after_ms"
-    ))
-    .bind(&later.0)
-    .bind(&later.1)
-    .bind(&later.2)
-    .fetch_all(&mut **tx)
-    .await?;
+    let waits: Vec<(i64,)> = sqlx::query_as(RELEASE_LATER)
+        .bind(&later.0)
+        .bind(&later.1)
+        .bind(&later.2)
+        .fetch_all(&mut **tx)
+        .await?;
     Ok(waits.iter().filter(|(ms,)| *ms == 0).count())
 }
+
+/// `$1` tasks, `$2` tokens, `$3` each one's delay (ms).
+pub(super) const RELEASE_LATER: &str = concat!(
+    "UPDATE relay_tasks t SET ready_at = ",
+    later!("o.after_ms"),
+    ", locked_by = NULL, lock_token = NULL, locked_until = NULL \
+     FROM UNNEST($1::uuid[], $2::int8[], $3::int8[]) AS o(task_id, token, after_ms) \
+     WHERE t.task_id = o.task_id AND t.lock_token = o.token AND ",
+    batch_of_tasks!("t.", "$1"),
+    " RETURNING o.after_ms"
+);
+
+/// The queue rows of drained tasks (`$1` tasks, `$2` tokens) that have no publishable
+/// envelope left.
+pub(super) const RELEASE_DRAINED: &str = concat!(
+    "DELETE FROM relay_tasks t USING UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
+     WHERE t.task_id = o.task_id AND t.lock_token = o.token AND ",
+    batch_of_tasks!("t.", "$1"),
+    " AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.task_id = t.task_id AND ",
+    batch_of_tasks!("e.", "$1"),
+    " AND e.state = 'pending' AND NOT ",
+    held_back!(),
+    ")"
+);
 
 fn columns(tasks: impl Iterator<Item = HeldTask>) -> (Vec<Uuid>, Vec<i64>) {
     tasks.map(|t| (t.task_id, t.token)).unzip()
