@@ -33,7 +33,8 @@
 //!
 //! A batch of tasks joined with a table keyed by task also names the batch's tasks on
 //! that table (`batch_of_tasks!`): the task queues, like the pending sets, are often
-//! empty when statistics are taken.
+//! empty when statistics are taken. The delivery marks do not join the queues at all:
+//! `lock_tasks` returns the tasks still held, and only their envelopes are marked.
 //!
 //! `relay/plans.rs` checks the plans with statistics from an empty pending set and
 //! from a large one.
@@ -470,7 +471,9 @@ pub(crate) use pending_by_key;
 /// `$p`. A statement that joins a batch (`UNNEST` of its tasks) with a table keyed by
 /// task states it as well, so that whatever order the planner joins in, it reads only
 /// the batch's rows of that table: with statistics that call the table empty, it may
-/// otherwise read the whole table first and join the batch to it.
+/// otherwise read the whole table first and join the batch to it. Only where the batch
+/// is read once: in a lookup run for each row (a correlated subquery, the inner side of
+/// a join) every run walks the whole array, n² for a batch of n.
 macro_rules! batch_of_tasks {
     ($t:literal, $p:literal) => {
         concat!($t, "task_id = ANY(", $p, "::uuid[])")

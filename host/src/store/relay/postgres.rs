@@ -394,27 +394,31 @@ pub(super) const LOAD_ENVELOPES: &str = concat!(
 );
 
 /// Locks the queue rows of `tasks` held under their tokens, in `task_id` order (the one
-/// lock order of `relay_tasks`).
+/// lock order of `relay_tasks`), and returns those still held: locked, they stay so
+/// until the transaction ends, which fences every outcome it records.
 async fn lock_tasks(
     tx: &mut Transaction<'static, Postgres>,
     tasks: &mut [HeldTask],
-) -> Result<(), sqlx::Error> {
+) -> Result<HashSet<HeldTask>, sqlx::Error> {
     if tasks.is_empty() {
-        return Ok(());
+        return Ok(HashSet::new());
     }
     tasks.sort_by_key(|t| t.task_id);
     let (ids, tokens) = columns(tasks.iter().copied());
-    sqlx::query(LOCK_TASKS)
+    let held: Vec<(Uuid, i64)> = sqlx::query_as(LOCK_TASKS)
         .bind(&ids)
         .bind(&tokens)
-        .execute(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?;
-    Ok(())
+    Ok(held
+        .into_iter()
+        .map(|(task_id, token)| HeldTask { task_id, token })
+        .collect())
 }
 
 /// `$1` tasks, `$2` tokens.
 pub(super) const LOCK_TASKS: &str = concat!(
-    "SELECT t.task_id FROM relay_tasks t JOIN UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
+    "SELECT t.task_id, t.lock_token FROM relay_tasks t JOIN UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
      ON t.task_id = o.task_id AND t.lock_token = o.token WHERE ",
     batch_of_tasks!("t.", "$1"),
     " ORDER BY t.task_id FOR UPDATE OF t"
@@ -426,15 +430,28 @@ pub(super) async fn record_deliveries(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<DeliveriesStored, StoreError> {
-    let mut published = (Vec::new(), Vec::new(), Vec::new());
-    let mut failed = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut tx = begin(pool).await?;
+    // Every task this batch touches, locked first and in one order. An outcome is
+    // recorded only for an envelope whose task is still held under the token it was
+    // loaded with.
+    let mut touched: Vec<HeldTask> = batch
+        .deliveries
+        .iter()
+        .map(|d| d.task)
+        .chain(batch.releases.iter().map(|(t, _)| *t))
+        .chain(batch.renew.iter().copied())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let held = lock_tasks(&mut tx, &mut touched).await?;
+    let mut published = (Vec::new(), Vec::new());
+    let mut failed = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut parked = ParkedColumns::default();
-    for d in &batch.deliveries {
+    for d in batch.deliveries.iter().filter(|d| held.contains(&d.task)) {
         match &d.delivery {
             Delivery::Published { status } => {
                 published.0.push(d.seq);
                 published.1.push(status.map(i32::from));
-                published.2.push(d.task.token);
             }
             Delivery::Failed {
                 status,
@@ -449,7 +466,6 @@ pub(super) async fn record_deliveries(
                 failed
                     .3
                     .push(code.as_deref().map(|c| storable(c, 128).into_owned()));
-                failed.4.push(d.task.token);
             }
             Delivery::Parked {
                 status,
@@ -465,34 +481,18 @@ pub(super) async fn record_deliveries(
                 parked
                     .code
                     .push(code.as_deref().map(|c| storable(c, 128).into_owned()));
-                parked.token.push(d.task.token);
                 parked.hold.push(*hold);
                 parked.letter.push(Uuid::now_v7());
             }
         }
     }
     let mut stored = DeliveriesStored::default();
-    let mut tx = begin(pool).await?;
-    // Every task this batch touches, locked first and in one order.
-    let mut touched: Vec<HeldTask> = batch
-        .deliveries
-        .iter()
-        .map(|d| d.task)
-        .chain(batch.releases.iter().map(|(t, _)| *t))
-        .chain(batch.renew.iter().copied())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    lock_tasks(&mut tx, &mut touched).await?;
-    let batch_tasks: Vec<Uuid> = touched.iter().map(|t| t.task_id).collect();
     if !published.0.is_empty() {
         sqlx::query(PUBLISHED_MARK)
             .bind(&published.0)
             .bind(&published.1)
-            .bind(&published.2)
             .bind(now)
             .bind(&batch.relay)
-            .bind(&batch_tasks)
             .execute(&mut *tx)
             .await?;
     }
@@ -502,10 +502,8 @@ pub(super) async fn record_deliveries(
             .bind(&failed.1)
             .bind(&failed.2)
             .bind(&failed.3)
-            .bind(&failed.4)
             .bind(now)
             .bind(&batch.relay)
-            .bind(&batch_tasks)
             .execute(&mut *tx)
             .await?;
     }
@@ -515,12 +513,10 @@ pub(super) async fn record_deliveries(
             .bind(&parked.status)
             .bind(&parked.reason)
             .bind(&parked.code)
-            .bind(&parked.token)
             .bind(now)
             .bind(&parked.hold)
             .bind(&parked.letter)
             .bind(&batch.relay)
-            .bind(&batch_tasks)
             .fetch_all(&mut *tx)
             .await?;
         stored.parked = rows.len();
@@ -556,62 +552,55 @@ pub(super) const RENEW_TASKS: &str = concat!(
     " RETURNING t.task_id"
 );
 
-/// The rows of a delivery batch that a mark updates: the envelopes of `o` still pending,
-/// whose task this relay still holds under the token it loaded them with.
+/// The rows of a delivery batch that a mark updates: the envelopes of `o` still pending
+/// (`o` holds only envelopes of tasks `lock_tasks` found still held).
 macro_rules! marked_envelopes {
-    ($tasks:literal) => {
-        concat!(
-            "WHERE e.seq = o.seq AND ",
-            pending_by_key!("e."),
-            " AND t.task_id = e.task_id AND t.lock_token = o.token AND ",
-            batch_of_tasks!("t.", $tasks)
-        )
+    () => {
+        concat!("WHERE e.seq = o.seq AND ", pending_by_key!("e."))
     };
 }
 
-/// `$1` seqs, `$2` statuses, `$3` tokens, `$4` now, `$5` relay, `$6` the batch's tasks.
+/// `$1` seqs, `$2` statuses, `$3` now, `$4` relay.
 pub(super) const PUBLISHED_MARK: &str = concat!(
     "UPDATE envelopes e SET state = 'published', attempts = e.attempts + 1, \
      total_attempts = e.total_attempts + 1, delivery_status = o.status, \
-     finished_at = $4, last_error = NULL, error_code = NULL, published_by = $5 \
-     FROM UNNEST($1::int8[], $2::int4[], $3::int8[]) AS o(seq, status, token), relay_tasks t ",
-    marked_envelopes!("$6")
+     finished_at = $3, last_error = NULL, error_code = NULL, published_by = $4 \
+     FROM UNNEST($1::int8[], $2::int4[]) AS o(seq, status) ",
+    marked_envelopes!()
 );
 
-/// `$1` seqs, `$2` statuses, `$3` errors, `$4` codes, `$5` tokens, `$6` now, `$7` relay,
-/// `$8` the batch's tasks.
+/// `$1` seqs, `$2` statuses, `$3` errors, `$4` codes, `$5` now, `$6` relay.
 pub(super) const FAILED_MARK: &str = concat!(
     "WITH failed AS (UPDATE envelopes e SET attempts = e.attempts + 1, \
          total_attempts = e.total_attempts + 1, delivery_status = o.status, last_error = o.error, \
-         error_code = o.code, first_failed_at = COALESCE(e.first_failed_at, $6) \
-         FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[]) \
-             AS o(seq, status, error, code, token), relay_tasks t ",
-    marked_envelopes!("$8"),
+         error_code = o.code, first_failed_at = COALESCE(e.first_failed_at, $5) \
+         FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[]) AS o(seq, status, error, code) ",
+    marked_envelopes!(),
     " RETURNING e.id, e.total_attempts, o.status, o.code, o.error) \
      INSERT INTO delivery_attempts (envelope_id, attempt, at, outcome, status, code, error, relay) \
-     SELECT id, total_attempts, $6, 'retry', status, code, error, $7 FROM failed"
+     SELECT id, total_attempts, $5, 'retry', status, code, error, $6 FROM failed"
 );
 
-/// `$1` seqs, `$2` statuses, `$3` reasons, `$4` codes, `$5` tokens, `$6` now, `$7`
-/// whether each holds its task, `$8` the letters' ids, `$9` relay, `$10` the batch's tasks.
+/// `$1` seqs, `$2` statuses, `$3` reasons, `$4` codes, `$5` now, `$6` whether each holds
+/// its task, `$7` the letters' ids, `$8` relay.
 pub(super) const PARKED_MARK: &str = concat!(
     "WITH parked AS (UPDATE envelopes e SET state = 'dead', attempts = e.attempts + 1, \
          total_attempts = e.total_attempts + 1, delivery_status = o.status, \
-         last_error = o.reason, error_code = o.code, finished_at = $6 \
-         FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int8[], $7::bool[], $8::uuid[]) \
-             AS o(seq, status, reason, code, token, hold, letter), relay_tasks t ",
-    marked_envelopes!("$10"),
+         last_error = o.reason, error_code = o.code, finished_at = $5 \
+         FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::text[], $6::bool[], $7::uuid[]) \
+             AS o(seq, status, reason, code, hold, letter) ",
+    marked_envelopes!(),
     " RETURNING e.mutation_id, e.mapper, e.id, o.reason, e.attempts, e.task_id, e.topic, \
              e.event_type, e.outbox_seq, e.event_index, e.replayed_letter, o.hold, o.letter, \
              e.total_attempts, o.status, o.code), \
      holds AS (INSERT INTO relay_holds (dead_letter_id, task_id, topic, outbox_seq, event_index, created_at) \
-         SELECT letter, task_id, topic, outbox_seq, event_index, $6 FROM parked WHERE hold \
+         SELECT letter, task_id, topic, outbox_seq, event_index, $5 FROM parked WHERE hold \
          ON CONFLICT DO NOTHING), \
      attempts AS (INSERT INTO delivery_attempts (envelope_id, attempt, at, outcome, status, code, error, relay) \
-         SELECT id, total_attempts, $6, 'parked', status, code, reason, $9 FROM parked) \
+         SELECT id, total_attempts, $5, 'parked', status, code, reason, $8 FROM parked) \
      INSERT INTO dead_letters (id, mutation_id, kind, mapper, envelope_id, reason, attempts, created_at, \
          task_id, topic, event_type, replaces) \
-     SELECT letter, mutation_id, 'publish', mapper, id, reason, attempts, $6, task_id, topic, \
+     SELECT letter, mutation_id, 'publish', mapper, id, reason, attempts, $5, task_id, topic, \
          event_type, replayed_letter FROM parked RETURNING id"
 );
 
@@ -622,7 +611,6 @@ struct ParkedColumns {
     status: Vec<Option<i32>>,
     reason: Vec<String>,
     code: Vec<Option<String>>,
-    token: Vec<i64>,
     hold: Vec<bool>,
     letter: Vec<Uuid>,
 }
@@ -681,16 +669,19 @@ pub(super) const RELEASE_LATER: &str = concat!(
 );
 
 /// The queue rows of drained tasks (`$1` tasks, `$2` tokens) that have no publishable
-/// envelope left.
+/// envelope left. `OFFSET 0` keeps the check a subquery run for each of those rows,
+/// which can only look up that task's envelopes: as a join, with statistics that call
+/// the pending set empty, the planner reads all of it for every task. (Naming the
+/// batch's tasks in the check instead, `task_id = ANY($1)`, made each lookup walk the
+/// whole array: a release of thousands of tasks ran for minutes.)
 pub(super) const RELEASE_DRAINED: &str = concat!(
     "DELETE FROM relay_tasks t USING UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
      WHERE t.task_id = o.task_id AND t.lock_token = o.token AND ",
     batch_of_tasks!("t.", "$1"),
-    " AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.task_id = t.task_id AND ",
-    batch_of_tasks!("e.", "$1"),
-    " AND e.state = 'pending' AND NOT ",
+    " AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.task_id = t.task_id \
+     AND e.state = 'pending' AND NOT ",
     held_back!(),
-    ")"
+    " OFFSET 0)"
 );
 
 fn columns(tasks: impl Iterator<Item = HeldTask>) -> (Vec<Uuid>, Vec<i64>) {
