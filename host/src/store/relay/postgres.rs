@@ -35,6 +35,28 @@ macro_rules! later {
     };
 }
 
+/// Runs a claim (`CLAIM_MUTATIONS`, `CLAIM_TASKS`: `$1` owner, `$2` lease, `$3` limit,
+/// `$4` token).
+async fn claim<R>(
+    pool: &PgPool,
+    sql: &'static str,
+    owner: &str,
+    token: i64,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    sqlx::query_as(sql)
+        .bind(owner)
+        .bind(millis(lease))
+        .bind(limit)
+        .bind(token)
+        .fetch_all(pool)
+        .await
+}
+
 pub(super) async fn claim_mutations(
     pool: &PgPool,
     owner: &str,
@@ -42,14 +64,7 @@ pub(super) async fn claim_mutations(
     lease: Duration,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    let rows = sqlx::query_as(CLAIM_MUTATIONS)
-        .bind(owner)
-        .bind(millis(lease))
-        .bind(limit)
-        .bind(token)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows)
+    Ok(claim(pool, CLAIM_MUTATIONS, owner, token, lease, limit).await?)
 }
 
 /// `$1` owner, `$2` lease (ms), `$3` limit, `$4` token. The claimed keys are collected
@@ -115,13 +130,7 @@ pub(super) async fn claim_tasks(
     lease: Duration,
     limit: i64,
 ) -> Result<Vec<Uuid>, StoreError> {
-    let rows: Vec<(Uuid,)> = sqlx::query_as(CLAIM_TASKS)
-        .bind(owner)
-        .bind(millis(lease))
-        .bind(limit)
-        .bind(token)
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<(Uuid,)> = claim(pool, CLAIM_TASKS, owner, token, lease, limit).await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
