@@ -1,8 +1,9 @@
-//! The plans PostgreSQL picks for the statements that read pending rows, checked with
-//! statistics taken while nothing was pending (the planner then believes every pending
-//! index is empty) and with statistics from a large backlog (see "Plans" in
-//! `relay/mod.rs`). A plan is read from `EXPLAIN` with the statement's own text and
-//! parameters bound as the relay binds them.
+//! The plans PostgreSQL picks for the relay's statements and the backlog read, checked
+//! with statistics taken while nothing was pending and no task queue was left (the
+//! planner then believes the pending indexes and the queue table empty) and with
+//! statistics from a large backlog (see "Plans" in `relay/mod.rs`). Each statement is
+//! planned both ways it runs: for its parameters (`EXPLAIN` with the statement's own
+//! text and parameters bound as the relay binds them) and generic.
 //!
 //! Needs PostgreSQL: the server at `PAKAURA_TEST_POSTGRES` (as the other database tests,
 //! default `postgres://postgres@127.0.0.1:5432/test`); the test makes its own database
