@@ -467,16 +467,16 @@ macro_rules! pending_by_key {
 }
 pub(crate) use pending_by_key;
 
-/// SQL: row `$t` (an alias and its dot) belongs to one of the tasks in array parameter
-/// `$p`. A statement that joins a batch (`UNNEST` of its tasks) with a table keyed by
-/// task states it as well, so that whatever order the planner joins in, it reads only
-/// the batch's rows of that table: with statistics that call the table empty, it may
-/// otherwise read the whole table first and join the batch to it. Only where the batch
-/// is read once: in a lookup run for each row (a correlated subquery, the inner side of
-/// a join) every run walks the whole array, n² for a batch of n.
+/// SQL: queue row `t` belongs to one of the tasks in parameter `$1`, the batch. A
+/// statement that joins a batch (`UNNEST` of its tasks) with `relay_tasks` states it as
+/// well, so that whatever order the planner joins in, it reads only the batch's queue
+/// rows: with statistics that call the table empty, it may otherwise read the whole
+/// table first and join the batch to it. Only where the batch is read once: in a lookup
+/// run for each row (a correlated subquery, the inner side of a join) every run walks
+/// the whole array, n² for a batch of n.
 macro_rules! batch_of_tasks {
-    ($t:literal, $p:literal) => {
-        concat!($t, "task_id = ANY(", $p, "::uuid[])")
+    () => {
+        "t.task_id = ANY($1::uuid[])"
     };
 }
 pub(crate) use batch_of_tasks;

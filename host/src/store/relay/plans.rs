@@ -10,9 +10,9 @@
 //! and drops it.
 
 use chrono::Utc;
-use sqlx::postgres::PgArguments;
+use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
-use sqlx::{AssertSqlSafe, Execute, PgPool, Postgres, Row};
+use sqlx::{AssertSqlSafe, Execute, Executor, PgPool, Postgres, Row};
 use uuid::Uuid;
 
 use super::postgres::{
@@ -180,18 +180,17 @@ async fn explain_generic(pool: &PgPool, sql: &str) -> String {
         true => String::new(),
         false => format!("({})", nulls.join(", ")),
     };
-    let mut run = async |sql: String| {
-        sqlx::raw_sql(AssertSqlSafe(sql.clone()))
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    };
-    run(format!(
-        "SET plan_cache_mode = force_generic_plan; PREPARE plan_check AS {sql}"
-    ))
+    run_sql(
+        &mut *conn,
+        format!("SET plan_cache_mode = force_generic_plan; PREPARE plan_check AS {sql}"),
+    )
     .await;
-    let rows = run(format!("EXPLAIN EXECUTE plan_check{params}")).await;
-    run("DEALLOCATE plan_check; RESET plan_cache_mode".into()).await;
+    let rows = run_sql(&mut *conn, format!("EXPLAIN EXECUTE plan_check{params}")).await;
+    run_sql(
+        &mut *conn,
+        "DEALLOCATE plan_check; RESET plan_cache_mode".into(),
+    )
+    .await;
     rows.iter()
         .map(|row| row.get::<String, _>(0) + "\n")
         .collect()
@@ -358,11 +357,11 @@ async fn check_all(pool: &PgPool, regime: &str) -> Vec<String> {
 }
 
 /// Runs `sql` (one or more statements, no parameters).
-async fn run_sql(pool: &PgPool, sql: String) {
+async fn run_sql<'c>(on: impl Executor<'c, Database = Postgres>, sql: String) -> Vec<PgRow> {
     sqlx::raw_sql(AssertSqlSafe(sql.clone()))
-        .execute(pool)
+        .fetch_all(on)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 async fn run(pool: &PgPool) -> Vec<String> {

@@ -429,7 +429,7 @@ async fn lock_tasks(
 pub(super) const LOCK_TASKS: &str = concat!(
     "SELECT t.task_id, t.lock_token FROM relay_tasks t JOIN UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
      ON t.task_id = o.task_id AND t.lock_token = o.token WHERE ",
-    batch_of_tasks!("t.", "$1"),
+    batch_of_tasks!(),
     " ORDER BY t.task_id FOR UPDATE OF t"
 );
 
@@ -557,7 +557,7 @@ pub(super) const RENEW_TASKS: &str = concat!(
     later!("$3"),
     " FROM UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
      WHERE t.task_id = o.task_id AND t.lock_token = o.token AND ",
-    batch_of_tasks!("t.", "$1"),
+    batch_of_tasks!(),
     " RETURNING t.task_id"
 );
 
@@ -673,7 +673,7 @@ pub(super) const RELEASE_LATER: &str = concat!(
     ", locked_by = NULL, lock_token = NULL, locked_until = NULL \
      FROM UNNEST($1::uuid[], $2::int8[], $3::int8[]) AS o(task_id, token, after_ms) \
      WHERE t.task_id = o.task_id AND t.lock_token = o.token AND ",
-    batch_of_tasks!("t.", "$1"),
+    batch_of_tasks!(),
     " RETURNING o.after_ms"
 );
 
@@ -686,7 +686,7 @@ pub(super) const RELEASE_LATER: &str = concat!(
 pub(super) const RELEASE_DRAINED: &str = concat!(
     "DELETE FROM relay_tasks t USING UNNEST($1::uuid[], $2::int8[]) AS o(task_id, token) \
      WHERE t.task_id = o.task_id AND t.lock_token = o.token AND ",
-    batch_of_tasks!("t.", "$1"),
+    batch_of_tasks!(),
     " AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.task_id = t.task_id \
      AND e.state = 'pending' AND NOT ",
     held_back!(),
