@@ -36,6 +36,14 @@
 //! empty when statistics are taken. The delivery marks do not join the queues at all:
 //! `lock_tasks` returns the tasks still held, and only their envelopes are marked.
 //!
+//! The same statistics make a batch joined with the queues look like one queue row, so
+//! the planner would unnest the batch on the inner side of a nested loop and read it
+//! whole once per queue row (n² for a batch of n). The four statements that join a batch
+//! with the queues run with nested loops off (`postgres.rs`, `JOINED_WITH_QUEUES`).
+//! Every statement that binds a batch runs unprepared (`per_batch`): it is planned for
+//! the batch it carries, never with a generic plan that takes its arrays for ten
+//! elements and compares rows against them unhashed.
+//!
 //! `relay/plans.rs` checks the plans with statistics from an empty pending set and
 //! from a large one.
 //!

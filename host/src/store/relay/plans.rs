@@ -2,8 +2,9 @@
 //! with statistics taken while nothing was pending and no task queue was left (the
 //! planner then believes the pending indexes and the queue table empty) and with
 //! statistics from a large backlog (see "Plans" in `relay/mod.rs`). Each statement is
-//! planned both ways it runs: for its parameters (`EXPLAIN` with the statement's own
-//! text and parameters bound as the relay binds them) and generic.
+//! planned the ways it runs: for its parameters (`EXPLAIN` with the statement's own
+//! text and parameters bound as the relay binds them, with nested loops off for the
+//! statements the relay runs so) and, if it is prepared, generic.
 //!
 //! Needs PostgreSQL: the server at `PAKAURA_TEST_POSTGRES` (as the other database tests,
 //! default `postgres://postgres@127.0.0.1:5432/test`); the test makes its own database
@@ -16,9 +17,9 @@ use sqlx::{AssertSqlSafe, Execute, Executor, PgPool, Postgres, Row};
 use uuid::Uuid;
 
 use super::postgres::{
-    CLAIM_MUTATIONS, CLAIM_TASKS, FAILED_MARK, LOAD_ENVELOPES, LOCK_TASKS, MAPPED_MARK,
-    PARKED_MARK, PUBLISHED_MARK, RELEASE_DRAINED, RELEASE_LATER, RELEASE_MUTATIONS,
-    RENEW_MUTATIONS, RENEW_TASKS,
+    CLAIM_MUTATIONS, CLAIM_TASKS, FAILED_MARK, JOINED_WITH_QUEUES, LOAD_ENVELOPES, LOCK_TASKS,
+    MAPPED_MARK, PARKED_MARK, PUBLISHED_MARK, RELEASE_DRAINED, RELEASE_LATER, RELEASE_MUTATIONS,
+    RENEW_MUTATIONS, RENEW_TASKS, per_batch,
 };
 use crate::store::Db;
 use crate::store::backlog::BACKLOG;
@@ -119,6 +120,39 @@ fn faults(plan: &str, accesses: &[Access]) -> Vec<String> {
             faults.push(format!("walks the batch for every row: {}", line.trim()));
         }
     }
+    // The inner side of a nested loop runs once per outer row: a batch's array unnested
+    // there is read whole for every row of the outer side, n² for a batch of n.
+    for (i, line) in lines.iter().enumerate() {
+        if !line.contains("Nested Loop") {
+            continue;
+        }
+        let children: Vec<&str> = lines[i + 1..]
+            .iter()
+            .copied()
+            .take_while(|l| indent(l) > indent(line))
+            .filter(|l| l.trim_start().starts_with("->"))
+            .collect();
+        let depth = children.first().map_or(0, |c| indent(c));
+        if let Some(inner) = children.iter().filter(|c| indent(c) == depth).nth(1)
+            && inner.contains("Function Scan")
+        {
+            faults.push(format!(
+                "unnests the batch once per outer row: {} over {}",
+                line.trim(),
+                inner.trim()
+            ));
+        }
+    }
+    // A filter on an array parameter is not hashed (only an array of constants is): it
+    // compares each row it reads against the whole array, n² for a batch of n rows.
+    for line in &lines {
+        if line.contains("Filter: ") && line.contains("ANY ($") {
+            faults.push(format!(
+                "compares every row with the whole array: {}",
+                line.trim()
+            ));
+        }
+    }
     for access in accesses {
         match *access {
             Access::ByKey(table) => {
@@ -140,29 +174,47 @@ fn faults(plan: &str, accesses: &[Access]) -> Vec<String> {
     faults
 }
 
-/// The custom plan of `query` (planned for its parameters, as its first five
-/// executions are) and its generic plan ([`explain_generic`]).
+/// How far `line` of a plan is indented.
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// The custom plan of `query` (planned for its parameters, as an unprepared statement
+/// always is and a prepared one for its first five executions) and, for a prepared
+/// statement, its generic plan ([`explain_generic`]).
 async fn explain(
     pool: &PgPool,
     mut query: Query<'_, Postgres, PgArguments>,
-) -> [(&'static str, String); 2] {
+) -> Vec<(&'static str, String)> {
+    let persistent = Execute::persistent(&query);
     let arguments = query
         .take_arguments()
         .expect("arguments")
         .unwrap_or_default();
     let sql = query.sql();
+    let mut conn = pool.acquire().await.expect("connection");
+    // Run as the relay runs them (`nested_loops` in `postgres.rs`).
+    let queue_join = JOINED_WITH_QUEUES.contains(&sql.as_str());
+    if queue_join {
+        run_sql(&mut *conn, "SET enable_nestloop = off".into()).await;
+    }
     let rows: Vec<(String,)> = sqlx::query_as_with(
         AssertSqlSafe(format!("EXPLAIN {}", sql.as_str())),
         arguments,
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .expect("EXPLAIN");
+    if queue_join {
+        run_sql(&mut *conn, "RESET enable_nestloop".into()).await;
+    }
     let custom = rows.into_iter().map(|(line,)| line + "\n").collect();
-    [
-        ("custom", custom),
-        ("generic", explain_generic(pool, sql.as_str()).await),
-    ]
+    let mut plans = vec![("custom", custom)];
+    // An unprepared statement ([`per_batch`]) is planned for its parameters every time.
+    if persistent {
+        plans.push(("generic", explain_generic(pool, sql.as_str()).await));
+    }
+    plans
 }
 
 /// The generic plan of `sql`: what a prepared statement runs once PostgreSQL finds it no
@@ -230,7 +282,7 @@ async fn check_all(pool: &PgPool, regime: &str) -> Vec<String> {
         (
             "published mark",
             &[Access::ByKey("envelopes")],
-            sqlx::query(PUBLISHED_MARK)
+            per_batch(PUBLISHED_MARK)
                 .bind(&envelope_seqs)
                 .bind(&statuses)
                 .bind(now)
@@ -239,7 +291,7 @@ async fn check_all(pool: &PgPool, regime: &str) -> Vec<String> {
         (
             "failed mark",
             &[Access::ByKey("envelopes")],
-            sqlx::query(FAILED_MARK)
+            per_batch(FAILED_MARK)
                 .bind(&envelope_seqs)
                 .bind(&statuses)
                 .bind(&texts)
@@ -250,7 +302,7 @@ async fn check_all(pool: &PgPool, regime: &str) -> Vec<String> {
         (
             "parked mark",
             &[Access::ByKey("envelopes")],
-            sqlx::query(PARKED_MARK)
+            per_batch(PARKED_MARK)
                 .bind(&envelope_seqs)
                 .bind(&statuses)
                 .bind(&texts)
@@ -263,12 +315,12 @@ async fn check_all(pool: &PgPool, regime: &str) -> Vec<String> {
         (
             "task queues locked",
             &[],
-            sqlx::query(LOCK_TASKS).bind(&tasks).bind(&tokens),
+            per_batch(LOCK_TASKS).bind(&tasks).bind(&tokens),
         ),
         (
             "task queues renewed",
             &[],
-            sqlx::query(RENEW_TASKS)
+            per_batch(RENEW_TASKS)
                 .bind(&tasks)
                 .bind(&tokens)
                 .bind(30_000_i64),
@@ -276,7 +328,7 @@ async fn check_all(pool: &PgPool, regime: &str) -> Vec<String> {
         (
             "task queues released",
             &[],
-            sqlx::query(RELEASE_LATER)
+            per_batch(RELEASE_LATER)
                 .bind(&tasks)
                 .bind(&tokens)
                 .bind(vec![0_i64; n]),
@@ -284,7 +336,7 @@ async fn check_all(pool: &PgPool, regime: &str) -> Vec<String> {
         (
             "mutations renewed",
             &[Access::ByKey("outbox")],
-            sqlx::query(RENEW_MUTATIONS)
+            per_batch(RENEW_MUTATIONS)
                 .bind(&outbox_seqs)
                 .bind(9_i64)
                 .bind(30_000_i64),
@@ -292,14 +344,12 @@ async fn check_all(pool: &PgPool, regime: &str) -> Vec<String> {
         (
             "mutations released",
             &[Access::ByKey("outbox")],
-            sqlx::query(RELEASE_MUTATIONS)
-                .bind(&outbox_seqs)
-                .bind(9_i64),
+            per_batch(RELEASE_MUTATIONS).bind(&outbox_seqs).bind(9_i64),
         ),
         (
             "mapped mark",
             &[Access::ByKey("outbox")],
-            sqlx::query(MAPPED_MARK)
+            per_batch(MAPPED_MARK)
                 .bind(&outbox_seqs)
                 .bind(Vec::<i64>::new())
                 .bind(now)
@@ -308,7 +358,7 @@ async fn check_all(pool: &PgPool, regime: &str) -> Vec<String> {
         (
             "envelopes loaded",
             &[Access::PerTask(&["envelopes", "outbox"])],
-            sqlx::query(LOAD_ENVELOPES)
+            per_batch(LOAD_ENVELOPES)
                 .bind(&tasks)
                 .bind(16_i64)
                 .bind(1_000_000_i64),
@@ -316,7 +366,7 @@ async fn check_all(pool: &PgPool, regime: &str) -> Vec<String> {
         (
             "drained queues released",
             &[Access::PerTask(&["envelopes"])],
-            sqlx::query(RELEASE_DRAINED).bind(&tasks).bind(&tokens),
+            per_batch(RELEASE_DRAINED).bind(&tasks).bind(&tokens),
         ),
         (
             "mutations claimed",

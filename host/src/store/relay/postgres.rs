@@ -7,6 +7,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::{Query, QueryAs};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -26,6 +28,51 @@ async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Er
         .execute(&mut *tx)
         .await?;
     Ok(tx)
+}
+
+/// A statement that binds a batch (arrays of seqs, tasks and tokens), run unprepared, so
+/// PostgreSQL plans it for the batch it carries every time. A prepared statement may
+/// switch to a generic plan after five runs, which sees its arrays as parameters of ten
+/// elements: a join of a batch with the task queue could then become a nested loop that
+/// compares every row against the whole array (unhashed), n² for a batch of n. With the
+/// arrays' values in the plan, each `= ANY` over them is hashed and the planner knows
+/// their lengths. It costs a parse and a plan per statement, and a round trip: a few
+/// per batch, never per event. (See "Plans" in `relay/mod.rs` and BENCHMARKS.md.)
+pub(super) fn per_batch(sql: &'static str) -> Query<'static, Postgres, PgArguments> {
+    sqlx::query(sql).persistent(false)
+}
+
+/// [`per_batch`], for a statement whose rows are read as `R`.
+pub(super) fn per_batch_as<R>(sql: &'static str) -> QueryAs<'static, Postgres, R, PgArguments>
+where
+    R: for<'r> sqlx::FromRow<'r, PgRow>,
+{
+    sqlx::query_as(sql).persistent(false)
+}
+
+/// The statements that join a batch with the task queue table (`relay_tasks`), run with
+/// nested loops off ([`nested_loops`]). That table is often empty when autovacuum reads
+/// it, and its statistics then say so; the planner, believing the batch's queue rows to
+/// be one, joins the unnested batch as the inner side of a nested loop, which reads the
+/// whole batch again for every queue row: n² for n tasks (under a backlog, with 65,000
+/// queues held, one lock of a delivery batch's queues was still running after 13
+/// minutes). Without nested loops the join is a hash or merge join, linear in the batch. (Listed for the plan test, which plans them so.)
+#[cfg(test)]
+pub(super) const JOINED_WITH_QUEUES: [&str; 4] =
+    [LOCK_TASKS, RENEW_TASKS, RELEASE_LATER, RELEASE_DRAINED];
+
+/// Turns nested loops on or off for the rest of the transaction (see
+/// [`JOINED_WITH_QUEUES`]).
+async fn nested_loops(
+    tx: &mut Transaction<'static, Postgres>,
+    on: bool,
+) -> Result<(), sqlx::Error> {
+    let sql = match on {
+        true => "SET LOCAL enable_nestloop = on",
+        false => "SET LOCAL enable_nestloop = off",
+    };
+    sqlx::query(sql).execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// `now() + $n milliseconds`, in SQL.
@@ -85,7 +132,7 @@ pub(super) async fn renew_mutations(
     token: i64,
     lease: Duration,
 ) -> Result<usize, StoreError> {
-    let renewed = sqlx::query(RENEW_MUTATIONS)
+    let renewed = per_batch(RENEW_MUTATIONS)
         .bind(seqs)
         .bind(token)
         .bind(millis(lease))
@@ -108,7 +155,7 @@ pub(super) async fn release_mutations(
     seqs: &[i64],
     token: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(RELEASE_MUTATIONS)
+    per_batch(RELEASE_MUTATIONS)
         .bind(seqs)
         .bind(token)
         .execute(pool)
@@ -161,7 +208,7 @@ pub(super) async fn record_mappings(
         .map(|m| m.row.seq)
         .collect();
     let mut tx = begin(pool).await?;
-    let owned: Vec<(i64,)> = sqlx::query_as(MAPPED_MARK)
+    let owned: Vec<(i64,)> = per_batch_as(MAPPED_MARK)
         .bind(&all)
         .bind(&dead)
         .bind(now)
@@ -372,7 +419,7 @@ pub(super) async fn load_envelopes(
 ) -> Result<Vec<PendingRow>, StoreError> {
     // Round-robin within the budget: the running total of body bytes over (place in the
     // task's queue, the task's place in the claim); the first row always goes.
-    let rows = sqlx::query_as(LOAD_ENVELOPES)
+    let rows = per_batch_as(LOAD_ENVELOPES)
         .bind(tasks)
         .bind(per_task)
         .bind(budget)
@@ -414,11 +461,13 @@ async fn lock_tasks(
     }
     tasks.sort_by_key(|t| t.task_id);
     let (ids, tokens) = columns(tasks.iter().copied());
-    let held: Vec<(Uuid, i64)> = sqlx::query_as(LOCK_TASKS)
+    nested_loops(tx, false).await?;
+    let held: Vec<(Uuid, i64)> = per_batch_as(LOCK_TASKS)
         .bind(&ids)
         .bind(&tokens)
         .fetch_all(&mut **tx)
         .await?;
+    nested_loops(tx, true).await?;
     Ok(held
         .into_iter()
         .map(|(task_id, token)| HeldTask { task_id, token })
@@ -497,7 +546,7 @@ pub(super) async fn record_deliveries(
     }
     let mut stored = DeliveriesStored::default();
     if !published.0.is_empty() {
-        sqlx::query(PUBLISHED_MARK)
+        per_batch(PUBLISHED_MARK)
             .bind(&published.0)
             .bind(&published.1)
             .bind(now)
@@ -506,7 +555,7 @@ pub(super) async fn record_deliveries(
             .await?;
     }
     if !failed.0.is_empty() {
-        sqlx::query(FAILED_MARK)
+        per_batch(FAILED_MARK)
             .bind(&failed.0)
             .bind(&failed.1)
             .bind(&failed.2)
@@ -517,7 +566,7 @@ pub(super) async fn record_deliveries(
             .await?;
     }
     if !parked.seq.is_empty() {
-        let rows: Vec<(Uuid,)> = sqlx::query_as(PARKED_MARK)
+        let rows: Vec<(Uuid,)> = per_batch_as(PARKED_MARK)
             .bind(&parked.seq)
             .bind(&parked.status)
             .bind(&parked.reason)
@@ -530,10 +579,13 @@ pub(super) async fn record_deliveries(
             .await?;
         stored.parked = rows.len();
     }
+    if !batch.releases.is_empty() || !batch.renew.is_empty() {
+        nested_loops(&mut tx, false).await?;
+    }
     stored.ready_again = release(&mut tx, &batch.releases).await?;
     if !batch.renew.is_empty() {
         let (tasks, tokens) = columns(batch.renew.iter().copied());
-        let renewed: Vec<(Uuid,)> = sqlx::query_as(RENEW_TASKS)
+        let renewed: Vec<(Uuid,)> = per_batch_as(RENEW_TASKS)
             .bind(&tasks)
             .bind(&tokens)
             .bind(millis(lease))
@@ -648,7 +700,7 @@ async fn release(
         later.2.push(millis(*after));
     }
     if !drained.0.is_empty() {
-        sqlx::query(RELEASE_DRAINED)
+        per_batch(RELEASE_DRAINED)
             .bind(&drained.0)
             .bind(&drained.1)
             .execute(&mut **tx)
@@ -657,7 +709,7 @@ async fn release(
     if later.0.is_empty() {
         return Ok(0);
     }
-    let waits: Vec<(i64,)> = sqlx::query_as(RELEASE_LATER)
+    let waits: Vec<(i64,)> = per_batch_as(RELEASE_LATER)
         .bind(&later.0)
         .bind(&later.1)
         .bind(&later.2)
