@@ -96,7 +96,9 @@ enum Transport {
 /// every request goes to it, and nothing is followed, proxied or retried by the client.
 /// So each publish is a request built from parts prepared once (the authority, the
 /// escaped path of the pub/sub component, the token's header), with no URL parsed per
-/// event; that was a tenth of the host's CPU per event under load (BENCHMARKS.md).
+/// event. (The general-purpose client's own work around each request was about a tenth
+/// of the host's CPU under load: BENCHMARKS.md.) Nothing is read from the environment: no
+/// proxy ever sees the envelopes or the API token.
 #[derive(Debug, Clone)]
 pub struct DaprPublisher {
     client: Client<HttpConnector, Full<Bytes>>,

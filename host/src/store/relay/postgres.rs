@@ -50,19 +50,20 @@ where
     sqlx::query_as(sql).persistent(false)
 }
 
-/// The statements that join a batch with the task queue table (`relay_tasks`), run with
-/// nested loops off ([`nested_loops`]). That table is often empty when autovacuum reads
-/// it, and its statistics then say so; the planner, believing the batch's queue rows to
-/// be one, joins the unnested batch as the inner side of a nested loop, which reads the
-/// whole batch again for every queue row: n² for n tasks (under a backlog, with 65,000
-/// queues held, one lock of a delivery batch's queues was still running after 13
-/// minutes). Without nested loops the join is a hash or merge join, linear in the batch. (Listed for the plan test, which plans them so.)
+/// The statements that join a batch with the task queue table (`relay_tasks`): the relay
+/// runs them with nested loops off ([`nested_loops`]), and the plan test plans them so.
 #[cfg(test)]
 pub(super) const JOINED_WITH_QUEUES: [&str; 4] =
     [LOCK_TASKS, RENEW_TASKS, RELEASE_LATER, RELEASE_DRAINED];
 
-/// Turns nested loops on or off for the rest of the transaction (see
-/// [`JOINED_WITH_QUEUES`]).
+/// Turns nested loops on or off for the rest of the transaction: off for the statements
+/// that join a batch with the task queue table (`relay_tasks`). That table is often
+/// empty when autovacuum reads it, and its statistics then say so. The planner, believing
+/// the batch's queue rows to be one, puts the unnested batch on the inner side of a
+/// nested loop, which reads the whole batch again for every queue row: n² for n tasks
+/// (under a backlog, with 65,000 queues held, one lock of a delivery batch's queues was
+/// still running after 13 minutes). Without nested loops the join is a hash or merge
+/// join, linear in the batch. The marks need them (a lookup of each envelope by key).
 async fn nested_loops(
     tx: &mut Transaction<'static, Postgres>,
     on: bool,
