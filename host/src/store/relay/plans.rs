@@ -110,14 +110,22 @@ fn faults(plan: &str, accesses: &[Access]) -> Vec<String> {
             }
         }
     }
-    // A lookup by one task that also names the whole batch walks the batch's array on
-    // every row it is run for: a batch of n tasks costs n² index descents.
     for line in &lines {
+        // A lookup by one task that also names the whole batch walks the batch's array
+        // on every row it is run for: a batch of n tasks costs n² index descents.
         if line.contains("Index Cond: ")
             && line.contains("task_id = ANY (")
             && line.matches("task_id = ").count() > 1
         {
             faults.push(format!("walks the batch for every row: {}", line.trim()));
+        }
+        // A filter on an array parameter is not hashed (only an array of constants is):
+        // it compares each row it reads against the whole array, n² for a batch of n.
+        if line.contains("Filter: ") && line.contains("ANY ($") {
+            faults.push(format!(
+                "compares every row with the whole array: {}",
+                line.trim()
+            ));
         }
     }
     // The inner side of a nested loop runs once per outer row: a batch's array unnested
@@ -140,16 +148,6 @@ fn faults(plan: &str, accesses: &[Access]) -> Vec<String> {
                 "unnests the batch once per outer row: {} over {}",
                 line.trim(),
                 inner.trim()
-            ));
-        }
-    }
-    // A filter on an array parameter is not hashed (only an array of constants is): it
-    // compares each row it reads against the whole array, n² for a batch of n rows.
-    for line in &lines {
-        if line.contains("Filter: ") && line.contains("ANY ($") {
-            faults.push(format!(
-                "compares every row with the whole array: {}",
-                line.trim()
             ));
         }
     }

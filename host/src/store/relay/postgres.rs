@@ -94,7 +94,7 @@ async fn claim<R>(
     limit: i64,
 ) -> Result<Vec<R>, sqlx::Error>
 where
-    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
 {
     sqlx::query_as(sql)
         .bind(owner)
