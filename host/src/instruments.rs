@@ -29,6 +29,7 @@ pub const SIDECAR_READY: &str = "pakaura_sidecar_ready";
 pub const PUBLISHES: &str = "pakaura_publish_total";
 pub const PUBLISH_DURATION: &str = "pakaura_publish_duration_seconds";
 pub const PUBLISH_IN_FLIGHT: &str = "pakaura_publish_in_flight";
+pub const PUBLISH_WAITING_FOR_STORE: &str = "pakaura_publish_waiting_for_store";
 
 pub const MAPPERS_LOADED: &str = "pakaura_mappers_loaded";
 pub const MAPPER_CALLS: &str = "pakaura_mapper_calls_total";
@@ -160,6 +161,10 @@ pub fn describe() {
         "Time of one publish request to the sidecar, by topic."
     );
     describe_gauge!(PUBLISH_IN_FLIGHT, "Publish requests in flight now.");
+    describe_gauge!(
+        PUBLISH_WAITING_FOR_STORE,
+        "1 while the publish stage takes no new work because publish outcomes wait to be stored faster than the database stores them, else 0."
+    );
     describe_gauge!(MAPPERS_LOADED, "Mappers in the live set.");
     describe_counter!(MAPPER_CALLS, "map-mutation calls, by mapper.");
     describe_counter!(
@@ -234,6 +239,7 @@ pub fn describe() {
         metrics::counter!(MAPPER_RELOADS, "outcome" => outcome).absolute(0);
     }
     metrics::counter!(SHADOW_DROPPED).absolute(0);
+    metrics::gauge!(PUBLISH_WAITING_FOR_STORE).set(0.0);
     metrics::counter!(RELAY_RESTARTS).absolute(0);
     metrics::counter!(ENVELOPES_BUILT).absolute(0);
 }

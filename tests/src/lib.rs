@@ -24,6 +24,8 @@
 //!   database that stalls without closing a connection).
 //! - [`pgcluster`]: [`PgCluster`], a private PostgreSQL cluster a test starts, kills
 //!   (`pg_ctl stop -m immediate`) and starts again itself.
+//! - [`stuck`]: [`StuckStore`], the publish stage's store of outcomes stuck behind a row
+//!   lock on PostgreSQL while the host goes on.
 //! - [`guests`]: the paths of the wasm components the tests load.
 //! - [`on_both_databases!`]: runs a test once on SQLite and once on PostgreSQL.
 
@@ -35,6 +37,7 @@ pub mod kafka;
 pub mod pgcluster;
 pub mod proxy;
 pub mod sidecar;
+pub mod stuck;
 
 pub mod guests {
     //! Absolute paths of the wasm components the tests load, built by `tests/build.rs`.
@@ -53,6 +56,7 @@ pub use sidecar::{
     Behaviour, CountingSidecar, DaprSink, Recorded, WAIT, bulk_options, dapr_options,
     dapr_options_on, refusing_reminders, sink_behaviour, task_id,
 };
+pub use stuck::{StuckStore, holding_sidecar};
 
 /// Runs each named `async fn name(backend: Backend)` once per database, as
 /// `sqlite::name` and `postgres::name`.

@@ -1,7 +1,8 @@
 //! Chaos, on PostgreSQL: a drain through a sidecar that fails entries, hangs and refuses
 //! a poison event whole; a database that stalls (a paused TCP proxy) for longer than a
 //! lease, and for longer than the stall timeout; leases run out under a relay still
-//! holding its tasks; PostgreSQL killed in the middle of a drain and started again. Each
+//! holding its tasks; PostgreSQL killed in the middle of a drain and started again; the
+//! store of publish outcomes stuck behind a row lock while tasks keep coming. Each
 //! ends with the same proof (`assert_drained`): every envelope published, except a poison
 //! event and what waits behind it on its topic; the sidecar accepted every published id
 //! and no other; each task's events reached each topic in mutation order by first
@@ -20,8 +21,8 @@ use pakaura_host::store::{Db, EnvelopeFilter, EnvelopeRecord, EnvelopeState};
 use pakaura_tests::kafka::Expected;
 use pakaura_tests::pgcluster::pg_bindir;
 use pakaura_tests::{
-    Backend, Behaviour, DaprSink, Options, PausableProxy, PgCluster, Recorded, TestApp,
-    TestDatabase, bulk_options, sink_behaviour, spawn_with, start,
+    Backend, Behaviour, DaprSink, Options, PausableProxy, PgCluster, Recorded, StuckStore, TestApp,
+    TestDatabase, WAIT, bulk_options, holding_sidecar, sink_behaviour, spawn_with, start, task_id,
 };
 
 /// Tasks in a backlog, each created, renamed once and completed.
@@ -603,6 +604,65 @@ async fn postgres_killed_and_restarted_during_a_drain_loses_and_reorders_nothing
     drop(cluster);
 }
 
+/// The store of publish outcomes stuck behind a row lock ([`StuckStore`]) while tasks
+/// keep coming. Without a bound, publishing would run on with nothing recorded (each event
+/// to go out again after a crash) and the next transaction would carry all of it. The
+/// stage stops taking work once the outcomes waiting to be stored reach the writer's
+/// bound, well short of the backlog; when the lock goes, everything drains once, in order.
+async fn a_store_stuck_behind_a_lock_pauses_publishing_and_loses_nothing(backend: Backend) {
+    /// Tasks created while the store is stuck: 2 events and at least one release each,
+    /// three times the writer's bound of 2,048 records waiting.
+    const TASKS: usize = 2_500;
+    let (sink, options) = holding_sidecar().await;
+    let app = spawn_with(backend, options).await;
+    let mut stuck = StuckStore::hold(&app, &sink).await;
+
+    // Tasks keep coming; publishing stops short of them and stays stopped.
+    futures::stream::iter(0..TASKS)
+        .map(|i| {
+            let app = &app;
+            async move { task_id(app, "alice", json!({ "title": format!("task {i}") })).await }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let mut seen = sink.requests().len();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now_seen = sink.requests().len();
+        if now_seen == seen {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "publishing never stopped: {now_seen} requests"
+        );
+        seen = now_seen;
+    }
+    assert!(
+        seen < TASKS,
+        "{seen} of {} events published with nothing recorded: publishing ran ahead of the store",
+        2 * TASKS + 2
+    );
+    assert!(seen > 0, "nothing published while the store was stuck");
+    println!(
+        "published while the store was stuck: {seen} of {} events",
+        2 * TASKS + 2
+    );
+    assert!(
+        stuck.marks_waiting().await >= 1,
+        "still stuck: the pause is the bound's, not the store catching up"
+    );
+
+    stuck.release().await;
+    let total = 2 * TASKS + 2;
+    wait_for_accepted(&sink, total).await;
+    wait_for_drain(&app.db, total, None).await;
+    let seen = assert_drained(&app, &sink, None).await;
+    println!("{seen:?}");
+}
+
 /// PostgreSQL only: the faults are a server's (stalls, leases shared by replicas, a kill).
 mod postgres {
     use pakaura_tests::Backend;
@@ -626,6 +686,12 @@ mod postgres {
             Backend::Postgres,
         )
         .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_stuck_behind_a_lock_pauses_publishing_and_loses_nothing() {
+        super::a_store_stuck_behind_a_lock_pauses_publishing_and_loses_nothing(Backend::Postgres)
+            .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

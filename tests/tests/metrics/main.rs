@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::{Connection, Executor};
@@ -14,8 +16,8 @@ use pakaura_tests::{
     Backend, JwksServer, SigningKey, TestApp, claims_for, on_both_databases, spawn_with,
 };
 use pakaura_tests::{
-    DaprSink, WAIT, dapr_options, refusing_reminders, sink_behaviour, task_id,
-    wait_for_dead_letters,
+    DaprSink, StuckStore, WAIT, dapr_options, holding_sidecar, refusing_reminders, sink_behaviour,
+    task_id, wait_for_dead_letters,
 };
 
 /// One host at a time in this process.
@@ -260,6 +262,46 @@ async fn histograms_expose_buckets_and_every_metric_is_described(backend: Backen
         "{text}"
     );
     app.stop().await;
+}
+
+/// `pakaura_publish_waiting_for_store` reads 1 while the store of publish outcomes is
+/// stuck behind a row lock and publishing has paused for it, and 0 again once it is not.
+async fn the_pause_for_a_stuck_store_shows() {
+    let _one = ONE_HOST.lock().await;
+    let (sink, options) = holding_sidecar().await;
+    let app = spawn_with(Backend::Postgres, options).await;
+    let before = scrape(&app).await;
+    assert_eq!(
+        value(&before, "pakaura_publish_waiting_for_store"),
+        Some(0.0),
+        "{before}"
+    );
+    let stuck = StuckStore::hold(&app, &sink).await;
+    futures::stream::iter(0..2_500)
+        .map(|i| {
+            let app = &app;
+            async move { task_id(app, "alice", json!({ "title": format!("task {i}") })).await }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    scrape_until(&app, "publishing paused for the store", |t| {
+        value(t, "pakaura_publish_waiting_for_store") == Some(1.0)
+    })
+    .await;
+    stuck.release().await;
+    scrape_until(&app, "publishing going on, everything published", |t| {
+        value(t, "pakaura_publish_waiting_for_store") == Some(0.0)
+            && value(t, "pakaura_envelopes_pending") == Some(0.0)
+            && value(t, "pakaura_outbox_pending") == Some(0.0)
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_paused_for_a_stuck_store_shows_in_a_gauge() {
+    the_pause_for_a_stuck_store_shows().await;
 }
 
 /// A scrape reads no table: it answers while every table the gauges describe is

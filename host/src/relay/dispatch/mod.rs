@@ -10,6 +10,10 @@
 //! whole is split in halves, down to single publishes, until each event has an answer
 //! of its own, so no event is parked for its neighbours.
 //!
+//! The store sets the pace: while the writer is behind (too many outcomes wait to be
+//! stored, see `writer.rs`), the stage neither claims nor sends; what is in flight
+//! finishes, and it takes work again once a store has taken what waits.
+//!
 //! A parked event (refused, or failing past the limits) holds its task on its topic
 //! (`RELAY_ON_POISON=hold`): the task's other loaded envelopes there are dropped, and
 //! the store does not load them until the operator resolves the hold.
@@ -42,7 +46,9 @@ use super::RelayContext;
 use super::publish::{BatchOutcome, Batching, Outcome, Publisher};
 use super::stage::{Signals, Stage};
 use crate::domain::task::now;
-use crate::instruments::{PUBLISH_DURATION, PUBLISH_IN_FLIGHT, SIDECAR_READY};
+use crate::instruments::{
+    PUBLISH_DURATION, PUBLISH_IN_FLIGHT, PUBLISH_WAITING_FOR_STORE, SIDECAR_READY,
+};
 use crate::store::{Delivery, DeliveryRecord, HeldTask, Loaded, Release, StoreError};
 use pending::{Corrupt, Pending};
 use queues::{Queues, Send};
@@ -148,6 +154,8 @@ struct Dispatcher {
     /// turn of the one writer).
     last_claim: Instant,
     writer: Writer,
+    /// Since when the stage has taken no new work because the writer is behind.
+    paused_since: Option<Instant>,
 }
 
 impl Dispatcher {
@@ -163,6 +171,7 @@ impl Dispatcher {
             claim_wanted: true,
             more_ready: true,
             last_claim: Instant::now(),
+            paused_since: None,
         }
     }
 
@@ -189,8 +198,10 @@ impl Dispatcher {
                 break;
             }
             self.ctx.beat(PublishStage::NAME);
-            self.start_claim();
-            self.start_sends();
+            if !self.paused_for_store() {
+                self.start_claim();
+                self.start_sends();
+            }
             let publishing = !self.in_flight.is_empty();
             self.writer
                 .start(self.queues.len(), || self.queues.held(), publishing);
@@ -219,6 +230,35 @@ impl Dispatcher {
             }
         }
         self.shut_down().await;
+    }
+
+    /// Whether the stage takes no new work because the writer is behind; logs (both at
+    /// warn, so that a log kept at warn shows how long it lasted) and gauges when that
+    /// starts and ends.
+    fn paused_for_store(&mut self) -> bool {
+        let behind = self.writer.behind();
+        match (behind, self.paused_since) {
+            (true, None) => {
+                self.paused_since = Some(Instant::now());
+                metrics::gauge!(PUBLISH_WAITING_FOR_STORE).set(1.0);
+                tracing::warn!(
+                    waiting = self.writer.waiting(),
+                    store_running_ms = self.writer.storing_for().map(|d| d.as_millis() as u64),
+                    "publish outcomes are not being stored as fast as they come; \
+                     claiming and sending pause until the store catches up"
+                );
+            }
+            (false, Some(since)) => {
+                self.paused_since = None;
+                metrics::gauge!(PUBLISH_WAITING_FOR_STORE).set(0.0);
+                tracing::warn!(
+                    paused_ms = since.elapsed().as_millis() as u64,
+                    "the store caught up; claiming and sending resume"
+                );
+            }
+            _ => {}
+        }
+        behind
     }
 
     /// Claims ready task queues when there is room (tasks and bytes) and a reason to look.

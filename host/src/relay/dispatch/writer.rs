@@ -3,7 +3,10 @@
 //! `RELAY_LEASE` a batch also renews the leases of the tasks still held.
 //!
 //! A task's next envelope may leave before the previous one's outcome is stored, which
-//! after a crash means a re-publish under the same id, never a reordering.
+//! after a crash means a re-publish under the same id, never a reordering. How far
+//! publishing may run ahead of the store is bounded: once [`MAX_WAITING`] records wait,
+//! the writer is behind ([`Writer::behind`]) and the stage takes no new work until a
+//! store takes them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +23,12 @@ use crate::store::{
 pub(super) const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// Outcomes that prompt a store at once.
 const FLUSH_AT: usize = 512;
+/// Records (outcomes and releases) that may wait to be stored before the writer is
+/// behind. Without a bound, a store that stalls (a lock wait, a slow plan) would let the
+/// stage publish on with nothing recorded: every one of those events would go out again
+/// after a crash, and the next transaction would carry all of them, which makes it slower
+/// still.
+pub(super) const MAX_WAITING: usize = 4 * FLUSH_AT;
 /// Failed stores in a row after which a batch is narrowed down.
 const SPLIT_AFTER: u32 = 3;
 
@@ -77,6 +86,25 @@ impl Writer {
     /// Whether outcomes wait to be stored.
     pub(super) fn has_outcomes(&self) -> bool {
         !self.unstored.deliveries.is_empty() || !self.deferred.deliveries.is_empty()
+    }
+
+    /// Records waiting to be stored (not counting the batch being stored).
+    pub(super) fn waiting(&self) -> usize {
+        self.unstored.deliveries.len()
+            + self.unstored.releases.len()
+            + self.deferred.deliveries.len()
+            + self.deferred.releases.len()
+    }
+
+    /// Whether the store is behind the publishing: [`MAX_WAITING`] records or more wait.
+    /// They are due at once, so a store starts as soon as the one running ends.
+    pub(super) fn behind(&self) -> bool {
+        self.waiting() >= MAX_WAITING
+    }
+
+    /// How long the batch being stored has been at it, if one is.
+    pub(super) fn storing_for(&self) -> Option<Duration> {
+        self.storing.as_ref().map(|_| self.last_store.elapsed())
     }
 
     /// Whether a batch is being stored.
