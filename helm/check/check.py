@@ -47,6 +47,7 @@ METRICS = {
     "pakaura_publish_duration_seconds": ("histogram", {"topic"}, {}),
     "pakaura_publish_in_flight": ("gauge", set(), {}),
     "pakaura_publish_waiting_for_store": ("gauge", set(), {}),
+    "pakaura_publish_store_pause_seconds": ("histogram", set(), {}),
     "pakaura_store_duration_seconds": (
         "histogram",
         {"call"},

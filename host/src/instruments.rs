@@ -30,6 +30,7 @@ pub const PUBLISHES: &str = "pakaura_publish_total";
 pub const PUBLISH_DURATION: &str = "pakaura_publish_duration_seconds";
 pub const PUBLISH_IN_FLIGHT: &str = "pakaura_publish_in_flight";
 pub const PUBLISH_WAITING_FOR_STORE: &str = "pakaura_publish_waiting_for_store";
+pub const PUBLISH_STORE_PAUSE: &str = "pakaura_publish_store_pause_seconds";
 
 pub const MAPPERS_LOADED: &str = "pakaura_mappers_loaded";
 pub const MAPPER_CALLS: &str = "pakaura_mapper_calls_total";
@@ -74,6 +75,12 @@ const STORE_BUCKETS: &[f64] = &[
     5.0,
 ];
 
+/// A pause of the publish stage for its store: a store transaction's overrun, from a
+/// few milliseconds to a database stalled for minutes.
+const PAUSE_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
 /// The recorder builder with every histogram's buckets set.
 pub fn builder() -> Result<PrometheusBuilder, BuildError> {
     [
@@ -83,6 +90,7 @@ pub fn builder() -> Result<PrometheusBuilder, BuildError> {
         (MAPPER_CHAIN_DURATION, MAPPER_BUCKETS),
         (STORE_DURATION, STORE_BUCKETS),
         (SQLITE_WRITER_IDLE, STORE_BUCKETS),
+        (PUBLISH_STORE_PAUSE, PAUSE_BUCKETS),
     ]
     .into_iter()
     .try_fold(PrometheusBuilder::new(), |builder, (name, buckets)| {
@@ -164,6 +172,11 @@ pub fn describe() {
     describe_gauge!(
         PUBLISH_WAITING_FOR_STORE,
         "1 while the publish stage takes no new work because publish outcomes wait to be stored faster than the database stores them, else 0."
+    );
+    describe_histogram!(
+        PUBLISH_STORE_PAUSE,
+        Unit::Seconds,
+        "Each pause of the publish stage for its store (see pakaura_publish_waiting_for_store), recorded when it ends: the rate of its sum is the share of time publishing waited for the database."
     );
     describe_gauge!(MAPPERS_LOADED, "Mappers in the live set.");
     describe_counter!(MAPPER_CALLS, "map-mutation calls, by mapper.");

@@ -18,7 +18,8 @@ const MARKS_WAITING: &str = "SELECT count(*) FROM pg_stat_activity WHERE datname
      AND wait_event_type = 'Lock' AND query LIKE 'UPDATE envelopes%'";
 
 /// A sidecar that holds the next publish for a while, and the options of a host publishing
-/// to it (a publish timeout beyond that while).
+/// to it (a publish timeout beyond that while; a database timeout beyond the test, so that
+/// the stuck transaction waits instead of failing and being tried again).
 pub async fn holding_sidecar() -> (DaprSink, Options) {
     let sink = DaprSink::start(Behaviour {
         hang_next: 1,
@@ -26,7 +27,9 @@ pub async fn holding_sidecar() -> (DaprSink, Options) {
         ..sink_behaviour()
     })
     .await;
-    let options = crate::dapr_options(&sink).set("DAPR_PUBLISH_TIMEOUT", "5s");
+    let options = crate::dapr_options(&sink)
+        .set("DAPR_PUBLISH_TIMEOUT", "5s")
+        .set("DATABASE_TIMEOUT", "1m");
     (sink, options)
 }
 

@@ -606,16 +606,18 @@ async fn postgres_killed_and_restarted_during_a_drain_loses_and_reorders_nothing
 
 /// The store of publish outcomes stuck behind a row lock ([`StuckStore`]) while tasks
 /// keep coming. Without a bound, publishing would run on with nothing recorded (each event
-/// to go out again after a crash) and the next transaction would carry all of it. The
-/// stage stops taking work once the outcomes waiting to be stored reach the writer's
-/// bound, well short of the backlog; when the lock goes, everything drains once, in order.
+/// to go out again after a crash) and the next transaction would carry all of it. Once the
+/// store has stalled (a second), the stage stops taking work as soon as a batch's worth of
+/// outcomes (512) waits, well short of the backlog; when the lock goes, everything drains
+/// once, in order.
 async fn a_store_stuck_behind_a_lock_pauses_publishing_and_loses_nothing(backend: Backend) {
-    /// Tasks created while the store is stuck: 2 events and at least one release each,
-    /// three times the writer's bound of 2,048 records waiting.
+    /// Tasks created while the store is stuck: 2 events and at least one release each.
     const TASKS: usize = 2_500;
     let (sink, options) = holding_sidecar().await;
     let app = spawn_with(backend, options).await;
     let mut stuck = StuckStore::hold(&app, &sink).await;
+    // Past the writer's second: the store has stalled before the tasks come.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
 
     // Tasks keep coming; publishing stops short of them and stays stopped.
     futures::stream::iter(0..TASKS)

@@ -265,7 +265,8 @@ async fn histograms_expose_buckets_and_every_metric_is_described(backend: Backen
 }
 
 /// `pakaura_publish_waiting_for_store` reads 1 while the store of publish outcomes is
-/// stuck behind a row lock and publishing has paused for it, and 0 again once it is not.
+/// stuck behind a row lock and publishing has paused for it, and 0 again once it is not;
+/// `pakaura_publish_store_pause_seconds` then holds the pause.
 async fn the_pause_for_a_stuck_store_shows() {
     let _one = ONE_HOST.lock().await;
     let (sink, options) = holding_sidecar().await;
@@ -289,13 +290,29 @@ async fn the_pause_for_a_stuck_store_shows() {
         value(t, "pakaura_publish_waiting_for_store") == Some(1.0)
     })
     .await;
+    assert_eq!(
+        value(&before, "pakaura_publish_store_pause_seconds_count"),
+        None,
+        "no pause before: {before}"
+    );
+    let paused_for = Duration::from_millis(500);
+    tokio::time::sleep(paused_for).await;
     stuck.release().await;
-    scrape_until(&app, "publishing going on, everything published", |t| {
+    let after = scrape_until(&app, "publishing going on, everything published", |t| {
         value(t, "pakaura_publish_waiting_for_store") == Some(0.0)
             && value(t, "pakaura_envelopes_pending") == Some(0.0)
             && value(t, "pakaura_outbox_pending") == Some(0.0)
     })
     .await;
+    assert!(
+        value(&after, "pakaura_publish_store_pause_seconds_count").is_some_and(|n| n >= 1.0),
+        "{after}"
+    );
+    assert!(
+        value(&after, "pakaura_publish_store_pause_seconds_sum")
+            .is_some_and(|s| s >= paused_for.as_secs_f64()),
+        "the pause lasted while the lock was held: {after}"
+    );
     app.stop().await;
 }
 

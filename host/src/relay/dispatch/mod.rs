@@ -10,9 +10,10 @@
 //! whole is split in halves, down to single publishes, until each event has an answer
 //! of its own, so no event is parked for its neighbours.
 //!
-//! The store sets the pace: while the writer is behind (too many outcomes wait to be
-//! stored, see `writer.rs`), the stage neither claims nor sends; what is in flight
-//! finishes, and it takes work again once a store has taken what waits.
+//! A stalled store stops the publishing: while the writer is behind (a store has stalled
+//! with outcomes waiting, or too many wait; see `writer.rs`), the stage neither claims nor
+//! sends; what is in flight finishes, and it takes work again once a store has taken what
+//! waits.
 //!
 //! A parked event (refused, or failing past the limits) holds its task on its topic
 //! (`RELAY_ON_POISON=hold`): the task's other loaded envelopes there are dropped, and
@@ -21,10 +22,12 @@
 //! In parts: this loop moves data and does the I/O; `queues.rs` holds the task queues
 //! and their leases; `settle.rs` decides, as a pure function, what each outcome means
 //! (published, parked, or retried after a back-off); `report.rs` logs and counts it;
-//! `writer.rs` stores outcomes, releases and lease renewals in batches; `pending.rs`
+//! `writer.rs` stores outcomes, releases and lease renewals in batches; `pause.rs` counts
+//! and reports the stage's pauses while the writer is behind; `pending.rs`
 //! decodes each loaded envelope once; `spans.rs` traces each publish.
 
 mod backoff;
+mod pause;
 mod pending;
 mod queues;
 mod report;
@@ -46,10 +49,9 @@ use super::RelayContext;
 use super::publish::{BatchOutcome, Batching, Outcome, Publisher};
 use super::stage::{Signals, Stage};
 use crate::domain::task::now;
-use crate::instruments::{
-    PUBLISH_DURATION, PUBLISH_IN_FLIGHT, PUBLISH_WAITING_FOR_STORE, SIDECAR_READY,
-};
+use crate::instruments::{PUBLISH_DURATION, PUBLISH_IN_FLIGHT, SIDECAR_READY};
 use crate::store::{Delivery, DeliveryRecord, HeldTask, Loaded, Release, StoreError};
+use pause::Pauses;
 use pending::{Corrupt, Pending};
 use queues::{Queues, Send};
 use settle::{History, Policy, Verdict};
@@ -154,8 +156,8 @@ struct Dispatcher {
     /// turn of the one writer).
     last_claim: Instant,
     writer: Writer,
-    /// Since when the stage has taken no new work because the writer is behind.
-    paused_since: Option<Instant>,
+    /// The stage's pauses while the writer is behind.
+    pauses: Pauses,
 }
 
 impl Dispatcher {
@@ -171,7 +173,7 @@ impl Dispatcher {
             claim_wanted: true,
             more_ready: true,
             last_claim: Instant::now(),
-            paused_since: None,
+            pauses: Pauses::default(),
         }
     }
 
@@ -232,33 +234,14 @@ impl Dispatcher {
         self.shut_down().await;
     }
 
-    /// Whether the stage takes no new work because the writer is behind; logs (both at
-    /// warn, so that a log kept at warn shows how long it lasted) and gauges when that
-    /// starts and ends.
+    /// Whether the stage takes no new work because the writer is behind (see
+    /// `pause.rs`).
     fn paused_for_store(&mut self) -> bool {
-        let behind = self.writer.behind();
-        match (behind, self.paused_since) {
-            (true, None) => {
-                self.paused_since = Some(Instant::now());
-                metrics::gauge!(PUBLISH_WAITING_FOR_STORE).set(1.0);
-                tracing::warn!(
-                    waiting = self.writer.waiting(),
-                    store_running_ms = self.writer.storing_for().map(|d| d.as_millis() as u64),
-                    "publish outcomes are not being stored as fast as they come; \
-                     claiming and sending pause until the store catches up"
-                );
-            }
-            (false, Some(since)) => {
-                self.paused_since = None;
-                metrics::gauge!(PUBLISH_WAITING_FOR_STORE).set(0.0);
-                tracing::warn!(
-                    paused_ms = since.elapsed().as_millis() as u64,
-                    "the store caught up; claiming and sending resume"
-                );
-            }
-            _ => {}
-        }
-        behind
+        self.pauses.observe(
+            self.writer.behind(),
+            self.writer.waiting(),
+            self.writer.storing_for(),
+        )
     }
 
     /// Claims ready task queues when there is room (tasks and bytes) and a reason to look.

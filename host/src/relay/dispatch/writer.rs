@@ -4,9 +4,10 @@
 //!
 //! A task's next envelope may leave before the previous one's outcome is stored, which
 //! after a crash means a re-publish under the same id, never a reordering. How far
-//! publishing may run ahead of the store is bounded: once [`MAX_WAITING`] records wait,
-//! the writer is behind ([`Writer::behind`]) and the stage takes no new work until a
-//! store takes them.
+//! publishing may run ahead of the store is bounded: the writer is behind
+//! ([`Writer::behind`]) when a store has stalled with a batch's worth waiting, or when
+//! [`MAX_WAITING`] records wait, and then the stage takes no new work until a store takes
+//! them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,12 +24,15 @@ use crate::store::{
 pub(super) const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// Outcomes that prompt a store at once.
 const FLUSH_AT: usize = 512;
-/// Records (outcomes and releases) that may wait to be stored before the writer is
-/// behind. Without a bound, a store that stalls (a lock wait, a slow plan) would let the
-/// stage publish on with nothing recorded: every one of those events would go out again
-/// after a crash, and the next transaction would carry all of them, which makes it slower
-/// still.
-pub(super) const MAX_WAITING: usize = 4 * FLUSH_AT;
+/// Records (outcomes and releases) that may wait to be stored at most. Without a bound,
+/// a store that stalls (a lock wait, a slow plan) would let the stage publish on with
+/// nothing recorded: every one of those events would go out again after a crash, and the
+/// next transaction would carry all of them, which makes it slower still.
+const MAX_WAITING: usize = 16 * FLUSH_AT;
+/// A store running this long has stalled. Under load a store takes tens of milliseconds
+/// and at times several hundred (a checkpoint, autovacuum); publishing goes on through
+/// those, and stops only for a stall.
+const STALLED_AFTER: Duration = Duration::from_secs(1);
 /// Failed stores in a row after which a batch is narrowed down.
 const SPLIT_AFTER: u32 = 3;
 
@@ -54,7 +58,11 @@ pub(super) struct Writer {
     /// Outcomes and releases not yet stored.
     unstored: DeliveryBatch,
     storing: Option<BoxFuture<'static, Stored>>,
+    /// Records in the batch being stored.
+    storing_len: usize,
     last_store: Instant,
+    /// When the store running now began, counting a failing batch's earlier tries.
+    store_began: Instant,
     last_renew: Instant,
     /// Stores that failed in a row.
     failures: u32,
@@ -68,7 +76,9 @@ impl Writer {
             ctx,
             unstored: DeliveryBatch::default(),
             storing: None,
+            storing_len: 0,
             last_store: Instant::now(),
+            store_began: Instant::now(),
             last_renew: Instant::now(),
             failures: 0,
             deferred: DeliveryBatch::default(),
@@ -96,15 +106,20 @@ impl Writer {
             + self.deferred.releases.len()
     }
 
-    /// Whether the store is behind the publishing: [`MAX_WAITING`] records or more wait.
-    /// They are due at once, so a store starts as soon as the one running ends.
+    /// Whether the store is behind the publishing: a batch's worth waits behind a store
+    /// that has run for [`STALLED_AFTER`] (a failing one's tries counted together), or
+    /// [`MAX_WAITING`] records wait, the batch being stored included. Either way what
+    /// waits is due, so a store starts as soon as the one running ends.
     pub(super) fn behind(&self) -> bool {
-        self.waiting() >= MAX_WAITING
+        let waiting = self.waiting();
+        waiting + self.storing_len >= MAX_WAITING
+            || (waiting >= FLUSH_AT && self.storing_for().is_some_and(|d| d >= STALLED_AFTER))
     }
 
-    /// How long the batch being stored has been at it, if one is.
+    /// How long the store running now has been at it (a failing batch's earlier tries
+    /// included), if one runs or is to be tried again.
     pub(super) fn storing_for(&self) -> Option<Duration> {
-        self.storing.as_ref().map(|_| self.last_store.elapsed())
+        (self.storing.is_some() || self.failures > 0).then(|| self.store_began.elapsed())
     }
 
     /// Whether a batch is being stored.
@@ -139,6 +154,10 @@ impl Writer {
             batch.renew = held();
         }
         self.last_store = Instant::now();
+        if self.failures == 0 {
+            self.store_began = self.last_store;
+        }
+        self.storing_len = batch.deliveries.len() + batch.releases.len();
         let ctx = self.ctx.clone();
         self.storing = Some(Box::pin(async move {
             let renewed_until = Instant::now() + ctx.config.relay_lease;
@@ -161,6 +180,7 @@ impl Writer {
             .expect("a batch is being stored")
             .await;
         self.storing = None;
+        self.storing_len = 0;
         self.on_stored(stored)
     }
 
