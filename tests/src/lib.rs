@@ -56,7 +56,7 @@ pub use sidecar::{
     Behaviour, CountingSidecar, DaprSink, Recorded, WAIT, bulk_options, dapr_options,
     dapr_options_on, refusing_reminders, sink_behaviour, task_id,
 };
-pub use stuck::{StuckStore, holding_sidecar};
+pub use stuck::{StuckStore, create_tasks, holding_sidecar};
 
 /// Runs each named `async fn name(backend: Backend)` once per database, as
 /// `sqlite::name` and `postgres::name`.

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -12,6 +13,8 @@ use crate::{Behaviour, DaprSink, Options, TestApp, WAIT, sink_behaviour, task_id
 
 /// How long the sidecar holds the first publish: the lock is taken meanwhile.
 const HELD_FOR: Duration = Duration::from_secs(2);
+/// Past the second after which the host's writer takes a store as stalled.
+const STALLED: Duration = Duration::from_millis(1_500);
 
 /// Transactions of this database that wait for a row lock while marking envelopes.
 const MARKS_WAITING: &str = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
@@ -42,7 +45,8 @@ pub struct StuckStore {
 impl StuckStore {
     /// On a host started with [`holding_sidecar`]'s options and before anything else was
     /// published: creates a task, locks its envelopes while its first publish is held, and
-    /// returns once the transaction recording that publish's outcome waits for the lock.
+    /// returns once the transaction recording that publish's outcome has waited for the
+    /// lock long enough to count as stalled.
     pub async fn hold(app: &TestApp, sink: &DaprSink) -> Self {
         assert!(
             app.database.url.starts_with("postgres"),
@@ -82,6 +86,7 @@ impl StuckStore {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        tokio::time::sleep(STALLED).await;
         stuck
     }
 
@@ -97,4 +102,13 @@ impl StuckStore {
     pub async fn release(mut self) {
         self.locker.execute("ROLLBACK").await.unwrap();
     }
+}
+
+/// Creates `n` tasks for alice, 16 requests at a time.
+pub async fn create_tasks(app: &TestApp, n: usize) {
+    futures::stream::iter(0..n)
+        .map(|i| task_id(app, "alice", json!({ "title": format!("task {i}") })))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
 }

@@ -22,7 +22,8 @@ use pakaura_tests::kafka::Expected;
 use pakaura_tests::pgcluster::pg_bindir;
 use pakaura_tests::{
     Backend, Behaviour, DaprSink, Options, PausableProxy, PgCluster, Recorded, StuckStore, TestApp,
-    TestDatabase, WAIT, bulk_options, holding_sidecar, sink_behaviour, spawn_with, start, task_id,
+    TestDatabase, WAIT, bulk_options, create_tasks, holding_sidecar, sink_behaviour, spawn_with,
+    start,
 };
 
 /// Tasks in a backlog, each created, renamed once and completed.
@@ -616,18 +617,9 @@ async fn a_store_stuck_behind_a_lock_pauses_publishing_and_loses_nothing(backend
     let (sink, options) = holding_sidecar().await;
     let app = spawn_with(backend, options).await;
     let mut stuck = StuckStore::hold(&app, &sink).await;
-    // Past the writer's second: the store has stalled before the tasks come.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
 
     // Tasks keep coming; publishing stops short of them and stays stopped.
-    futures::stream::iter(0..TASKS)
-        .map(|i| {
-            let app = &app;
-            async move { task_id(app, "alice", json!({ "title": format!("task {i}") })).await }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
+    create_tasks(&app, TASKS).await;
     let mut seen = sink.requests().len();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
-
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::{Connection, Executor};
@@ -16,8 +14,8 @@ use pakaura_tests::{
     Backend, JwksServer, SigningKey, TestApp, claims_for, on_both_databases, spawn_with,
 };
 use pakaura_tests::{
-    DaprSink, StuckStore, WAIT, dapr_options, holding_sidecar, refusing_reminders, sink_behaviour,
-    task_id, wait_for_dead_letters,
+    DaprSink, StuckStore, WAIT, create_tasks, dapr_options, holding_sidecar, refusing_reminders,
+    sink_behaviour, task_id, wait_for_dead_letters,
 };
 
 /// One host at a time in this process.
@@ -278,14 +276,7 @@ async fn the_pause_for_a_stuck_store_shows() {
         "{before}"
     );
     let stuck = StuckStore::hold(&app, &sink).await;
-    futures::stream::iter(0..2_500)
-        .map(|i| {
-            let app = &app;
-            async move { task_id(app, "alice", json!({ "title": format!("task {i}") })).await }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
+    create_tasks(&app, 2_500).await;
     scrape_until(&app, "publishing paused for the store", |t| {
         value(t, "pakaura_publish_waiting_for_store") == Some(1.0)
     })
