@@ -237,11 +237,9 @@ impl Dispatcher {
     /// Whether the stage takes no new work because the writer is behind (see
     /// `pause.rs`).
     fn paused_for_store(&mut self) -> bool {
-        self.pauses.observe(
-            self.writer.behind(),
-            self.writer.waiting(),
-            self.writer.storing_for(),
-        )
+        let writer = &self.writer;
+        self.pauses
+            .observe(writer.behind(), || (writer.waiting(), writer.storing_for()))
     }
 
     /// Claims ready task queues when there is room (tasks and bytes) and a reason to look.

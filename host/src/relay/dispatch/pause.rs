@@ -43,13 +43,13 @@ pub(super) struct Pauses {
 }
 
 impl Pauses {
-    /// Notes whether the writer is `behind` now (`waiting` records, the store running
-    /// for `store_running`), gauges, records and logs the change, and returns `behind`.
+    /// Notes whether the writer is `behind` now, gauges, records and logs the change
+    /// (`state`: the records waiting and how long the store has run, read only for a
+    /// warning), and returns `behind`.
     pub(super) fn observe(
         &mut self,
         behind: bool,
-        waiting: usize,
-        store_running: Option<Duration>,
+        state: impl FnOnce() -> (usize, Option<Duration>),
     ) -> bool {
         if behind == self.since.is_some() {
             return behind;
@@ -59,14 +59,17 @@ impl Pauses {
             Report::Started {
                 earlier,
                 earlier_time,
-            } => tracing::warn!(
-                waiting,
-                store_running_ms = store_running.map(|d| d.as_millis() as u64),
-                earlier_pauses = earlier,
-                earlier_paused_ms = earlier_time.as_millis() as u64,
-                "publish outcomes are not being stored as fast as they come; claiming and \
+            } => {
+                let (waiting, store_running) = state();
+                tracing::warn!(
+                    waiting,
+                    store_running_ms = store_running.map(|d| d.as_millis() as u64),
+                    earlier_pauses = earlier,
+                    earlier_paused_ms = earlier_time.as_millis() as u64,
+                    "publish outcomes are not being stored as fast as they come; claiming and \
                  sending pause until the store catches up"
-            ),
+                );
+            }
             Report::Ended { lasted } => tracing::warn!(
                 paused_ms = lasted.as_millis() as u64,
                 "the store caught up; claiming and sending resume"
