@@ -452,7 +452,8 @@ pub(super) const LOAD_ENVELOPES: &str = concat!(
 
 /// Locks the queue rows of `tasks` held under their tokens, in `task_id` order (the one
 /// lock order of `relay_tasks`), and returns those still held: locked, they stay so
-/// until the transaction ends, which fences every outcome it records.
+/// until the transaction ends, which fences every outcome it records. Run with nested
+/// loops off ([`nested_loops`]).
 async fn lock_tasks(
     tx: &mut Transaction<'static, Postgres>,
     tasks: &mut [HeldTask],
@@ -462,13 +463,11 @@ async fn lock_tasks(
     }
     tasks.sort_by_key(|t| t.task_id);
     let (ids, tokens) = columns(tasks.iter().copied());
-    nested_loops(tx, false).await?;
     let held: Vec<(Uuid, i64)> = per_batch_as(LOCK_TASKS)
         .bind(&ids)
         .bind(&tokens)
         .fetch_all(&mut **tx)
         .await?;
-    nested_loops(tx, true).await?;
     Ok(held
         .into_iter()
         .map(|(task_id, token)| HeldTask { task_id, token })
@@ -502,6 +501,11 @@ pub(super) async fn record_deliveries(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    // The lock, the releases and the renewals join the batch with the queues: nested
+    // loops off for them, on for the marks between, which look each envelope up by key.
+    if !touched.is_empty() {
+        nested_loops(&mut tx, false).await?;
+    }
     let held = lock_tasks(&mut tx, &mut touched).await?;
     let mut published = (Vec::new(), Vec::new());
     let mut failed = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -546,6 +550,10 @@ pub(super) async fn record_deliveries(
         }
     }
     let mut stored = DeliveriesStored::default();
+    let marks = !published.0.is_empty() || !failed.0.is_empty() || !parked.seq.is_empty();
+    if marks {
+        nested_loops(&mut tx, true).await?;
+    }
     if !published.0.is_empty() {
         per_batch(PUBLISHED_MARK)
             .bind(&published.0)
@@ -580,7 +588,7 @@ pub(super) async fn record_deliveries(
             .await?;
         stored.parked = rows.len();
     }
-    if !batch.releases.is_empty() || !batch.renew.is_empty() {
+    if marks && (!batch.releases.is_empty() || !batch.renew.is_empty()) {
         nested_loops(&mut tx, false).await?;
     }
     stored.ready_again = release(&mut tx, &batch.releases).await?;
