@@ -501,7 +501,9 @@ fn millis(d: Duration) -> i64 {
 }
 
 /// Inside the caller's transaction: stores envelope `e` of mutation `row` in `state`,
-/// and its body (an id already stored is kept as it is, so a re-run never duplicates).
+/// and its body (an envelope already stored is kept as it is, so a re-run never
+/// duplicates). The conflict is left unnamed: SQLite keeps the id unique, PostgreSQL
+/// what the id is made of (mutation, mapper, event index; its id index is a hash).
 pub(super) async fn insert_envelope<DB, C>(
     conn: &mut C,
     row: &OutboxRow,
@@ -527,7 +529,7 @@ where
     let stored: Option<(i64,)> = sqlx::query_as(concat!(
         insert_envelopes!(),
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15) \
-         ON CONFLICT (id) DO NOTHING RETURNING seq"
+         ON CONFLICT DO NOTHING RETURNING seq"
     ))
     .bind(e.id.to_string())
     .bind(row.id)

@@ -276,7 +276,7 @@ pub(super) async fn record_mappings(
             insert_envelopes!(),
             "SELECT x.id, x.mutation_id, x.outbox_seq, x.event_index, x.task_id, x.user_id, x.mapper, \
              x.topic, x.event_type, x.partition_key, x.traceparent, x.correlation_id, $14, 0, $15, $16 \
-             FROM x ON CONFLICT (id) DO NOTHING RETURNING seq, id) \
+             FROM x ON CONFLICT (mutation_id, mapper, event_index) DO NOTHING RETURNING seq, id) \
              INSERT INTO envelope_bodies (seq, body) SELECT stored.seq, x.body FROM stored JOIN x ON x.id = stored.id"
         ))
         .bind(&env.id)
