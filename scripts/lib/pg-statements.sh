@@ -22,31 +22,32 @@ pg_statements_ready() {
   pg_statements_on=1
 }
 
-# pg_statements_reset DATABASE: forgets what the server counted for DATABASE so far.
+# pg_statements_reset DATABASE: forgets what the server counted for DATABASE so far
+# (nothing to do for an empty name: the row runs on SQLite).
 pg_statements_reset() {
-  [[ $pg_statements_on == 1 ]] || return 0
+  [[ $pg_statements_on == 1 && -n $1 ]] || return 0
   psql -qtA "$PAKAURA_TEST_POSTGRES" -v db="$1" >/dev/null <<<"SELECT pg_stat_statements_reset(0, oid, 0) FROM pg_database WHERE datname = :'db'"
 }
 
 # pg_statements_report DATABASE LABEL TASKS: a table of DATABASE's statements since the
 # reset, the costliest first (the twelve that took the most time; the rest summed), per
-# created task: calls, time, and the buffers and WAL each call touched. Times are the
-# server's execution times (a COMMIT's includes its WAL flush); "share" is of all the
-# database's statement time.
+# created task: calls, time, and the buffers and WAL each call touched; then a line with
+# the totals. Times are the server's execution times (a COMMIT's does not include its WAL
+# flush, which runs after the statement's timing ends); "share" is of all the database's
+# statement time. Nothing for an empty DATABASE (SQLite).
 pg_statements_report() {
-  [[ $pg_statements_on == 1 ]] || return 0
-  local db=$1 label=$2 tasks=$3
-  echo "$label, $tasks tasks:"
+  [[ $pg_statements_on == 1 && -n $1 ]] || return 0
+  echo "$2, $3 tasks:"
   echo
   echo "| statement | calls per task | mean | ms per 1,000 tasks | share | rows per call | buffers hit / read / dirtied per call | WAL per call | read wait per call |"
   echo "|---|---|---|---|---|---|---|---|---|"
-  psql -qtA -F' | ' "$PAKAURA_TEST_POSTGRES" -v db="$db" -v tasks="$tasks" <<'SQL' | sed 's/^/| /; s/$/ |/'
-WITH s AS (
+  psql -qtA "$PAKAURA_TEST_POSTGRES" -v db="$1" -v tasks="$3" <<'SQL'
+CREATE TEMP VIEW mine AS
   SELECT s.* FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-  WHERE d.datname = :'db' AND s.calls > 0
-), ranked AS (
-  SELECT s.*, row_number() OVER (ORDER BY total_exec_time DESC) AS place,
-    sum(total_exec_time) OVER () AS all_ms FROM s
+  WHERE d.datname = :'db' AND s.calls > 0;
+WITH ranked AS (
+  SELECT mine.*, row_number() OVER (ORDER BY total_exec_time DESC) AS place,
+    sum(total_exec_time) OVER () AS all_ms FROM mine
 ), grouped AS (
   SELECT CASE WHEN place <= 12
       THEN replace(left(regexp_replace(query, '\s+', ' ', 'g'), 80), '|', '\|')
@@ -55,7 +56,7 @@ WITH s AS (
     shared_blks_dirtied, wal_bytes, blk_read_time
   FROM ranked
 )
-SELECT statement,
+SELECT '| ' || concat_ws(' | ', statement,
   round(sum(calls) / :tasks, 3),
   round((sum(total_exec_time) / sum(calls))::numeric, 3) || ' ms',
   round((1000 * sum(total_exec_time) / :tasks)::numeric, 1),
@@ -64,14 +65,12 @@ SELECT statement,
   round(sum(shared_blks_hit) / sum(calls), 1) || ' / ' || round(sum(shared_blks_read) / sum(calls), 1)
     || ' / ' || round(sum(shared_blks_dirtied) / sum(calls), 1),
   pg_size_pretty(round(sum(wal_bytes) / sum(calls))),
-  round((sum(blk_read_time) / sum(calls))::numeric, 3) || ' ms'
-FROM grouped GROUP BY statement, top ORDER BY top DESC, sum(total_exec_time) DESC
-SQL
-  psql -qtA "$PAKAURA_TEST_POSTGRES" -v db="$db" -v tasks="$tasks" <<'SQL'
+  round((sum(blk_read_time) / sum(calls))::numeric, 3) || ' ms') || ' |'
+FROM grouped GROUP BY statement, top ORDER BY top DESC, sum(total_exec_time) DESC;
 SELECT format('All statements: %s ms of the database''s time per 1,000 tasks, %s calls per task, %s of WAL per task.',
   round((1000 * sum(total_exec_time) / :tasks)::numeric, 1), round(sum(calls) / :tasks, 2),
   pg_size_pretty(round(sum(wal_bytes) / :tasks)))
-FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = :'db'
+FROM mine;
 SQL
   echo
 }
