@@ -437,9 +437,13 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn creations_that_cannot_get_the_writer_in_time_fail_as_busy() {
         let dir = tempfile::tempdir().unwrap();
+        // Created and migrated under the default timeout first: the short one below is
+        // for the writer the test holds, and a loaded machine can take longer than it to
+        // create the file and switch it to WAL.
+        sqlite(&dir, &PoolSettings::default()).await.close().await;
         let settings = PoolSettings {
             max_connections: 4,
-            timeout: std::time::Duration::from_millis(200),
+            timeout: std::time::Duration::from_millis(500),
         };
         let db = sqlite(&dir, &settings).await;
         let Db::Sqlite(sqlite) = &db else {
