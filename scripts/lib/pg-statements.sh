@@ -36,12 +36,13 @@ pg_statements_reset() {
 # flush, which runs after the statement's timing ends); "share" is of all the database's
 # statement time. Nothing for an empty DATABASE (SQLite).
 pg_statements_report() {
-  [[ $pg_statements_on == 1 && -n $1 ]] || return 0
-  echo "$2, $3 tasks:"
+  local db=$1 label=$2 tasks=$3
+  [[ $pg_statements_on == 1 && -n $db ]] || return 0
+  echo "$label, $tasks tasks:"
   echo
   echo "| statement | calls per task | mean | ms per 1,000 tasks | share | rows per call | buffers hit / read / dirtied per call | WAL per call | read wait per call |"
   echo "|---|---|---|---|---|---|---|---|---|"
-  psql -qtA "$PAKAURA_TEST_POSTGRES" -v db="$1" -v tasks="$3" <<'SQL'
+  psql -qtA "$PAKAURA_TEST_POSTGRES" -v db="$db" -v tasks="$tasks" <<'SQL'
 CREATE TEMP VIEW mine AS
   SELECT s.* FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
   WHERE d.datname = :'db' AND s.calls > 0;
