@@ -59,6 +59,7 @@ METRICS = {
                 "claim_tasks",
                 "load_envelopes",
                 "record_deliveries",
+                "vacuum_queue",
             }
         },
     ),

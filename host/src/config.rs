@@ -115,6 +115,14 @@ fn history_period(raw: &str) -> Result<Duration, String> {
     duration_between(Duration::ZERO, 3650 * DAY)(raw)
 }
 
+fn vacuum_interval(raw: &str) -> Result<Duration, String> {
+    let d = parse_duration(raw)?;
+    if d.is_zero() {
+        return Ok(d);
+    }
+    duration_between(SECOND, HOUR)(raw).map_err(|e| format!("{e}, or 0 (never)"))
+}
+
 fn max_age(raw: &str) -> Result<Duration, String> {
     duration_between(SECOND, 3650 * DAY)(raw)
 }
@@ -494,6 +502,14 @@ pub struct RelayConfig {
     #[arg(long, env = "RELAY_LEASE", default_value = "30s", value_parser = lease)]
     pub relay_lease: Duration,
 
+    /// How often the relay vacuums its task queue table on PostgreSQL (1s to 1h; 0: never,
+    /// leaving it to autovacuum). Every task inserts, claims and deletes a row there, and
+    /// the claim walks past the dead ones until a vacuum removes them; autovacuum comes by
+    /// once a minute at most (`autovacuum_naptime`), and not at all where it is off.
+    /// Needs the database role to own the table; SQLite has nothing to vacuum.
+    #[arg(long, env = "RELAY_VACUUM_INTERVAL", default_value = "5s", value_parser = vacuum_interval)]
+    pub relay_vacuum_interval: Duration,
+
     /// How long published and skipped envelopes are kept before pruning (1m to 10y).
     #[arg(long, env = "ENVELOPE_RETENTION", default_value = "7d", value_parser = long_period)]
     pub envelope_retention: Duration,
@@ -614,6 +630,24 @@ mod tests {
         assert_eq!(check_jwt(&config).unwrap_err().setting, "JWT_JWKS_CA_FILE");
         config.jwt_jwks_ca_file = None;
         assert!(check_jwt(&config).is_ok());
+    }
+
+    #[test]
+    fn the_queue_vacuum_is_bounded_or_off() {
+        assert_eq!(
+            serve_config(&[]).relay.relay_vacuum_interval,
+            Duration::from_secs(5)
+        );
+        assert_eq!(vacuum_interval("0"), Ok(Duration::ZERO));
+        assert_eq!(vacuum_interval("30s"), Ok(Duration::from_secs(30)));
+        for wrong in ["500ms", "2h"] {
+            let e = vacuum_interval(wrong).unwrap_err();
+            assert!(
+                e.contains("between 1s and 1h, or 0 (never)"),
+                "{wrong}: {e}"
+            );
+        }
+        assert!(vacuum_interval("often").is_err());
     }
 
     #[test]

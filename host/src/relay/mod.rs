@@ -1,6 +1,6 @@
 //! The outbox relay: turns committed mutations into published CloudEvents.
 //!
-//! Three stages run concurrently, each its own task, and meet only in the database:
+//! The stages run concurrently, each its own task, and meet only in the database:
 //!
 //! - **map** (`map.rs`): claims batches of pending outbox rows, maps each batch through
 //!   the live mapper set on a blocking thread, and stores the envelopes, the per-task
@@ -12,7 +12,10 @@
 //!   a time so each task's events leave in mutation order, recording outcomes in
 //!   batches;
 //! - **housekeeping** (`housekeeping.rs`): prunes finished rows after
-//!   `ENVELOPE_RETENTION` and refreshes the backlog gauges.
+//!   `ENVELOPE_RETENTION` and refreshes the backlog gauges;
+//! - **vacuum** (`vacuum.rs`, PostgreSQL): vacuums the task queue table every
+//!   `RELAY_VACUUM_INTERVAL`, so the publish stage's claims stay fast between
+//!   autovacuum's visits.
 //!
 //! Every stage has one shape (`stage.rs`): a value that runs until told to stop, with
 //! the relay's context and its wake-ups; a new stage is a file and a line in
@@ -31,6 +34,7 @@ mod map;
 pub mod publish;
 mod replay;
 mod stage;
+mod vacuum;
 mod watchdog;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -154,7 +158,10 @@ impl RelayContext {
         config: RelayConfig,
         source: String,
     ) -> Self {
-        let publisher_is_some = publisher.is_some();
+        let beats = Heartbeats::new(&stage::names(
+            publisher.is_some(),
+            vacuum::VacuumStage::wanted(&db, &config),
+        ));
         Self {
             db,
             mappers,
@@ -164,7 +171,7 @@ impl RelayContext {
             id: format!("relay-{}", Uuid::new_v4().simple()),
             inject_panic: AtomicBool::new(false),
             stats: Counters::default(),
-            beats: Heartbeats::new(stage::names(publisher_is_some)),
+            beats,
             health: health::HealthRecord::default(),
             shadow: RwLock::default(),
         }

@@ -13,6 +13,7 @@ use super::RelayContext;
 use super::dispatch::PublishStage;
 use super::housekeeping::Housekeeping;
 use super::map::MapStage;
+use super::vacuum::VacuumStage;
 
 /// Wake-ups between the request path and the stages.
 #[derive(Debug, Default)]
@@ -30,11 +31,17 @@ pub(super) struct Signals {
     pub(super) stop: watch::Receiver<bool>,
 }
 
-/// The names of the stages a relay runs, with or without a publisher (the watchdog's
-/// heartbeats).
-pub(super) fn names(publishing: bool) -> &'static [&'static str] {
-    const ALL: [&str; 3] = [MapStage::NAME, Housekeeping::NAME, PublishStage::NAME];
-    if publishing { &ALL } else { &ALL[..2] }
+/// The names of the stages a relay runs, with or without a publisher and the queue
+/// vacuum (the watchdog's heartbeats).
+pub(super) fn names(publishing: bool, vacuuming: bool) -> Vec<&'static str> {
+    let mut names = vec![MapStage::NAME, Housekeeping::NAME];
+    if publishing {
+        names.push(PublishStage::NAME);
+    }
+    if vacuuming {
+        names.push(VacuumStage::NAME);
+    }
+    names
 }
 
 /// A relay stage.
@@ -44,11 +51,14 @@ pub(super) trait Stage: Send {
 }
 
 /// The stages of a relay with `ctx`: mapping and housekeeping always, publishing when
-/// a publisher is configured.
+/// a publisher is configured, the queue vacuum on PostgreSQL unless turned off.
 pub(super) fn stages(ctx: &RelayContext) -> Vec<Box<dyn Stage>> {
     let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(MapStage), Box::new(Housekeeping)];
     if let Some(publisher) = &ctx.publisher {
         stages.push(Box::new(PublishStage::new(publisher.clone())));
+    }
+    if VacuumStage::wanted(&ctx.db, &ctx.config) {
+        stages.push(Box::new(VacuumStage));
     }
     stages
 }

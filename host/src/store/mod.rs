@@ -17,6 +17,7 @@ mod holds;
 mod letter_search;
 mod outbox;
 mod prune;
+mod queue_vacuum;
 mod recent_outbox;
 mod relay;
 mod releases;
@@ -41,6 +42,7 @@ pub use history::{HistoryRange, HistoryWindow, MAX_LAST};
 pub use holds::{Hold, LetterHold};
 pub use letter_search::{LetterFilter, LetterGroup, LetterPage};
 pub use outbox::OutboxRow;
+pub use queue_vacuum::QueueVacuum;
 pub use recent_outbox::RecentMutation;
 pub use relay::{
     DeliveriesStored, Delivery, DeliveryBatch, DeliveryRecord, HeldTask, Loaded, MappedRow,

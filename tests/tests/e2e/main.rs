@@ -20,3 +20,4 @@ mod replay;
 mod sandbox;
 mod schemas;
 mod tasks;
+mod vacuum;

@@ -1,0 +1,114 @@
+//! The queue vacuum (PostgreSQL): vacuums the task queue table every
+//! `RELAY_VACUUM_INTERVAL`, so that the publish stage's claim does not walk past the
+//! dead rows of tasks already published until autovacuum comes by (see
+//! `store/queue_vacuum.rs`). Runs only on PostgreSQL with the interval set; where the
+//! role may not vacuum the table it warns once, and then only beats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::RelayContext;
+use super::stage::{Signals, Stage};
+use crate::config::RelayConfig;
+use crate::store::{Db, QueueVacuum};
+
+/// Longest time between beats while the stage waits (the watchdog's bound is 10 s at
+/// the least, the interval up to an hour).
+const BEAT_EVERY: Duration = Duration::from_secs(5);
+
+/// The queue vacuum stage.
+pub(super) struct VacuumStage;
+
+impl VacuumStage {
+    pub(super) const NAME: &'static str = "vacuum";
+
+    /// Whether a relay on `db` with `config` runs this stage.
+    pub(super) fn wanted(db: &Db, config: &RelayConfig) -> bool {
+        matches!(db, Db::Postgres(_)) && !config.relay_vacuum_interval.is_zero()
+    }
+}
+
+impl Stage for VacuumStage {
+    fn run(self: Box<Self>, ctx: Arc<RelayContext>, signals: Signals) -> BoxFuture<'static, ()> {
+        run(ctx, signals.stop).boxed()
+    }
+}
+
+async fn run(ctx: Arc<RelayContext>, mut stop: watch::Receiver<bool>) {
+    let every = ctx.config.relay_vacuum_interval;
+    let mut allowed = None;
+    let mut failing = false;
+    let mut due = Instant::now() + every;
+    loop {
+        ctx.beat(VacuumStage::NAME);
+        if allowed.is_none() {
+            allowed = may_vacuum(&ctx, &mut failing).await;
+        }
+        if Instant::now() >= due {
+            // The next one is due an interval from now, whether this one runs or not.
+            due = Instant::now() + every;
+            if allowed == Some(true) {
+                vacuum(&ctx, &mut failing).await;
+            }
+        }
+        let wait = due
+            .saturating_duration_since(Instant::now())
+            .min(BEAT_EVERY);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// One vacuum; a failure is said once per run of them (the next interval tries again).
+async fn vacuum(ctx: &RelayContext, failing: &mut bool) {
+    match ctx.db.vacuum_queue().await {
+        Ok(()) if *failing => {
+            *failing = false;
+            tracing::info!("vacuuming the relay's task queue works again");
+        }
+        Ok(()) => {}
+        Err(e) if !*failing => {
+            *failing = true;
+            tracing::warn!(error = %e, "vacuuming the relay's task queue failed; will try again every RELAY_VACUUM_INTERVAL");
+        }
+        Err(_) => {}
+    }
+}
+
+/// Whether the role may vacuum the queue table: `Some(false)` (said once) when it may
+/// not, `None` when the database could not say (asked again at the next beat; said
+/// once while `failing`).
+async fn may_vacuum(ctx: &RelayContext, failing: &mut bool) -> Option<bool> {
+    let answer = ctx.db.queue_vacuum().await;
+    if answer.is_ok() {
+        *failing = false;
+    }
+    match answer {
+        Ok(QueueVacuum::Allowed) => Some(true),
+        Ok(QueueVacuum::NotOwner { role }) => {
+            tracing::warn!(
+                %role,
+                "the database role does not own the relay's task queue table (relay_tasks), so \
+                 the relay cannot vacuum it and its claims slow down as dead rows gather until \
+                 autovacuum comes by: make the role the table's owner, or set \
+                 RELAY_VACUUM_INTERVAL=0 to leave the table to autovacuum"
+            );
+            Some(false)
+        }
+        Ok(QueueVacuum::Unneeded) => Some(false),
+        Err(e) => {
+            if !*failing {
+                *failing = true;
+                tracing::warn!(error = %e, "could not tell whether the relay may vacuum its task queue; will ask again");
+            }
+            None
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Vacuuming the relay's task queue table on PostgreSQL.
+//!
+//! Every task with events to publish inserts a row into `relay_tasks`, claims it and
+//! deletes it, so the table gathers dead rows at about the rate tasks are created while
+//! it holds only the few hundred in flight. The claim walks the `ready_at` index past
+//! their entries until a vacuum removes them, and grows slower as they gather
+//! (BENCHMARKS.md, "the task claim's dead rows"). Autovacuum
+//! comes by once per `autovacuum_naptime` at most (a server setting no table parameter
+//! shortens; one minute by default) and not at all where it is off, so the relay
+//! vacuums the table itself, every `RELAY_VACUUM_INTERVAL`.
+//!
+//! SQLite has nothing to vacuum here: a deleted row leaves its B-tree page at once.
+
+use super::{Db, PgDb, StoreError, timed};
+
+/// Whether the relay may vacuum its queue table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueVacuum {
+    /// The database role may vacuum it (it owns the table, is a superuser, or on
+    /// PostgreSQL 17 and later holds the MAINTAIN privilege).
+    Allowed,
+    /// PostgreSQL would skip the table with a warning on every vacuum: `role` does not
+    /// own it.
+    NotOwner { role: String },
+    /// The database is SQLite, whose tables need no vacuuming for this.
+    Unneeded,
+}
+
+/// The role, and whether it may vacuum `relay_tasks`. `CASE` keeps PostgreSQL before 17,
+/// which knows no MAINTAIN privilege, from being asked about it.
+const MAY_VACUUM: &str = "SELECT current_user::text, pg_has_role(c.relowner, 'USAGE') \
+     OR CASE WHEN current_setting('server_version_num')::int >= 170000 \
+        THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END \
+     FROM pg_class c WHERE c.oid = 'relay_tasks'::regclass";
+
+/// `SKIP_LOCKED`: another replica's vacuum of the same table (or an `ALTER TABLE`)
+/// holding it makes this one a no-op rather than a wait. `TRUNCATE false`: the empty
+/// pages at the table's end stay; giving them back would take the table's exclusive
+/// lock, which stops every claim while it is held, every few seconds (autovacuum's
+/// visits still give them back). Sent as a simple query: VACUUM runs outside any
+/// transaction block or pipeline.
+const VACUUM: &str = "VACUUM (SKIP_LOCKED, TRUNCATE false) relay_tasks";
+
+impl Db {
+    /// Whether [`Db::vacuum_queue`] can do anything on this database with this role.
+    pub async fn queue_vacuum(&self) -> Result<QueueVacuum, StoreError> {
+        let Db::Postgres(PgDb { pool, .. }) = self else {
+            return Ok(QueueVacuum::Unneeded);
+        };
+        let (role, allowed): (String, bool) = sqlx::query_as(MAY_VACUUM).fetch_one(pool).await?;
+        Ok(if allowed {
+            QueueVacuum::Allowed
+        } else {
+            QueueVacuum::NotOwner { role }
+        })
+    }
+
+    /// Vacuums the relay's task queue table (PostgreSQL; nothing on SQLite), unless
+    /// another vacuum holds it. Timed as the store call `vacuum_queue`.
+    pub async fn vacuum_queue(&self) -> Result<(), StoreError> {
+        let Db::Postgres(PgDb { pool, .. }) = self else {
+            return Ok(());
+        };
+        timed("vacuum_queue", sqlx::raw_sql(VACUUM).execute(pool)).await?;
+        Ok(())
+    }
+}

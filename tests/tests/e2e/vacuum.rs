@@ -1,0 +1,119 @@
+//! The relay's queue vacuum (PostgreSQL): it vacuums the task queue table every
+//! `RELAY_VACUUM_INTERVAL` while the host publishes, never when set to 0, and only
+//! where the database role may.
+
+use std::time::Duration;
+
+use pakaura_host::store::{Db, QueueVacuum};
+use pakaura_tests::{Backend, TestApp, TestDatabase, WAIT, dapr_options, spawn_with};
+use pakaura_tests::{DaprSink, sink_behaviour};
+use serde_json::json;
+
+/// How often PostgreSQL has vacuumed `relay_tasks` by hand (autovacuum counts apart) in
+/// the database at `url`.
+async fn manual_vacuums(url: &str) -> i64 {
+    pakaura_tests::database::count(
+        url,
+        "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'relay_tasks'",
+    )
+    .await
+}
+
+/// Creates and completes `n` tasks, and waits until the sink has their events (four
+/// each) and the `before` it had.
+async fn publish_some(app: &TestApp, sink: &DaprSink, n: usize, before: usize) {
+    for i in 0..n {
+        let id = app
+            .create_task("alice", json!({"title": format!("t{i}")}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.post_task("alice", &id, "complete").await;
+    }
+    sink.wait_for_published(before + n * 4, WAIT).await;
+}
+
+/// Every second while it publishes, the relay vacuums its queue table, and keeps on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_vacuums_its_task_queue_every_interval() {
+    let sink = DaprSink::start(sink_behaviour()).await;
+    let app = spawn_with(
+        Backend::Postgres,
+        dapr_options(&sink).set("RELAY_VACUUM_INTERVAL", "1s"),
+    )
+    .await;
+    let url = app.database.url.clone();
+    publish_some(&app, &sink, 10, 0).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = manual_vacuums(&url).await;
+    let first = seen;
+    while seen < first + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the queue table was vacuumed {seen} times in 30 s at RELAY_VACUUM_INTERVAL=1s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        seen = manual_vacuums(&url).await;
+    }
+    // Claims over the vacuumed table find what comes next.
+    publish_some(&app, &sink, 3, 40).await;
+}
+
+/// `RELAY_VACUUM_INTERVAL=0` leaves the table to autovacuum: the relay never vacuums it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_interval_leaves_the_queue_to_autovacuum() {
+    let sink = DaprSink::start(sink_behaviour()).await;
+    let app = spawn_with(
+        Backend::Postgres,
+        dapr_options(&sink).set("RELAY_VACUUM_INTERVAL", "0"),
+    )
+    .await;
+    publish_some(&app, &sink, 10, 0).await;
+    // Three times the shortest interval, after the events went out.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(manual_vacuums(&app.database.url).await, 0);
+}
+
+/// Only a role that may vacuum the table is let: the owner (here a superuser) may, a
+/// role that does not own it may not, and SQLite needs no vacuum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_role_that_may_vacuum_the_queue_does() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let owner = Db::connect(&database.url).await.unwrap();
+    owner.migrate().await.unwrap();
+    assert_eq!(owner.queue_vacuum().await.unwrap(), QueueVacuum::Allowed);
+    let before = manual_vacuums(&database.url).await;
+    owner.vacuum_queue().await.unwrap();
+    assert_eq!(manual_vacuums(&database.url).await, before + 1);
+
+    // A role of its own, that owns nothing: PostgreSQL would skip the table.
+    let role = format!("pakaura_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&database.url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'not-the-owner'"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let mut url = reqwest::Url::parse(&database.url).unwrap();
+    url.set_username(&role).unwrap();
+    url.set_password(Some("not-the-owner")).unwrap();
+    let other = Db::connect(url.as_str()).await.unwrap();
+    let answer = other.queue_vacuum().await;
+    other.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    assert_eq!(answer.unwrap(), QueueVacuum::NotOwner { role });
+    owner.close().await;
+
+    let sqlite = TestDatabase::create(Backend::Sqlite).await;
+    let db = Db::connect(&sqlite.url).await.unwrap();
+    db.migrate().await.unwrap();
+    assert_eq!(db.queue_vacuum().await.unwrap(), QueueVacuum::Unneeded);
+    db.vacuum_queue().await.unwrap();
+    db.close().await;
+}
