@@ -2,12 +2,14 @@
 //!
 //! Every task with events to publish inserts a row into `relay_tasks`, claims it and
 //! deletes it, so the table gathers dead rows at about the rate tasks are created while
-//! it holds only the few hundred in flight. The claim walks the `ready_at` index past
-//! their entries until a vacuum removes them, and grows slower as they gather
-//! (BENCHMARKS.md, "the task claim's dead rows"). Autovacuum
-//! comes by once per `autovacuum_naptime` at most (a server setting no table parameter
-//! shortens; one minute by default) and not at all where it is off, so the relay
-//! vacuums the table itself, every `RELAY_VACUUM_INTERVAL`.
+//! it holds only the few hundred in flight. Autovacuum comes by once per
+//! `autovacuum_naptime` at most (a server setting no table parameter shortens; one
+//! minute by default), and not at all where it is off. Meanwhile the claim walks the
+//! `ready_at` index past the dead rows' entries, and once the table has grown to
+//! thousands of pages a plan made from fresh statistics (a few rows) reads all of them
+//! at every claim. So the relay vacuums the table itself, every `RELAY_VACUUM_INTERVAL`,
+//! and it stays a few hundred pages (BENCHMARKS.md, "The relay vacuums its own task
+//! queue": the claim's cost fell to a half to a quarter).
 //!
 //! SQLite has nothing to vacuum here: a deleted row leaves its B-tree page at once.
 
