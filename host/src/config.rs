@@ -117,10 +117,10 @@ fn history_period(raw: &str) -> Result<Duration, String> {
 
 fn vacuum_interval(raw: &str) -> Result<Duration, String> {
     let d = parse_duration(raw)?;
-    if d.is_zero() {
-        return Ok(d);
+    if !d.is_zero() && !(SECOND..=HOUR).contains(&d) {
+        return Err("must be between 1s and 1h, or 0 (never)".to_owned());
     }
-    duration_between(SECOND, HOUR)(raw).map_err(|e| format!("{e}, or 0 (never)"))
+    Ok(d)
 }
 
 fn max_age(raw: &str) -> Result<Duration, String> {
@@ -505,8 +505,9 @@ pub struct RelayConfig {
     /// How often the relay vacuums its task queue table on PostgreSQL (1s to 1h; 0: never,
     /// leaving it to autovacuum). Every task inserts, claims and deletes a row there, and
     /// the claim walks past the dead ones until a vacuum removes them; autovacuum comes by
-    /// once a minute at most (`autovacuum_naptime`), and not at all where it is off.
-    /// Needs the database role to own the table; SQLite has nothing to vacuum.
+    /// once per `autovacuum_naptime` at most (a minute by default), and not at all where
+    /// it is off. Needs a role that may vacuum the table (the one that migrated the
+    /// database may); SQLite has nothing to vacuum.
     #[arg(long, env = "RELAY_VACUUM_INTERVAL", default_value = "5s", value_parser = vacuum_interval)]
     pub relay_vacuum_interval: Duration,
 

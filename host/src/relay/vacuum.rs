@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::RelayContext;
 use super::stage::{Signals, Stage};
 use crate::config::RelayConfig;
-use crate::store::{Db, QueueVacuum};
+use crate::store::{Db, QueueVacuum, StoreError};
 
 /// Longest time between beats while the stage waits (the watchdog's bound is 10 s at
 /// the least, the interval up to an hour).
@@ -42,18 +42,24 @@ impl Stage for VacuumStage {
 async fn run(ctx: Arc<RelayContext>, mut stop: watch::Receiver<bool>) {
     let every = ctx.config.relay_vacuum_interval;
     let mut allowed = None;
-    let mut failing = false;
+    let (mut check_failing, mut vacuum_failing) = (false, false);
     let mut due = Instant::now() + every;
     loop {
         ctx.beat(VacuumStage::NAME);
         if allowed.is_none() {
-            allowed = may_vacuum(&ctx, &mut failing).await;
+            let Some(answer) = beating(&ctx, &mut stop, ctx.db.may_vacuum_queue()).await else {
+                return;
+            };
+            allowed = may_vacuum(answer, &mut check_failing);
         }
         if Instant::now() >= due {
             // The next one is due an interval from now, whether this one runs or not.
             due = Instant::now() + every;
             if allowed == Some(true) {
-                vacuum(&ctx, &mut failing).await;
+                let Some(vacuumed) = beating(&ctx, &mut stop, ctx.db.vacuum_queue()).await else {
+                    return;
+                };
+                said_once(vacuumed, &mut vacuum_failing);
             }
         }
         let wait = due
@@ -66,9 +72,28 @@ async fn run(ctx: Arc<RelayContext>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// One vacuum; a failure is said once per run of them (the next interval tries again).
-async fn vacuum(ctx: &RelayContext, failing: &mut bool) {
-    match ctx.db.vacuum_queue().await {
+/// Awaits `call`, beating every `BEAT_EVERY` meanwhile: a vacuum of a bloated table, or
+/// a wait for a connection, is slow work, not a stall. `None` when the relay stops first
+/// (the call is dropped).
+async fn beating<T>(
+    ctx: &RelayContext,
+    stop: &mut watch::Receiver<bool>,
+    call: impl Future<Output = T>,
+) -> Option<T> {
+    let mut call = std::pin::pin!(call);
+    loop {
+        tokio::select! {
+            answer = &mut call => return Some(answer),
+            () = tokio::time::sleep(BEAT_EVERY) => ctx.beat(VacuumStage::NAME),
+            _ = stop.wait_for(|s| *s) => return None,
+        }
+    }
+}
+
+/// A vacuum's outcome: a failure is said once per run of them (the next interval tries
+/// again), and the recovery after.
+fn said_once(vacuumed: Result<(), StoreError>, failing: &mut bool) {
+    match vacuumed {
         Ok(()) if *failing => {
             *failing = false;
             tracing::info!("vacuuming the relay's task queue works again");
@@ -82,22 +107,21 @@ async fn vacuum(ctx: &RelayContext, failing: &mut bool) {
     }
 }
 
-/// Whether the role may vacuum the queue table: `Some(false)` (said once) when it may
-/// not, `None` when the database could not say (asked again at the next beat; said
-/// once while `failing`).
-async fn may_vacuum(ctx: &RelayContext, failing: &mut bool) -> Option<bool> {
-    let answer = ctx.db.queue_vacuum().await;
+/// Whether the role may vacuum the queue table, from the store's `answer`: `Some(false)`
+/// (said once) when it may not, `None` when the database could not say (asked again at
+/// the next beat; said once while `failing`).
+fn may_vacuum(answer: Result<QueueVacuum, StoreError>, failing: &mut bool) -> Option<bool> {
     if answer.is_ok() {
         *failing = false;
     }
     match answer {
         Ok(QueueVacuum::Allowed) => Some(true),
-        Ok(QueueVacuum::NotOwner { role }) => {
+        Ok(QueueVacuum::NotPermitted { role }) => {
             tracing::warn!(
                 %role,
-                "the database role does not own the relay's task queue table (relay_tasks), so \
-                 the relay cannot vacuum it and its claims slow down as dead rows gather until \
-                 autovacuum comes by: make the role the table's owner, or set \
+                "the database role may not vacuum the relay's task queue table (relay_tasks), so \
+                 its claims slow down as dead rows gather until autovacuum comes by: make the \
+                 role the table's owner (or grant it MAINTAIN on PostgreSQL 17), or set \
                  RELAY_VACUUM_INTERVAL=0 to leave the table to autovacuum"
             );
             Some(false)

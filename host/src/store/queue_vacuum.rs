@@ -18,34 +18,38 @@ use super::{Db, PgDb, StoreError, timed};
 /// Whether the relay may vacuum its queue table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueVacuum {
-    /// The database role may vacuum it (it owns the table, is a superuser, or on
-    /// PostgreSQL 17 and later holds the MAINTAIN privilege).
+    /// The database role may vacuum it: it owns the table or the database (or is a
+    /// member of a role that does), is a superuser, or on PostgreSQL 17 and later holds
+    /// the MAINTAIN privilege on it.
     Allowed,
-    /// PostgreSQL would skip the table with a warning on every vacuum: `role` does not
-    /// own it.
-    NotOwner { role: String },
+    /// `role` may not: PostgreSQL would skip the table, with a warning, at every vacuum.
+    NotPermitted { role: String },
     /// The database is SQLite, whose tables need no vacuuming for this.
     Unneeded,
 }
 
-/// The role, and whether it may vacuum `relay_tasks`. `CASE` keeps PostgreSQL before 17,
-/// which knows no MAINTAIN privilege, from being asked about it.
+/// The role, and whether it may vacuum `relay_tasks` (PostgreSQL 12 to 16 let the owner
+/// of the table or of the database; 17 lets those with MAINTAIN, which owners have).
+/// `CASE` keeps PostgreSQL before 17, which knows no MAINTAIN privilege, from being
+/// asked about it.
 const MAY_VACUUM: &str = "SELECT current_user::text, pg_has_role(c.relowner, 'USAGE') \
+     OR pg_has_role((SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE') \
      OR CASE WHEN current_setting('server_version_num')::int >= 170000 \
         THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END \
      FROM pg_class c WHERE c.oid = 'relay_tasks'::regclass";
 
-/// `SKIP_LOCKED`: another replica's vacuum of the same table (or an `ALTER TABLE`)
-/// holding it makes this one a no-op rather than a wait. `TRUNCATE false`: the empty
-/// pages at the table's end stay; giving them back would take the table's exclusive
-/// lock, which stops every claim while it is held, every few seconds (autovacuum's
-/// visits still give them back). Sent as a simple query: VACUUM runs outside any
-/// transaction block or pipeline.
+/// `SKIP_LOCKED`: another replica's vacuum of the same table, autovacuum's, or an
+/// `ALTER TABLE` holding it makes this one a no-op rather than a wait (PostgreSQL then
+/// sends a warning, "skipping vacuum ... lock not available", which the host logs).
+/// `TRUNCATE false`: the empty pages at the table's end stay; giving them back would
+/// take the table's exclusive lock, which stops every claim while it is held, every few
+/// seconds (autovacuum's visits still give them back). Sent as a simple query: VACUUM
+/// runs outside any transaction block or pipeline.
 const VACUUM: &str = "VACUUM (SKIP_LOCKED, TRUNCATE false) relay_tasks";
 
 impl Db {
     /// Whether [`Db::vacuum_queue`] can do anything on this database with this role.
-    pub async fn queue_vacuum(&self) -> Result<QueueVacuum, StoreError> {
+    pub async fn may_vacuum_queue(&self) -> Result<QueueVacuum, StoreError> {
         let Db::Postgres(PgDb { pool, .. }) = self else {
             return Ok(QueueVacuum::Unneeded);
         };
@@ -53,7 +57,7 @@ impl Db {
         Ok(if allowed {
             QueueVacuum::Allowed
         } else {
-            QueueVacuum::NotOwner { role }
+            QueueVacuum::NotPermitted { role }
         })
     }
 
