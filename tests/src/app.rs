@@ -180,6 +180,15 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// [`TestApp::create_task`], returning the new task's id.
+    pub async fn create_task_id(&self, user: &str, body: Value) -> String {
+        let task = self.create_task(user, body).await;
+        task["id"]
+            .as_str()
+            .expect("a created task has an id")
+            .to_owned()
+    }
+
     /// `POST /admin/dead-letters/{id}/replay`.
     pub async fn replay(&self, letter: &str) -> Response {
         self.admin(

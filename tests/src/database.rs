@@ -92,29 +92,36 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Cleanup::Postgres { name } = &self.cleanup {
-            let name = name.clone();
-            // Dropping runs outside any async context we can rely on: use a thread
-            // with its own small runtime.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .ok()?;
-                rt.block_on(async {
-                    let pool = sqlx::PgPool::connect(&postgres_admin_url()).await.ok()?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&pool)
-                    .await
-                    .ok()?;
-                    pool.close().await;
-                    Some(())
-                })
-            })
-            .join();
+            // Best effort: a database left behind is only clutter on the test server.
+            let _ = sql_from_drop(
+                &postgres_admin_url(),
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
         }
     }
+}
+
+/// Runs `sql` (one statement or several) in the PostgreSQL database at `url`, from a
+/// `Drop`: dropping runs outside any async context we can rely on, so on a thread with
+/// its own small runtime.
+pub fn sql_from_drop(url: &str, sql: String) -> Result<(), String> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let pool = sqlx::PgPool::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+            pool.close().await;
+            done.map(drop).map_err(|e| e.to_string())
+        })
+    })
+    .join()
+    .map_err(|_| "the thread running it panicked".to_owned())?
 }
 
 /// The one integer `sql` selects, read straight from the database at `url` (SQLite or

@@ -212,11 +212,8 @@ async fn two_relays_on_one_postgres_database_publish_each_event_once() {
     for i in 0..30 {
         let app = if i % 2 == 0 { &first } else { &second };
         let id = app
-            .create_task("alice", json!({"title": format!("t{i}")}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+            .create_task_id("alice", json!({"title": format!("t{i}")}))
+            .await;
         app.post_task("alice", &id, "complete").await;
         tasks.push(id);
     }

@@ -121,11 +121,8 @@ async fn clearing_completed_deletes_only_completed_tasks_of_the_caller(backend: 
     let mut done = Vec::new();
     for i in 0..3 {
         let id = app
-            .create_task("alice", json!({"title": format!("t{i}")}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+            .create_task_id("alice", json!({"title": format!("t{i}")}))
+            .await;
         if i < 2 {
             app.post_task("alice", &id, "complete").await;
             done.push(id);

@@ -39,11 +39,8 @@ async fn wait_for_vacuums(url: &str, n: i64, why: &str) -> i64 {
 async fn publish_some(app: &TestApp, sink: &DaprSink, n: usize, before: usize) {
     for i in 0..n {
         let id = app
-            .create_task("alice", json!({"title": format!("t{i}")}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+            .create_task_id("alice", json!({"title": format!("t{i}")}))
+            .await;
         app.post_task("alice", &id, "complete").await;
     }
     sink.wait_for_published(before + n * 4, WAIT).await;
@@ -125,28 +122,15 @@ impl Role {
 
 impl Drop for Role {
     fn drop(&mut self) {
-        let (name, database) = (self.name.clone(), self.database.clone());
-        // As `TestDatabase`: a thread with a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let pool = sqlx::PgPool::connect(&database).await.ok()?;
-                let dropped = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "REASSIGN OWNED BY {name} TO CURRENT_USER; DROP OWNED BY {name}; DROP ROLE {name}"
-                )))
-                .execute(&pool)
-                .await;
-                pool.close().await;
-                if let Err(e) = dropped {
-                    eprintln!("could not drop the test role {name}: {e}");
-                }
-                Some(())
-            })
-        })
-        .join();
+        let name = &self.name;
+        if let Err(e) = pakaura_tests::database::sql_from_drop(
+            &self.database,
+            format!(
+                "REASSIGN OWNED BY {name} TO CURRENT_USER; DROP OWNED BY {name}; DROP ROLE {name}"
+            ),
+        ) {
+            eprintln!("could not drop the test role {name}: {e}");
+        }
     }
 }
 
