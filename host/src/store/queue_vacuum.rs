@@ -28,10 +28,10 @@ pub enum QueueVacuum {
     Unneeded,
 }
 
-/// The role, and whether it may vacuum `relay_tasks` (PostgreSQL 12 to 16 let the owner
-/// of the table or of the database; 17 lets those with MAINTAIN, which owners have).
-/// `CASE` keeps PostgreSQL before 17, which knows no MAINTAIN privilege, from being
-/// asked about it.
+/// The role, and whether it may vacuum `relay_tasks`: PostgreSQL lets the table's owner
+/// and the database's owner (members of either, and superusers), and from 17 on also a
+/// role granted MAINTAIN on the table. `CASE` keeps PostgreSQL before 17, which knows no
+/// MAINTAIN privilege, from being asked about it.
 const MAY_VACUUM: &str = "SELECT current_user::text, pg_has_role(c.relowner, 'USAGE') \
      OR pg_has_role((SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE') \
      OR CASE WHEN current_setting('server_version_num')::int >= 170000 \
