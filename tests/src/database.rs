@@ -101,24 +101,29 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Runs `sql` (one statement or several) in the PostgreSQL database at `url`, from a
-/// `Drop`: dropping runs outside any async context we can rely on, so on a thread with
-/// its own small runtime.
+/// Runs `sql` (one statement or several) in the PostgreSQL database at `url`, with a
+/// connection of its own.
+pub async fn execute(url: &str, sql: &str) -> Result<(), String> {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&pool)
+        .await;
+    pool.close().await;
+    done.map(drop).map_err(|e| e.to_string())
+}
+
+/// [`execute`] from a `Drop`: dropping runs outside any async context we can rely on,
+/// so on a thread with its own small runtime.
 pub fn sql_from_drop(url: &str, sql: String) -> Result<(), String> {
     let url = url.to_owned();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(async {
-            let pool = sqlx::PgPool::connect(&url)
-                .await
-                .map_err(|e| e.to_string())?;
-            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
-            pool.close().await;
-            done.map(drop).map_err(|e| e.to_string())
-        })
+            .map_err(|e| e.to_string())?
+            .block_on(execute(&url, &sql))
     })
     .join()
     .map_err(|_| "the thread running it panicked".to_owned())?

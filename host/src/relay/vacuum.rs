@@ -50,7 +50,13 @@ async fn run(ctx: Arc<RelayContext>, mut stop: watch::Receiver<bool>) {
             let Some(answer) = beating(&ctx, &mut stop, ctx.db.may_vacuum_queue()).await else {
                 return;
             };
-            allowed = may_vacuum(answer, &mut check_failing);
+            // None while the database cannot say: asked again at the next beat.
+            allowed = said_once(
+                answer,
+                &mut check_failing,
+                "asking whether the relay may vacuum its task queue",
+            )
+            .map(permitted);
         }
         if Instant::now() >= due {
             // The next one is due an interval from now, whether this one runs or not.
@@ -59,7 +65,11 @@ async fn run(ctx: Arc<RelayContext>, mut stop: watch::Receiver<bool>) {
                 let Some(vacuumed) = beating(&ctx, &mut stop, ctx.db.vacuum_queue()).await else {
                     return;
                 };
-                said_once(vacuumed, &mut vacuum_failing);
+                said_once(
+                    vacuumed,
+                    &mut vacuum_failing,
+                    "vacuuming the relay's task queue",
+                );
             }
         }
         let wait = due
@@ -90,33 +100,31 @@ async fn beating<T>(
     }
 }
 
-/// A vacuum's outcome: a failure is said once per run of them (the next interval tries
-/// again), and the recovery after.
-fn said_once(vacuumed: Result<(), StoreError>, failing: &mut bool) {
-    match vacuumed {
-        Ok(()) if *failing => {
-            *failing = false;
-            tracing::info!("vacuuming the relay's task queue works again");
+/// The value of a store call `what` (the next turn tries again after a failure): a
+/// failure is said once per run of them, and the recovery after.
+fn said_once<T>(answer: Result<T, StoreError>, failing: &mut bool, what: &str) -> Option<T> {
+    match answer {
+        Ok(value) => {
+            if std::mem::take(failing) {
+                tracing::info!("{what} works again");
+            }
+            Some(value)
         }
-        Ok(()) => {}
-        Err(e) if !*failing => {
-            *failing = true;
-            tracing::warn!(error = %e, "vacuuming the relay's task queue failed; will try again every RELAY_VACUUM_INTERVAL");
+        Err(e) => {
+            if !std::mem::replace(failing, true) {
+                tracing::warn!(error = %e, "{what} failed; will try again");
+            }
+            None
         }
-        Err(_) => {}
     }
 }
 
-/// Whether the role may vacuum the queue table, from the store's `answer`: `Some(false)`
-/// (said once) when it may not, `None` when the database could not say (asked again at
-/// the next beat; said once while `failing`).
-fn may_vacuum(answer: Result<QueueVacuum, StoreError>, failing: &mut bool) -> Option<bool> {
-    if answer.is_ok() {
-        *failing = false;
-    }
+/// Whether the store's answer lets the relay vacuum the queue table; a role that may
+/// not is told once, here.
+fn permitted(answer: QueueVacuum) -> bool {
     match answer {
-        Ok(QueueVacuum::Allowed) => Some(true),
-        Ok(QueueVacuum::NotPermitted { role }) => {
+        QueueVacuum::Allowed => true,
+        QueueVacuum::NotPermitted { role } => {
             tracing::warn!(
                 %role,
                 "the database role may not vacuum the relay's task queue table (relay_tasks), so \
@@ -124,15 +132,8 @@ fn may_vacuum(answer: Result<QueueVacuum, StoreError>, failing: &mut bool) -> Op
                  role the table's owner (or grant it MAINTAIN on PostgreSQL 17), or set \
                  RELAY_VACUUM_INTERVAL=0 to leave the table to autovacuum"
             );
-            Some(false)
+            false
         }
-        Ok(QueueVacuum::Unneeded) => Some(false),
-        Err(e) => {
-            if !*failing {
-                *failing = true;
-                tracing::warn!(error = %e, "could not tell whether the relay may vacuum its task queue; will ask again");
-            }
-            None
-        }
+        QueueVacuum::Unneeded => false,
     }
 }

@@ -136,12 +136,9 @@ impl Drop for Role {
 
 /// Runs `sql` in the database at `url` as the tests' administrative role.
 async fn admin_sql(url: &str, sql: &str) {
-    let admin = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&admin)
+    pakaura_tests::database::execute(url, sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    admin.close().await;
 }
 
 /// What the store answers a role: `role`'s own connection asks.
